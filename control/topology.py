@@ -146,7 +146,12 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
-        line = int(match.group(1)) if match else None
+        if match:
+            line: int | None = int(match.group(1))
+        elif "end of document" in str(exc):
+            line = max(1, len(text.splitlines()))
+        else:
+            line = None
         raise TopologyError(source, line, "(syntax)", str(exc)) from exc
     return _Validator(raw, source, _LineIndex(text)).topology()
 

@@ -88,9 +88,8 @@ _ATTR_NAMES: Final[dict[int, str]] = {t.value: t.name.replace("_", "-") for t in
 
 
 def attr_name(attr_type: int) -> str:
-    """Human name of an attribute type for error messages, e.g. ``0x0020 (XOR-MAPPED-ADDRESS)``."""
-    name = _ATTR_NAMES.get(attr_type)
-    return f"0x{attr_type:04x} ({name})" if name else f"0x{attr_type:04x}"
+    """Name of an attribute type for error messages: ``XOR-MAPPED-ADDRESS`` or ``0x7f01``."""
+    return _ATTR_NAMES.get(attr_type) or f"0x{attr_type:04x}"
 
 
 def is_comprehension_required(attr_type: int) -> bool:

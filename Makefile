@@ -1,0 +1,43 @@
+# Regio: `make demo` runs a local multi-region cluster, `make test` runs every check.
+# Works on a fresh Debian machine: `make setup` installs what is missing (see README.md).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.regio-installed
+
+.PHONY: setup system-packages test lint typecheck pytest demo bench clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@sh infra/scripts/system-packages.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest -q
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+demo: setup
+	$(BIN)/regio cluster up --topology infra/local/topology.toml
+
+bench: setup
+	$(BIN)/regio bench codec --record
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,28 @@
+"""What a benchmark figure was measured on, so RESULTS.md rows can be compared honestly."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe() -> dict[str, str | int]:
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 0,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }

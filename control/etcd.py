@@ -1,0 +1,631 @@
+"""The one Trio-native adapter over etcd (``pyetcd``, the maintained python-etcd3 fork).
+
+Why an adapter: pyetcd's calls block, its watch helper hides ``compact_revision`` behind a
+callback error, and its multi-endpoint failover parks a failed endpoint for minutes. Here every
+blocking gRPC call runs in ``trio.to_thread``; a call goes to the current endpoint and, when that
+one cannot answer, to each other endpoint in turn; watches are one gRPC stream per watch whose
+responses are bridged into a Trio memory channel as :class:`WatchBatch`, :class:`WatchCompacted`
+or :class:`WatchBroken`, so callers handle compaction explicitly instead of guessing.
+
+Writes that fail with :class:`EtcdUnavailable` have an *uncertain* outcome (etcd may have applied
+them during a leader election); callers make writes idempotent and retry (see ``registry``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import grpc
+import trio
+from pyetcd import Endpoint, MultiEndpointEtcd3Client, etcdrpc
+
+T = TypeVar("T")
+
+#: gRPC codes that mean "this endpoint could not answer now": try the next one.
+_RETRY_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN}
+)
+
+#: Reconnect quickly after an outage (gRPC's default backoff grows to two minutes) and detect
+#: dead watch streams with HTTP/2 pings no more often than etcd's default enforcement allows.
+_CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+
+class EtcdError(Exception):
+    """etcd answered with an error that retrying elsewhere will not fix."""
+
+
+class EtcdUnavailable(EtcdError):
+    """No endpoint answered in time. For a write, the outcome is unknown."""
+
+
+class EtcdCompacted(EtcdError):
+    """The requested revision has been compacted away."""
+
+    def __init__(self, compact_revision: int, message: str = "") -> None:
+        self.compact_revision = compact_revision
+        super().__init__(message or f"revision compacted (compact revision {compact_revision})")
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdEndpoint:
+    """One etcd client URL."""
+
+    host: str
+    port: int
+    secure: bool = False
+    """``https://``: talk TLS to this endpoint."""
+
+    @classmethod
+    def parse(cls, url: str) -> EtcdEndpoint:
+        """``http://host:port``, ``https://host:port`` or ``host:port`` (plain)."""
+        text = url.strip()
+        if "://" not in text:
+            text = "http://" + text
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an etcd URL: {url!r} (expected http(s)://host:port)")
+        try:
+            port = parts.port or 2379
+        except ValueError as exc:
+            raise ValueError(f"not an etcd URL: {url!r} (bad port)") from exc
+        if parts.path not in ("", "/"):
+            raise ValueError(f"not an etcd URL: {url!r} (unexpected path)")
+        return cls(parts.hostname, port, parts.scheme == "https")
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.secure else 'http'}://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdConfig:
+    """How to reach an etcd cluster."""
+
+    endpoints: tuple[EtcdEndpoint, ...]
+    """Client URLs of the members; calls fail over between them in order."""
+    ca_cert: str | None = None
+    """PEM file of the CA that signed the members' server certificates (TLS endpoints)."""
+    client_cert: str | None = None
+    """PEM client certificate for mutual TLS (with ``client_key``)."""
+    client_key: str | None = None
+    """PEM private key of ``client_cert``."""
+    timeout: float = 3.0
+    """Seconds one RPC may take on one endpoint before the next endpoint is tried."""
+
+    @classmethod
+    def from_urls(cls, urls: str | Sequence[str], **kwargs: Any) -> EtcdConfig:
+        """Build from ``"http://a:2379,http://b:2379"`` or a list of URLs."""
+        items = urls.split(",") if isinstance(urls, str) else list(urls)
+        endpoints = tuple(EtcdEndpoint.parse(u) for u in items if u.strip())
+        if not endpoints:
+            raise ValueError("no etcd endpoint given")
+        return cls(endpoints, **kwargs)
+
+    @property
+    def urls(self) -> str:
+        return ",".join(e.url for e in self.endpoints)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    """One key as etcd stores it; ``lease`` is 0 for keys without a lease."""
+
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int
+
+    @classmethod
+    def from_pb(cls, kv: Any) -> KeyValue:
+        return cls(
+            kv.key.decode("utf-8", "replace"),
+            bytes(kv.value),
+            kv.create_revision,
+            kv.mod_revision,
+            kv.version,
+            kv.lease,
+        )
+
+
+CompareTarget = Literal["version", "create", "mod", "value", "lease"]
+CompareOp = Literal["==", "!=", "<", ">"]
+_CMP_RESULT = {
+    "==": etcdrpc.Compare.EQUAL,
+    "!=": etcdrpc.Compare.NOT_EQUAL,
+    "<": etcdrpc.Compare.LESS,
+    ">": etcdrpc.Compare.GREATER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """A transaction guard such as ``Compare(key, "mod", "==", 42)``."""
+
+    key: str
+    target: CompareTarget
+    op: CompareOp
+    value: int | bytes
+
+    def to_pb(self) -> Any:
+        cmp = etcdrpc.Compare(key=self.key.encode(), result=_CMP_RESULT[self.op])
+        if self.target == "value":
+            cmp.target = etcdrpc.Compare.VALUE
+            cmp.value = self.value if isinstance(self.value, bytes) else str(self.value).encode()
+        else:
+            cmp.target = {
+                "version": etcdrpc.Compare.VERSION,
+                "create": etcdrpc.Compare.CREATE,
+                "mod": etcdrpc.Compare.MOD,
+                "lease": etcdrpc.Compare.LEASE,
+            }[self.target]
+            setattr(cmp, {"create": "create_revision", "mod": "mod_revision"}.get(
+                self.target, self.target), int(self.value))  # type: ignore[arg-type]
+        return cmp
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Transaction operation: write ``value`` (bound to ``lease`` unless 0)."""
+
+    key: str
+    value: bytes
+    lease: int = 0
+    ignore_lease: bool = False
+    """Keep whatever lease the key already has (etcd >= 3.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Transaction operation: delete a key, or every key under a prefix."""
+
+    key: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    """Transaction operation: read a key, or every key under a prefix."""
+
+    key: str
+    prefix: bool = False
+
+
+Op = Put | Delete | Get
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """What a transaction did: which branch ran, at which revision, and its ``Get`` results."""
+
+    succeeded: bool
+    revision: int
+    ranges: tuple[tuple[KeyValue, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    """One endpoint's view of the cluster, from the Maintenance ``Status`` call."""
+
+    endpoint: str
+    member_id: int
+    leader_id: int
+    raft_term: int
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One change; for a delete, ``kv.value`` is empty and ``kv.mod_revision`` is the delete's."""
+
+    type: Literal["put", "delete"]
+    kv: KeyValue
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """Events of one watch response (possibly none: a progress notification at ``revision``)."""
+
+    revision: int
+    events: tuple[WatchEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchCompacted:
+    """The watch's start revision was compacted away: re-list and watch again."""
+
+    compact_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBroken:
+    """The stream ended (member down, leader lost, connection reset): re-list and watch again."""
+
+    reason: str
+
+
+WatchItem = WatchBatch | WatchCompacted | WatchBroken
+
+
+def prefix_end(prefix: str) -> bytes:
+    """The exclusive range end covering every key that starts with ``prefix``."""
+    raw = bytearray(prefix.encode())
+    for i in reversed(range(len(raw))):
+        if raw[i] < 0xFF:
+            raw[i] += 1
+            return bytes(raw[: i + 1])
+    return b"\0"
+
+
+class _Conn:
+    """A gRPC channel to one endpoint, built through pyetcd, with its stubs."""
+
+    def __init__(self, endpoint: EtcdEndpoint, creds: Any) -> None:
+        self.endpoint = endpoint
+        self._ep = Endpoint(
+            endpoint.host,
+            endpoint.port,
+            secure=endpoint.secure,
+            creds=creds if endpoint.secure else None,
+            time_retry=0.0,
+            opts=list(_CHANNEL_OPTIONS),
+        )
+        channel = self._ep.channel
+        self.kv = etcdrpc.KVStub(channel)
+        self.lease = etcdrpc.LeaseStub(channel)
+        self.watch = etcdrpc.WatchStub(channel)
+        self.maintenance = etcdrpc.MaintenanceStub(channel)
+        self.cluster = etcdrpc.ClusterStub(channel)
+
+    def close(self) -> None:
+        self._ep.close()
+
+
+def _map_rpc_error(exc: grpc.RpcError) -> EtcdError:
+    code = exc.code()  # type: ignore[attr-defined]
+    details = exc.details() or ""  # type: ignore[attr-defined]
+    if "compacted" in details:
+        return EtcdCompacted(0, details)
+    return EtcdError(f"etcd error {code.name}: {details}")
+
+
+class EtcdClient:
+    """Trio-native etcd client over several endpoints (see module docstring).
+
+    Create one per process and share it; it is safe to use from many tasks at once.
+    """
+
+    def __init__(self, config: EtcdConfig) -> None:
+        self.config = config
+        creds = None
+        if any(e.secure for e in config.endpoints):
+            if config.ca_cert is None:
+                raise ValueError("TLS endpoints need a CA certificate (ca_cert)")
+            if (config.client_cert is None) != (config.client_key is None):
+                raise ValueError("mutual TLS needs both client_cert and client_key")
+            creds = MultiEndpointEtcd3Client.get_secure_creds(
+                config.ca_cert, config.client_key, config.client_cert
+            )
+        self._conns = [_Conn(e, creds) for e in config.endpoints]
+        self._current = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _ordered(self) -> list[_Conn]:
+        with self._lock:
+            start = self._current
+        n = len(self._conns)
+        return [self._conns[(start + i) % n] for i in range(n)]
+
+    def _call_sync(self, fn: Callable[[_Conn], T]) -> T:
+        """Run ``fn`` against the current endpoint, then each other endpoint in turn."""
+        errors: list[str] = []
+        for conn in self._ordered():
+            try:
+                result = fn(conn)
+            except grpc.RpcError as exc:
+                code = exc.code()  # type: ignore[attr-defined]
+                if code in _RETRY_CODES:
+                    errors.append(f"{conn.endpoint.url}: {code.name.lower()}")
+                    continue
+                raise _map_rpc_error(exc) from None
+            with self._lock:
+                self._current = self._conns.index(conn)
+            return result
+        raise EtcdUnavailable("etcd unreachable (" + "; ".join(errors) + ")")
+
+    async def _call(self, fn: Callable[[_Conn], T]) -> T:
+        if self._closed:
+            raise EtcdError("client closed")
+        return await trio.to_thread.run_sync(self._call_sync, fn, abandon_on_cancel=True)
+
+    @property
+    def _timeout(self) -> float:
+        return self.config.timeout
+
+    def close(self) -> None:
+        """Close every channel; running watches end with :class:`WatchBroken`."""
+        self._closed = True
+        for conn in self._conns:
+            conn.close()
+
+    async def __aenter__(self) -> EtcdClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- key-value --------------------------------------------------------------------------
+
+    async def get(self, key: str) -> KeyValue | None:
+        """The key's current value, or None."""
+        _, kvs = await self._range(key, prefix=False, revision=None)
+        return kvs[0] if kvs else None
+
+    async def get_prefix(
+        self, prefix: str, revision: int | None = None
+    ) -> tuple[int, list[KeyValue]]:
+        """Every key under ``prefix`` at one revision, and that revision."""
+        return await self._range(prefix, prefix=True, revision=revision)
+
+    async def _range(
+        self, key: str, *, prefix: bool, revision: int | None
+    ) -> tuple[int, list[KeyValue]]:
+        req = etcdrpc.RangeRequest(key=key.encode())
+        if prefix:
+            req.range_end = prefix_end(key)
+        if revision:
+            req.revision = revision
+
+        def call(conn: _Conn) -> Any:
+            return conn.kv.Range(req, self._timeout)
+
+        try:
+            resp = await self._call(call)
+        except EtcdCompacted as exc:
+            raise EtcdCompacted(exc.compact_revision, str(exc)) from None
+        return resp.header.revision, [KeyValue.from_pb(kv) for kv in resp.kvs]
+
+    async def put(self, key: str, value: bytes, lease: int = 0) -> int:
+        """Write a key; returns the new revision."""
+        req = etcdrpc.PutRequest(key=key.encode(), value=value, lease=lease)
+        resp = await self._call(lambda c: c.kv.Put(req, self._timeout))
+        return int(resp.header.revision)
+
+    async def delete(self, key: str, prefix: bool = False) -> tuple[int, int]:
+        """Delete a key (or a prefix); returns (revision, number deleted)."""
+        req = etcdrpc.DeleteRangeRequest(key=key.encode())
+        if prefix:
+            req.range_end = prefix_end(key)
+        resp = await self._call(lambda c: c.kv.DeleteRange(req, self._timeout))
+        return int(resp.header.revision), int(resp.deleted)
+
+    async def txn(
+        self, compare: Sequence[Compare], success: Sequence[Op] = (), failure: Sequence[Op] = ()
+    ) -> TxnResult:
+        """One atomic transaction: if every ``compare`` holds run ``success``, else ``failure``."""
+        req = etcdrpc.TxnRequest(
+            compare=[c.to_pb() for c in compare],
+            success=[_op_pb(o) for o in success],
+            failure=[_op_pb(o) for o in failure],
+        )
+        resp = await self._call(lambda c: c.kv.Txn(req, self._timeout))
+        ranges = tuple(
+            tuple(KeyValue.from_pb(kv) for kv in r.response_range.kvs)
+            for r in resp.responses
+            if r.WhichOneof("response") == "response_range"
+        )
+        return TxnResult(bool(resp.succeeded), int(resp.header.revision), ranges)
+
+    async def compact(self, revision: int, physical: bool = True) -> None:
+        """Drop history before ``revision`` (tests use this to force watch compaction)."""
+        req = etcdrpc.CompactionRequest(revision=revision, physical=physical)
+        await self._call(lambda c: c.kv.Compact(req, max(self._timeout, 10.0)))
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def grant(self, ttl: int) -> int:
+        """A new lease of ``ttl`` seconds; returns its id."""
+        req = etcdrpc.LeaseGrantRequest(TTL=ttl, ID=0)
+        resp = await self._call(lambda c: c.lease.LeaseGrant(req, self._timeout))
+        if resp.error:
+            raise EtcdError(f"lease grant failed: {resp.error}")
+        return int(resp.ID)
+
+    async def keepalive(self, lease_id: int) -> int:
+        """Renew a lease once; returns its new TTL, or 0 if etcd no longer knows it."""
+        req = etcdrpc.LeaseKeepAliveRequest(ID=lease_id)
+
+        def call(conn: _Conn) -> int:
+            for resp in conn.lease.LeaseKeepAlive(iter([req]), self._timeout):
+                return int(resp.TTL)
+            raise grpc.RpcError()  # pragma: no cover - stream ended without an answer
+
+        return await self._call(call)
+
+    async def lease_ttl(self, lease_id: int) -> int:
+        """Seconds the lease has left; -1 if it has expired or never existed."""
+        req = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id)
+        resp = await self._call(lambda c: c.lease.LeaseTimeToLive(req, self._timeout))
+        return int(resp.TTL)
+
+    async def revoke(self, lease_id: int) -> None:
+        """Revoke a lease, deleting its keys; an unknown lease is not an error."""
+        req = etcdrpc.LeaseRevokeRequest(ID=lease_id)
+        try:
+            await self._call(lambda c: c.lease.LeaseRevoke(req, self._timeout))
+        except EtcdError as exc:
+            if "not found" not in str(exc):
+                raise
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    async def status(self) -> list[MemberStatus]:
+        """Status of every endpoint that answers (unreachable ones are left out)."""
+
+        def one(conn: _Conn) -> MemberStatus | None:
+            try:
+                r = conn.maintenance.Status(etcdrpc.StatusRequest(), self._timeout)
+            except grpc.RpcError:
+                return None
+            return MemberStatus(
+                conn.endpoint.url, r.header.member_id, r.leader, r.raftTerm, r.header.revision
+            )
+
+        def all_status() -> list[MemberStatus]:
+            return [s for s in (one(c) for c in self._conns) if s is not None]
+
+        return await trio.to_thread.run_sync(all_status, abandon_on_cancel=True)
+
+    # -- watch ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def watch(
+        self,
+        key: str,
+        *,
+        start_revision: int = 0,
+        prefix: bool = True,
+        buffer: int = 64,
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[WatchItem]]:
+        """Watch ``key`` (or the prefix) from ``start_revision``.
+
+        Yields a channel of :class:`WatchItem`; after a :class:`WatchCompacted` or
+        :class:`WatchBroken` the channel ends. A slow reader stalls the stream (backpressure)
+        rather than losing events.
+        """
+        send, recv = trio.open_memory_channel[WatchItem](buffer)
+        create = etcdrpc.WatchCreateRequest(
+            key=key.encode(), start_revision=start_revision, progress_notify=True
+        )
+        if prefix:
+            create.range_end = prefix_end(key)
+        stream = _WatchStream(self._ordered()[0], create, send, trio.lowlevel.current_trio_token())
+        stream.start()
+        try:
+            async with recv:
+                yield recv
+        finally:
+            stream.stop()
+
+
+def _op_pb(op: Op) -> Any:
+    match op:
+        case Put(key, value, lease, ignore_lease):
+            return etcdrpc.RequestOp(
+                request_put=etcdrpc.PutRequest(
+                    key=key.encode(), value=value, lease=lease, ignore_lease=ignore_lease
+                )
+            )
+        case Delete(key, prefix):
+            req = etcdrpc.DeleteRangeRequest(key=key.encode())
+            if prefix:
+                req.range_end = prefix_end(key)
+            return etcdrpc.RequestOp(request_delete_range=req)
+        case Get(key, prefix):
+            rreq = etcdrpc.RangeRequest(key=key.encode())
+            if prefix:
+                rreq.range_end = prefix_end(key)
+            return etcdrpc.RequestOp(request_range=rreq)
+    raise TypeError(f"not a transaction operation: {op!r}")
+
+
+@dataclass
+class _WatchStream:
+    """One gRPC watch stream on its own thread, feeding a Trio channel."""
+
+    conn: _Conn
+    create: Any
+    send: trio.MemorySendChannel[WatchItem]
+    token: trio.lowlevel.TrioToken
+    _requests: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
+    _call: Any = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self._requests.put(etcdrpc.WatchRequest(create_request=self.create))
+        threading.Thread(target=self._run, name="regio-etcd-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._requests.put(None)
+        call = self._call
+        if call is not None:
+            call.cancel()
+
+    def _request_iter(self) -> Iterator[Any]:
+        while True:
+            item = self._requests.get()
+            if item is None:
+                return
+            yield item
+
+    def _deliver(self, item: WatchItem) -> bool:
+        if self._stopped.is_set():
+            return False
+        try:
+            trio.from_thread.run(self.send.send, item, trio_token=self.token)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.RunFinishedError):
+            return False
+        except trio.Cancelled:  # pragma: no cover - the Trio side is going away
+            return False
+        return True
+
+    def _finish(self, item: WatchItem) -> None:
+        self._deliver(item)
+        with contextlib.suppress(trio.RunFinishedError):
+            trio.from_thread.run_sync(self.send.close, trio_token=self.token)
+
+    def _run(self) -> None:
+        try:
+            self._call = self.conn.watch.Watch(
+                self._request_iter(), metadata=(("hasleader", "true"),)
+            )
+            if self._stopped.is_set():
+                self._call.cancel()
+            for resp in self._call:
+                if resp.compact_revision:
+                    self._finish(WatchCompacted(int(resp.compact_revision)))
+                    return
+                if resp.canceled:
+                    self._finish(WatchBroken(f"watch cancelled: {resp.cancel_reason or '?'}"))
+                    return
+                if resp.created and not resp.events:
+                    continue
+                events = tuple(
+                    WatchEvent(
+                        "delete" if ev.type == 1 else "put", KeyValue.from_pb(ev.kv)
+                    )
+                    for ev in resp.events
+                )
+                if not self._deliver(WatchBatch(int(resp.header.revision), events)):
+                    return
+            self._finish(WatchBroken("watch stream ended"))
+        except grpc.RpcError as exc:
+            if not self._stopped.is_set():
+                code = exc.code()  # type: ignore[attr-defined]
+                self._finish(WatchBroken(f"{self.conn.endpoint.url}: {code.name.lower()}"))
+        except Exception as exc:  # noqa: BLE001 - a thread must report, never die silently
+            self._finish(WatchBroken(f"watch thread failed: {exc!r}"))
+        finally:
+            self._stopped.set()
+            self._requests.put(None)

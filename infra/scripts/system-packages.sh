@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs the Debian packages Regio's tests and demo need, when they are missing.
+# As root it runs apt-get; otherwise it prints the exact command and fails, because a half
+# set-up machine gives confusing test failures later.
+set -eu
+
+PACKAGES="etcd-server etcd-client chromium coturn nftables iproute2"
+
+missing=""
+for package in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $package"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "Regio needs these Debian packages:$missing" >&2
+    echo "Install them as root, then run make again:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+
+echo "Installing Debian packages:$missing"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing

@@ -203,7 +203,9 @@ class Fir(RtcpPacket):
         for entry in self.entries:
             check_u32("FIR SSRC", entry.ssrc)
             if not 0 <= entry.seq_nr <= 255:
-                raise RtcpEncodeError(f"RTCP FIR sequence number {entry.seq_nr} out of range 0..255")
+                raise RtcpEncodeError(
+                    f"RTCP FIR sequence number {entry.seq_nr} out of range 0..255"
+                )
             fci += _FIR.pack(entry.ssrc, entry.seq_nr)
         return _encode_fb(FMT_FIR, PT_PSFB, self.sender_ssrc, self.media_ssrc, bytes(fci))
 

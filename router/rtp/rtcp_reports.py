@@ -52,9 +52,7 @@ class ReportBlock:
         check_u32("LSR", self.lsr)
         check_u32("DLSR", self.dlsr)
         lost = (self.fraction_lost << 24) | (self.cumulative_lost & 0xFFFFFF)
-        return _BLOCK.pack(
-            self.ssrc, lost, self.highest_seq, self.jitter, self.lsr, self.dlsr
-        )
+        return _BLOCK.pack(self.ssrc, lost, self.highest_seq, self.jitter, self.lsr, self.dlsr)
 
     @classmethod
     def decode(cls, buf: Buffer, offset: int) -> ReportBlock:
@@ -105,7 +103,9 @@ class SenderReport(RtcpPacket):
         """Serialize with the common header."""
         check_u32("SR SSRC", self.ssrc)
         if not 0 <= self.ntp_timestamp <= 0xFFFFFFFFFFFFFFFF:
-            raise RtcpEncodeError(f"RTCP NTP timestamp {self.ntp_timestamp} out of range 0..2**64-1")
+            raise RtcpEncodeError(
+                f"RTCP NTP timestamp {self.ntp_timestamp} out of range 0..2**64-1"
+            )
         check_u32("SR RTP timestamp", self.rtp_timestamp)
         check_u32("SR packet count", self.packet_count)
         check_u32("SR octet count", self.octet_count)
@@ -121,9 +121,7 @@ class SenderReport(RtcpPacket):
             raise RtcpDecodeError(f"RTCP SR truncated: body has {len(body)} bytes, needs 24")
         ssrc, ntp, rtp_ts, packets, octets = _SR_INFO.unpack_from(body, 0)
         reports = _decode_blocks("SR", count, body, 24)
-        return cls(
-            ssrc, ntp, rtp_ts, packets, octets, reports, bytes(body[24 + 24 * count :])
-        )
+        return cls(ssrc, ntp, rtp_ts, packets, octets, reports, bytes(body[24 + 24 * count :]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,8 +124,7 @@ class Sdes(RtcpPacket):
                     break
                 if pos + 2 > end:
                     raise RtcpDecodeError(
-                        f"RTCP SDES chunk {index} item type {item_type} truncated: "
-                        "no length byte"
+                        f"RTCP SDES chunk {index} item type {item_type} truncated: no length byte"
                     )
                 size = body[pos + 1]
                 left = end - pos - 2
@@ -178,9 +177,7 @@ class Bye(RtcpPacket):
             size = body[need]
             left = len(body) - need - 1
             if size > left:
-                raise RtcpDecodeError(
-                    f"RTCP BYE reason length {size} exceeds {left} bytes left"
-                )
+                raise RtcpDecodeError(f"RTCP BYE reason length {size} exceeds {left} bytes left")
             reason = bytes(body[need + 1 : need + 1 + size])
         return cls(tuple(ssrcs), reason)
 
@@ -202,9 +199,7 @@ class App(RtcpPacket):
         if len(self.name) != 4:
             raise RtcpEncodeError(f"RTCP APP name must be 4 bytes, got {len(self.name)}")
         if len(self.data) % 4:
-            raise RtcpEncodeError(
-                f"RTCP APP data of {len(self.data)} bytes is not a multiple of 4"
-            )
+            raise RtcpEncodeError(f"RTCP APP data of {len(self.data)} bytes is not a multiple of 4")
         body = _U32.pack(self.ssrc) + self.name + self.data
         return rtcp_header(self.subtype, PT_APP, len(body)) + body
 

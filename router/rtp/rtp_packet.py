@@ -130,9 +130,7 @@ class RtpPacket:
         if self.extension is not None:
             b0 |= 0x10
         b1 = self.payload_type | (0x80 if self.marker else 0)
-        out = bytearray(
-            _FIXED.pack(b0, b1, self.sequence_number, self.timestamp, self.ssrc)
-        )
+        out = bytearray(_FIXED.pack(b0, b1, self.sequence_number, self.timestamp, self.ssrc))
         for csrc in self.csrcs:
             out += csrc.to_bytes(4, "big")
         if self.extension is not None:

@@ -177,7 +177,7 @@ class Compare:
                 "lease": etcdrpc.Compare.LEASE,
             }[self.target]
             setattr(cmp, {"create": "create_revision", "mod": "mod_revision"}.get(
-                self.target, self.target), int(self.value))  # type: ignore[arg-type]
+                self.target, self.target), int(self.value))
         return cmp
 
 
@@ -299,8 +299,8 @@ class _Conn:
 
 
 def _map_rpc_error(exc: grpc.RpcError) -> EtcdError:
-    code = exc.code()  # type: ignore[attr-defined]
-    details = exc.details() or ""  # type: ignore[attr-defined]
+    code = exc.code()
+    details = exc.details() or ""
     if "compacted" in details:
         return EtcdCompacted(0, details)
     return EtcdError(f"etcd error {code.name}: {details}")
@@ -343,7 +343,7 @@ class EtcdClient:
             try:
                 result = fn(conn)
             except grpc.RpcError as exc:
-                code = exc.code()  # type: ignore[attr-defined]
+                code = exc.code()
                 if code in _RETRY_CODES:
                     errors.append(f"{conn.endpoint.url}: {code.name.lower()}")
                     continue
@@ -622,9 +622,9 @@ class _WatchStream:
             self._finish(WatchBroken("watch stream ended"))
         except grpc.RpcError as exc:
             if not self._stopped.is_set():
-                code = exc.code()  # type: ignore[attr-defined]
+                code = exc.code()
                 self._finish(WatchBroken(f"{self.conn.endpoint.url}: {code.name.lower()}"))
-        except Exception as exc:  # noqa: BLE001 - a thread must report, never die silently
+        except Exception as exc:  # a thread must report, never die silently
             self._finish(WatchBroken(f"watch thread failed: {exc!r}"))
         finally:
             self._stopped.set()

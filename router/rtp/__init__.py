@@ -85,6 +85,7 @@ from router.rtp.twcc import (
     REFERENCE_TIME_TICK_MS,
     STATUS_LARGE_DELTA,
     STATUS_NOT_RECEIVED,
+    STATUS_RECEIVED_NO_DELTA,
     STATUS_SMALL_DELTA,
     TransportCc,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "RTP_HEADER_SIZE",
     "STATUS_LARGE_DELTA",
     "STATUS_NOT_RECEIVED",
+    "STATUS_RECEIVED_NO_DELTA",
     "STATUS_SMALL_DELTA",
     "TWO_BYTE_PROFILE",
     "App",

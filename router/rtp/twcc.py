@@ -9,8 +9,10 @@ Wire layout after the feedback SSRCs::
 
 A chunk is either a run (``0 | symbol (2) | run length (13)``) or a status vector
 (``1 | S | 14 x 1-bit`` or ``7 x 2-bit`` symbols). Symbols: 0 not received, 1 received with a
-small delta (1 byte, unsigned), 2 received with a large or negative delta (2 bytes, signed);
-deltas are in 250 µs ticks.
+small delta (1 byte, unsigned), 2 received with a large or negative delta (2 bytes, signed),
+3 "received, without timestamp" (no delta bytes; §3.1.1 lists 3 as reserved, but the draft's own
+examples use it this way and pion, webrtc-rs and ex_rtcp accept it, so we do too). Deltas are in
+250 µs ticks.
 
 The model is what a bandwidth estimator wants, not the chunking: one status byte per packet
 (``statuses``) and one delta per received packet (``deltas``). Chunking is recomputed on build,
@@ -34,6 +36,7 @@ __all__ = [
     "REFERENCE_TIME_TICK_MS",
     "STATUS_LARGE_DELTA",
     "STATUS_NOT_RECEIVED",
+    "STATUS_RECEIVED_NO_DELTA",
     "STATUS_SMALL_DELTA",
     "TransportCc",
 ]
@@ -43,6 +46,7 @@ Buffer = bytes | bytearray | memoryview
 STATUS_NOT_RECEIVED: Final = 0
 STATUS_SMALL_DELTA: Final = 1
 STATUS_LARGE_DELTA: Final = 2
+STATUS_RECEIVED_NO_DELTA: Final = 3
 DELTA_TICK_US: Final = 250
 """Receive delta unit in microseconds."""
 REFERENCE_TIME_TICK_MS: Final = 64
@@ -53,7 +57,6 @@ _HEAD: Final = struct.Struct("!IIHHI")
 _U16: Final = struct.Struct("!H")
 _I16: Final = struct.Struct("!h")
 _MAX_RUN: Final = 0x1FFF
-_DELTA_SIZE: Final = (0, 1, 2)
 
 
 def _decode_chunks(body: Buffer, count: int) -> tuple[bytes, int]:
@@ -70,20 +73,13 @@ def _decode_chunks(body: Buffer, count: int) -> tuple[bytes, int]:
         chunk = (body[pos] << 8) | body[pos + 1]
         left = count - len(statuses)
         if not chunk & 0x8000:
-            symbol = chunk >> 13
-            run = min(chunk & _MAX_RUN, left)
-            if symbol == 3 and run:
-                raise RtcpDecodeError(f"RTCP TWCC reserved status symbol 3 in chunk at {pos}")
-            statuses += bytes((symbol,)) * run
+            statuses += bytes((chunk >> 13,)) * min(chunk & _MAX_RUN, left)
         elif not chunk & 0x4000:
             for shift in range(13, 13 - min(14, left), -1):
                 statuses.append((chunk >> shift) & 1)
         else:
             for shift in range(12, 12 - 2 * min(7, left), -2):
-                symbol = (chunk >> shift) & 3
-                if symbol == 3:
-                    raise RtcpDecodeError(f"RTCP TWCC reserved status symbol 3 in chunk at {pos}")
-                statuses.append(symbol)
+                statuses.append((chunk >> shift) & 3)
         pos += 2
     return bytes(statuses), pos
 
@@ -133,7 +129,8 @@ class TransportCc(RtcpPacket):
     """Transport-wide CC feedback.
 
     ``statuses[i]`` is the status of packet ``base_seq + i`` (0 not received, 1 small delta,
-    2 large delta); ``deltas`` holds one receive delta per received packet, in 250 µs ticks
+    2 large delta, 3 received without delta); ``deltas`` holds one receive delta per packet of
+    status 1 or 2, in 250 µs ticks
     (the first relative to ``reference_time`` x 64 ms, each next relative to the previous).
     """
 
@@ -177,13 +174,14 @@ class TransportCc(RtcpPacket):
             tuple(received),
         )
 
-    def packet_results(self) -> list[tuple[int, int | None]]:
-        """``(sequence number, delta or None)`` per reported packet, sequence numbers wrapped."""
-        out: list[tuple[int, int | None]] = []
+    def packet_results(self) -> list[tuple[int, int, int | None]]:
+        """``(sequence number, status, delta or None)`` per reported packet (seq wrapped)."""
+        out: list[tuple[int, int, int | None]] = []
         it = iter(self.deltas)
         base = self.base_seq
         for i, status in enumerate(self.statuses):
-            out.append(((base + i) & 0xFFFF, next(it) if status else None))
+            delta = next(it) if status in (1, 2) else None
+            out.append(((base + i) & 0xFFFF, status, delta))
         return out
 
     def build(self) -> bytes:
@@ -197,10 +195,13 @@ class TransportCc(RtcpPacket):
             raise RtcpEncodeError(
                 f"RTCP TWCC reference time {self.reference_time} out of range -8388608..8388607"
             )
-        received = sum(1 for s in self.statuses if s)
-        if received != len(self.deltas):
+        for status in self.statuses:
+            if status > STATUS_RECEIVED_NO_DELTA:
+                raise RtcpEncodeError(f"RTCP TWCC status {status} is not 0, 1, 2 or 3")
+        with_delta = self.statuses.count(1) + self.statuses.count(2)
+        if with_delta != len(self.deltas):
             raise RtcpEncodeError(
-                f"RTCP TWCC has {received} received statuses but {len(self.deltas)} deltas"
+                f"RTCP TWCC has {with_delta} statuses with a delta but {len(self.deltas)} deltas"
             )
         out = bytearray(
             _HEAD.pack(
@@ -211,9 +212,6 @@ class TransportCc(RtcpPacket):
                 ((self.reference_time & 0xFFFFFF) << 8) | self.fb_pkt_count,
             )
         )
-        for status in self.statuses:
-            if status > STATUS_LARGE_DELTA:
-                raise RtcpEncodeError(f"RTCP TWCC status {status} is not 0, 1 or 2")
         out += _encode_chunks(self.statuses)
         it = iter(self.deltas)
         for status in self.statuses:

@@ -49,7 +49,9 @@ def test_ipv6_truncation_keeps_only_the_network(ip: ipaddress.IPv6Address) -> No
 
 
 @given(st.ip_addresses())
-def test_scrubbing_leaves_no_raw_routable_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+def test_scrubbing_leaves_no_raw_routable_address(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
     text = f"client {ip} port 5000 [{ip}]:443 ip={ip}"
     scrubbed = scrub_addresses(text)
     if ip.is_loopback or ip.is_unspecified:
@@ -72,8 +74,10 @@ def test_scrubbing_keeps_times_versions_and_loopback() -> None:
     assert scrub_addresses(text) == text
 
 
-def test_logged_records_are_scrubbed(caplog: object) -> None:
-    record = logging.LogRecord("regio.t", logging.INFO, __file__, 1, "from %s", ("192.0.2.55",), None)
+def test_logged_records_are_scrubbed() -> None:
+    record = logging.LogRecord(
+        "regio.t", logging.INFO, __file__, 1, "from %s", ("192.0.2.55",), None
+    )
     AddressScrubbingFilter().filter(record)
     assert record.getMessage() == "from 192.0.2.0/24"
 

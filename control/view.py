@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,6 +71,9 @@ class WatchCache:
         self._stale_since = time.monotonic()
         self._changed = trio.Event()
         self._subscribers: list[trio.MemorySendChannel[ViewChange]] = []
+        self.before_watch: Callable[[int], Awaitable[None]] | None = None
+        """Awaited with the start revision before each watch opens. Tests use it to stall the
+        watcher between its read and its watch, so history can be compacted meanwhile."""
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -117,6 +120,8 @@ class WatchCache:
             await self._follow(revision + 1)
 
     async def _follow(self, start: int) -> None:
+        if self.before_watch is not None:
+            await self.before_watch(start)
         async with self.client.watch(self.prefix, start_revision=start) as items:
             self._connected = True
             async for item in items:

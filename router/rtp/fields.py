@@ -75,20 +75,26 @@ def read_rtp_header_fields(buf: Buffer) -> tuple[int, bool, int, int, int]:
 
 def rtp_ssrc(buf: Buffer) -> int:
     """SSRC of a raw RTP packet."""
-    _check(buf)
-    return int(_U32.unpack_from(buf, 8)[0])
+    if len(buf) < RTP_HEADER_SIZE:
+        raise RtpDecodeError(_SHORT_MSG.format(len(buf)))
+    value: int = _U32.unpack_from(buf, 8)[0]
+    return value
 
 
 def rtp_seq(buf: Buffer) -> int:
     """Sequence number of a raw RTP packet."""
-    _check(buf)
-    return int(_SEQ.unpack_from(buf, 2)[0])
+    if len(buf) < RTP_HEADER_SIZE:
+        raise RtpDecodeError(_SHORT_MSG.format(len(buf)))
+    value: int = _SEQ.unpack_from(buf, 2)[0]
+    return value
 
 
 def rtp_timestamp(buf: Buffer) -> int:
     """RTP timestamp of a raw RTP packet."""
-    _check(buf)
-    return int(_U32.unpack_from(buf, 4)[0])
+    if len(buf) < RTP_HEADER_SIZE:
+        raise RtpDecodeError(_SHORT_MSG.format(len(buf)))
+    value: int = _U32.unpack_from(buf, 4)[0]
+    return value
 
 
 def rtp_payload_type(buf: Buffer) -> int:
@@ -126,8 +132,15 @@ def set_rtp_timestamp(buf: WritableBuffer, timestamp: int) -> None:
 
 
 def set_rtp_ssrc_seq_timestamp(buf: WritableBuffer, ssrc: int, seq: int, timestamp: int) -> None:
-    """Rewrite SSRC, sequence number and timestamp with a single ``pack_into`` (the SFU case)."""
-    _pack(_SEQ_TS_SSRC, buf, 2, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc)
+    """Rewrite SSRC, sequence number and timestamp with a single ``pack_into`` (the SFU case).
+
+    Inlined rather than going through ``_pack``: this runs once per forwarded packet per
+    subscriber.
+    """
+    try:
+        _SEQ_TS_SSRC.pack_into(buf, 2, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc)
+    except (struct.error, TypeError) as exc:
+        raise RtpEncodeError(f"cannot rewrite RTP header in place: {exc}") from None
 
 
 def set_rtp_payload_type(buf: WritableBuffer, payload_type: int) -> None:

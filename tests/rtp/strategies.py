@@ -32,9 +32,7 @@ u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
 words = st.integers(0, 6).flatmap(lambda n: st.binary(min_size=4 * n, max_size=4 * n))
 
-one_byte_ext = st.builds(
-    HeaderExtension, st.integers(1, 14), st.binary(min_size=1, max_size=16)
-)
+one_byte_ext = st.builds(HeaderExtension, st.integers(1, 14), st.binary(min_size=1, max_size=16))
 two_byte_ext = st.builds(HeaderExtension, st.integers(1, 255), st.binary(max_size=40))
 
 extension_blocks = st.one_of(
@@ -98,9 +96,7 @@ sdes = st.builds(
         max_size=4,
     ).map(tuple),
 )
-byes = st.builds(
-    Bye, st.lists(u32, max_size=31).map(tuple), st.none() | st.binary(max_size=255)
-)
+byes = st.builds(Bye, st.lists(u32, max_size=31).map(tuple), st.none() | st.binary(max_size=255))
 apps = st.builds(App, st.integers(0, 31), u32, st.binary(min_size=4, max_size=4), words)
 nacks = st.builds(
     GenericNack, u32, u32, st.lists(st.builds(NackItem, u16, u16), max_size=8).map(tuple)
@@ -156,9 +152,7 @@ def raw_rtcp(draw: st.DrawFn) -> RawRtcpPacket:
     body = draw(words)
     if pt >= 205 and len(body) < 8:
         body += bytes(8 - len(body))
-    return RawRtcpPacket(
-        bytes([0x80 | count, pt]) + (len(body) // 4).to_bytes(2, "big") + body
-    )
+    return RawRtcpPacket(bytes([0x80 | count, pt]) + (len(body) // 4).to_bytes(2, "big") + body)
 
 
 rtcp_packets: st.SearchStrategy[RtcpPacket] = st.one_of(

@@ -58,9 +58,7 @@ class ChannelData:
 def encode_channel_data(channel: int, data: Buffer, *, pad: bool = False) -> bytes:
     """Frame ``data`` for ``channel``. Raises :class:`StunEncodeError` on invalid input."""
     if not isinstance(channel, int) or not CHANNEL_NUMBER_MIN <= channel <= CHANNEL_NUMBER_MAX:
-        raise StunEncodeError(
-            f"ChannelData channel number {channel!r} is not in 0x4000-0x4fff"
-        )
+        raise StunEncodeError(f"ChannelData channel number {channel!r} is not in 0x4000-0x4fff")
     if not isinstance(data, bytes | bytearray | memoryview):
         raise StunEncodeError("ChannelData data must be bytes")
     n = len(data)

@@ -18,6 +18,8 @@ Buffer = bytes | bytearray | memoryview
 
 _HEADER: Final = struct.Struct(">HHI")
 _unpack_header = _HEADER.unpack_from
+_TL: Final = struct.Struct(">HH")
+_MESSAGE_INTEGRITY: Final = 0x0008
 
 
 class StunHeader(NamedTuple):
@@ -41,8 +43,9 @@ class StunHeader(NamedTuple):
 def is_stun(data: Buffer) -> bool:
     """True if ``data`` looks like a complete STUN message (RFC 7983 demux plus cookie and length).
 
-    Checks the top two bits, the magic cookie and that the length field matches the datagram, so
-    DTLS, RTP and ChannelData never pass; it does not validate attributes.
+    Follows RFC 7983: only first bytes 0-3 count as STUN (every registered method is below
+    0x100), so DTLS (20-63), ChannelData (64-79) and RTP (128-191) never pass. Then checks the
+    magic cookie and that the length field matches the datagram; attributes are not validated.
     """
     if len(data) < HEADER_SIZE or data[0] > 3:
         return False
@@ -72,7 +75,9 @@ def peek_header(data: Buffer) -> StunHeader:
 def peek_message_type(data: Buffer) -> int:
     """The 14-bit message type of a buffer already known to be STUN (see :func:`is_stun`)."""
     if len(data) < 2:
-        raise StunDecodeError(f"STUN message truncated: {len(data)} bytes, the header alone needs 20")
+        raise StunDecodeError(
+            f"STUN message truncated: {len(data)} bytes, the header alone needs 20"
+        )
     return int(data[0] << 8 | data[1]) & 0x3FFF
 
 
@@ -83,3 +88,34 @@ def peek_transaction_id(data: Buffer) -> bytes:
             f"STUN message truncated: {len(data)} bytes, the header alone needs 20"
         )
     return bytes(data[8:20])
+
+
+def peek_attribute(data: Buffer, attr_type: int) -> bytes | None:
+    """Value of the first attribute of ``attr_type`` without decoding the others.
+
+    Lets ICE-lite fetch USERNAME to pick the key, or a demuxer read one field, before paying for
+    a full parse. Stops at MESSAGE-INTEGRITY like the parser does for non-security attributes.
+    Returns ``None`` if absent; raises :class:`StunDecodeError` if the framing is broken first.
+    """
+    header = peek_header(data)
+    end = HEADER_SIZE + header.length
+    if end > len(data):
+        raise StunDecodeError(
+            f"STUN message truncated: header says {header.length} bytes of attributes, "
+            f"{len(data) - HEADER_SIZE} present"
+        )
+    pos = HEADER_SIZE
+    while pos + 4 <= end:
+        atype, alen = _TL.unpack_from(data, pos)
+        start = pos + 4
+        if start + alen > end:
+            raise StunDecodeError(
+                f"STUN attribute 0x{atype:04x} at offset {pos} truncated: length {alen}, "
+                f"{end - start} bytes left in the message"
+            )
+        if atype == attr_type:
+            return bytes(data[start : start + alen])
+        if atype == _MESSAGE_INTEGRITY:
+            return None
+        pos = start + alen + (-alen & 3)
+    return None

@@ -25,8 +25,8 @@ from turn.stun.constants import (
     MAGIC_COOKIE,
     MAX_BODY_LENGTH,
     AttrType,
-    Method,
     MessageClass,
+    Method,
     attr_name,
     decode_message_type,
     encode_message_type,
@@ -145,12 +145,12 @@ class StunMessage:
         """A success response to this request: same method and transaction id."""
         return StunMessage(self.method, MessageClass.SUCCESS, self.transaction_id, attributes)
 
-    def error_response(self, code: int, *attributes: Attribute, reason: str | None = None) -> StunMessage:
+    def error_response(
+        self, code: int, *attributes: Attribute, reason: str | None = None
+    ) -> StunMessage:
         """An error response with ERROR-CODE first (standard reason phrase unless given)."""
         err = ErrorCode.standard(code) if reason is None else ErrorCode(code, reason)
-        return StunMessage(
-            self.method, MessageClass.ERROR, self.transaction_id, (err, *attributes)
-        )
+        return StunMessage(self.method, MessageClass.ERROR, self.transaction_id, (err, *attributes))
 
     def encode(
         self,
@@ -272,9 +272,7 @@ def parse_message(data: Buffer, *, check_fingerprint: bool = True) -> StunMessag
         if atype == _MI:
             if mi < 0 and mi256 < 0:
                 if alen != 20:
-                    raise StunDecodeError(
-                        f"STUN MESSAGE-INTEGRITY has length {alen}, expected 20"
-                    )
+                    raise StunDecodeError(f"STUN MESSAGE-INTEGRITY has length {alen}, expected 20")
                 mi = pos
         elif atype == _MI256:
             if mi256 < 0:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NoReturn
 
 from turn.stun.channel_data import CHANNEL_HEADER_SIZE, CHANNEL_NUMBER_MAX, ChannelData
 from turn.stun.constants import HEADER_SIZE, MAGIC_COOKIE, MAX_BODY_LENGTH
@@ -138,7 +138,7 @@ class StreamReassembler:
     def _next_channel_data(self, buf: bytearray, pos: int, avail: int) -> ChannelData | None:
         if buf[pos] > CHANNEL_NUMBER_MAX >> 8:
             self._fail(
-                f"ChannelData channel number 0x{buf[pos]:02x}.. on stream is reserved "
+                f"ChannelData channel number 0x{buf[pos]:02x}xx on stream is reserved "
                 "(valid channels are 0x4000-0x4fff)"
             )
         if avail < CHANNEL_HEADER_SIZE:
@@ -156,6 +156,6 @@ class StreamReassembler:
         self._pos = pos + size
         return ChannelData(channel, bytes(buf[start : start + length]))
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         self._error = StunFramingError(message)
         raise self._error

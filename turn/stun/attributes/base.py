@@ -76,7 +76,8 @@ def check_uint(attr_type: int, field: str, value: object, bits: int) -> int:
     """Validate an unsigned integer field before encoding it into ``bits`` bits."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < (1 << bits):
         raise StunEncodeError(
-            f"STUN {attr_name(attr_type)}: {field} {value!r} is not an integer in 0-{(1 << bits) - 1}"
+            f"STUN {attr_name(attr_type)}: {field} {value!r} is not an integer "
+            f"in 0-{(1 << bits) - 1}"
         )
     return value
 

@@ -84,9 +84,7 @@ class PasswordAlgorithms(Attribute):
         parts = []
         for entry in self.algorithms:
             if not isinstance(entry, PasswordAlgorithm):
-                raise StunEncodeError(
-                    "STUN PASSWORD-ALGORITHMS: entries must be PasswordAlgorithm"
-                )
+                raise StunEncodeError("STUN PASSWORD-ALGORITHMS: entries must be PasswordAlgorithm")
             parts.append(_encode_entry(self.TYPE, entry.algorithm, entry.parameters))
         return b"".join(parts)
 

@@ -1,0 +1,79 @@
+"""Pieces every control-plane subcommand shares: the ``--etcd`` options and error mapping.
+
+Operators get one clear line for the mistakes they can fix (bad URL, etcd down, TLS files
+missing) instead of a gRPC traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import trio
+
+from control.clierror import CliError
+from control.etcd import EtcdClient, EtcdConfig, EtcdError, EtcdUnavailable
+
+T = TypeVar("T")
+
+DEFAULT_ETCD = "http://127.0.0.1:2379"
+
+
+def add_etcd_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """``--etcd URL[,URL...]`` plus the TLS files for https endpoints."""
+    parser.add_argument(
+        "--etcd",
+        metavar="URL",
+        required=required,
+        default=None if required else os.environ.get("REGIO_ETCD", DEFAULT_ETCD),
+        help="etcd client URL(s), comma-separated (http:// or https://)"
+        + ("" if required else "; default $REGIO_ETCD or " + DEFAULT_ETCD),
+    )
+    parser.add_argument("--etcd-ca", metavar="PEM", help="CA certificate for https endpoints")
+    parser.add_argument("--etcd-cert", metavar="PEM", help="client certificate (mutual TLS)")
+    parser.add_argument("--etcd-key", metavar="PEM", help="client key (mutual TLS)")
+    parser.add_argument("--etcd-timeout", metavar="SECONDS", type=float, default=3.0,
+                        help="per-request timeout on each endpoint (default 3)")
+
+
+def etcd_config(args: argparse.Namespace) -> EtcdConfig:
+    """The :class:`EtcdConfig` the arguments describe, or a :class:`CliError`."""
+    for name in ("etcd_ca", "etcd_cert", "etcd_key"):
+        path = getattr(args, name, None)
+        if path is not None and not os.path.isfile(path):
+            raise CliError(f"--{name.replace('_', '-')}: no such file: {path}")
+    if args.etcd_timeout <= 0:
+        raise CliError("--etcd-timeout must be positive")
+    try:
+        config = EtcdConfig.from_urls(
+            args.etcd,
+            ca_cert=args.etcd_ca,
+            client_cert=args.etcd_cert,
+            client_key=args.etcd_key,
+            timeout=args.etcd_timeout,
+        )
+    except ValueError as exc:
+        raise CliError(f"--etcd: {exc}") from None
+    if any(e.secure for e in config.endpoints) and config.ca_cert is None:
+        raise CliError("--etcd uses https: give the CA certificate with --etcd-ca")
+    if (config.client_cert is None) != (config.client_key is None):
+        raise CliError("mutual TLS needs both --etcd-cert and --etcd-key")
+    return config
+
+
+def run_with_etcd(args: argparse.Namespace, fn: Callable[[EtcdClient], Awaitable[T]]) -> T:
+    """Run ``fn(client)`` under Trio, turning etcd failures into one-line CLI errors."""
+    config = etcd_config(args)
+
+    async def main() -> T:
+        async with EtcdClient(config) as client:
+            return await fn(client)
+
+    try:
+        return trio.run(main)
+    except EtcdUnavailable:
+        raise CliError(f"cannot reach etcd at {config.urls}") from None
+    except EtcdError as exc:
+        raise CliError(f"etcd at {config.urls}: {exc}") from None

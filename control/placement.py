@@ -1,0 +1,140 @@
+"""Room placement: which router hosts a room, decided once, atomically, by whoever asks first.
+
+Several front doors may see the first join of one room at the same moment. Each proposes the
+least-loaded allowed router and tries a single create-if-absent transaction; exactly one
+succeeds and everyone else reads back the winner, so all joins agree on one router. The room key
+is bound to the hosting router's lease (guarded on that lease in the same transaction, so a
+stale view cannot bind a room to a dead lease): the room disappears with its router.
+Draining routers are never proposed; a room already placed on one stays there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import trio
+
+from control import schema
+from control.etcd import Compare, Delete, EtcdClient, EtcdUnavailable, Get, Put
+from control.logs import get_logger
+from control.schema import RoomRecord
+from control.view import ClusterView
+
+log = get_logger("control.placement")
+
+
+class PlacementError(Exception):
+    """A room could not be placed."""
+
+
+class NoRouterAvailable(PlacementError):
+    """No router in the allowed regions accepts new rooms (the front door answers 503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a room lives and whether this call created the placement."""
+
+    room: RoomRecord
+    created: bool
+
+
+async def get_room(client: EtcdClient, room: str) -> RoomRecord | None:
+    """The room's current placement, if any."""
+    kv = await client.get(schema.room_key(room))
+    return RoomRecord.decode(kv.value) if kv is not None else None
+
+
+async def place_room(
+    client: EtcdClient,
+    view: ClusterView,
+    room: str,
+    *,
+    regions: Iterable[str] | None = None,
+    policy: str = "eea",
+    attempts: int = 8,
+    retry_delay: float = 0.1,
+) -> Placement:
+    """Place ``room`` on a router in ``regions`` (all regions if None), or return where it is.
+
+    ``regions`` is the residency decision, made by the caller (the front door) from the
+    client's jurisdiction and the room policy; placement never widens it.
+    """
+    key = schema.room_key(room)
+    allowed = None if regions is None else list(regions)
+    for _ in range(attempts):
+        candidates = view.available("router", regions=allowed)
+        if not candidates:
+            existing = await get_room(client, room)
+            if existing is not None:
+                return Placement(existing, created=False)
+            raise NoRouterAvailable(
+                f"no router accepts rooms in {', '.join(allowed) if allowed else 'any region'}"
+            )
+        choice = candidates[0]
+        node_kv = view.node_kv(choice.node_id)
+        if node_kv is None or not node_kv.lease:
+            await trio.sleep(retry_delay)
+            continue
+        node_key = schema.node_key(choice.node_id)
+        record = RoomRecord(room, choice.node_id, choice.region, policy, time.time())
+        try:
+            result = await client.txn(
+                [
+                    Compare(key, "version", "==", 0),
+                    Compare(node_key, "version", ">", 0),
+                    Compare(node_key, "lease", "==", node_kv.lease),
+                ],
+                [Put(key, record.encode(), node_kv.lease)],
+                [Get(key)],
+            )
+        except EtcdUnavailable:
+            # Uncertain: if it was applied, the next attempt reads it back as the placement.
+            await trio.sleep(retry_delay)
+            continue
+        if result.succeeded:
+            log.info("room placed on %s in %s", choice.node_id, choice.region)
+            return Placement(record, created=True)
+        existing_kvs = result.ranges[0] if result.ranges else ()
+        if existing_kvs:
+            return Placement(RoomRecord.decode(existing_kvs[0].value), created=False)
+        # The chosen router's lease changed under us: our view is behind. Let it catch up.
+        await trio.sleep(retry_delay)
+    raise PlacementError(f"could not place room after {attempts} attempts")
+
+
+async def release_room(client: EtcdClient, room: str, router: str) -> bool:
+    """Delete the room's placement if ``router`` still hosts it (the room ended)."""
+    key = schema.room_key(room)
+    kv = await client.get(key)
+    if kv is None or RoomRecord.decode(kv.value).router != router:
+        return False
+    result = await client.txn([Compare(key, "mod", "==", kv.mod_revision)], [Delete(key)])
+    return result.succeeded
+
+
+async def rebind_rooms(client: EtcdClient, router: str, lease: int, rooms: Iterable[str],
+                       region: str, policy: str = "eea") -> list[str]:
+    """After re-registering with a new lease, put back the rooms this router still hosts.
+
+    Returns the rooms that another router took meanwhile (their participants must move).
+    """
+    lost: list[str] = []
+    for room in rooms:
+        key = schema.room_key(room)
+        record = RoomRecord(room, router, region, policy, time.time())
+        result = await client.txn(
+            [Compare(key, "version", "==", 0)], [Put(key, record.encode(), lease)], [Get(key)]
+        )
+        if not result.succeeded:
+            kvs = result.ranges[0] if result.ranges else ()
+            if kvs and RoomRecord.decode(kvs[0].value).router != router:
+                lost.append(room)
+            elif kvs:
+                await client.txn(
+                    [Compare(key, "mod", "==", kvs[0].mod_revision)],
+                    [Put(key, kvs[0].value, lease)],
+                )
+    return lost

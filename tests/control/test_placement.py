@@ -1,0 +1,111 @@
+"""Placement against real etcd: concurrent front doors agree, draining routers get nothing."""
+
+from __future__ import annotations
+
+import trio
+
+from control import schema
+from control.drain import request_drain
+from control.etcd import EtcdClient
+from control.localetcd import LocalEtcd
+from control.placement import NoRouterAvailable, get_room, place_room, release_room
+from control.registry import NodeRegistration, RegistryConfig, new_record
+from control.view import ClusterView, open_view
+
+
+async def start_router(client: EtcdClient, nursery: trio.Nursery, node_id: str,
+                       region: str = "eu-central", load: int = 0) -> NodeRegistration:
+    reg = NodeRegistration(client, new_record(node_id, "router", region, "EEA", capacity=100),
+                           RegistryConfig(ttl=3, load_interval=0.05))
+    await nursery.start(reg.run)
+    if load:
+        reg.set_load(load)
+        await reg.flush()
+    return reg
+
+
+async def test_concurrent_front_doors_agree_on_one_router(etcd: LocalEtcd,
+                                                          nursery: trio.Nursery) -> None:
+    node_client = EtcdClient(etcd.config())
+    for i in range(4):
+        await start_router(node_client, nursery, f"r{i}")
+    # Four front doors, each with its own connection and view, twenty joins each.
+    doors: list[tuple[EtcdClient, ClusterView]] = []
+    for _ in range(4):
+        c = EtcdClient(etcd.config())
+        view = await open_view(c, nursery)
+        await view.wait_until(lambda v=view: len(v.nodes()) == 4, 5)  # type: ignore[misc]
+        doors.append((c, view))
+    results: list[str] = []
+    created = 0
+
+    async def join(door: int, shift: int) -> None:
+        nonlocal created
+        c, view = doors[door]
+        # Different doors prefer different routers (as stale or differing loads would).
+        regions = None if shift % 2 else ["eu-central"]
+        placement = await place_room(c, view, "standup", regions=regions)
+        results.append(placement.room.router)
+        created += placement.created
+
+    async with trio.open_nursery() as joins:
+        for door in range(4):
+            for shift in range(20):
+                joins.start_soon(join, door, shift)
+    assert len(results) == 80
+    assert len(set(results)) == 1, results
+    assert created == 1
+    stored = await get_room(node_client, "standup")
+    assert stored is not None and stored.router == results[0]
+    for c, _ in doors:
+        c.close()
+    node_client.close()
+
+
+async def test_draining_router_gets_no_new_rooms_keeps_old(client: EtcdClient,
+                                                           nursery: trio.Nursery) -> None:
+    await start_router(client, nursery, "idle")
+    await start_router(client, nursery, "busy", load=50)
+    view = await open_view(client, nursery)
+    await view.wait_until(lambda: len(view.nodes()) == 2, 5)
+    first = await place_room(client, view, "room-a")
+    assert first.created and first.room.router == "idle"
+    await request_drain(client, "idle")
+    await view.wait_until(lambda: view.node("idle").draining, 5)  # type: ignore[union-attr]
+    again = await place_room(client, view, "room-a")
+    assert not again.created and again.room.router == "idle", "current rooms stay"
+    for i in range(5):
+        placement = await place_room(client, view, f"new-{i}")
+        assert placement.room.router == "busy"
+    await request_drain(client, "busy")
+    await view.wait_until(lambda: all(n.draining for n in view.nodes().values()), 5)
+    try:
+        await place_room(client, view, "nowhere")
+    except NoRouterAvailable as exc:
+        assert "any region" in str(exc)
+    else:
+        raise AssertionError("placement must fail when every router drains")
+
+
+async def test_room_bound_to_router_lease_and_residency(client: EtcdClient,
+                                                        nursery: trio.Nursery) -> None:
+    eu = await start_router(client, nursery, "eu1", region="eu-central")
+    await start_router(client, nursery, "us1", region="us-east", load=0)
+    view = await open_view(client, nursery)
+    await view.wait_until(lambda: len(view.nodes()) == 2, 5)
+    for i in range(5):
+        placement = await place_room(client, view, f"eu-room-{i}", regions=["eu-central"])
+        assert placement.room.router == "eu1"
+    try:
+        await place_room(client, view, "x", regions=["eu-north"])
+    except NoRouterAvailable:
+        pass
+    else:
+        raise AssertionError("no fallback outside the allowed regions")
+    kv = await client.get(schema.room_key("eu-room-0"))
+    assert kv is not None and kv.lease == eu.lease
+    assert await release_room(client, "eu-room-1", "eu1")
+    assert not await release_room(client, "eu-room-2", "us1")
+    # The router's lease goes: its rooms go with it.
+    await client.revoke(eu.lease)
+    assert await get_room(client, "eu-room-0") is None

@@ -1,0 +1,140 @@
+"""Registry against real etcd: leases, SIGKILL, fencing, outages longer than the TTL."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import trio
+
+from control import schema
+from control.etcd import EtcdClient
+from control.localetcd import LocalEtcd
+from control.registry import NodeRegistration, RegistryConfig, new_record
+from control.schema import NodeRecord
+from control.view import open_view
+
+from .conftest import SpawnNode
+
+
+async def test_register_publishes_record_under_lease(client: EtcdClient, nursery: trio.Nursery
+                                                     ) -> None:
+    record = new_record("r1", "router", "eu-central", "EEA", capacity=50)
+    reg = NodeRegistration(client, record, RegistryConfig(ttl=3, load_interval=0.3))
+    await nursery.start(reg.run)
+    kv = await client.get(schema.node_key("r1"))
+    assert kv is not None and kv.lease == reg.lease
+    stored = NodeRecord.decode(kv.value)
+    assert stored == record
+    assert await client.lease_ttl(reg.lease) > 0
+
+    # Load updates are coalesced: many sets, at most one write per interval.
+    before = kv.mod_revision
+    for load in range(1, 21):
+        reg.set_load(load)
+        await trio.sleep(0.01)
+    await reg.flush()
+    kv = await client.get(schema.node_key("r1"))
+    assert kv is not None and NodeRecord.decode(kv.value).load == 20
+    assert kv.version - 1 <= 3, "load writes must be rate limited"
+    assert kv.mod_revision > before
+
+    await reg.deregister()
+    assert await client.get(schema.node_key("r1")) is None
+
+
+async def test_sigkilled_node_disappears_within_ttl(etcd: LocalEtcd, client: EtcdClient,
+                                                    spawn_node: SpawnNode,
+                                                    nursery: trio.Nursery) -> None:
+    view = await open_view(client, nursery)
+    node = await spawn_node(etcd.urls, "victim", "--ttl", "2")
+    await view.wait_until(lambda: view.node("victim") is not None, 5)
+    node.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    await view.wait_until(lambda: view.node("victim") is None, 2 + 2)
+    assert time.monotonic() - killed <= 4
+    assert await client.get(schema.node_key("victim")) is None
+
+
+async def test_node_id_conflict_newer_process_wins(etcd: LocalEtcd, client: EtcdClient,
+                                                   spawn_node: SpawnNode) -> None:
+    old = await spawn_node(etcd.urls, "dup", "--ttl", "3")
+    new = await spawn_node(etcd.urls, "dup", "--ttl", "3")
+    await old.wait_event("fenced", 5)
+    await old.wait_event("exit", 5)
+    kv = await client.get(schema.node_key("dup"))
+    assert kv is not None
+    winner = NodeRecord.decode(kv.value)
+    assert winner.instance == new.events[0]["pid_instance"]
+    # The stale process is gone and wrote nothing after it lost the claim.
+    await trio.sleep(1.0)
+    kv2 = await client.get(schema.node_key("dup"))
+    assert kv2 is not None and NodeRecord.decode(kv2.value).instance == winner.instance
+
+
+async def test_stale_in_process_claim_cannot_overwrite(client: EtcdClient,
+                                                       nursery: trio.Nursery) -> None:
+    older = new_record("same", "turn", "eu-north", "EEA")
+    newer = older.with_changes(instance="f" * 16, started_at=older.started_at + 1)
+    reg_old = NodeRegistration(client, older, RegistryConfig(ttl=3, load_interval=0.05))
+    await nursery.start(reg_old.run)
+    reg_new = NodeRegistration(client, newer, RegistryConfig(ttl=3))
+    await nursery.start(reg_new.run)
+    with trio.fail_after(5):
+        await reg_old.fenced.wait()
+    reg_old.set_load(7)
+    await trio.sleep(0.5)
+    kv = await client.get(schema.node_key("same"))
+    assert kv is not None
+    stored = NodeRecord.decode(kv.value)
+    assert stored.instance == newer.instance and stored.load == 0
+    assert reg_new.state == "registered" and reg_old.state == "fenced"
+
+
+@pytest.mark.slow
+async def test_etcd_down_longer_than_ttl_every_node_registered_once(
+    etcd: LocalEtcd, spawn_node: SpawnNode
+) -> None:
+    nodes = [await spawn_node(etcd.urls, f"n{i}", "--ttl", "2") for i in range(3)]
+    etcd.stop_member(0)
+    await trio.sleep(3.5)  # longer than the TTL
+    await etcd.restart_member(0)
+    client = EtcdClient(etcd.config(timeout=1.0))
+    try:
+        with trio.fail_after(10):
+            while True:
+                _, kvs = await client.get_prefix(schema.NODES_PREFIX)
+                ids = sorted(NodeRecord.decode(kv.value).node_id for kv in kvs)
+                leases_alive = [await client.lease_ttl(kv.lease) > 0 for kv in kvs]
+                if ids == ["n0", "n1", "n2"] and all(leases_alive):
+                    break
+                await trio.sleep(0.2)
+        # Stable: no duplicates, no flapping, a live lease each, for a few more renewals.
+        await trio.sleep(2.5)
+        _, kvs = await client.get_prefix(schema.NODES_PREFIX)
+        assert sorted(NodeRecord.decode(kv.value).node_id for kv in kvs) == ["n0", "n1", "n2"]
+        for kv in kvs:
+            assert await client.lease_ttl(kv.lease) > 0
+    finally:
+        client.close()
+    for node in nodes:
+        assert node.process.returncode is None
+
+
+async def test_expired_lease_reregisters_with_new_lease(etcd: LocalEtcd, client: EtcdClient,
+                                                        spawn_node: SpawnNode) -> None:
+    node = await spawn_node(etcd.urls, "phoenix", "--ttl", "2")
+    kv = await client.get(schema.node_key("phoenix"))
+    assert kv is not None
+    await client.revoke(kv.lease)  # what etcd does when a lease expires
+    with trio.fail_after(5):
+        while True:
+            again = await client.get(schema.node_key("phoenix"))
+            if again is not None and again.lease != kv.lease:
+                break
+            await trio.sleep(0.1)
+    assert await client.lease_ttl(again.lease) > 0
+    assert node.count("registered") == 2
+    _, kvs = await client.get_prefix(schema.NODES_PREFIX)
+    assert [k.key for k in kvs] == [schema.node_key("phoenix")]

@@ -5,7 +5,10 @@ loopback, link-local, CGNAT, documentation, multicast, reserved, unspecified) ha
 so its client counts as restricted. ``ipaddress.is_private`` and friends are not enough on their
 own (REFERENCES.md): their notion changes between Python versions, they say nothing about
 IPv4 addresses hidden in IPv6 forms, and they do not tell *why*. So the ranges live here in one
-explicit table, taken from the IANA special-purpose address registries (RFC 6890 and updates).
+explicit table, taken from the IANA special-purpose address registries (RFC 6890 and updates),
+with the rows of :mod:`control.ipclass` (TURN's relay filter) folded in so the two can only
+differ by the front door being stricter. It is kept as integer ranges searched by bisect
+because the shared module's linear scan over ``ipaddress`` networks is too slow for lookups.
 
 IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, 6to4, NAT64 and Teredo)
 are classified as that IPv4 address: ``::ffff:10.0.0.1`` is private, ``2002:808:808::1`` is
@@ -22,7 +25,10 @@ import bisect
 import enum
 import ipaddress
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from control.ipclass import SPECIAL_IPV4, SPECIAL_IPV6
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -166,8 +172,41 @@ def _paint(
     return pieces + [(g_start, g_end, kind) for g_start, g_end in gaps]
 
 
-_V4_TABLE = _RangeTable([(*_v4(cidr), kind) for cidr, kind, _ in IPV4_SPECIAL])
-_V6_TABLE = _RangeTable([(*_v6(cidr), kind) for cidr, kind, _ in IPV6_SPECIAL])
+#: Kinds for the range names of :mod:`control.ipclass`, the table TURN's relay filter uses.
+#: Its rows are folded in below ours, so the front door is never less strict than TURN; a
+#: name missing here counts as reserved.
+SHARED_TABLE_KINDS: dict[str, AddressKind] = {
+    "private": K.PRIVATE,
+    "unique-local": K.PRIVATE,
+    "cgnat": K.SHARED,
+    "loopback": K.LOOPBACK,
+    "link-local": K.LINK_LOCAL,
+    "documentation": K.DOCUMENTATION,
+    "multicast": K.MULTICAST,
+    "unspecified": K.UNSPECIFIED,
+}
+
+
+def _shared_rows(
+    table: Sequence[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]],
+) -> list[tuple[int, int, AddressKind]]:
+    return [
+        (
+            int(net.network_address),
+            int(net.broadcast_address),
+            SHARED_TABLE_KINDS.get(name, K.RESERVED),
+        )
+        for net, name in table
+    ]
+
+
+# Our rows first: for an identical range, the first row painted names the kind.
+_V4_TABLE = _RangeTable(
+    [(*_v4(cidr), kind) for cidr, kind, _ in IPV4_SPECIAL] + _shared_rows(SPECIAL_IPV4)
+)
+_V6_TABLE = _RangeTable(
+    [(*_v6(cidr), kind) for cidr, kind, _ in IPV6_SPECIAL] + _shared_rows(SPECIAL_IPV6)
+)
 
 _MASK32 = 0xFFFFFFFF
 _MAPPED_PREFIX = 0xFFFF << 32
@@ -253,7 +292,7 @@ def classify_text(text: str) -> tuple[str | None, AddressKind | None]:
             value = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
             kind = _V4_TABLE.find(value) or AddressKind.PUBLIC
             return (text if kind is AddressKind.PUBLIC else None), kind
-    except OSError:
+    except (OSError, ValueError):  # ValueError: NUL or surrogate characters
         parsed = parse_address(text)
         if parsed is None:
             return None, None

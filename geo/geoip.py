@@ -13,6 +13,10 @@
 - The database is memory-mapped from a private copy, so an operator who overwrites the file in
   place (rather than renaming a new one over it, as ``regio geo update`` does) cannot pull pages
   out from under a running lookup.
+- A reload (copy and open) runs inside the lookup that notices the change: a few
+  milliseconds for the embedded database. A server that must never pause a request for it can
+  pass ``check_interval=math.inf`` and call :meth:`GeoIP.check_for_update` from a worker
+  thread on its own schedule; the swap is one attribute assignment either way.
 - No raw address is logged; errors are described by type, because the readers' messages quote
   the address.
 """
@@ -101,6 +105,8 @@ class GeoIP:
         self._tried: FileSignature | None = None
         self._next_check = 0.0
         self._logged_error = False
+        self.last_error: str | None = None
+        """Why the latest load attempt failed (no address in it), or None."""
         self.reload()
 
     @property
@@ -153,12 +159,14 @@ class GeoIP:
             reader = self._open()
         except DatabaseFormatError as exc:
             self.stats["reload_failures"] += 1
+            self.last_error = str(exc)
             keeping = "keeping the previous database" if self._reader else "failing closed"
             log.warning("GeoIP database not loaded: %s; %s", exc, keeping)
             return False
         old, self._reader = self._reader, reader
         self._signature = signature
         self._logged_error = False
+        self.last_error = None
         self.stats["reloads"] += 1
         log.info(
             "GeoIP database %s loaded (type %s, %s records, built %s)",

@@ -1,0 +1,153 @@
+"""The Trio drivers over real loopback UDP sockets: a synthetic client against the router mux."""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+
+import trio
+import trio.testing
+
+from router.transport import (
+    ClientTransport,
+    DtlsConnected,
+    RtpReceived,
+    TransportEvent,
+    TransportMux,
+)
+from router.transport.peer import PeerTransport
+from router.transport.udp_driver import client_driver, mux_driver
+from tests.transport.wiring import CLIENT_CERT, SERVER_CERT
+
+
+def rtp(seq: int, ssrc: int) -> bytes:
+    return struct.pack("!BBHII", 0x80, 111, seq, seq * 960, ssrc) + bytes([seq & 0xFF]) * 160
+
+
+def udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def test_client_and_mux_drivers_exchange_srtp() -> None:
+    server_sock, client_sock = udp_socket(), udp_socket()
+    server_addr = server_sock.getsockname()
+    mux = TransportMux()
+    echo_back: list[bytes] = []
+    server_seen: list[bytes] = []
+    connected = trio.Event()
+    all_back = trio.Event()
+    client_seen: list[bytes] = []
+
+    def on_server_event(peer: PeerTransport, event: TransportEvent) -> None:
+        if isinstance(event, RtpReceived):
+            server_seen.append(event.packet)
+            # A forwarder in miniature: rewrite the SSRC and send back to the same peer.
+            echoed = event.packet[:8] + struct.pack("!I", 0xBEEF) + event.packet[12:]
+            peer.send_rtp(echoed)
+            echo_back.append(echoed)
+
+    peer = mux.create_peer(
+        now=trio.current_time(),
+        remote_ufrag="cliU",
+        remote_password="client-password-0123456789",
+        remote_fingerprint=str(CLIENT_CERT.fingerprint),
+        certificate=SERVER_CERT,
+    )
+    client = ClientTransport(
+        remote_address=server_addr,
+        remote_ufrag=peer.local_ufrag,
+        remote_password=peer.local_password,
+        remote_fingerprint=str(SERVER_CERT.fingerprint),
+        random=random.Random(5).random,
+        local_ufrag="cliU",
+        local_password="client-password-0123456789",
+        certificate=CLIENT_CERT,
+        now=trio.current_time(),
+    )
+
+    def on_client_event(event: TransportEvent) -> None:
+        if isinstance(event, DtlsConnected):
+            connected.set()
+        elif isinstance(event, RtpReceived):
+            client_seen.append(event.packet)
+            if len(client_seen) == 200:
+                all_back.set()
+
+    server = mux_driver(server_sock, mux, on_server_event)
+    driver = client_driver(client_sock, client, on_client_event)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            nursery.start_soon(driver.run)
+            client.connect(trio.current_time())
+            driver.notify()
+            await connected.wait()
+            for seq in range(1, 201):
+                assert client.send_rtp(rtp(seq, 0xCAFE))
+                if seq % 20 == 0:
+                    driver.notify()
+                    await trio.sleep(0.005)
+            driver.notify()
+            await all_back.wait()
+            nursery.cancel_scope.cancel()
+    assert server_seen == [rtp(s, 0xCAFE) for s in range(1, 201)]
+    assert client_seen == echo_back
+    assert peer.srtp_stats is not None and peer.srtp_stats.auth_failures == 0
+    assert server.send_errors == 0 and driver.send_errors == 0
+    server_sock.close()
+    client_sock.close()
+
+
+async def test_router_driver_drops_a_silent_client_after_consent_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Virtual time through the real driver: the client stops, the router's consent lapses."""
+    server_sock, client_sock = udp_socket(), udp_socket()
+    mux = TransportMux()
+    server_events: list[TransportEvent] = []
+    connected = trio.Event()
+    peer = mux.create_peer(
+        now=trio.current_time(),
+        remote_ufrag="cliU",
+        remote_password="client-password-0123456789",
+        remote_fingerprint=str(CLIENT_CERT.fingerprint),
+        certificate=SERVER_CERT,
+    )
+    client = ClientTransport(
+        remote_address=server_sock.getsockname(),
+        remote_ufrag=peer.local_ufrag,
+        remote_password=peer.local_password,
+        remote_fingerprint=str(SERVER_CERT.fingerprint),
+        random=random.Random(9).random,
+        local_ufrag="cliU",
+        local_password="client-password-0123456789",
+        certificate=CLIENT_CERT,
+        now=trio.current_time(),
+    )
+    server = mux_driver(server_sock, mux, lambda p, e: server_events.append(e))
+    driver = client_driver(
+        client_sock, client, lambda e: connected.set() if isinstance(e, DtlsConnected) else None
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.run)
+        async with trio.open_nursery() as client_nursery:
+            client_nursery.start_soon(driver.run)
+            client.connect(trio.current_time())
+            driver.notify()
+            await connected.wait()
+            await trio.sleep(12)  # consent checks keep the router happy meanwhile
+            assert not peer.closed
+            silent_since = trio.current_time()
+            client_nursery.cancel_scope.cancel()
+        while not peer.closed:
+            await trio.sleep(1)
+        elapsed = trio.current_time() - silent_since
+        nursery.cancel_scope.cancel()
+    assert 25.0 <= elapsed <= 31.0  # last check was at most one interval before silence
+    assert [type(e).__name__ for e in server_events][-2:] == ["ConsentLost", "TransportClosed"]
+    assert mux.peer_count == 0
+    server_sock.close()
+    client_sock.close()

@@ -1,0 +1,353 @@
+"""The router as JSEP offerer (RFC 8829 §5.2) to a subscriber, and renegotiation.
+
+A subscriber's peer connection receives every track it is subscribed to, one ``sendonly``
+m-section per track, all bundled on the router's ICE-lite transport. The offer/answer state is a
+:class:`SubscriberPlan` value: :meth:`SubscriberPlan.with_tracks` turns a new track set into
+m-section slots, :func:`build_subscriber_offer` writes the offer, and
+:func:`apply_subscriber_answer` checks the subscriber's answer and frees slots.
+
+Slot rule (JSEP §5.2.2 recycling): a track keeps its mid for its whole life. A removed track's
+section is offered with port 0 under its old mid; once an answer to that offer is applied, the
+slot is free and the next new track *of the same kind* takes it over under a fresh mid. With no
+free slot, new tracks append. So an SDP stays as long as the peak track count, mids are never
+reused, and browsers never see a section change kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from router.sdp.answer import DTLS_SRTP_PROTOS
+from router.sdp.attributes import Direction, ExtMap, Group, Msid, Setup, SsrcGroup
+from router.sdp.capabilities import DEFAULT_CAPABILITIES, Capabilities
+from router.sdp.description import MediaInfo, SessionInfo, describe
+from router.sdp.errors import SdpError, SdpUsageError
+from router.sdp.model import Attribute, MediaDescription, Origin, SessionDescription, parse_sdp
+from router.sdp.negotiated import (
+    NegotiatedCodec,
+    NegotiatedMedia,
+    NegotiatedSession,
+    codec_attributes,
+    payload_types,
+)
+from router.sdp.transport import LocalTransportParams, RemoteTransport, remote_transport
+
+__all__ = [
+    "MediaSlot",
+    "OutgoingTrack",
+    "SubscriberPlan",
+    "apply_subscriber_answer",
+    "build_subscriber_offer",
+    "subscriber_codec",
+]
+
+PROTO = "UDP/TLS/RTP/SAVPF"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingTrack:
+    """A track the router sends to one subscriber.
+
+    ``codec`` is in the subscriber's numbering (see :func:`subscriber_codec`); ``ssrc`` and
+    ``rtx_ssrc`` are the router's per-subscriber rewritten SSRCs; ``participant`` becomes the
+    RTCP CNAME so the browser lip-syncs a participant's audio with their video.
+    """
+
+    track_id: str
+    kind: str
+    stream_id: str
+    participant: str
+    codec: NegotiatedCodec
+    ssrc: int
+    rtx_ssrc: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("track_id", "stream_id", "participant"):
+            value = getattr(self, name)
+            if not value or any(ch.isspace() or ord(ch) < 33 or ord(ch) > 126 for ch in value):
+                raise SdpUsageError(f"{name} must be a non-empty token without spaces: {value!r}")
+        if self.kind not in ("audio", "video"):
+            raise SdpUsageError(f"track kind must be audio or video, not {self.kind!r}")
+        for ssrc in (self.ssrc, self.rtx_ssrc):
+            if ssrc is not None and not 1 <= ssrc < 2**32:
+                raise SdpUsageError(f"SSRC {ssrc} is out of range")
+        if (self.rtx_ssrc is None) != (self.codec.rtx_payload_type is None):
+            raise SdpUsageError("rtx_ssrc and codec.rtx_payload_type go together")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSlot:
+    """One m-section position. ``track`` None means port 0; ``free`` means an answer saw it so."""
+
+    mid: str
+    kind: str
+    track: OutgoingTrack | None
+    free: bool = False
+    last_payload_type: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberPlan:
+    """Offer/answer state of one subscriber connection (immutable; each step returns a new one)."""
+
+    slots: tuple[MediaSlot, ...] = ()
+    next_mid: int = 0
+    version: int = 0
+    awaiting_answer: bool = False
+    remote: RemoteTransport | None = None
+    """The subscriber's transport from the last applied answer (kept when all tracks go)."""
+
+    def with_tracks(self, tracks: Iterable[OutgoingTrack]) -> SubscriberPlan:
+        """The plan for a new full track set (see the module docstring for the slot rule)."""
+        wanted = {t.track_id: t for t in tracks}
+        slots: list[MediaSlot] = []
+        for slot in self.slots:
+            track = wanted.pop(slot.track.track_id, None) if slot.track else None
+            if track is not None and track.kind != slot.kind:
+                raise SdpUsageError(f"track {track.track_id} changed kind")
+            if track is None and slot.track is not None:
+                slot = replace(slot, track=None, free=False)
+            if track is not None:
+                slot = replace(slot, track=track, last_payload_type=track.codec.payload_type)
+            slots.append(slot)
+        next_mid = self.next_mid
+        for track in wanted.values():
+            index = next(
+                (
+                    i
+                    for i, s in enumerate(slots)
+                    if s.free and s.track is None and s.kind == track.kind
+                ),
+                None,
+            )
+            new = MediaSlot(
+                str(next_mid), track.kind, track, last_payload_type=track.codec.payload_type
+            )
+            next_mid += 1
+            if index is None:
+                slots.append(new)
+            else:
+                slots[index] = new
+        _check_payload_types(slots)
+        return replace(self, slots=tuple(slots), next_mid=next_mid)
+
+    def active(self) -> tuple[MediaSlot, ...]:
+        """Slots carrying a track."""
+        return tuple(s for s in self.slots if s.track is not None)
+
+
+def _check_payload_types(slots: list[MediaSlot]) -> None:
+    """RFC 8843 §9.1: in one BUNDLE group a payload type must mean one codec everywhere."""
+    seen: dict[int, tuple[str, int, object]] = {}
+    entries: list[tuple[int, tuple[str, int, object]]]
+    for slot in slots:
+        if slot.track is None:
+            continue
+        codec = slot.track.codec
+        entries = [(codec.payload_type, (codec.name.lower(), codec.clock_rate, codec.parameters))]
+        if codec.rtx_payload_type is not None:
+            entries.append((codec.rtx_payload_type, ("rtx", codec.clock_rate, codec.payload_type)))
+        for pt, key in entries:
+            if seen.setdefault(pt, key) != key:
+                raise SdpUsageError(f"payload type {pt} would mean two codecs in one BUNDLE group")
+
+
+def subscriber_codec(
+    publisher: NegotiatedCodec, capabilities: Capabilities = DEFAULT_CAPABILITIES
+) -> NegotiatedCodec:
+    """A publisher's codec renumbered with the router's payload types for subscribers."""
+    cap = capabilities.codec_like(publisher.name, publisher.clock_rate, publisher.parameters)
+    if cap is None:
+        raise SdpUsageError(f"codec {publisher.name}/{publisher.clock_rate} has no capability")
+    rtx = cap.rtx_payload_type if capabilities.rtx else None
+    return NegotiatedCodec(
+        cap.payload_type, cap.name, cap.clock_rate, cap.channels, cap.parameters, cap.feedback, rtx
+    )
+
+
+def _offer_extensions(kind: str, capabilities: Capabilities) -> tuple[ExtMap, ...]:
+    return tuple(
+        ExtMap(e.offer_id, e.uri) for e in capabilities.extensions
+        if e.offer_id is not None and kind in e.kinds
+    )  # fmt: skip
+
+
+def _section(slot: MediaSlot, local: LocalTransportParams, caps: Capabilities) -> MediaDescription:
+    track = slot.track
+    if track is None:
+        return MediaDescription(
+            slot.kind, 0, PROTO, (str(slot.last_payload_type),), fields=(("c", "IN IP4 0.0.0.0"),),
+            attributes=(Attribute("mid", slot.mid), Attribute(Direction.INACTIVE.value)),
+        )  # fmt: skip
+    attributes = [*local.transport_attributes(Setup.ACTPASS), Attribute("mid", slot.mid)]
+    attributes += [Attribute("extmap", e.value()) for e in _offer_extensions(slot.kind, caps)]
+    attributes += [
+        Attribute(Direction.SENDONLY.value),
+        Attribute("msid", Msid(track.stream_id, track.track_id).value()),
+        Attribute("rtcp-mux"),
+        Attribute("rtcp-rsize"),
+        *codec_attributes([track.codec]),
+    ]
+    if track.rtx_ssrc is not None:
+        attributes.append(
+            Attribute("ssrc-group", SsrcGroup("FID", (track.ssrc, track.rtx_ssrc)).value())
+        )
+    for ssrc in (track.ssrc, track.rtx_ssrc):
+        if ssrc is not None:
+            attributes.append(Attribute("ssrc", f"{ssrc} cname:{track.participant}"))
+            attributes.append(Attribute("ssrc", f"{ssrc} msid:{track.stream_id} {track.track_id}"))
+    attributes += local.candidate_attributes()
+    return MediaDescription(
+        slot.kind, local.connection()[1], PROTO, payload_types([track.codec]),
+        fields=(local.connection_field(),), attributes=tuple(attributes),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberOffer:
+    """An offer to send and the plan to keep until its answer arrives."""
+
+    sdp: SessionDescription
+    plan: SubscriberPlan
+
+    @property
+    def text(self) -> str:
+        """The offer's wire form."""
+        return str(self.sdp)
+
+
+def build_subscriber_offer(
+    plan: SubscriberPlan,
+    local: LocalTransportParams,
+    capabilities: Capabilities = DEFAULT_CAPABILITIES,
+) -> SubscriberOffer:
+    """Write the offer for ``plan`` (ICE-lite, actpass, one BUNDLE group of the active mids)."""
+    if plan.awaiting_answer:
+        raise SdpUsageError("an offer is already awaiting its answer (JSEP allows one at a time)")
+    plan = replace(plan, version=plan.version + 1, awaiting_answer=True)
+    bundle = tuple(s.mid for s in plan.active())
+    attributes = [Attribute("ice-lite"), Attribute("extmap-allow-mixed")]
+    if bundle:
+        attributes.append(Attribute("group", Group("BUNDLE", bundle).value()))
+    attributes.append(Attribute("msid-semantic", "WMS *"))
+    sdp = SessionDescription(
+        origin=Origin("-", local.origin_session_id(), plan.version, "IN", "IP4", "127.0.0.1"),
+        attributes=tuple(attributes),
+        media=tuple(_section(slot, local, capabilities) for slot in plan.slots),
+    )
+    return SubscriberOffer(sdp, plan)
+
+
+def _check_section(slot: MediaSlot, media: MediaInfo, caps: Capabilities) -> NegotiatedMedia | None:
+    """Validate one answered section against what we offered; None when rejected."""
+    where = f"answer m-section for mid {slot.mid!r}"
+    if media.kind != slot.kind or (media.mid is not None and media.mid != slot.mid):
+        raise SdpError(
+            f"{where} is {media.kind} mid {media.mid!r}: the answer reordered sections", media.line
+        )
+    if slot.track is None:
+        if not media.rejected:
+            raise SdpError(f"{where} accepts a section the offer disabled (port 0)", media.line)
+        return None
+    if media.rejected:
+        return None
+    if media.mid is None or media.proto not in DTLS_SRTP_PROTOS or not media.rtcp_mux:
+        raise SdpError(f"{where} lacks a=mid, DTLS-SRTP or a=rtcp-mux", media.line)
+    if media.direction not in (Direction.RECVONLY, Direction.INACTIVE):
+        raise SdpError(
+            f"{where} is {media.direction}; an answer to sendonly must be recvonly or inactive",
+            media.line,
+        )
+    offered = slot.track.codec
+    ours = {offered.payload_type: offered.name.lower()}
+    if offered.rtx_payload_type is not None:
+        ours[offered.rtx_payload_type] = "rtx"
+    for codec in media.codecs:
+        if ours.get(codec.payload_type) != codec.name.lower():
+            raise SdpError(
+                f"{where} has payload type {codec.payload_type} ({codec.name}), not offered",
+                media.line,
+            )
+    main = media.codec(offered.payload_type)
+    if main is None:
+        raise SdpError(f"{where} accepts no offered codec", media.line)
+    rtx = offered.rtx_payload_type if media.codec(offered.rtx_payload_type or -1) else None
+    feedback = tuple(fb for fb in main.feedback if fb in offered.feedback)
+    offered_ids = {e.id: e.uri for e in _offer_extensions(slot.kind, caps)}
+    for ext in media.extensions:
+        if offered_ids.get(ext.id) != ext.uri:
+            raise SdpError(
+                f"{where} uses extmap id {ext.id} for {ext.uri}, which was not offered", media.line
+            )
+    negotiated = replace(offered, feedback=feedback, rtx_payload_type=rtx)
+    track = slot.track
+    rtx_ssrc = track.rtx_ssrc if rtx is not None else None
+    ssrcs = (track.ssrc,) if rtx_ssrc is None else (track.ssrc, rtx_ssrc)
+    groups = (SsrcGroup("FID", ssrcs),) if rtx_ssrc is not None else ()
+    return NegotiatedMedia(
+        mid=slot.mid, kind=slot.kind,
+        direction=Direction.SENDONLY if media.direction.receives else Direction.INACTIVE,
+        codecs=(negotiated,), extensions=media.extensions,
+        ssrcs=ssrcs, ssrc_groups=groups, cname=track.participant,
+        msid=Msid(track.stream_id, track.track_id), rtcp_rsize=media.rtcp_rsize,
+    )  # fmt: skip
+
+
+def _check_bundle(info: SessionInfo, accepted: list[NegotiatedMedia]) -> Group | None:
+    if not accepted:
+        return None
+    group = info.bundle_group_of(accepted[0].mid)
+    for media in accepted:
+        if group is None or media.mid not in group.mids:
+            raise SdpError(
+                f"the answer does not BUNDLE mid {media.mid!r}; the router has one transport"
+            )
+    return group
+
+
+def apply_subscriber_answer(
+    plan: SubscriberPlan,
+    answer: str | bytes | SessionDescription,
+    capabilities: Capabilities = DEFAULT_CAPABILITIES,
+) -> tuple[SubscriberPlan, NegotiatedSession]:
+    """Check a subscriber's answer to the outstanding offer; raises SdpError if it is unusable.
+
+    Returns the plan with port-0 slots freed for recycling (a section the subscriber rejected
+    becomes free too: its track is not delivered, see ``rejected_mids``) and what was negotiated.
+    """
+    if not plan.awaiting_answer:
+        raise SdpUsageError("no offer is awaiting an answer")
+    desc = answer if isinstance(answer, SessionDescription) else parse_sdp(answer)
+    info = describe(desc)
+    if len(info.media) != len(plan.slots):
+        raise SdpError(
+            f"the answer has {len(info.media)} m-sections, the offer had {len(plan.slots)}"
+        )
+    accepted: list[NegotiatedMedia] = []
+    rejected: list[str] = []
+    slots: list[MediaSlot] = []
+    for slot, media in zip(plan.slots, info.media, strict=True):
+        result = _check_section(slot, media, capabilities)
+        if result is not None:
+            accepted.append(result)
+            slots.append(slot)
+            continue
+        if slot.track is not None:
+            rejected.append(slot.mid)
+        slots.append(replace(slot, track=None, free=True))
+    group = _check_bundle(info, accepted)
+    tag = info.by_mid(group.mids[0]) if group is not None and group.mids else None
+    transport_media = tag or next((m for m in info.media if not m.rejected), None)
+    if transport_media is not None:
+        remote = remote_transport(info, transport_media, our_setup=None, is_offer=False)
+    elif plan.remote is not None:
+        remote = plan.remote  # every track gone: the connection itself lives on
+    else:
+        raise SdpError("the answer rejects every m-section of a new connection")
+    negotiated = NegotiatedSession(
+        remote=remote, media=tuple(accepted), bundle=group.mids if group else (),
+        rejected_mids=tuple(rejected), extmap_allow_mixed=info.extmap_allow_mixed,
+    )  # fmt: skip
+    new_plan = replace(plan, slots=tuple(slots), awaiting_answer=False, remote=remote)
+    return new_plan, negotiated

@@ -1,0 +1,270 @@
+"""The router as offerer to subscribers: offers, Chromium's answers, renegotiation slots."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from router.sdp import (
+    DEFAULT_CAPABILITIES,
+    Direction,
+    DtlsRole,
+    NegotiatedCodec,
+    SdpError,
+    SdpUsageError,
+    SubscriberOffer,
+    SubscriberPlan,
+    apply_subscriber_answer,
+    build_subscriber_offer,
+    describe,
+    parse_sdp,
+    subscriber_codec,
+)
+from router.sdp.capabilities import ABS_SEND_TIME, SDES_MID, TRANSPORT_WIDE_CC
+from tests.sdp.capture_chromium import SUBSCRIBER_STEPS, router_transport, subscriber_track
+from tests.sdp.fixtures import load
+
+LOCAL = router_transport()
+
+
+def run_steps(upto: int) -> list[tuple[SubscriberOffer, SubscriberPlan]]:
+    """Replay the captured renegotiation: (offer, plan after Chromium's answer) per step."""
+    plan = SubscriberPlan()
+    out = []
+    for index, (_label, tracks) in enumerate(SUBSCRIBER_STEPS[:upto], start=1):
+        plan = plan.with_tracks(subscriber_track(n, kind) for n, kind in tracks)
+        offer = build_subscriber_offer(plan, LOCAL)
+        plan, _ = apply_subscriber_answer(
+            offer.plan, load(f"chromium_subscriber_answer_{index}.sdp")
+        )
+        out.append((offer, plan))
+    return out
+
+
+def offer_for_step(step: int) -> SubscriberOffer:
+    """The router's offer of ``step`` (1-based) in the captured sequence."""
+    if step == 1:
+        plan = SubscriberPlan().with_tracks(
+            subscriber_track(n, k) for n, k in SUBSCRIBER_STEPS[0][1]
+        )
+        return build_subscriber_offer(plan, LOCAL)
+    return run_steps(step)[step - 1][0]
+
+
+def _mids(offer: SubscriberOffer) -> list[tuple[str, str, int]]:
+    return [(m.kind, m.get("mid").value or "", m.port) for m in offer.sdp.media]  # type: ignore[union-attr]
+
+
+def test_offer_shape() -> None:
+    offer = offer_for_step(1)
+    info = describe(parse_sdp(offer.text))
+    assert offer.sdp.has("ice-lite")
+    assert [g.mids for g in info.bundle_groups] == [("0", "1")]
+    audio, video = info.media
+    for media in info.media:
+        assert media.direction is Direction.SENDONLY
+        assert media.transport.setup is not None and media.transport.setup.value == "actpass"
+        assert media.rtcp_mux and media.rtcp_rsize and media.transport.end_of_candidates
+        assert [c.value() for c in media.transport.candidates] == [
+            "1 1 udp 2130706431 127.0.0.1 40000 typ host"
+        ]
+        assert {e.uri: e.id for e in media.extensions} == {
+            SDES_MID: 1,
+            ABS_SEND_TIME: 2,
+            TRANSPORT_WIDE_CC: 3,
+        }
+        assert media.msid is not None and media.msid.stream_id == "alice-stream"
+    assert [(c.payload_type, c.name) for c in audio.codecs] == [(111, "opus")]
+    assert audio.codecs[0].parameters == (("minptime", "10"), ("useinbandfec", "1"))
+    assert [(c.payload_type, c.name, c.apt) for c in video.codecs] == [
+        (96, "VP8", None),
+        (97, "rtx", 96),
+    ]
+    assert [g.value() for g in video.ssrc_groups] == ["FID 1020 1021"]
+    assert {s.attr_value for s in video.ssrcs if s.attribute == "cname"} == {"alice"}
+
+
+def test_chromium_answers_apply_through_renegotiation() -> None:
+    steps = run_steps(3)
+    assert [_mids(offer) for offer, _ in steps] == [
+        [("audio", "0", 40000), ("video", "1", 40000)],
+        # audio removed: its section is offered with port 0 under its old mid; video 3 appends
+        [("audio", "0", 0), ("video", "1", 40000), ("video", "2", 40000)],
+        # the answered port-0 audio slot is recycled for the new audio under a fresh mid
+        [("audio", "3", 40000), ("video", "1", 40000), ("video", "2", 40000)],
+    ]
+    final = steps[-1][1]
+    assert [(s.mid, s.track.track_id if s.track else None) for s in final.slots] == [
+        ("3", "audio-4"),
+        ("1", "video-2"),
+        ("2", "video-3"),
+    ]
+    assert final.next_mid == 4 and final.version == 3 and not final.awaiting_answer
+
+
+def test_negotiated_session_from_chromium_answer() -> None:
+    offer = offer_for_step(1)
+    plan, session = apply_subscriber_answer(offer.plan, load("chromium_subscriber_answer_1.sdp"))
+    assert session.bundle == ("0", "1") and session.rejected_mids == ()
+    assert session.remote.dtls_role is DtlsRole.SERVER  # Chromium answers setup:active
+    assert session.remote.fingerprints[0].algorithm == "sha-256"
+    audio, video = session.media
+    assert audio.direction is Direction.SENDONLY and audio.codec.payload_type == 111
+    assert audio.ssrcs == (1010,)
+    assert video.codec.name == "VP8" and video.codec.rtx_payload_type == 97
+    assert video.rtx_map() == {97: 96} and video.rtx_ssrc(1020) == 1021
+    assert video.codec.has_feedback("nack", "pli") and video.codec.has_feedback("ccm", "fir")
+    assert video.extension_id(TRANSPORT_WIDE_CC) == 3
+    assert plan.remote == session.remote
+
+
+def test_removed_video_is_not_recycled_for_audio() -> None:
+    plan = SubscriberPlan().with_tracks([subscriber_track(1, "video")])
+    offer = build_subscriber_offer(plan, LOCAL)
+    plan, _ = apply_subscriber_answer(offer.plan, _answer_to(offer))
+    plan = plan.with_tracks([])
+    offer = build_subscriber_offer(plan, LOCAL)
+    plan, session = apply_subscriber_answer(offer.plan, _answer_to(offer))
+    assert session.media == () and plan.slots[0].free
+    plan = plan.with_tracks([subscriber_track(2, "audio")])
+    assert [(s.mid, s.kind, s.track is not None) for s in plan.slots] == [
+        ("0", "video", False),
+        ("1", "audio", True),
+    ]
+    plan = plan.with_tracks([subscriber_track(2, "audio"), subscriber_track(3, "video")])
+    assert [s.mid for s in plan.slots] == ["2", "1"]
+
+
+def _answer_to(offer: SubscriberOffer, reject: str | None = None) -> str:
+    """A minimal well-formed browser-like answer to one of our offers."""
+    lines = ["v=0", "o=- 7 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
+    active = [s.mid for s in offer.plan.active() if s.mid != reject]
+    if active:
+        lines.append("a=group:BUNDLE " + " ".join(active))
+    for slot, media in zip(offer.plan.slots, offer.sdp.media, strict=True):
+        if slot.track is None or slot.mid == reject:
+            lines += [
+                f"m={media.kind} 0 {media.proto} {media.formats[0]}",
+                "c=IN IP4 0.0.0.0",
+                f"a=mid:{slot.mid}",
+            ]
+            continue
+        lines += [
+            f"m={media.m_line().split(' ', 2)[0]} 9 {media.proto} {' '.join(media.formats)}",
+            "c=IN IP4 0.0.0.0", "a=ice-ufrag:abcd", "a=ice-pwd:0123456789012345678901",
+            "a=fingerprint:sha-256 " + ":".join(["11"] * 32), "a=setup:active", f"a=mid:{slot.mid}",
+            "a=recvonly", "a=rtcp-mux",
+        ]  # fmt: skip
+        lines += [
+            f"a={a.text()}"
+            for a in media.attributes
+            if a.name in ("rtpmap", "fmtp", "rtcp-fb", "extmap")
+        ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def test_subscriber_rejecting_a_section() -> None:
+    plan = SubscriberPlan().with_tracks(
+        [subscriber_track(1, "audio"), subscriber_track(2, "video")]
+    )
+    offer = build_subscriber_offer(plan, LOCAL)
+    plan, session = apply_subscriber_answer(offer.plan, _answer_to(offer, reject="1"))
+    assert session.rejected_mids == ("1",) and [m.mid for m in session.media] == ["0"]
+    assert plan.slots[1].free and plan.slots[1].track is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("a=group:BUNDLE 0 1", "a=group:BUNDLE 0", "does not BUNDLE mid '1'"),
+        (
+            "a=setup:active\r\na=mid:0",
+            "a=setup:actpass\r\na=mid:0",
+            "an answer's a=setup must be active or passive",
+        ),
+        (
+            "a=recvonly",
+            "a=sendrecv",
+            "is sendrecv; an answer to sendonly must be recvonly or inactive",
+        ),
+        ("a=extmap:3 ", "a=extmap:9 ", "uses extmap id 9"),
+        (
+            "a=rtpmap:96 VP8/90000",
+            "a=rtpmap:96 H264/90000",
+            "payload type 96 (H264), not offered",
+        ),
+        (
+            "m=video 9 UDP/TLS/RTP/SAVPF 96 97",
+            "m=video 9 UDP/TLS/RTP/SAVPF 97",
+            "accepts no offered codec",
+        ),
+        ("a=mid:1", "a=mid:7", "the answer reordered sections"),
+        ("a=rtcp-mux\r\n", "", "lacks a=mid, DTLS-SRTP or a=rtcp-mux"),
+    ],
+)
+def test_bad_subscriber_answers(old: str, new: str, message: str) -> None:
+    plan = SubscriberPlan().with_tracks(
+        [subscriber_track(1, "audio"), subscriber_track(2, "video")]
+    )
+    offer = build_subscriber_offer(plan, LOCAL)
+    answer = _answer_to(offer)
+    assert old in answer
+    answer = new.join(answer.rsplit(old, 1))  # the last occurrence: the video section
+    if "a=mid:7" in answer:
+        answer = answer.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0 7")
+    with pytest.raises(SdpError, match=re.escape(message)):
+        apply_subscriber_answer(offer.plan, answer)
+
+
+def test_answer_must_match_section_count_and_disabled_sections() -> None:
+    offer = offer_for_step(1)
+    answer = load("chromium_subscriber_answer_1.sdp")
+    with pytest.raises(SdpError, match="the answer has 1 m-sections, the offer had 2"):
+        apply_subscriber_answer(
+            offer.plan, answer[: answer.index("m=video")].replace(" 0 1\r\n", " 0\r\n")
+        )
+    offer2 = run_steps(2)[1][0]
+    disabled = "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+    answer2 = _answer_to(offer2)
+    assert disabled in answer2
+    revived = disabled.replace(" 0 UDP", " 9 UDP") + "a=rtcp-mux\r\na=recvonly\r\n"
+    with pytest.raises(SdpError, match="accepts a section the offer disabled"):
+        apply_subscriber_answer(offer2.plan, answer2.replace(disabled, revived))
+
+
+def test_api_misuse() -> None:
+    plan = SubscriberPlan().with_tracks([subscriber_track(1, "audio")])
+    offer = build_subscriber_offer(plan, LOCAL)
+    with pytest.raises(SdpUsageError, match="already awaiting"):
+        build_subscriber_offer(offer.plan, LOCAL)
+    with pytest.raises(SdpUsageError, match="no offer is awaiting"):
+        apply_subscriber_answer(plan, _answer_to(offer))
+    clash = subscriber_track(2, "audio")
+    clash = type(clash)(**{**{f: getattr(clash, f) for f in clash.__dataclass_fields__},
+                           "codec": NegotiatedCodec(111, "PCMU", 8000)})  # fmt: skip
+    with pytest.raises(SdpUsageError, match="payload type 111 would mean two codecs"):
+        plan.with_tracks([subscriber_track(1, "audio"), clash])
+    with pytest.raises(SdpUsageError, match="track_id must be a non-empty token"):
+        type(clash)("bad id", "audio", "s", "p", clash.codec, 5)
+
+
+def test_subscriber_codec_uses_router_payload_types() -> None:
+    publisher_h264 = NegotiatedCodec(
+        108, "H264", 90000, None,
+        (
+            ("level-asymmetry-allowed", "1"),
+            ("packetization-mode", "1"),
+            ("profile-level-id", "42e01f"),
+        ),
+        rtx_payload_type=109,
+    )  # fmt: skip
+    codec = subscriber_codec(publisher_h264, DEFAULT_CAPABILITIES)
+    assert (codec.payload_type, codec.rtx_payload_type) == (102, 103)
+    baseline = subscriber_codec(NegotiatedCodec(
+        102, "H264", 90000, None, (("packetization-mode", "1"), ("profile-level-id", "42001f"))
+    ))  # fmt: skip
+    assert baseline.payload_type == 104
+    assert subscriber_codec(NegotiatedCodec(109, "OPUS", 48000, 2)).payload_type == 111
+    with pytest.raises(SdpUsageError):
+        subscriber_codec(NegotiatedCodec(98, "VP9", 90000))

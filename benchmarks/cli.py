@@ -32,15 +32,53 @@ def add_commands(subparsers: Any) -> None:
     codec.add_argument("--repeats", type=int, default=5, help="timing runs per case (default 5)")
     codec.set_defaults(handler=run_codec)
 
+    turn = kinds.add_parser(
+        "turn",
+        help="TURN relay load: K client pairs relaying ChannelData through any RFC 8656 server",
+        description="Allocate UDP relays with TURN REST credentials, pair the clients up "
+        "(permission + channel to the partner's relayed address) and send ChannelData at a "
+        "paced rate. Reports sent, delivered, loss, one-way latency and, given the server's "
+        "pid, server CPU microseconds per relayed packet (one packet delivered client -> "
+        "server -> client).",
+    )
+    turn.add_argument("--target", required=True, help="TURN server HOST:PORT ([v6]:PORT)")
+    turn.add_argument("--secret", required=True, help="TURN REST shared secret")
+    turn.add_argument("--realm", help="realm for the credentials (default: the server's)")
+    turn.add_argument(
+        "--region",
+        help="mint Regio's region-bound usernames <expiry>:<region>:<participant> "
+        "(default: coturn's <expiry>:<user>)",
+    )
+    turn.add_argument("--server-pid", type=int, help="measure this process's CPU (and children)")
+    _add_load_arguments(turn)
+    turn.add_argument("--label", help="row label in RESULTS.md (default: server process name)")
+    turn.set_defaults(handler=run_turn)
+
+    compare = kinds.add_parser(
+        "turn-compare",
+        help="the same TURN load against Debian coturn and `regio turn`, side by side",
+        description="Start coturn (one relay thread) and then `regio turn` on free loopback "
+        "ports, run identical load against each, and print both figures and the ratio of "
+        "server CPU per relayed packet. Servers are stopped by pid.",
+    )
+    _add_load_arguments(compare, pairs=4, pps=40000.0)
+    compare.add_argument("--skip-regio", action="store_true", help="measure coturn only")
+    compare.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate the servers this many times and keep each one's quietest round "
+        "(least CPU used by other processes; for shared machines)",
+    )
+    compare.set_defaults(handler=run_turn_compare)
+
 
 def run_codec(args: argparse.Namespace) -> int:
     from benchmarks import codec, machine, results
 
     if args.seconds <= 0 or args.repeats < 1:
         raise CliError("--seconds must be positive and --repeats at least 1")
-    figures = codec.run(
-        target_seconds=args.seconds, repeats=args.repeats, name_filter=args.filter
-    )
+    figures = codec.run(target_seconds=args.seconds, repeats=args.repeats, name_filter=args.filter)
     if not figures:
         raise CliError(f"no codec benchmark matches {args.filter!r}")
     if args.json:
@@ -69,3 +107,158 @@ def run_codec(args: argparse.Namespace) -> int:
             notes=f"{args.repeats} runs of ~{args.seconds}s each; CPython, pure-Python codecs",
         )
     return 0
+
+
+def _add_load_arguments(
+    parser: argparse.ArgumentParser, pairs: int = 2, pps: float = 1000.0
+) -> None:
+    parser.add_argument("--pairs", type=int, default=pairs, help=f"client pairs (default {pairs})")
+    parser.add_argument(
+        "--pps",
+        type=float,
+        default=pps,
+        help=f"packets per second, all clients together (default {pps:g})",
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="send window (default 5)")
+    parser.add_argument(
+        "--size", type=int, default=200, help="ChannelData payload bytes (default 200, min 12)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="generator processes, each owning whole pairs (default 1)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
+
+
+def _check_load_arguments(args: argparse.Namespace) -> None:
+    from benchmarks.turn_load.pump import MIN_SIZE
+
+    if args.pairs < 1 or args.workers < 1:
+        raise CliError("--pairs and --workers must be at least 1")
+    if args.pps <= 0 or args.seconds <= 0:
+        raise CliError("--pps and --seconds must be positive")
+    if not MIN_SIZE <= args.size <= 8192:
+        raise CliError(f"--size must be {MIN_SIZE}-8192 bytes (sequence number and timestamp)")
+    if args.pps * args.seconds >= 2**32:
+        raise CliError("--pps x --seconds must stay below 2**32 packets")
+
+
+def _load_flags(args: argparse.Namespace) -> str:
+    flags = f"--pairs {args.pairs} --pps {args.pps:g} --seconds {args.seconds:g}"
+    flags += f" --size {args.size}" + (f" --workers {args.workers}" if args.workers > 1 else "")
+    return flags
+
+
+def run_turn(args: argparse.Namespace) -> int:
+    from benchmarks import results
+    from benchmarks.turn_load import report
+    from benchmarks.turn_load.runner import LoadSpec, run_load
+    from benchmarks.turn_load.session import LoadError
+    from benchmarks.turn_load.target import parse_target
+
+    _check_load_arguments(args)
+    try:
+        host, port = parse_target(args.target)
+        figures = run_load(
+            LoadSpec(
+                host,
+                port,
+                args.secret,
+                realm=args.realm,
+                region=args.region,
+                pairs=args.pairs,
+                pps=args.pps,
+                seconds=args.seconds,
+                size=args.size,
+                workers=args.workers,
+                server_pid=args.server_pid,
+            )
+        )
+    except LoadError as exc:
+        raise CliError(str(exc)) from None
+    label = args.label or figures.server or args.target
+    if args.json:
+        json.dump({"machine": machine_info(), **figures.as_json()}, sys.stdout, indent=2)
+        print()
+    else:
+        report.print_tables(f"regio bench turn -> {args.target}", [label], [figures])
+    if args.record:
+        command = f"regio bench turn --target {args.target} --secret S"
+        command += "".join(
+            f" --{name} {value}"
+            for name, value in (("realm", args.realm), ("region", args.region))
+            if value
+        )
+        command += (" --server-pid PID " if args.server_pid else " ") + _load_flags(args)
+        results.record_section(
+            "TURN relay load",
+            command,
+            report.RECORD_COLUMNS,
+            [report.record_row(label, figures)],
+            notes=report.RECORD_NOTES,
+        )
+    return 0
+
+
+def run_turn_compare(args: argparse.Namespace) -> int:
+    from benchmarks import results
+    from benchmarks.turn_load import report
+    from benchmarks.turn_load.compare import run_compare
+    from benchmarks.turn_load.session import LoadError
+
+    _check_load_arguments(args)
+    if args.rounds < 1:
+        raise CliError("--rounds must be at least 1")
+    try:
+        outcome = run_compare(
+            pairs=args.pairs,
+            pps=args.pps,
+            seconds=args.seconds,
+            size=args.size,
+            workers=args.workers,
+            rounds=args.rounds,
+            skip_regio=args.skip_regio,
+        )
+    except LoadError as exc:
+        raise CliError(str(exc)) from None
+    labels = [outcome.coturn_version, "regio turn"]
+    if args.json:
+        json.dump({"machine": machine_info(), **outcome.as_json()}, sys.stdout, indent=2)
+        print()
+    else:
+        report.print_tables("regio bench turn-compare", labels, [outcome.coturn, outcome.regio])
+        if outcome.regio_skipped:
+            print(f"regio turn: {outcome.regio_skipped}")
+        if outcome.cpu_ratio is not None:
+            print(
+                f"server CPU per relayed packet, regio / coturn: {outcome.cpu_ratio:.2f}x "
+                "(goal: at most 1.5x)"
+            )
+    if args.record:
+        rows = [report.record_row(labels[0], outcome.coturn)]
+        if outcome.regio is not None:
+            rows.append(report.record_row(labels[1], outcome.regio))
+        notes = report.RECORD_NOTES
+        if outcome.cpu_ratio is not None:
+            notes += f"; regio/coturn CPU per relayed packet: {outcome.cpu_ratio:.2f}x"
+        elif outcome.regio_skipped:
+            notes += f"; regio turn not measured: {outcome.regio_skipped}"
+        results.record_section(
+            "TURN relay, coturn vs regio turn",
+            "regio bench turn-compare "
+            + _load_flags(args)
+            + (f" --rounds {args.rounds}" if args.rounds > 1 else ""),
+            report.RECORD_COLUMNS,
+            rows,
+            notes=notes,
+        )
+    return 1 if outcome.regio_failed else 0
+
+
+def machine_info() -> dict[str, str | int]:
+    from benchmarks import machine
+
+    return machine.describe()

@@ -39,6 +39,7 @@ from control.etcd import (
     Get,
     Put,
     WatchBatch,
+    WatchEvent,
 )
 from control.logs import get_logger
 from control.schema import NodeRecord, SchemaError
@@ -234,9 +235,15 @@ class NodeRegistration:
         async with self._lock:
             while True:
                 try:
-                    if not self.lease or self._need_claim:
+                    if self._need_claim and self.lease:
+                        # Keep a lease etcd still has: the rooms bound to it stay alive.
+                        if await self.client.lease_ttl(self.lease) <= 0:
+                            self.lease = 0
+                        else:
+                            reregistration = False
+                    if not self.lease:
                         self.lease = await self.client.grant(self.config.ttl)
-                        self._need_claim = False
+                    self._need_claim = False
                     kv = await self.client.get(self.key)
                     if kv is not None:
                         try:
@@ -371,11 +378,21 @@ class NodeRegistration:
                 return
 
     async def _watch_own_key(self) -> None:
-        """See a newer claim or an operator's drain flag as soon as etcd has it."""
+        """See a newer claim or an operator's drain flag as soon as etcd has it.
+
+        Each round reads the key at a revision, handles it like an event, then watches from
+        the next revision; a compacted or broken watch simply starts another round.
+        """
         while True:
-            start = self._mod + 1 if self._mod else 0
             try:
-                async with self.client.watch(self.key, start_revision=start,
+                revision, kv = await self.client.get_with_revision(self.key)
+                if kv is not None:
+                    await self._on_own_events(
+                        WatchBatch(revision, (WatchEvent("put", kv),)))
+                elif self.state == "registered" and revision > self._mod:
+                    self._need_claim = True
+                    self._dirty.set()
+                async with self.client.watch(self.key, start_revision=revision + 1,
                                              prefix=False) as items:
                     async for item in items:
                         if isinstance(item, WatchBatch):
@@ -398,8 +415,14 @@ class NodeRegistration:
             if self._is_newer(other):
                 self._fence(other)
                 return
-            mine = other.instance == self._record.instance and event.kv.lease == self.lease
-            if mine and other.draining and not self._record.draining:
+            if other.instance != self._record.instance:
+                # An older process wrote our id (it saw the key absent): take it back.
+                if self.state == "registered":
+                    self._need_claim = True
+                    self._dirty.set()
+                continue
+            if (event.kv.lease == self.lease and other.draining
+                    and not self._record.draining):
                 self._adopt(event.kv.value)
                 self._dirty.set()
 

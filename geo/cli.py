@@ -72,6 +72,10 @@ def add_commands(subparsers: Any) -> None:
     )
     update.set_defaults(handler=run_update)
 
+    from geo.frontdoor.cli import add_command as add_frontdoor
+
+    add_frontdoor(subparsers)
+
 
 def _topology(path: str | None) -> Topology:
     if path is None:

@@ -22,6 +22,14 @@ from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
 
 REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here runs real etcd processes: mark them so CI can select them."""
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.etcd)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from control import schema
-from control.etcd import EtcdClient
+from control.etcd import EtcdClient, EtcdConfig
 from control.localetcd import LocalEtcd, free_ports
 from control.schema import KeySet, NodeRecord
 from control.topology import Topology
@@ -127,8 +127,12 @@ async def test_status_drain_and_sigterm(etcd: LocalEtcd, client: EtcdClient,
     # SIGTERM drain with a deadline: a room never empties, the deadline ends it.
     b.signal(signal.SIGTERM)
     await b.wait_event("draining", 5)
-    kv = await client.get(schema.node_key("eu-b"))
-    assert kv is not None and NodeRecord.decode(kv.value).draining
+    with trio.fail_after(1.0):  # "at once": well within a second of the signal
+        while True:
+            kv = await client.get(schema.node_key("eu-b"))
+            if kv is not None and NodeRecord.decode(kv.value).draining:
+                break
+            await trio.sleep(0.02)
     done = await b.wait_event("drained", 10)
     assert done == {"event": "drained", "reason": "deadline", "trigger": "sigterm",
                     "remaining": 1}
@@ -206,7 +210,7 @@ async def test_cluster_up_ready_then_stop_leaves_nothing(stop_signal: int) -> No
                                     for line in lines if line["event"] == "skipped"]
         etcd_url = ready["etcd"]
         assert isinstance(etcd_url, str)
-        client = EtcdClient(EtcdClientConfig(etcd_url))
+        client = EtcdClient(EtcdConfig.from_urls(etcd_url, timeout=2.0))
         try:
             _, kvs = await client.get_prefix(schema.NODES_PREFIX)
             assert len(kvs) == 3
@@ -230,12 +234,6 @@ async def test_cluster_up_ready_then_stop_leaves_nothing(stop_signal: int) -> No
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
-
-
-def EtcdClientConfig(url: str):  # type: ignore[no-untyped-def]  # noqa: N802
-    from control.etcd import EtcdConfig
-
-    return EtcdConfig.from_urls(url, timeout=2.0)
 
 
 def _pids_listening(url: str) -> list[int]:

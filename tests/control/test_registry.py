@@ -138,3 +138,26 @@ async def test_expired_lease_reregisters_with_new_lease(etcd: LocalEtcd, client:
     assert node.count("registered") == 2
     _, kvs = await client.get_prefix(schema.NODES_PREFIX)
     assert [k.key for k in kvs] == [schema.node_key("phoenix")]
+
+
+async def test_deleted_key_is_restored_on_same_lease(client: EtcdClient,
+                                                     nursery: trio.Nursery) -> None:
+    reg = NodeRegistration(client, new_record("keeper", "router", "eu-north", "EEA"),
+                           RegistryConfig(ttl=3))
+    await nursery.start(reg.run)
+    lease = reg.lease
+    await client.delete(schema.node_key("keeper"))
+    with trio.fail_after(3):
+        while (kv := await client.get(schema.node_key("keeper"))) is None:
+            await trio.sleep(0.05)
+    assert kv.lease == lease, "a live lease is kept, so rooms bound to it survive"
+    # An older process that found the key absent and wrote it loses it again.
+    older = reg.record.with_changes(instance="0" * 16, started_at=reg.record.started_at - 5)
+    await client.put(schema.node_key("keeper"), older.encode())
+    with trio.fail_after(3):
+        while True:
+            kv = await client.get(schema.node_key("keeper"))
+            if kv is not None and NodeRecord.decode(kv.value).instance == reg.record.instance:
+                break
+            await trio.sleep(0.05)
+    assert reg.state == "registered" and kv.lease == lease

@@ -1,0 +1,214 @@
+"""The Trio drivers over real loopback sockets: UDP, TCP and TLS relaying, deny proofs, expiry,
+hostile stream framing."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from tests.turn.conftest import turn_config
+from tests.turn.helpers import code
+from tests.turn.netclient import NetClient
+from turn.server.metrics import registry_for
+from turn.server.server import TurnServer
+from turn.stun import AdditionalAddressFamily, Method, parse_message
+
+Start = Callable[..., Any]
+
+
+def _addr(server: TurnServer, protocol: str) -> tuple[str, int]:
+    return {"udp": server.addresses.udp, "tcp": server.addresses.tcp,
+            "tls": server.addresses.tls}[protocol][0]
+
+
+async def _quiet(sock: trio.socket.SocketType, seconds: float = 0.2) -> bool:
+    """True if nothing arrives on ``sock`` for ``seconds``."""
+    with trio.move_on_after(seconds):
+        await sock.recv(65536)
+        return False
+    return True
+
+
+@pytest.mark.parametrize("protocol", ["udp", "tcp", "tls"])
+async def test_relay_both_ways(protocol: str, start_server: Start, peer: Any,
+                               tls_files: tuple[str, str]) -> None:
+    server = await start_server(turn_config(tls_files, allow_peer=["127.0.0.0/8"]))
+    client = NetClient(protocol, _addr(server, protocol))
+    await client.connect()
+    try:
+        assert code(await client.allocate()) == 200
+        peer_addr = peer.getsockname()
+        assert code(await client.bind(0x4001, *peer_addr)) == 200
+        await client.channel_data(0x4001, b"to-peer")
+        with trio.fail_after(5):
+            data, relay_addr = await peer.recvfrom(2048)
+        assert data == b"to-peer" and relay_addr == client.relayed
+        await peer.sendto(b"to-client!", relay_addr)
+        assert await client.next_data() == b"\x40\x01\x00\x0ato-client!"
+        # Send indication and a Data indication back for an unbound peer port.
+        other = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await other.bind(("127.0.0.1", 0))
+        await client.send_indication(*other.getsockname(), b"via-send")
+        with trio.fail_after(5):
+            data, _ = await other.recvfrom(2048)
+        assert data == b"via-send"
+        await other.sendto(b"data-ind", relay_addr)
+        indication = parse_message(await client.next_data())
+        assert indication.method == Method.DATA
+        other.close()
+        assert server.core.stats.packets_to_peers == 2
+        assert server.core.stats.packets_from_peers == 2
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "0.0.0.0", "::ffff:127.0.0.1", "::1"])
+async def test_denied_peers_receive_nothing(target: str, start_server: Start, peer: Any) -> None:
+    server = await start_server(turn_config(relay_ip6="::1"))
+    client = NetClient("udp", server.addresses.udp[0])
+    await client.connect()
+    port = peer.getsockname()[1]
+    v6 = trio.socket.socket(trio.socket.AF_INET6, trio.socket.SOCK_DGRAM)
+    await v6.bind(("::1", port))
+    try:
+        assert code(await client.request(Method.ALLOCATE, *_alloc_attrs())) == 200
+        assert code(await client.permission(target)) == 403
+        assert code(await client.bind(0x4000, target, port)) == 403
+        await client.send_indication(target, port, b"leak")
+        await client.channel_data(0x4000, b"leak")
+        assert await _quiet(peer)
+        assert await _quiet(v6, 0.05)
+        assert sum(server.core.stats.peer_denied.values()) == 3
+    finally:
+        v6.close()
+        await client.close()
+
+
+def _alloc_attrs() -> tuple[Any, ...]:
+    from turn.stun import Lifetime, RequestedTransport
+
+    return (RequestedTransport(17), Lifetime(600), AdditionalAddressFamily(0x02))
+
+
+async def test_own_listener_denied_inside_allowed_range(start_server: Start) -> None:
+    server = await start_server(turn_config(allow_peer=["127.0.0.0/8"]))
+    client = NetClient("udp", server.addresses.udp[0])
+    await client.connect()
+    try:
+        await client.allocate()
+        own_udp = server.addresses.udp[0]
+        own_tcp = server.addresses.tcp[0]
+        assert code(await client.bind(0x4000, *own_udp)) == 403
+        assert code(await client.bind(0x4001, *own_tcp)) == 403
+        assert code(await client.permission(own_udp[0])) == 200  # per-IP; ports checked later
+        before = server.core.stats.requests.total()
+        binding = b"\x00\x01\x00\x00" + b"\x21\x12\xa4\x42" + b"x" * 12
+        await client.send_indication(*own_udp, binding)
+        await trio.sleep(0.2)
+        assert server.core.stats.requests.total() == before
+        assert server.core.stats.peer_denied["own-endpoint"] == 3
+    finally:
+        await client.close()
+
+
+async def test_allocation_expires_on_the_core_timer(autojump_clock: trio.testing.MockClock,
+                                                     nursery: trio.Nursery) -> None:
+    """MockClock(autojump_threshold=0): 10 virtual minutes pass in milliseconds."""
+    server: TurnServer = await nursery.start(TurnServer(turn_config()).run)
+    client = NetClient("udp", server.addresses.udp[0],
+                       wall=server.core.wall_offset + trio.current_time())
+    await client.connect()
+    assert code(await client.allocate(lifetime=600)) == 200
+    await client.permission("8.8.8.8")
+    alloc = next(iter(server.core.allocations.values()))
+    assert len(server.pool.by_fd) == 1
+    await trio.sleep(301)
+    assert not alloc.permissions
+    assert server.core.allocations
+    await trio.sleep(300)
+    assert not server.core.allocations
+    assert not server.pool.by_fd
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"\x00\x01\xff\xfd\x21\x12\xa4\x42",  # STUN length 0xFFFD (not a multiple of 4)
+        b"\x00\x01\xff\xff\x21\x12\xa4\x42",  # STUN length 0xFFFF
+        b"\x40\x00\xff\xff" + b"x" * 100,  # ChannelData 0xFFFF, then the stream stops short
+        b"\xff" * 32,  # garbage
+        b"\x00\x01\x00\x08\xde\xad\xbe\xef" + b"x" * 20,  # bad cookie
+    ],
+)
+async def test_hostile_stream_closes_only_that_connection(hostile: bytes, start_server: Start,
+                                                           peer: Any) -> None:
+    server = await start_server(turn_config(allow_peer=["127.0.0.0/8"]))
+    good = NetClient("tcp", server.addresses.tcp[0])
+    await good.connect()
+    evil = await trio.open_tcp_stream(*server.addresses.tcp[0])
+    try:
+        assert code(await good.allocate()) == 200
+        await evil.send_all(hostile)
+        if hostile.startswith(b"\x40\x00\xff\xff"):
+            await evil.send_eof()
+        with trio.fail_after(12):
+            while await evil.receive_some(1024):
+                pass
+        assert code(await good.bind(0x4000, *peer.getsockname())) == 200
+        await good.channel_data(0x4000, b"still-works")
+        with trio.fail_after(5):
+            assert (await peer.recv(100)) == b"still-works"
+    finally:
+        await trio.aclose_forcefully(evil)
+        await good.close()
+
+
+async def test_tcp_disconnect_frees_allocation_and_quota(start_server: Start) -> None:
+    server = await start_server(turn_config(user_quota=1))
+    for _ in range(3):  # allocate-then-disconnect flood: the quota must hold and recover
+        client = NetClient("tcp", server.addresses.tcp[0])
+        await client.connect()
+        assert code(await client.allocate()) == 200
+        await client.close()
+        with trio.fail_after(5):
+            while server.core.allocations:
+                await trio.sleep(0.01)
+    assert not server.pool.by_fd
+
+
+async def test_tls_below_1_2_refused(start_server: Start, tls_files: tuple[str, str]) -> None:
+    server = await start_server(turn_config(tls_files))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    except (ValueError, ssl.SSLError):
+        pytest.skip("this OpenSSL cannot even offer TLS 1.1")
+    tcp = await trio.open_tcp_stream(*server.addresses.tls[0])
+    stream = trio.SSLStream(tcp, ctx, server_hostname="127.0.0.1")
+    with pytest.raises((trio.BrokenResourceError, ssl.SSLError)):
+        await stream.do_handshake()
+    await trio.aclose_forcefully(stream)
+
+
+async def test_metrics_have_no_address_labels(start_server: Start) -> None:
+    from prometheus_client import generate_latest
+
+    server = await start_server(turn_config())
+    client = NetClient("udp", server.addresses.udp[0])
+    await client.connect()
+    await client.allocate()
+    await client.permission("10.0.0.1")
+    text = generate_latest(registry_for(server.core, "eu-west")).decode()
+    assert "regio_turn_allocations{region=\"eu-west\"} 1.0" in text
+    assert 'regio_turn_peer_denied_total{reason="private",region="eu-west"} 1.0' in text
+    assert "127.0.0.1" not in text
+    await client.close()

@@ -1,0 +1,121 @@
+"""Every deny entry, on every path (CreatePermission, ChannelBind, Send), in the core."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.turn.helpers import SERVER, Client, code, make_core
+from turn.server.allocation import FiveTuple
+from turn.server.peer_policy import PeerPolicy, parse_endpoint
+from turn.stun import AdditionalAddressFamily
+
+DENIED = [
+    ("127.0.0.1", "loopback"),
+    ("127.255.0.9", "loopback"),
+    ("0.0.0.0", "this-network"),
+    ("0.1.2.3", "this-network"),
+    ("10.1.2.3", "private"),
+    ("172.16.5.4", "private"),
+    ("192.168.1.1", "private"),
+    ("100.64.0.1", "cgnat"),
+    ("169.254.169.254", "link-local"),
+    ("169.254.1.1", "link-local"),
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("240.0.0.1", "reserved"),
+    ("255.255.255.255", "reserved"),
+    ("::", "unspecified"),
+    ("::1", "loopback"),
+    ("fe80::1", "link-local"),
+    ("fc00::1", "unique-local"),
+    ("fd12:3456::1", "unique-local"),
+    ("fec0::1", "site-local"),
+    ("ff02::1", "multicast"),
+    ("::ffff:127.0.0.1", "loopback"),
+    ("::ffff:10.0.0.1", "private"),
+    ("::ffff:169.254.169.254", "link-local"),
+    ("::127.0.0.1", "loopback"),
+    ("::0.0.0.2", "this-network"),
+    ("2002:7f00:1::", "loopback"),
+    ("2002:a9fe:a9fe::1", "link-local"),
+    ("64:ff9b::a9fe:a9fe", "link-local"),
+    ("64:ff9b::7f00:1", "loopback"),
+    ("2001:0:1:2:3:4:80ff:fffe", "loopback"),  # Teredo, client 127.0.0.1 (inverted)
+]
+
+
+def _client() -> Client:
+    core, _ = make_core()
+    c = Client(core, FiveTuple("udp", ("203.0.113.5", 40000), SERVER))
+    assert code(c.allocate(AdditionalAddressFamily(0x02))) == 200
+    return c
+
+
+@pytest.mark.parametrize(("ip", "reason"), DENIED)
+def test_create_permission_denied(ip: str, reason: str) -> None:
+    c = _client()
+    assert code(c.permission(ip)) == 403
+    assert c.core.stats.peer_denied[reason] == 1
+    assert not c.core.allocations[c.ft].permissions
+
+
+@pytest.mark.parametrize(("ip", "reason"), DENIED)
+def test_channel_bind_denied(ip: str, reason: str) -> None:
+    c = _client()
+    assert code(c.bind(0x4000, ip, 5000)) == 403
+    assert c.core.stats.peer_denied[reason] == 1
+    assert not c.core.allocations[c.ft].channels
+
+
+@pytest.mark.parametrize(("ip", "reason"), DENIED)
+def test_send_denied(ip: str, reason: str) -> None:
+    c = _client()
+    assert c.send(ip, 5000, b"payload") == []
+    assert c.core.stats.peer_denied[reason] == 1
+
+
+def test_public_peers_allowed() -> None:
+    c = _client()
+    for ip in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"):
+        assert code(c.permission(ip)) == 200
+
+
+def test_allow_peer_opens_a_range_but_not_own_endpoints() -> None:
+    core, _ = make_core(allow_peer=["10.0.0.0/8", "192.0.2.0/24"])
+    c = Client(core, FiveTuple("udp", ("203.0.113.5", 40000), SERVER))
+    c.allocate()
+    assert code(c.permission("10.9.9.9")) == 200
+    assert code(c.permission("172.16.0.1")) == 403
+    # The node's own listener stays denied inside an allowed range, on every path with a port.
+    assert code(c.bind(0x4000, SERVER[0], SERVER[1])) == 403
+    assert code(c.permission(SERVER[0])) == 200
+    assert c.send(SERVER[0], SERVER[1], b"x") == []
+    assert core.stats.peer_denied["own-endpoint"] == 2
+
+
+def test_own_relays_denied_unless_relay_to_relay() -> None:
+    policy = PeerPolicy(allow=["198.51.100.0/24"], relay_ips=["198.51.100.7"])
+    policy.relay_addresses.add(("198.51.100.7", 50001))
+    assert policy.check("198.51.100.7", 50001) == "own-relay"
+    assert policy.check("::ffff:198.51.100.7", 50001) == "own-relay"
+    assert policy.check("198.51.100.7", 50002) is None
+    policy.allow_relay_to_relay = True
+    assert policy.check("198.51.100.7", 50001) is None
+
+
+def test_etcd_and_wildcard_endpoints() -> None:
+    policy = PeerPolicy(allow=["0.0.0.0/0"], own_endpoints=[("10.0.0.5", 2379), ("0.0.0.0", 3478)],
+                        relay_ips=["203.0.113.9"])
+    assert policy.check("10.0.0.5", 2379) == "own-endpoint"
+    assert policy.check("203.0.113.9", 3478) == "own-endpoint"
+    assert policy.check("127.0.0.1", 3478) == "own-endpoint"
+    assert policy.check("8.8.8.8", 3478) is None
+    assert policy.check("8.8.8.8", 0) == "invalid"
+
+
+def test_parse_endpoint() -> None:
+    assert parse_endpoint("127.0.0.1:3478") == ("127.0.0.1", 3478)
+    assert parse_endpoint("[::1]:5") == ("::1", 5)
+    assert parse_endpoint("::1", 7) == ("::1", 7)
+    with pytest.raises(ValueError):
+        parse_endpoint("host:99999")

@@ -1,0 +1,77 @@
+"""``regio turn``: run a TURN node (standalone with ``--auth-secret``, or clustered with
+``--etcd``). Every :class:`~turn.server.config.TurnConfig` field is a flag and a key of the
+``[turn]`` table of ``--config FILE``; flags win over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from typing import Any
+
+from control.clierror import CliError
+from control.config import ConfigError, add_arguments, load, overrides_from_args
+from turn.server.config import TurnConfig
+
+
+def add_commands(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "turn",
+        help="run a TURN node (RFC 8656 relay with region-bound REST credentials)",
+        description="Run a TURN node. Standalone: --auth-secret S (coturn's use-auth-secret). "
+        "Clustered: --etcd URL (registers as kind turn, secrets from etcd). SIGTERM drains.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML file with a [turn] table")
+    from control.cli_common import add_etcd_arguments
+
+    add_etcd_arguments(parser)
+    parser.set_defaults(etcd=None)
+    add_arguments(parser, TurnConfig)
+    parser.set_defaults(handler=cmd_turn)
+
+
+def build_config(args: argparse.Namespace) -> TurnConfig:
+    """The validated configuration the arguments and file describe, or a :class:`CliError`."""
+    try:
+        config = load(TurnConfig, args.config, section="turn",
+                      overrides=overrides_from_args(args, TurnConfig))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    if not config.region:
+        raise CliError("--region is required")
+    if not config.auth_secret and not args.etcd:
+        raise CliError("give --auth-secret (standalone) or --etcd (secrets from the cluster)")
+    if config.tls_listen and not (config.tls_cert and config.tls_key):
+        raise CliError("--tls-listen needs --tls-cert and --tls-key")
+    try:
+        from turn.server.server import parse_port_range
+
+        low, high = parse_port_range(config.relay_ports)
+        if not 0 < low <= high <= 65535:
+            raise ValueError(f"relay port range {config.relay_ports} is not within 1-65535")
+        for cidr in config.allow_peer:
+            ipaddress.ip_network(cidr, strict=False)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if config.default_lifetime > config.max_lifetime:
+        raise CliError("--default-lifetime exceeds --max-lifetime")
+    return config
+
+
+def cmd_turn(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    if args.etcd:
+        import trio
+
+        from control.cli_common import etcd_config
+        from turn.server.node import run_clustered
+
+        etcd = etcd_config(args)
+        config.etcd_endpoints = [f"{e.host}:{e.port}" for e in etcd.endpoints]
+        return trio.run(run_clustered, config, etcd)
+    from turn.server.node import main_standalone
+
+    return main_standalone(config)
+
+
+__all__ = ["add_commands", "build_config", "cmd_turn"]

@@ -1,0 +1,171 @@
+"""A whole TURN node process: data plane, metrics, and (with etcd) registration, secrets, drain.
+
+Standalone (``--auth-secret``) it is a drop-in for coturn's ``use-auth-secret``. With etcd it
+registers as kind ``turn`` in its region (capacity = the allocation quota, load = active
+allocations), takes the TURN REST secrets from the cluster view (every key valid in the
+rotation overlap is accepted), and drains on SIGTERM or ``regio node drain``.
+
+Draining answers a new Allocate with 508 Insufficient Capacity: RFC 8656 defines 508 as "no
+capacity for this allocation right now", browsers then try their next ICE server, and it does
+not blame the client's credentials (401/441) or policy (403). 486 is a per-user quota and 300
+needs an ALTERNATE-SERVER we do not pick yet. Refresh, permissions and channels keep working
+until each allocation expires or the drain deadline passes.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from control.logs import get_logger
+from turn.server.config import TurnConfig
+from turn.server.peer_policy import parse_endpoint
+from turn.server.server import TurnServer
+
+log = get_logger("turn.node")
+
+
+def _serve_metrics(server: TurnServer, spec: str) -> object:
+    from prometheus_client import start_http_server
+
+    from turn.server.metrics import registry_for
+
+    host, port = parse_endpoint(spec)
+    httpd, _thread = start_http_server(port, addr=host,
+                                       registry=registry_for(server.core, server.config.region))
+    bound = httpd.server_address[:2]
+    server.addresses.metrics = (str(bound[0]), int(bound[1]))
+    server.add_denied_endpoint(str(bound[0]), int(bound[1]))
+    return httpd
+
+
+def ready_line(server: TurnServer) -> str:
+    a = server.addresses
+    parts = [f"region={server.config.region}"]
+    parts += [f"udp={h}:{p}" for h, p in a.udp]
+    parts += [f"tcp={h}:{p}" for h, p in a.tcp]
+    parts += [f"tls={h}:{p}" for h, p in a.tls]
+    if a.metrics:
+        parts.append(f"metrics={a.metrics[0]}:{a.metrics[1]}")
+    parts.append(f"relay={server.pool.ip[4]}:{server.config.relay_ports}")
+    return "regio turn ready " + " ".join(parts)
+
+
+async def _drain_until_empty(server: TurnServer, deadline: float) -> None:
+    server.drain()
+    log.info("draining: %d allocations left, deadline %.0f s",
+             len(server.core.allocations), deadline)
+    with trio.move_on_after(deadline):
+        while server.core.allocations:
+            await trio.sleep(0.25)
+
+
+async def _cancel_on_signal(signals: Any, scope: trio.CancelScope) -> None:
+    async for _ in signals:
+        scope.cancel()
+        return
+
+
+async def run_standalone(config: TurnConfig) -> int:
+    """Serve until SIGTERM/SIGINT, then drain (SIGTERM) or stop (SIGINT)."""
+    async with trio.open_nursery() as nursery:
+        server: TurnServer = await nursery.start(TurnServer(config).run)
+        httpd = _serve_metrics(server, config.metrics) if config.metrics else None
+        print(ready_line(server), flush=True)
+        log.info("%s", ready_line(server))
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if signum != signal.SIGTERM:
+                    break
+                # Drain; a second SIGTERM or a SIGINT ends the drain at once.
+                with trio.CancelScope() as drain_scope:
+                    nursery.start_soon(_cancel_on_signal, signals, drain_scope)
+                    await _drain_until_empty(server, config.drain_deadline)
+                break
+        if httpd is not None:
+            httpd.shutdown()  # type: ignore[attr-defined]
+        nursery.cancel_scope.cancel()
+    return 0
+
+
+async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
+    """Serve with etcd: register, follow secrets, drain on SIGTERM or the etcd flag."""
+    from control.drain import DrainConfig, DrainController
+    from control.etcd import EtcdClient, EtcdConfig
+    from control.registry import NodeRegistration, new_record
+    from control.schema import NodeAddress
+    from control.view import open_view
+
+    assert isinstance(etcd_config, EtcdConfig)
+    async with EtcdClient(etcd_config) as client, trio.open_nursery() as nursery:
+        view = await open_view(client, nursery)
+        static = tuple(config.auth_secret)
+
+        def secrets() -> Sequence[str]:
+            keyset = view.keyset("turn")
+            keys = [] if keyset is None else [
+                k.secret for k in sorted(keyset.valid_keys(time.time()).values(),
+                                         key=lambda k: k.kid != keyset.current)
+            ]
+            return [*keys, *static]
+
+        topology = view.topology()
+        region = topology.regions.get(config.region) if topology is not None else None
+        jurisdiction = region.jurisdiction if region is not None else "unknown"
+        if region is None:
+            log.warning("region %s is not in the stored topology", config.region)
+        server: TurnServer = await nursery.start(TurnServer(config, secrets=secrets).run)
+        httpd = _serve_metrics(server, config.metrics) if config.metrics else None
+        a = server.addresses
+        addresses = (
+            *(NodeAddress("udp", h, p) for h, p in a.udp),
+            *(NodeAddress("tcp", h, p) for h, p in a.tcp),
+            *(NodeAddress("tls", h, p) for h, p in a.tls),
+        )
+        port = a.udp[0][1] if a.udp else 0
+        node_id = config.node_id or f"turn-{config.region}-{port}"
+        record = new_record(node_id, "turn", config.region, jurisdiction, addresses=addresses,
+                            capacity=config.total_quota)
+        registration = NodeRegistration(client, record)
+        await nursery.start(registration.run)
+        drain = DrainController(registration, lambda: len(server.core.allocations),
+                                DrainConfig(deadline=config.drain_deadline))
+
+        async def publish_load() -> None:
+            while True:
+                registration.set_load(len(server.core.allocations))
+                if drain.draining and not server.core.draining:
+                    server.drain()
+                await trio.sleep(1.0)
+
+        async def follow_drain() -> None:
+            await drain.started.wait()
+            server.drain()
+
+        nursery.start_soon(publish_load)
+        nursery.start_soon(follow_drain)
+        print(ready_line(server) + f" node={node_id}", flush=True)
+        outcome = await drain.run()
+        log.info("drain finished (%s, %d left, trigger %s)", outcome.reason, outcome.remaining,
+                 outcome.trigger)
+        await registration.deregister()
+        if httpd is not None:
+            httpd.shutdown()  # type: ignore[attr-defined]
+        nursery.cancel_scope.cancel()
+    return 0
+
+
+def main_standalone(config: TurnConfig) -> int:
+    try:
+        return trio.run(run_standalone, config)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main_standalone", "ready_line", "run_clustered", "run_standalone"]

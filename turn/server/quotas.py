@@ -1,0 +1,87 @@
+"""Quotas and rate limits of the TURN core: failed authentication per source network, and
+bandwidth per allocation.
+
+Failed authentications are limited per /24 (IPv4) or /48 (IPv6), not per address: an attacker
+owning a subnet, or an IPv6 host with 2^64 addresses, would otherwise get a fresh budget per
+address. The table is bounded so a spoofed-source flood cannot grow it without limit; when full,
+the oldest network is forgotten (it gets a fresh budget, which is the safe direction to err in
+for a table that only exists to slow guessing down).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+_TABLE_LIMIT: Final = 65536
+
+
+def source_network(ip: str) -> str:
+    """The /24 or /48 a client address is limited as (IPv4-mapped counts as IPv4)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        mapped = addr.ipv4_mapped
+        if mapped is not None:
+            return str(int(mapped) >> 8)
+        return "6:" + str(int(addr) >> 80)
+    return str(int(addr) >> 8)
+
+
+class TokenBucket:
+    """A classic token bucket: ``rate`` tokens per second, at most ``burst`` stored."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = now
+
+    def refill(self, now: float) -> float:
+        elapsed = now - self.stamp
+        if elapsed > 0:
+            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+            self.stamp = now
+        return self.tokens
+
+    def take(self, amount: float, now: float) -> bool:
+        """Spend ``amount`` if available; False (nothing spent) when the bucket is short."""
+        if self.refill(now) >= amount:
+            self.tokens -= amount
+            return True
+        return False
+
+
+class FailureLimiter:
+    """Counts failed authentications per source network and says when to stop answering."""
+
+    __slots__ = ("_buckets", "burst", "rate")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def blocked(self, ip: str, now: float) -> bool:
+        """True when this source's network has used up its failure budget."""
+        bucket = self._buckets.get(source_network(ip))
+        return bucket is not None and bucket.refill(now) < 1.0
+
+    def record_failure(self, ip: str, now: float) -> None:
+        net = source_network(ip)
+        bucket = self._buckets.get(net)
+        if bucket is None:
+            if len(self._buckets) >= _TABLE_LIMIT:
+                del self._buckets[next(iter(self._buckets))]
+            bucket = self._buckets[net] = TokenBucket(self.rate, self.burst, now)
+        bucket.take(1.0, now)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+__all__ = ["FailureLimiter", "TokenBucket", "source_network"]

@@ -72,6 +72,10 @@ def add_commands(subparsers: Any) -> None:
     )
     compare.set_defaults(handler=run_turn_compare)
 
+    from benchmarks.frontdoor import add_command as add_frontdoor
+
+    add_frontdoor(kinds)
+
 
 def run_codec(args: argparse.Namespace) -> int:
     from benchmarks import codec, machine, results

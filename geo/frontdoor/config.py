@@ -1,0 +1,69 @@
+"""Configuration of ``regio frontdoor``: one documented dataclass for the TOML file and the CLI.
+
+Every field is a ``--flag`` and a key of the ``[frontdoor]`` table of ``--config FILE``
+(:mod:`control.config`), so ``--help`` and the file reference say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from control.config import setting
+
+Policy = Literal["nearest", "eea"]
+Size = Literal["small", "large"]
+
+
+@dataclass(slots=True)
+class FrontdoorConfig:
+    """Everything ``regio frontdoor`` can be told."""
+
+    listen: str = setting(
+        "127.0.0.1:8443",
+        doc="HOST:PORT to serve on; plain HTTP is only allowed on a loopback address",
+    )
+    tls_cert: str = setting("", doc="PEM certificate chain (enables HTTPS, TLS 1.2 minimum)")
+    tls_key: str = setting("", doc="PEM private key for --tls-cert")
+    trusted_proxy: list[str] = setting(
+        default_factory=list,
+        doc="CIDR of a reverse proxy whose forwarding header is believed",
+    )
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = setting(
+        "x-forwarded-for", doc="the header trusted proxies write: x-forwarded-for or forwarded"
+    )
+    geoip_db: str = setting("", doc="country database (default: the embedded ip-location-db)")
+    geoip_check_interval: float = setting(
+        5.0, doc="seconds between checks of the database file for changes (reloaded off-loop)"
+    )
+    default_policy: Policy = setting(
+        "nearest", doc="policy of a room created without one: nearest or eea"
+    )
+    default_size: Size = setting(
+        "large", doc="size of a join without one: large (mode sfu) or small (mode p2p)"
+    )
+    topology_from_etcd: bool = setting(
+        True, doc="take jurisdictions and regions from etcd (else from --topology FILE)"
+    )
+    topology: str = setting("", doc="topology TOML used when --no-topology-from-etcd")
+    token_ttl: int = setting(300, doc="seconds a join token stays valid")
+    turn_ttl: int = setting(3600, doc="seconds TURN credentials stay valid")
+    turn_servers: int = setting(2, doc="TURN nodes offered per join, nearest first")
+    require_turn: bool = setting(
+        True, doc="answer 503 when no allowed TURN node exists (else join without relays)"
+    )
+    rate_limit: float = setting(
+        10.0, doc="joins per second allowed per client network (/24 IPv4, /48 IPv6)"
+    )
+    rate_burst: float = setting(40.0, doc="burst of joins a client network may make at once")
+    max_body: int = setting(4096, doc="largest join request body in bytes (413 beyond)")
+    placement_timeout: float = setting(
+        3.0, doc="seconds a new room's placement may wait on etcd before answering 503"
+    )
+    signaling_path: str = setting(
+        "/v1/signal", doc="path of the routers' WebSocket signaling endpoint"
+    )
+    access_log: bool = setting(False, doc="log every request (addresses truncated)")
+
+
+__all__ = ["FrontdoorConfig", "Policy", "Size"]

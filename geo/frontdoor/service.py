@@ -1,0 +1,345 @@
+"""The join decision, without HTTP: from (room, body, client address) to an answer.
+
+Order of work, cheapest refusal first: rate limit (per /24 or /48), request validation, GeoIP,
+then the residency decision of :mod:`geo.selection` on a decoded cluster snapshot, then (only
+for a room nobody placed yet) the etcd placement transaction, then TURN credentials and the
+join token. A join of a known room touches no etcd at all.
+
+Residency is never relaxed on the way (ARCHITECTURE.md §4): an existing room whose router the
+client may not use answers 409 ``room_outside_jurisdiction``; a client with no allowed router
+or TURN node answers 503 ``no_capacity``; a placement only ever considers the region
+:func:`geo.selection.select_router` chose, and its result is checked again with
+:func:`geo.selection.check_room` before anything is handed out.
+
+The participant id is random (``secrets``), never derived from the address, and the address
+itself goes no further than this module: not into the answer, the token, etcd, metrics or logs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from control.schema import RoomRecord, SchemaError
+from control.tokens import JoinClaims, sign_token
+from control.turn_credentials import mint_turn_credential
+from geo.client_address import HeaderItems, IPNetwork, client_address
+from geo.frontdoor.config import FrontdoorConfig, Policy, Size
+from geo.frontdoor.metrics import FrontdoorMetrics
+from geo.frontdoor.ratelimit import RateLimiter, network_key
+from geo.frontdoor.snapshot import Snapshot, SnapshotCache
+from geo.geoip import GeoIP
+from geo.residency import ClientPlace, place_client
+from geo.selection import (
+    ROOM_POLICIES,
+    NoCapacity,
+    NodeInfo,
+    RoomOutsideJurisdiction,
+    RoomPolicy,
+    TurnServers,
+    check_room,
+    select_router,
+    select_turn,
+)
+
+IPAddress = Any  # ipaddress.IPv4Address | ipaddress.IPv6Address (kept loose for speed)
+
+ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME_MAX = 64
+BODY_FIELDS = ("name", "policy", "size")
+SIZES: tuple[Size, ...] = ("small", "large")
+MODES: dict[str, str] = {"small": "p2p", "large": "sfu"}
+
+
+class BadRequest(ValueError):
+    """A join request that cannot be understood; the message names the problem."""
+
+
+class PlacementUnavailable(Exception):
+    """A new room cannot be placed now (etcd unreachable or too slow)."""
+
+
+class NoRouterForRoom(Exception):
+    """Placement found no router with capacity in the chosen region."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """The optional JSON body of a join."""
+
+    name: str | None = None
+    policy: Policy | None = None
+    size: Size | None = None
+
+
+def parse_join_body(body: bytes) -> JoinRequest:
+    """Validate the body strictly: JSON object, known fields only, right types and values."""
+    if not body.strip():
+        return JoinRequest()
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    unknown = sorted(set(data) - set(BODY_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(map(repr, unknown))} "
+                         f"(allowed: {', '.join(BODY_FIELDS)})")
+    name = data.get("name")
+    if name is not None:
+        if not isinstance(name, str):
+            raise BadRequest("'name' must be a string")
+        if not 1 <= len(name) <= NAME_MAX or not name.isprintable():
+            raise BadRequest(f"'name' must be 1-{NAME_MAX} printable characters")
+    policy = data.get("policy")
+    if policy is not None and policy not in ROOM_POLICIES:
+        raise BadRequest(f"'policy' must be one of {', '.join(ROOM_POLICIES)}")
+    size = data.get("size")
+    if size is not None and size not in SIZES:
+        raise BadRequest(f"'size' must be one of {', '.join(SIZES)}")
+    return JoinRequest(name, cast("Policy | None", policy), cast("Size | None", size))
+
+
+@dataclass(frozen=True, slots=True)
+class JoinAnswer:
+    """What to send back: a status, a JSON body and extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def error(status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = (),
+          **extra: Any) -> JoinAnswer:
+    return JoinAnswer(status, {"error": code, "message": message, **extra}, headers)
+
+
+class RoomLookup(Protocol):
+    def get(self, room: str) -> RoomRecord | None: ...
+
+    def remember(self, record: RoomRecord) -> None: ...
+
+
+Placer = Callable[[str, str, str], Awaitable[RoomRecord]]
+"""``placer(room, region, policy)``: the room's placement (new or existing) or
+:class:`PlacementUnavailable` / :class:`NoRouterForRoom`."""
+
+
+class JoinService:
+    """The front door's join logic over a cluster snapshot, a room cache and a placer."""
+
+    def __init__(
+        self,
+        config: FrontdoorConfig,
+        geoip: GeoIP,
+        snapshots: SnapshotCache,
+        rooms: RoomLookup,
+        placer: Placer,
+        metrics: FrontdoorMetrics,
+        *,
+        trusted: Sequence[IPNetwork] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.geoip = geoip
+        self.snapshots = snapshots
+        self.rooms = rooms
+        self.placer = placer
+        self.metrics = metrics
+        self.trusted = tuple(trusted)
+        self.clock = clock
+        self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        self._places: dict[tuple[int, str | None], ClientPlace] = {}
+        self._turns: dict[tuple[int, str | None, str], TurnServers | NoCapacity] = {}
+
+    def client_of(self, peer: str | None, headers: HeaderItems) -> IPAddress | None:
+        """The client's address behind trusted proxies (None: unknown, fails closed)."""
+        return client_address(peer, headers, self.trusted, header=self.config.forwarded_header)
+
+    def _place(self, snapshot: Snapshot, country: str | None) -> ClientPlace:
+        assert snapshot.topology is not None
+        key = (id(snapshot.topology), country)
+        place = self._places.get(key)
+        if place is None:
+            if len(self._places) > 4096:
+                self._places.clear()
+            place = self._places[key] = place_client(snapshot.topology, country)
+        return place
+
+    async def join(self, room: str, body: bytes, client: IPAddress | None) -> JoinAnswer:
+        """Answer one join (every outcome is counted in the metrics)."""
+        started = time.perf_counter()
+        wait = self.limiter.acquire(network_key(client), time.monotonic())
+        if wait > 0:
+            retry = self.limiter.retry_after(wait)
+            self.metrics.count_join(None, None, "rate_limited")
+            return error(429, "rate_limited", "too many joins from this network; retry later",
+                         (("Retry-After", str(retry)),), retry_after=retry)
+        if not ROOM_RE.fullmatch(room):
+            self.metrics.count_join(None, None, "bad_request")
+            return error(400, "invalid_room",
+                         "room names are 1-64 characters of A-Z a-z 0-9 _ -")
+        try:
+            request = parse_join_body(body)
+        except BadRequest as exc:
+            self.metrics.count_join(None, None, "bad_request")
+            return error(400, "invalid_request", str(exc))
+        snapshot = self.snapshots.get()
+        if snapshot.topology is None:
+            self.metrics.count_join(None, None, "unavailable")
+            return error(503, "no_topology", "the cluster topology is not in etcd yet",
+                         (("Retry-After", "5"),))
+        t0 = time.perf_counter()
+        country = self.geoip.lookup(client).country if client is not None else None
+        self.metrics.lookup_seconds.observe(time.perf_counter() - t0)
+        place = self._place(snapshot, country)
+        answer = await self._assign(room, request, place, snapshot)
+        self.metrics.join_seconds.observe(time.perf_counter() - started)
+        return answer
+
+    async def _assign(self, room: str, request: JoinRequest, place: ClientPlace,
+                      snapshot: Snapshot) -> JoinAnswer:
+        topology = snapshot.topology
+        assert topology is not None
+        t0 = time.perf_counter()
+        record = self.rooms.get(room)
+        router = snapshot.infos.get(record.router) if record is not None else None
+        path = "cached"
+        if record is None or router is None:
+            path = "placed"
+            policy: str = request.policy or self.config.default_policy
+            chosen = select_router(topology, place, cast(RoomPolicy, policy), snapshot.routers)
+            if isinstance(chosen, NoCapacity):
+                return self._no_capacity(place, chosen)
+            try:
+                record = await self.placer(room, chosen.region, policy)
+            except PlacementUnavailable as exc:
+                self.metrics.count_join(place.jurisdiction, None, "unavailable")
+                return error(503, "etcd_unavailable", f"cannot place a new room now: {exc}",
+                             (("Retry-After", "2"),))
+            except NoRouterForRoom as exc:
+                self.metrics.count_join(place.jurisdiction, chosen.region, "no_capacity")
+                return error(503, "no_capacity", str(exc), (("Retry-After", "2"),),
+                             kind="router")
+            except SchemaError:
+                self.metrics.count_join(place.jurisdiction, None, "bad_request")
+                return error(400, "invalid_room", "this room name is not accepted by the cluster")
+            self.rooms.remember(record)
+            snapshot = self.snapshots.get()
+            router = snapshot.infos.get(record.router)
+            if router is None:
+                self.metrics.count_join(place.jurisdiction, record.region, "unavailable")
+                return error(503, "room_unavailable",
+                             "the room's router is not available right now",
+                             (("Retry-After", "2"),))
+        self.metrics.assignment_seconds.labels(path).observe(time.perf_counter() - t0)
+        policy = record.policy
+        allowed = check_room(topology, place, cast(RoomPolicy, policy), router)
+        if isinstance(allowed, RoomOutsideJurisdiction):
+            self.metrics.count_join(place.jurisdiction, router.region,
+                                    "room_outside_jurisdiction")
+            return error(409, "room_outside_jurisdiction", allowed.reason,
+                         room_region=router.region, room_jurisdiction=router.jurisdiction,
+                         client_jurisdiction=place.jurisdiction)
+        return self._admit(room, request, place, snapshot, router, policy)
+
+    def _select_turns(self, snapshot: Snapshot, place: ClientPlace, policy: str
+                      ) -> TurnServers | NoCapacity:
+        """TURN choice depends only on the snapshot, the client's country and the policy:
+        cached per snapshot revision (the cache empties when the view moves)."""
+        key = (snapshot.revision, place.country, policy)
+        turns = self._turns.get(key)
+        if turns is None:
+            if self._turns and next(iter(self._turns))[0] != snapshot.revision:
+                self._turns.clear()
+            turns = self._turns[key] = select_turn(
+                snapshot.topology,  # type: ignore[arg-type]
+                place, snapshot.turns, policy=cast(RoomPolicy, policy),
+                count=self.config.turn_servers)
+        return turns
+
+    def _no_capacity(self, place: ClientPlace, none: NoCapacity) -> JoinAnswer:
+        self.metrics.count_join(place.jurisdiction, None, "no_capacity")
+        allowed = sorted(none.allowed_jurisdictions) if none.allowed_jurisdictions else None
+        return error(503, "no_capacity", none.reason, (("Retry-After", "5"),),
+                     kind=none.kind, jurisdictions=allowed)
+
+    def _admit(self, room: str, request: JoinRequest, place: ClientPlace, snapshot: Snapshot,
+               router: NodeInfo, policy: str) -> JoinAnswer:
+        now = self.clock()
+        participant = secrets.token_urlsafe(12)
+        turns = self._select_turns(snapshot, place, policy)
+        ice_servers: list[dict[str, Any]] = []
+        if isinstance(turns, NoCapacity):
+            if self.config.require_turn:
+                return self._no_capacity(place, turns)
+        elif snapshot.turn_key is None:
+            if self.config.require_turn:
+                self.metrics.count_join(place.jurisdiction, router.region, "unavailable")
+                return error(503, "no_secrets", "the TURN secret is not in etcd yet",
+                             (("Retry-After", "5"),))
+        else:
+            minted: dict[str, tuple[str, str]] = {}
+            for node in turns.nodes:
+                urls = snapshot.ice_urls.get(node.node_id, ())
+                if not urls:
+                    continue
+                cred = minted.get(node.region)
+                if cred is None:
+                    c = mint_turn_credential(snapshot.turn_key, node.region, participant,
+                                             self.config.turn_ttl, now)
+                    cred = minted[node.region] = (c.username, c.credential)
+                ice_servers.append({"urls": list(urls), "username": cred[0],
+                                    "credential": cred[1]})
+        if snapshot.token_key is None:
+            self.metrics.count_join(place.jurisdiction, router.region, "unavailable")
+            return error(503, "no_secrets", "the join-token key is not in etcd yet",
+                         (("Retry-After", "5"),))
+        size = request.size or self.config.default_size
+        mode = MODES[size]
+        expires = int(now + self.config.token_ttl)
+        claims = JoinClaims(
+            kid=snapshot.token_key.kid, room=room, participant=participant,
+            router=router.node_id, region=router.region, policy=policy, mode=mode,
+            expires_at=expires, issued_at=int(now), name=request.name,
+        )
+        token = sign_token(claims, snapshot.token_key)
+        self.metrics.count_join(place.jurisdiction, router.region, "ok")
+        return JoinAnswer(200, {
+            "room": room,
+            "participant": participant,
+            "policy": policy,
+            "mode": mode,
+            "jurisdiction": place.jurisdiction,
+            "country": place.country,
+            "region": router.region,
+            "router": {
+                "node": router.node_id,
+                "region": router.region,
+                "jurisdiction": router.jurisdiction,
+                "signaling_url": snapshot.signaling.get(router.node_id),
+            },
+            "ice_servers": ice_servers,
+            "token": token,
+            "expires_at": expires,
+        })
+
+
+__all__ = [
+    "BadRequest",
+    "JoinAnswer",
+    "JoinRequest",
+    "JoinService",
+    "NoRouterForRoom",
+    "PlacementUnavailable",
+    "Placer",
+    "RoomLookup",
+    "error",
+    "parse_join_body",
+]

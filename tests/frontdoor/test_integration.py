@@ -1,0 +1,306 @@
+"""The front door against a real local cluster, over real HTTP.
+
+Real etcd; routers registered through ``control.registry`` with real leases (router processes
+do not exist yet, so their registry records are the routers); real ``regio turn`` nodes in
+eu-central and eu-north plus TURN records in every region; ``regio frontdoor`` as a subprocess
+trusting 127.0.0.1 as its proxy. Tests that destroy nodes run last, then the privacy scan.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.frontdoor_cluster import (
+    REPO,
+    LocalFrontdoorCluster,
+    Proc,
+    python_env,
+    record_nodes,
+)
+from control.drain import request_drain
+from control.localetcd import free_ports
+from geo.locations import country_location, haversine_km
+
+pytestmark = [pytest.mark.etcd, pytest.mark.slow]
+
+EEA_COUNTRIES = ("DE", "FR", "NO", "IS", "LI", "RE", "GP", "AX")
+OTHER_COUNTRIES = ("US", "JP", "BR")
+
+
+@dataclass
+class Cluster:
+    cluster: LocalFrontdoorCluster
+    frontdoor: Proc
+    url: str
+    eea_nodes: Proc
+    turns: dict[str, Proc]
+    used: set[str]
+
+    @property
+    def hostport(self) -> str:
+        return self.url.split("://", 1)[1]
+
+    def join(self, room: str, address: str | None = None, body: Any = None,
+             raw: bytes | None = None, headers: dict[str, str] | None = None
+             ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        conn = http.client.HTTPConnection(self.hostport, timeout=10)
+        sent = dict(headers or {})
+        if address is not None:
+            self.used.add(address)
+            sent["X-Forwarded-For"] = address
+        payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        try:
+            conn.request("POST", f"/v1/rooms/{room}/join", body=payload, headers=sent)
+            response = conn.getresponse()
+            data = response.read()
+            return response.status, json.loads(data), {k.lower(): v for k, v in
+                                                        response.getheaders()}
+        finally:
+            conn.close()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(self.hostport, timeout=10)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = LocalFrontdoorCluster(Path(tmp_path_factory.mktemp("frontdoor-cluster")))
+    cluster.start()
+    try:
+        topology = cluster.topology
+        eea = cluster.add_nodes("eea-nodes", record_nodes(topology, ["eu-central", "eu-north"]),
+                                ttl=2)
+        cluster.add_nodes("us-nodes", record_nodes(topology, ["us-east"]), ttl=2)
+        turns = {region: cluster.add_turn(region)[0] for region in ("eu-central", "eu-north")}
+        for proc in turns.values():
+            proc.wait_line("regio turn ready")
+        frontdoor, url = cluster.add_frontdoor(
+            "frontdoor", "--trusted-proxy", "127.0.0.1/32", "--rate-limit", "1",
+            "--rate-burst", "8", "--access-log", "--token-ttl", "120")
+        yield Cluster(cluster, frontdoor, url, eea, turns, set())
+    finally:
+        cluster.stop()
+
+
+def _nearest_region(live: Cluster, country: str) -> str:
+    location = country_location(country)
+    assert location is not None
+    regions = live.cluster.topology.regions.values()
+    return min(regions, key=lambda r: haversine_km(location, r.location)).name
+
+
+def test_eea_countries_land_in_eea_regions(live: Cluster, country_addresses: dict[str, list[str]]
+                                           ) -> None:
+    topology = live.cluster.topology
+    for index, country in enumerate(EEA_COUNTRIES):
+        status, body, headers = live.join(f"eea-{index}", country_addresses[country][0])
+        assert status == 200, body
+        assert body["country"] == country and body["jurisdiction"] == "EEA"
+        assert topology.regions[body["region"]].jurisdiction == "EEA"
+        assert body["router"]["jurisdiction"] == "EEA"
+        assert body["router"]["signaling_url"].startswith("wss://127.0.0.1:")
+        assert body["ice_servers"], body
+        for server in body["ice_servers"]:
+            region = server["username"].split(":")[1]
+            assert topology.regions[region].jurisdiction == "EEA"
+            assert all(u.startswith(("turn:", "turns:")) for u in server["urls"])
+        assert headers["cache-control"] == "no-store"
+
+
+def test_other_countries_land_in_the_nearest_region(
+        live: Cluster, country_addresses: dict[str, list[str]]) -> None:
+    for country in OTHER_COUNTRIES:
+        status, body, _ = live.join(f"other-{country}", country_addresses[country][0])
+        assert status == 200, body
+        assert body["country"] == country
+        assert body["region"] == _nearest_region(live, country)
+
+
+def test_join_answer_shape_and_existing_room(live: Cluster,
+                                             country_addresses: dict[str, list[str]]) -> None:
+    de, fr = country_addresses["DE"][1], country_addresses["FR"][1]
+    status, first, _ = live.join("shape", de, {"name": "Ada", "policy": "eea", "size": "small"})
+    assert status == 200, first
+    for key in ("room", "participant", "policy", "mode", "jurisdiction", "region", "router",
+                "ice_servers", "token", "expires_at"):
+        assert key in first
+    assert (first["policy"], first["mode"]) == ("eea", "p2p")
+    assert first["expires_at"] > time.time()
+    assert first["token"].count(".") == 2
+    # A second join (another policy asked) stays on the room's router with the room's policy.
+    status, second, _ = live.join("shape", fr, {"policy": "nearest"})
+    assert status == 200, second
+    assert second["router"] == first["router"] and second["policy"] == "eea"
+    assert second["mode"] == "sfu" and second["participant"] != first["participant"]
+    # A US client may join an eea room: served from EEA nodes only.
+    status, third, _ = live.join("shape", country_addresses["US"][1])
+    assert status == 200, third
+    assert third["router"]["jurisdiction"] == "EEA"
+    assert all(s["username"].split(":")[1].startswith("eu-") for s in third["ice_servers"])
+
+
+def test_room_outside_jurisdiction_is_409(live: Cluster,
+                                          country_addresses: dict[str, list[str]]) -> None:
+    status, body, _ = live.join("us-room", country_addresses["US"][2])
+    assert status == 200 and body["region"] == "us-east"
+    status, body, _ = live.join("us-room", country_addresses["DE"][2])
+    assert status == 409
+    assert body["error"] == "room_outside_jurisdiction"
+
+
+def test_unlocatable_clients_fail_closed(live: Cluster) -> None:
+    for forwarded in ("10.1.2.3", "not-an-address", "::ffff:192.168.1.1", "unknown"):
+        status, body, _ = live.join("fail-closed", forwarded)
+        assert status == 200, body
+        assert body["jurisdiction"] == "EEA" and body["router"]["jurisdiction"] == "EEA"
+
+
+@pytest.mark.parametrize(("room", "raw", "needle"), [
+    ("bad%20room", b"", "room"),
+    ("x" * 65, b"", "room"),
+    ("ok", b"{not json", "JSON"),
+    ("ok", b"[1]", "object"),
+    ("ok", b'{"policy": "strict"}', "policy"),
+    ("ok", b'{"size": 3}', "size"),
+    ("ok", b'{"name": 5}', "name"),
+    ("ok", b'{"colour": "red"}', "colour"),
+])
+def test_bad_requests_are_400(live: Cluster, room: str, raw: bytes, needle: str) -> None:
+    status, body, _ = live.join(room, f"10.99.{len(live.used)}.1", raw=raw)
+    assert status == 400
+    assert needle in body["message"]
+
+
+def test_large_body_is_413(live: Cluster) -> None:
+    status, body, _ = live.join("big", "192.0.2.2", raw=b'{"name": "' + b"x" * 5000 + b'"}')
+    assert status == 413 and body["error"] == "body_too_large"
+
+
+def test_rate_limit_is_429_with_retry_after(live: Cluster,
+                                            country_addresses: dict[str, list[str]]) -> None:
+    address = country_addresses["JP"][1]
+    statuses = []
+    for _ in range(12):
+        status, body, headers = live.join("limited", address)
+        statuses.append(status)
+        if status == 429:
+            assert int(headers["retry-after"]) >= 1
+            assert body["error"] == "rate_limited"
+    assert 200 in statuses and 429 in statuses
+
+
+def test_health_metrics_and_targets(live: Cluster) -> None:
+    status, body = live.get("/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, body = live.get("/metrics")
+    assert status == 200
+    text = body.decode()
+    assert 'regio_frontdoor_joins_total{jurisdiction="EEA",region="eu-central",result="ok"}' \
+        in text or 'jurisdiction="EEA",region="eu-north",result="ok"' in text
+    assert "regio_frontdoor_geoip_lookup_seconds_bucket" in text
+    assert "regio_frontdoor_assignment_seconds_bucket" in text
+    assert 'regio_frontdoor_geoip_lookups_total{outcome="found"}' in text
+    status, body = live.get("/v1/prometheus/targets")
+    groups = json.loads(body)
+    nodes = {g["labels"].get("regio_node") for g in groups}
+    assert {"eu-central-router-1", "eu-north-router-1", "us-east-router-1"} <= nodes
+    assert all(len(g["targets"]) == 1 and ":" in g["targets"][0] for g in groups)
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
+def test_tls_front_door_refuses_tls_1_1(live: Cluster, tls_files: tuple[str, str]) -> None:
+    cert, key = tls_files
+    proc, url = live.cluster.add_frontdoor("frontdoor-tls", "--tls-cert", cert, "--tls-key", key)
+    assert url.startswith("https://")
+    host, port = url.split("://")[1].rsplit(":", 1)
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    with pytest.raises(ssl.SSLError) as refused:
+        conn = http.client.HTTPSConnection(host, int(port), context=old, timeout=5)
+        conn.request("GET", "/healthz")
+    # The client did offer TLS 1.1 (no client-side "no protocols available"): the server
+    # refused it (an alert or a closed connection, depending on the OpenSSL build).
+    assert "NO_PROTOCOLS_AVAILABLE" not in str(refused.value).upper(), refused.value
+    modern = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    modern.check_hostname, modern.verify_mode = False, ssl.CERT_NONE
+    modern.maximum_version = ssl.TLSVersion.TLSv1_2
+    conn = http.client.HTTPSConnection(host, int(port), context=modern, timeout=5)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    assert conn.sock.version() == "TLSv1.2"  # type: ignore[union-attr]
+    conn.close()
+    proc.stop()
+
+
+def test_plain_http_refused_off_loopback() -> None:
+    port = free_ports(1)[0]
+    result = subprocess.run(
+        [sys.executable, "-m", "control", "frontdoor", "--etcd", "http://127.0.0.1:1",
+         "--listen", f"0.0.0.0:{port}"],
+        capture_output=True, env=python_env(), cwd=str(REPO), timeout=30)
+    assert result.returncode == 2
+    assert b"refusing plain HTTP" in result.stderr
+
+
+def test_every_eea_node_gone_means_503(live: Cluster,
+                                       country_addresses: dict[str, list[str]]) -> None:
+    async def drain_real_turns(client: Any) -> None:
+        for region in ("eu-central", "eu-north"):
+            await request_drain(client, f"{region}-turn-real")
+
+    live.cluster.run(drain_real_turns)
+    live.eea_nodes.stop(signal.SIGKILL)  # dead: their leases expire (TTL 2 s)
+    deadline = time.monotonic() + 15
+    while True:
+        status, body, _ = live.join(f"after-{time.monotonic_ns()}", country_addresses["AX"][2])
+        if status == 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert status == 503 and body["error"] == "no_capacity", body
+    for country in ("DE", "NO", "GP"):
+        status, body, _ = live.join(f"gone-{country}", country_addresses[country][2])
+        assert status == 503 and body["error"] == "no_capacity"
+    status, body, _ = live.join("still-us", country_addresses["BR"][2])
+    assert status == 200 and body["region"] == "us-east"
+    assert all(s["username"].split(":")[1] == "us-east" for s in body["ice_servers"])
+
+
+def test_no_raw_client_address_anywhere(live: Cluster) -> None:
+    """Runs last: every address any test sent must be absent from logs, metrics and etcd."""
+    literals = {a for a in live.used if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:.]+", a)
+                and a.count(".") == 3}
+    assert len(literals) >= 15
+    pattern = re.compile(r"(?<![\d.])(" + "|".join(map(re.escape, literals)) + r")(?![\d])")
+    _, metrics = live.get("/metrics")
+    _, targets = live.get("/v1/prometheus/targets")
+    texts = {"metrics": metrics.decode(), "targets": targets.decode()}
+    for proc in live.cluster.procs:
+        texts[f"log {proc.name}"] = proc.log_tail(10_000_000) + "\n".join(proc.lines)
+    for key, value in live.cluster.etcd_dump():
+        texts[f"etcd {key}"] = key + value.decode(errors="replace")
+    assert any("/24" in text for name, text in texts.items() if name == "log frontdoor")
+    for name, text in texts.items():
+        match = pattern.search(text)
+        assert match is None, f"raw client address {match.group(0) if match else ''} in {name}"

@@ -1,0 +1,122 @@
+"""``regio router``: run an SFU router node.
+
+Every :class:`~router.config.RouterConfig` field is a flag and a key of the ``[router]`` table
+of ``--config FILE`` (flags win). With ``--etcd`` the router joins the cluster (registers,
+takes join-token keys from etcd, drains on SIGTERM or ``regio node drain``); without it,
+``--token-key KID:SECRET`` supplies the join-token key (tests, benchmarks, single-node use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from typing import Any
+
+from control.clierror import CliError
+from control.config import ConfigError, add_arguments, load, overrides_from_args
+from router.config import RouterConfig
+
+
+def add_commands(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "router",
+        help="run an SFU router (one UDP port, WebSocket signaling, SRTP forwarding)",
+        description="Run an SFU router: regio router --region R --etcd URL --listen HOST "
+        "--udp-port N --signaling HOST:PORT [--metrics HOST:PORT]. SIGTERM drains.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML file with a [router] table")
+    from control.cli_common import add_etcd_arguments
+
+    add_etcd_arguments(parser)
+    parser.set_defaults(etcd=None)
+    add_arguments(parser, RouterConfig)
+    parser.set_defaults(handler=cmd_router)
+
+
+def build_config(args: argparse.Namespace) -> RouterConfig:
+    """The validated configuration, with the ``--host/--port`` form expanded."""
+    try:
+        config = load(RouterConfig, args.config, section="router",
+                      overrides=overrides_from_args(args, RouterConfig))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    if not config.region:
+        raise CliError("--region is required")
+    if config.host:
+        config.listen = config.host
+    if config.port:
+        if not 0 < config.port <= 65533:
+            raise CliError("--port must leave room for PORT+2")
+        config.udp_port = config.udp_port or config.port
+        host = f"[{config.listen}]" if ":" in config.listen else config.listen
+        config.signaling = config.signaling or f"{host}:{config.port + 1}"
+        config.metrics = config.metrics or f"{host}:{config.port + 2}"
+    try:
+        ipaddress.ip_address(config.listen)
+        if config.public_ip:
+            ipaddress.ip_address(config.public_ip)
+    except ValueError as exc:
+        raise CliError(f"--listen/--public-ip must be IP addresses: {exc}") from None
+    if not 0 <= config.udp_port <= 65535:
+        raise CliError("--udp-port must be 0-65535")
+    from router.node import split_host_port
+
+    for name in ("signaling", "metrics"):
+        value = getattr(config, name)
+        if value:
+            try:
+                split_host_port(value)
+            except ValueError as exc:
+                raise CliError(f"--{name}: {exc}") from None
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise CliError("--tls-cert and --tls-key go together")
+    signaling_host = split_host_port(config.signaling)[0] if config.signaling else config.listen
+    if not config.tls_cert and not _loopback(signaling_host.strip("[]")):
+        raise CliError("plain ws signaling only on loopback: give --tls-cert/--tls-key for wss")
+    if not args.etcd and not config.token_key:
+        raise CliError("give --etcd URL (cluster) or --token-key KID:SECRET (standalone)")
+    return config
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def static_keys(specs: list[str]) -> dict[str, Any]:
+    """``KID:SECRET`` pairs as the verifier's key mapping."""
+    from control.schema import SecretKey
+
+    keys = {}
+    for spec in specs:
+        kid, sep, secret = spec.partition(":")
+        if not sep or not kid or not secret:
+            raise CliError(f"--token-key {spec!r} is not KID:SECRET")
+        keys[kid] = SecretKey(kid, secret, 0.0, None)
+    return keys
+
+
+def cmd_router(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    import trio
+
+    try:
+        if args.etcd:
+            from control.cli_common import etcd_config
+            from router.cluster import run_clustered
+
+            return trio.run(run_clustered, config, etcd_config(args))
+        from router.node import RouterNode
+
+        keys = static_keys(config.token_key)
+        node = RouterNode(config, lambda: keys)
+        return trio.run(node.run_standalone)
+    except OSError as exc:
+        raise CliError(f"cannot listen: {exc.strerror or exc}") from None
+    except LookupError as exc:
+        raise CliError(str(exc)) from None
+
+
+__all__ = ["add_commands", "build_config", "cmd_router"]

@@ -1,0 +1,251 @@
+"""A whole router process: UDP media port, signaling and metrics servers, etcd registration,
+placement upkeep and drain.
+
+Wiring, all in one Trio thread so the session core needs no locks:
+
+* one non-blocking UDP socket driven by :class:`~router.transport.udp_driver.UdpDriver` over
+  the :class:`~router.transport.TransportMux` (batches, no checkpoint per packet); its
+  ``after_batch`` hands events to the core through :class:`~router.signaling.hub.Hub`;
+* Hypercorn + Starlette for ``/v1/signal`` (ws, or wss with --tls-cert) and ``/metrics``;
+* with etcd: a :class:`~control.view.ClusterView` (join-token keys, topology), a
+  :class:`~control.registry.NodeRegistration` (kind ``router``, load = participants), a
+  :class:`~control.drain.DrainController` (SIGTERM or ``regio node drain``: no new joins,
+  existing sessions continue until empty or the deadline), room placements released when a room
+  empties and re-bound after a lease was replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import socket
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from control.logs import get_logger
+from control.schema import KeySet, NodeAddress, SecretKey
+from router.config import RouterConfig
+from router.metrics import metrics_app, registry_for
+from router.sdp import host_candidate
+from router.session import BasicForwarder, MediaPlane, RoomNotice, SessionConfig, SessionCore
+from router.signaling.app import SIGNAL_PATH, build_app
+from router.signaling.hub import Hub, TimedMux
+from router.transport import TransportConfig, TransportMux, process_certificate
+from router.transport.udp_driver import UdpDriver
+
+log = get_logger("router.node")
+
+KeySource = Callable[[], KeySet | Mapping[str, SecretKey] | None]
+
+
+@dataclass(slots=True)
+class RouterAddresses:
+    """Where a running router listens (filled in as listeners bind)."""
+
+    udp: tuple[str, int] = ("", 0)
+    signaling_url: str = ""
+    metrics_url: str = ""
+    node_id: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def ready_line(self) -> str:
+        return json.dumps({"event": "ready", "node": self.node_id,
+                           "udp": f"{self.udp[0]}:{self.udp[1]}",
+                           "signaling": self.signaling_url, "metrics": self.metrics_url})
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT``; raises ValueError."""
+    value = text.strip()
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+    else:
+        host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def make_media_plane() -> MediaPlane:
+    """The full forwarder when its adapter is available, else the basic one."""
+    try:
+        from router.session.forwarder_adapter import ForwarderPlane
+    except ImportError:
+        return BasicForwarder()
+    plane: MediaPlane = ForwarderPlane()
+    return plane
+
+
+def session_config(config: RouterConfig) -> SessionConfig:
+    return SessionConfig(
+        max_message_bytes=config.max_message_bytes, message_rate=config.message_rate,
+        message_burst=config.message_burst, join_timeout=config.join_timeout,
+        reconnect_grace=config.reconnect_grace,
+        max_room_participants=config.max_room_participants,
+        max_participants=config.capacity, chat_rate=config.chat_rate,
+        chat_burst=config.chat_burst, chat_default=config.chat,
+    )  # fmt: skip
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """Server TLS for wss: TLS 1.2 minimum, forward-secret AEAD suites only."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
+    context.set_alpn_protocols(["http/1.1"])
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class _TlsHypercornConfig(HypercornConfig):
+    tls: ssl.SSLContext | None = None
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        return self.tls
+
+
+class RouterNode:
+    """One router process's pieces; :meth:`serve` runs them until drained or cancelled."""
+
+    def __init__(self, config: RouterConfig, keys: KeySource, *,
+                 media: MediaPlane | None = None, seed: int | None = None) -> None:
+        self.config = config
+        self.keys = keys
+        self.addresses = RouterAddresses()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in config.listen else socket.AF_INET,
+                                  socket.SOCK_DGRAM)
+        self.sock.bind((config.listen, config.udp_port))
+        port = self.sock.getsockname()[1]
+        public = config.public_ip or config.listen
+        self.addresses.udp = (public, port)
+        self.addresses.node_id = config.node_id or f"router-{config.region}-{port}"
+        self.mux = TransportMux(TransportConfig(consent_timeout=config.consent_timeout,
+                                                connect_timeout=config.connect_timeout))
+        self.core = SessionCore(
+            node_id=self.addresses.node_id, keys=keys, mux=self.mux,
+            media=media or make_media_plane(), certificate=process_certificate(),
+            candidates=(host_candidate(public, port),), config=session_config(config),
+            rng=random.Random(seed),
+        )  # fmt: skip
+        self.notices: trio.MemorySendChannel[RoomNotice]
+        self._notice_recv: trio.MemoryReceiveChannel[RoomNotice]
+        self.notices, self._notice_recv = trio.open_memory_channel[RoomNotice](math.inf)
+        self.hub = Hub(self.core, on_notice=self.notices.send_nowait)
+        self.driver = UdpDriver(self.sock, TimedMux(self.mux, self.hub),
+                                lambda: self.hub.drain_transport(self.mux))
+        self.hub.notify_transport = self.driver.notify
+
+    @property
+    def node_id(self) -> str:
+        return self.addresses.node_id
+
+    def status(self) -> dict[str, object]:
+        return {"node": self.node_id, "draining": self.core.draining,
+                "participants": self.core.participant_count, "rooms": len(self.core.rooms)}
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the media driver, the timer task and the HTTP listeners."""
+        cfg = self.config
+        nursery.start_soon(self.driver.run)
+        nursery.start_soon(self.hub.run_timers)
+        sig = cfg.signaling or f"{_bracket(cfg.listen)}:0"
+        host, _ = split_host_port(sig)
+        hc = _TlsHypercornConfig()
+        hc.bind = [sig]
+        hc.websocket_max_message_size = 4 * cfg.max_message_bytes
+        hc.accesslog = None
+        hc.errorlog = None
+        scheme = "ws"
+        if cfg.tls_cert:
+            hc.tls = tls_context(cfg.tls_cert, cfg.tls_key)
+            hc.certfile, hc.keyfile = cfg.tls_cert, cfg.tls_key
+            scheme = "wss"
+        binds = await nursery.start(serve, build_app(self.hub, self.status), hc)
+        bound_port = int(binds[0].rsplit(":", 1)[1])
+        advertised = cfg.public_ip or host
+        self.addresses.signaling_url = f"{scheme}://{_bracket(advertised)}:{bound_port}{SIGNAL_PATH}"
+        if cfg.metrics:
+            mc = HypercornConfig()
+            mc.bind = [cfg.metrics]
+            mc.accesslog = None
+            mc.errorlog = None
+            registry = registry_for(self.hub, cfg.region)
+            mbinds = await nursery.start(serve, metrics_app(registry), mc)
+            mhost, _ = split_host_port(cfg.metrics)
+            self.addresses.metrics_url = (
+                f"http://{_bracket(mhost)}:{int(mbinds[0].rsplit(':', 1)[1])}/metrics")
+
+    def node_addresses(self) -> tuple[NodeAddress, ...]:
+        """What etcd learns: the UDP port, the signaling listener and the metrics listener."""
+        out = [NodeAddress("udp", *self.addresses.udp)]
+        url = self.addresses.signaling_url
+        scheme, _, rest = url.partition("://")
+        host, port = split_host_port(rest.split("/", 1)[0])
+        out.append(NodeAddress(scheme, host, port))
+        if self.addresses.metrics_url:
+            mhost, mport = split_host_port(self.addresses.metrics_url.split("://")[1].split("/")[0])
+            out.append(NodeAddress("metrics", mhost, mport))
+        return tuple(out)
+
+    def begin_drain(self) -> None:
+        """No new joins from now on; current sessions continue."""
+        self.core.draining = True
+
+    async def finish(self, grace: float = 0.5) -> None:
+        """Tell everyone goodbye, clean up, and give the close frames a moment to leave."""
+        self.core.shutdown(trio.current_time())
+        self.hub.flush()
+        self.driver.notify()
+        await trio.sleep(grace)
+        self.sock.close()
+
+    async def run_standalone(self) -> int:
+        """Serve without etcd until SIGTERM/SIGINT; SIGTERM drains first."""
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                await self.start(nursery)
+                nursery.start_soon(self._discard_notices)
+                print(self.addresses.ready_line(), flush=True)
+                async for signum in signals:
+                    if signum == signal.SIGTERM:
+                        self.begin_drain()
+                        with trio.move_on_after(self.config.drain_deadline):
+                            while self.core.participant_count:
+                                await trio.sleep(0.25)
+                    break
+                await self.finish()
+                nursery.cancel_scope.cancel()
+        return 0
+
+    async def _discard_notices(self) -> None:
+        async for _ in self._notice_recv:
+            pass
+
+    async def follow_rooms(self, client: object) -> None:
+        """Release a room's etcd placement when it empties on this router."""
+        from control.etcd import EtcdClient, EtcdError
+        from control.placement import release_room
+
+        assert isinstance(client, EtcdClient)
+        async for notice in self._notice_recv:
+            if notice.opened:
+                continue
+            try:
+                await release_room(client, notice.room, self.node_id)
+            except (EtcdError, ValueError) as exc:
+                log.warning("could not release a room placement: %s", exc)
+
+
+__all__ = ["RouterAddresses", "RouterNode", "split_host_port", "tls_context"]

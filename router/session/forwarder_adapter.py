@@ -1,0 +1,155 @@
+""":class:`~router.session.media.MediaPlane` on top of :class:`router.forwarding.Forwarder`.
+
+The forwarder thinks in peer connections; a participant here has two (publisher and
+subscriber), so each becomes a forwarder participant (``<id>/pub``, ``<id>/sub``) created on
+first use. SDP results are translated into the forwarder's specs (codec keys instead of payload
+types, layers from rids or signalled SSRCs), and its output queues are drained into the right
+:class:`~router.session.media.MediaSink` right after each call, so nothing waits for a later
+batch.
+"""
+
+from __future__ import annotations
+
+import random
+
+from router.forwarding.forwarder import Forwarder
+from router.forwarding.specs import (
+    ForwardingUsageError,
+    LayerSpec,
+    SubscriptionSpec,
+    TrackSpec,
+    codec_key,
+)
+from router.sdp import NegotiatedCodec, OutgoingTrack
+from router.session.media import MediaSink, PublishedTrack
+
+
+def _key(codec: NegotiatedCodec) -> str:
+    return codec_key(codec.name, codec.clock_rate, codec.channels)
+
+
+def track_spec(track: PublishedTrack, publisher_id: str) -> TrackSpec:
+    """The forwarder's view of a publisher m-section."""
+    media = track.media
+    codec = media.codec
+    if media.rids:
+        layers = tuple(LayerSpec(rid=rid) for rid in media.rids)
+    elif media.ssrcs:
+        first = media.ssrcs[0]
+        layers = (LayerSpec(ssrc=first, rtx_ssrc=media.rtx_ssrc(first)),)
+    else:
+        layers = (LayerSpec(),)
+    if codec.has_feedback("nack", "pli"):
+        keyframe = "pli"
+    elif codec.has_feedback("ccm", "fir"):
+        keyframe = "fir"
+    else:
+        keyframe = "pli" if media.kind == "video" else "none"
+    return TrackSpec(
+        track_id=track.track_id, publisher=publisher_id, kind=media.kind,
+        clock_rate=codec.clock_rate, codecs={codec.payload_type: _key(codec)},
+        rtx_payload_types=media.rtx_map(), extensions={e.uri: e.id for e in media.extensions},
+        mid=media.mid, layers=layers, nack=codec.has_feedback("nack"), keyframe_request=keyframe,
+    )  # fmt: skip
+
+
+def subscription_spec(subscriber_id: str, track: OutgoingTrack) -> SubscriptionSpec:
+    codec = track.codec
+    rtx = {codec.payload_type: codec.rtx_payload_type} if codec.rtx_payload_type else {}
+    return SubscriptionSpec(
+        subscriber=subscriber_id, track_id=track.track_id, ssrc=track.ssrc,
+        codecs={_key(codec): codec.payload_type}, rtx_ssrc=track.rtx_ssrc,
+        rtx_payload_types=rtx,
+    )  # fmt: skip
+
+
+class ForwarderPlane:
+    """The session layer's media plane backed by the full forwarder."""
+
+    def __init__(self, forwarder: Forwarder | None = None, seed: int | None = None) -> None:
+        self.forwarder = forwarder or Forwarder(rng=random.Random(seed))
+        self._sinks: dict[str, MediaSink] = {}
+        self._now = 0.0
+
+    def _ensure(self, fid: str, sink: MediaSink) -> None:
+        if fid not in self._sinks:
+            self.forwarder.add_participant(fid)
+        self._sinks[fid] = sink
+
+    def _flush(self) -> int:
+        sinks = self._sinks
+        sent = 0
+        fwd = self.forwarder
+        for fid, data in fwd.rtp_to_send():
+            sink = sinks.get(fid)
+            if sink is not None and sink.send_rtp(data):
+                sent += 1
+        for fid, data in fwd.rtcp_to_send():
+            sink = sinks.get(fid)
+            if sink is not None:
+                sink.send_rtcp(data)
+        return sent
+
+    def add_track(self, track: PublishedTrack, publisher: MediaSink, now: float) -> None:
+        self._now = now
+        fid = f"{track.participant}/pub"
+        self._ensure(fid, publisher)
+        self.forwarder.add_track(track_spec(track, fid), now)
+        self._flush()
+
+    def remove_track(self, track_id: str) -> None:
+        try:
+            self.forwarder.remove_track(track_id, self._now)
+        except ForwardingUsageError:
+            return
+        self._flush()
+
+    def subscribe(self, subscriber: str, track: OutgoingTrack, sink: MediaSink, now: float) -> None:
+        self._now = now
+        fid = f"{subscriber}/sub"
+        self._ensure(fid, sink)
+        self.forwarder.subscribe(subscription_spec(fid, track), now)
+        self._flush()
+
+    def unsubscribe(self, subscriber: str, track_id: str) -> None:
+        try:
+            self.forwarder.unsubscribe(f"{subscriber}/sub", track_id, self._now)
+        except ForwardingUsageError:
+            return
+        self._flush()
+
+    def remove_participant(self, participant: str) -> None:
+        for fid in (f"{participant}/pub", f"{participant}/sub"):
+            if self._sinks.pop(fid, None) is not None:
+                self.forwarder.remove_participant(fid, self._now)
+
+    def on_rtp(self, publisher: str, packet: bytes, now: float) -> int:
+        self._now = now
+        if self.forwarder.route_rtp(f"{publisher}/pub", packet, now):
+            return self._flush()
+        return 0
+
+    def on_rtcp(self, participant: str, packet: bytes, now: float, from_publisher: bool) -> None:
+        self._now = now
+        suffix = "/pub" if from_publisher else "/sub"
+        self.forwarder.receive_rtcp(participant + suffix, packet, now)
+        self._flush()
+
+    def get_timer(self) -> float | None:
+        return self.forwarder.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        self.forwarder.handle_timer(now)
+        self._flush()
+
+    def state_counts(self) -> dict[str, int]:
+        s = self.forwarder.stats()
+        return {
+            "participants": s.participants, "tracks": s.tracks, "streams": s.streams,
+            "subscriptions": s.subscriptions, "waiting_track_ids": s.waiting_track_ids,
+            "keyframe_pending": s.keyframe_pending, "sinks": len(self._sinks),
+        }  # fmt: skip
+
+
+__all__ = ["ForwarderPlane", "subscription_spec", "track_spec"]

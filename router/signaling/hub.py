@@ -1,0 +1,193 @@
+"""The Trio side of the session core: WebSocket connections, the UDP batch hook, the timer.
+
+Everything that touches :class:`~router.session.core.SessionCore` runs in the one Trio thread,
+so the core needs no locks. After every input the hub *flushes*: core messages go into each
+connection's bounded memory channel (``send_nowait``: no checkpoint, callable from the UDP
+batch hook), close requests become a sentinel in the same channel, and room notices go to the
+node (etcd placement). A connection whose channel is full is a slow consumer and is closed
+rather than buffered without bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from router.session.core import RoomNotice, SessionCore
+from router.transport import PeerTransport, TransportMux
+
+OUTGOING_QUEUE = 256
+"""Messages buffered per connection before it counts as a slow consumer and is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    """Sentinel in a connection's outgoing channel: close with this code."""
+
+    code: int
+    reason: str
+
+
+Outgoing = str | CloseRequest
+
+
+class LatencyRecorder:
+    """Per-batch forwarding latency, weighted by packets (see :mod:`router.metrics`)."""
+
+    BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(self.BUCKETS) + 1)
+        self.total = 0.0
+        self.observations = 0
+
+    def observe(self, seconds: float, weight: int) -> None:
+        index = next((i for i, b in enumerate(self.BUCKETS) if seconds <= b), len(self.BUCKETS))
+        self.counts[index] += weight
+        self.total += seconds * weight
+        self.observations += weight
+
+
+class Hub:
+    """Connects WebSocket tasks, the UDP driver and the timer task to one core."""
+
+    def __init__(
+        self,
+        core: SessionCore,
+        on_notice: Callable[[RoomNotice], None] | None = None,
+        clock: Callable[[], float] = trio.current_time,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.core = core
+        self.on_notice = on_notice
+        self.clock = clock
+        self.wall = wall
+        self.latency = LatencyRecorder()
+        self.notify_transport: Callable[[], None] = lambda: None
+        self._channels: dict[int, trio.MemorySendChannel[Outgoing]] = {}
+        self._timer_scope: trio.CancelScope | None = None
+        self._batch_start: float | None = None
+
+    # -- WebSocket side -------------------------------------------------------------------------
+
+    def connect(self) -> tuple[int, trio.MemoryReceiveChannel[Outgoing]]:
+        send, recv = trio.open_memory_channel[Outgoing](OUTGOING_QUEUE)
+        conn_id = self.core.open_connection(self.clock())
+        self._channels[conn_id] = send
+        self._after_api()
+        return conn_id, recv
+
+    def message(self, conn_id: int, data: str | bytes) -> None:
+        self.core.receive_message(conn_id, data, self.clock(), self.wall())
+        self._after_api()
+
+    def disconnect(self, conn_id: int) -> None:
+        channel = self._channels.pop(conn_id, None)
+        if channel is not None:
+            channel.close()
+        self.core.connection_lost(conn_id, self.clock())
+        self._after_api()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._channels)
+
+    # -- UDP side (sync; runs inside the driver's batch, no checkpoints) -----------------------
+
+    def mark_batch(self) -> None:
+        """Called when a batch's first datagram is read (see :class:`TimedMux`)."""
+        if self._batch_start is None:
+            self._batch_start = time.perf_counter()
+
+    def drain_transport(self, mux: TransportMux) -> None:
+        """The driver's ``after_batch``: hand every event of the batch to the core."""
+        now = self.clock()
+        on_event = self.core.on_transport_event
+        stats = self.core.stats
+        before = stats.packets_out
+        while (item := mux.next_event()) is not None:
+            on_event(item[0], item[1], now)
+        start, self._batch_start = self._batch_start, None
+        forwarded = stats.packets_out - before
+        if start is not None and forwarded:
+            self.latency.observe(time.perf_counter() - start, forwarded)
+        if self.core.has_output():
+            self.flush()
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    async def run_timers(self) -> None:
+        """One task for every session deadline (join timeouts, reconnect grace)."""
+        while True:
+            deadline = self.core.get_timer()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            now = self.clock()
+            deadline = self.core.get_timer()
+            if deadline is not None and deadline <= now:
+                self.core.handle_timer(now)
+                self._after_api()
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def _after_api(self) -> None:
+        self.flush()
+        self.notify_transport()
+        if self._timer_scope is not None:
+            self._timer_scope.cancel()
+
+    def flush(self) -> None:
+        core = self.core
+        for conn_id, text in core.messages_to_send():
+            self._put(conn_id, text)
+        for conn_id, code, reason in core.closes_to_send():
+            self._put(conn_id, CloseRequest(code, reason))
+            channel = self._channels.pop(conn_id, None)
+            if channel is not None:
+                channel.close()
+        for notice in core.room_notices():
+            if self.on_notice is not None:
+                self.on_notice(notice)
+
+    def _put(self, conn_id: int, item: Outgoing) -> None:
+        channel = self._channels.get(conn_id)
+        if channel is None:
+            return
+        try:
+            channel.send_nowait(item)
+        except trio.WouldBlock:
+            # Slow consumer: drop the connection (its participant gets the grace period).
+            self._channels.pop(conn_id, None)
+            channel.close()
+            self.core.connection_lost(conn_id, self.clock())
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self._channels.pop(conn_id, None)
+
+
+class TimedMux:
+    """A :class:`TransportMux` seen through the driver, noting when each batch starts.
+
+    The latency histogram needs the time the first datagram of a batch was read; the driver
+    does not expose it, so this proxy records it (one attribute check per datagram).
+    """
+
+    def __init__(self, mux: TransportMux, hub: Hub) -> None:
+        self.mux = mux
+        self._mark = hub.mark_batch
+        self.get_timer = mux.get_timer
+        self.handle_timer = mux.handle_timer
+        self.datagrams_to_send = mux.datagrams_to_send
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int],
+                         now: float) -> PeerTransport | None:
+        self._mark()
+        return self.mux.receive_datagram(data, addr, now)
+
+
+__all__ = ["OUTGOING_QUEUE", "CloseRequest", "Hub", "LatencyRecorder", "TimedMux"]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CASE_MODULES = ("benchmarks.codec_stun", "benchmarks.codec_rtp")
+CASE_MODULES = ("benchmarks.codec_stun", "benchmarks.codec_rtp", "benchmarks.forwarding")
 
 
 @dataclass(frozen=True, slots=True)

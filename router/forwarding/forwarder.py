@@ -1,0 +1,617 @@
+"""The sans-IO forwarding core: publishers' decrypted RTP/RTCP in, subscribers' RTP/RTCP out.
+
+Wiring (one forwarder per router worker or per room; every call takes ``now``)::
+
+    case RtpReceived(packet):  fwd.route_rtp(participant_id, packet, now)
+    case RtcpReceived(packet): fwd.receive_rtcp(participant_id, packet, now)
+    # after each batch of input and after handle_timer(now):
+    for pid, data in fwd.rtp_to_send():  peers[pid].send_rtp(data)
+    for pid, data in fwd.rtcp_to_send(): peers[pid].send_rtcp(data)
+    deadline = fwd.get_timer()
+
+Control calls come from the session layer as SDP is applied: :meth:`Forwarder.add_participant`,
+:meth:`~Forwarder.add_track` / :meth:`~Forwarder.remove_track`, :meth:`~Forwarder.subscribe` /
+:meth:`~Forwarder.unsubscribe` / :meth:`~Forwarder.retarget`, :meth:`~Forwarder.remove_participant`.
+
+Nothing here raises on peer input: malformed or unexpected packets are dropped and counted in
+:attr:`Forwarder.counters`. API misuse raises :class:`ForwardingUsageError`.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Final
+
+from router.errors import RemoteProtocolError
+from router.forwarding.binding import locate_ssrc
+from router.forwarding.cache import PacketCache
+from router.forwarding.config import ForwarderConfig
+from router.forwarding.counters import Counters, ForwarderStats
+from router.forwarding.packet import extension_table
+from router.forwarding.receive import ReceiveStats
+from router.forwarding.routing import forward, forward_rtx
+from router.forwarding.rtcp import (
+    keyframe_request,
+    receiver_report,
+    retransmissions,
+    translate_sender_report,
+    upstream_nack,
+)
+from router.forwarding.specs import (
+    STRIPPED_EXTENSIONS,
+    ForwardingUsageError,
+    SubscriptionSpec,
+    TrackSpec,
+)
+from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
+from router.rtp import (
+    Bye,
+    Fir,
+    GenericNack,
+    Pli,
+    ReceiverReport,
+    Remb,
+    RtcpPacket,
+    RtpDecodeError,
+    SenderReport,
+    TransportCc,
+    parse_rtcp_compound,
+)
+
+__all__ = ["Forwarder"]
+
+_HDR: Final = struct.Struct("!BBHII")
+_U16: Final = struct.Struct("!H")
+
+
+class Forwarder:
+    """Routes RTP and handles RTCP for a set of participants (see the module docstring)."""
+
+    def __init__(
+        self, config: ForwarderConfig | None = None, *, rng: random.Random | None = None
+    ) -> None:
+        self.config = config or ForwarderConfig()
+        self.counters = Counters()
+        self._rng = rng or random.Random()
+        self._participants: dict[str, Participant] = {}
+        self._tracks: dict[str, Track] = {}
+        self._subscriptions: dict[str, list[Downstream]] = {}
+        """Track id -> subscriptions naming it (attached or waiting for it to be published)."""
+        self._keyframe_pending: dict[Stream, None] = {}
+        self._stream_count = 0
+        self._next_report: float | None = None
+        self._rtp_out: list[tuple[str, bytes]] = []
+        self._rtcp_out: list[tuple[str, bytes]] = []
+        self._rtcp_handlers: dict[type, Callable[[Participant, RtcpPacket, float], None]] = {
+            SenderReport: self._on_sender_report,
+            ReceiverReport: self._on_receiver_report,
+            Pli: self._on_pli,
+            Fir: self._on_fir,
+            GenericNack: self._on_nack,
+            Remb: self._on_remb,
+            TransportCc: self._on_twcc,
+            Bye: self._on_bye,
+        }
+
+    # -- participants ---------------------------------------------------------------------
+
+    def add_participant(self, participant_id: str) -> None:
+        """Register a peer connection before it publishes or subscribes."""
+        if participant_id in self._participants:
+            raise ForwardingUsageError(f"participant {participant_id!r} already added")
+        self._participants[participant_id] = Participant(participant_id)
+
+    def remove_participant(self, participant_id: str, now: float) -> None:
+        """Drop everything the participant published and subscribed to (no BYE is sent)."""
+        part = self._participant(participant_id)
+        for track_id in list(part.tracks):
+            self.remove_track(track_id, now)
+        for track_id in list(part.downstreams):
+            self.unsubscribe(participant_id, track_id, now, send_bye=False)
+        del self._participants[participant_id]
+        self._rtp_out = [item for item in self._rtp_out if item[0] != participant_id]
+        self._rtcp_out = [item for item in self._rtcp_out if item[0] != participant_id]
+
+    def _participant(self, participant_id: str) -> Participant:
+        part = self._participants.get(participant_id)
+        if part is None:
+            raise ForwardingUsageError(f"unknown participant {participant_id!r}")
+        return part
+
+    # -- tracks ---------------------------------------------------------------------------
+
+    def add_track(self, spec: TrackSpec, now: float) -> None:
+        """Publish a track; waiting subscriptions attach; signalled SSRCs are bound now."""
+        part = self._participant(spec.publisher)
+        if spec.track_id in self._tracks:
+            raise ForwardingUsageError(f"track {spec.track_id!r} already published")
+        track = Track(spec, part)
+        self._tracks[spec.track_id] = track
+        part.tracks[spec.track_id] = track
+        for layer, layer_spec in zip(track.layers, spec.layers, strict=True):
+            if layer_spec.ssrc is not None:
+                self._bind_stream(track, layer, layer_spec.ssrc, False, now)
+            if layer_spec.rtx_ssrc is not None:
+                self._bind_stream(track, layer, layer_spec.rtx_ssrc, True, now)
+        for d in self._subscriptions.get(spec.track_id, ()):
+            self._attach(d, track, now)
+
+    def remove_track(self, track_id: str, now: float) -> None:
+        """Unpublish: subscriptions stay (waiting, numbering kept) until the id comes back."""
+        track = self._tracks.pop(track_id, None)
+        if track is None:
+            raise ForwardingUsageError(f"unknown track {track_id!r}")
+        del track.publisher.tracks[track_id]
+        for d in self._subscriptions.get(track_id, ()):
+            self._detach(d)
+        for layer in track.layers:
+            for stream in (layer.stream, layer.rtx):
+                if stream is not None:
+                    self._forget_stream(stream)
+            layer.stream = layer.rtx = None
+
+    def bind_ssrc(
+        self, track_id: str, layer: int, ssrc: int, now: float, *, rtx: bool = False
+    ) -> None:
+        """Bind a newly signalled SSRC to a layer (e.g. the publisher restarted its sender)."""
+        track = self._tracks.get(track_id)
+        if track is None or not 0 <= layer < len(track.layers):
+            raise ForwardingUsageError(f"unknown track/layer {track_id!r}/{layer}")
+        self._bind_stream(track, track.layers[layer], ssrc, rtx, now)
+
+    def _bind_stream(
+        self, track: Track, layer: Layer, ssrc: int, is_rtx: bool, now: float
+    ) -> Stream:
+        part = track.publisher
+        existing = part.streams.get(ssrc)
+        if existing is not None:
+            if existing.layer is layer and existing.is_rtx == is_rtx:
+                return existing
+            self._unbind_stream(existing, now)
+        cfg = self.config
+        cache = None
+        if track.is_video and not is_rtx and cfg.cache_size:
+            cache = PacketCache(cfg.cache_size)
+        receive = ReceiveStats(track.spec.clock_rate, cfg.reorder_window, cfg.max_dropout)
+        stream = Stream(ssrc, track, layer, is_rtx, receive, cache)
+        part.streams[ssrc] = stream
+        self._stream_count += 1
+        if self._next_report is None:
+            self._next_report = now + self._report_delay()
+        old = layer.rtx if is_rtx else layer.stream
+        if is_rtx:
+            layer.rtx = stream
+        else:
+            layer.stream = stream
+        if old is not None:
+            # The publisher restarted its sender: same layer, new SSRC. Subscribers move over
+            # and re-anchor on its first packet (its epoch is new).
+            self._forget_stream(old)
+            for d in old.fanout:
+                d.stream = stream
+                stream.fanout.append(d)
+            old.fanout.clear()
+        if not is_rtx:
+            for d in self._subscriptions.get(track.spec.track_id, ()):
+                if d.track is track:
+                    self._select_layer(d, now)
+        return stream
+
+    def _unbind_stream(self, stream: Stream, now: float) -> None:
+        """The stream ended (BYE, or its SSRC moved): its subscribers pick another layer."""
+        self._forget_stream(stream)
+        layer = stream.layer
+        if stream.is_rtx:
+            if layer.rtx is stream:
+                layer.rtx = None
+            return
+        if layer.stream is stream:
+            layer.stream = None
+        orphans = stream.fanout[:]
+        stream.fanout.clear()
+        for d in orphans:
+            d.stream = None
+            d.layer = None
+            self._select_layer(d, now)
+
+    def _forget_stream(self, stream: Stream) -> None:
+        streams = stream.track.publisher.streams
+        if streams.get(stream.ssrc) is stream:
+            del streams[stream.ssrc]
+            self._stream_count -= 1
+        self._keyframe_pending.pop(stream, None)
+        stream.keyframe_pending = False
+        stream.nacked.clear()
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def subscribe(self, spec: SubscriptionSpec, now: float) -> None:
+        """Start forwarding a track to a subscriber (now, or when the track is published)."""
+        sub = self._participant(spec.subscriber)
+        if spec.track_id in sub.downstreams:
+            raise ForwardingUsageError(f"{spec.subscriber!r} already subscribes {spec.track_id!r}")
+        out_ssrcs = [s for s in (spec.ssrc, spec.rtx_ssrc) if s is not None]
+        if len(set(out_ssrcs)) != len(out_ssrcs) or any(s in sub.by_out_ssrc for s in out_ssrcs):
+            raise ForwardingUsageError(f"outgoing SSRC already in use for {spec.subscriber!r}")
+        rng = self._rng
+        d = Downstream(
+            spec, sub, rng.randrange(1 << 15), rng.randrange(1 << 32), rng.randrange(1 << 15)
+        )
+        sub.downstreams[spec.track_id] = d
+        for ssrc in out_ssrcs:
+            sub.by_out_ssrc[ssrc] = d
+        self._subscriptions.setdefault(spec.track_id, []).append(d)
+        track = self._tracks.get(spec.track_id)
+        if track is not None:
+            self._attach(d, track, now)
+
+    def unsubscribe(
+        self, subscriber: str, track_id: str, now: float, *, send_bye: bool = True
+    ) -> None:
+        """Stop a subscription and forget its state; optionally tell the receiver (BYE)."""
+        sub = self._participant(subscriber)
+        d = sub.downstreams.pop(track_id, None)
+        if d is None:
+            raise ForwardingUsageError(f"{subscriber!r} does not subscribe {track_id!r}")
+        spec = d.spec
+        out_ssrcs = tuple(s for s in (spec.ssrc, spec.rtx_ssrc) if s is not None)
+        for ssrc in out_ssrcs:
+            del sub.by_out_ssrc[ssrc]
+        self._unlist(track_id, d)
+        self._detach(d)
+        if send_bye:
+            self._rtcp_out.append((subscriber, Bye(out_ssrcs).build()))
+
+    def retarget(self, subscriber: str, track_id: str, new_track_id: str, now: float) -> None:
+        """Feed an existing subscription from another track, without a visible discontinuity.
+
+        For a republish under a new track id or a "switch the slot to another speaker"; the
+        outgoing SSRC, sequence numbers and timestamps continue.
+        """
+        sub = self._participant(subscriber)
+        if new_track_id in sub.downstreams:
+            raise ForwardingUsageError(f"{subscriber!r} already subscribes {new_track_id!r}")
+        d = sub.downstreams.pop(track_id, None)
+        if d is None:
+            raise ForwardingUsageError(f"{subscriber!r} does not subscribe {track_id!r}")
+        self._unlist(track_id, d)
+        self._detach(d)
+        d.spec = replace(d.spec, track_id=new_track_id)
+        sub.downstreams[new_track_id] = d
+        self._subscriptions.setdefault(new_track_id, []).append(d)
+        track = self._tracks.get(new_track_id)
+        if track is not None:
+            self._attach(d, track, now)
+
+    def select_layer(self, subscriber: str, track_id: str, layer: int | None, now: float) -> None:
+        """Pin a subscription to a layer (None: best available) -- the layer-choice hook."""
+        d = self._participant(subscriber).downstreams.get(track_id)
+        if d is None:
+            raise ForwardingUsageError(f"{subscriber!r} does not subscribe {track_id!r}")
+        d.pinned_layer = layer
+        if d.track is not None:
+            self._select_layer(d, now)
+
+    def _unlist(self, track_id: str, d: Downstream) -> None:
+        waiting = self._subscriptions[track_id]
+        waiting.remove(d)
+        if not waiting:
+            del self._subscriptions[track_id]
+
+    def _attach(self, d: Downstream, track: Track, now: float) -> None:
+        d.track = track
+        table = [-1] * 256
+        for pt, key in track.codec_of_pt.items():
+            sub_pt = d.spec.codecs.get(key)
+            if sub_pt is not None:
+                table[pt] = sub_pt
+                table[pt | 0x80] = sub_pt | 0x80
+        d.b1_table = table
+        d.ext_table = extension_table(
+            track.extensions, dict(d.spec.extensions), STRIPPED_EXTENSIONS
+        )
+        self._select_layer(d, now)
+
+    def _detach(self, d: Downstream) -> None:
+        if d.stream is not None:
+            d.stream.fanout.remove(d)
+        d.stream = None
+        d.track = None
+        d.layer = None
+        d.b1_table = []
+        d.ext_table = None
+
+    def _select_layer(self, d: Downstream, now: float) -> None:
+        """Pick the pinned layer if it is receiving, else the best receiving one."""
+        track = d.track
+        if track is None:
+            return
+        layers = track.layers
+        target: Layer | None = None
+        pinned = d.pinned_layer
+        if pinned is not None and 0 <= pinned < len(layers) and layers[pinned].stream:
+            target = layers[pinned]
+        else:
+            target = next((layer for layer in layers if layer.stream is not None), None)
+        new = target.stream if target is not None else None
+        if new is d.stream:
+            return
+        if d.stream is not None:
+            d.stream.fanout.remove(d)
+        d.stream = new
+        d.layer = target.index if target is not None else None
+        if new is not None:
+            new.fanout.append(d)
+            self._request_keyframe(new, now)
+
+    # -- RTP ------------------------------------------------------------------------------
+
+    def route_rtp(self, publisher: str, packet: bytes | bytearray, now: float) -> int:
+        """Route one decrypted RTP packet; returns how many copies were queued."""
+        counters = self.counters
+        counters.rtp_received += 1
+        part = self._participants.get(publisher)
+        if part is None:
+            counters.rtp_unknown_participant += 1
+            return 0
+        n = len(packet)
+        if n < 12:
+            counters.rtp_malformed += 1
+            return 0
+        b0, b1, seq, ts, ssrc = _HDR.unpack_from(packet)
+        hl = 12 + ((b0 & 0x0F) << 2)
+        if b0 & 0x10:
+            if n < hl + 4:
+                counters.rtp_malformed += 1
+                return 0
+            hl += 4 + (_U16.unpack_from(packet, hl + 2)[0] << 2)
+        plen = n - hl
+        if b0 & 0xC0 != 0x80 or plen < 0:
+            counters.rtp_malformed += 1
+            return 0
+        if b0 & 0x20:
+            pad = packet[-1]
+            if pad == 0 or pad > plen:
+                counters.rtp_malformed += 1
+                return 0
+            plen -= pad
+        if type(packet) is not bytes:
+            packet = bytes(packet)
+        stream = part.streams.get(ssrc)
+        if stream is None:
+            try:
+                stream = self._bind_unknown(part, packet, ssrc, b1 & 0x7F, now)
+            except RtpDecodeError:
+                counters.rtp_malformed += 1
+                return 0
+            if stream is None:
+                counters.rtp_unknown_ssrc += 1
+                return 0
+        if stream.is_rtx:
+            return forward_rtx(stream, packet, hl, plen, now, self._rtp_out, counters)
+        return forward(stream, packet, b0, b1, seq, ts, plen, now, self._rtp_out, counters)
+
+    def _bind_unknown(
+        self, part: Participant, packet: bytes, ssrc: int, pt: int, now: float
+    ) -> Stream | None:
+        """Slow path for an unsignalled SSRC: find its track by MID, its layer by RID."""
+        found = locate_ssrc(part, packet, pt)
+        if found is None:
+            return None
+        track, layer, is_rtx = found
+        return self._bind_stream(track, layer, ssrc, is_rtx, now)
+
+    def rtp_to_send(self) -> list[tuple[str, bytes]]:
+        """Queued ``(subscriber, plaintext RTP)``, oldest first; the queue is emptied."""
+        out = self._rtp_out
+        self._rtp_out = []
+        return out
+
+    def rtcp_to_send(self) -> list[tuple[str, bytes]]:
+        """Queued ``(participant, plaintext RTCP compound)``, oldest first; emptied."""
+        out = self._rtcp_out
+        self._rtcp_out = []
+        return out
+
+    # -- RTCP in --------------------------------------------------------------------------
+
+    def receive_rtcp(self, participant_id: str, packet: bytes | bytearray, now: float) -> None:
+        """Handle a decrypted RTCP compound from a publisher and/or subscriber."""
+        counters = self.counters
+        counters.rtcp_received += 1
+        part = self._participants.get(participant_id)
+        if part is None:
+            counters.rtcp_unknown_participant += 1
+            return
+        try:
+            packets = parse_rtcp_compound(packet)
+        except RemoteProtocolError:
+            counters.rtcp_malformed += 1
+            return
+        handlers = self._rtcp_handlers
+        for item in packets:
+            handler = handlers.get(type(item))
+            if handler is None:
+                counters.rtcp_unhandled += 1
+            else:
+                handler(part, item, now)
+
+    def _on_sender_report(self, part: Participant, packet: RtcpPacket, now: float) -> None:
+        assert isinstance(packet, SenderReport)
+        self.counters.sr_received += 1
+        stream = part.streams.get(packet.ssrc)
+        if stream is None or stream.is_rtx:
+            self.counters.rtcp_unknown_ssrc += 1
+        else:
+            stream.receive.on_sender_report(packet.ntp_timestamp, now)
+            translated = translate_sender_report(packet, stream)
+            self.counters.sr_sent += len(translated)
+            self._rtcp_out.extend(translated)
+        self._report_blocks(part, packet.reports)
+
+    def _on_receiver_report(self, part: Participant, packet: RtcpPacket, now: float) -> None:
+        assert isinstance(packet, ReceiverReport)
+        self.counters.rr_received += 1
+        self._report_blocks(part, packet.reports)
+
+    def _report_blocks(self, part: Participant, blocks: tuple[object, ...]) -> None:
+        """A subscriber's view of our outgoing streams: kept for the future rate control."""
+        for block in blocks:
+            d = part.by_out_ssrc.get(getattr(block, "ssrc", -1))
+            if d is not None:
+                d.remote_fraction_lost = getattr(block, "fraction_lost", 0)
+                d.remote_lost = getattr(block, "cumulative_lost", 0)
+                d.remote_jitter = getattr(block, "jitter", 0)
+
+    def _downstream_source(self, part: Participant, ssrc: int) -> Downstream | None:
+        d = part.by_out_ssrc.get(ssrc)
+        if d is None:
+            self.counters.rtcp_unknown_ssrc += 1
+        return d
+
+    def _on_pli(self, part: Participant, packet: RtcpPacket, now: float) -> None:
+        assert isinstance(packet, Pli)
+        self.counters.keyframe_requests_received += 1
+        d = self._downstream_source(part, packet.media_ssrc)
+        if d is not None and d.stream is not None:
+            self._request_keyframe(d.stream, now)
+
+    def _on_fir(self, part: Participant, packet: RtcpPacket, now: float) -> None:
+        assert isinstance(packet, Fir)
+        for entry in packet.entries:
+            self.counters.keyframe_requests_received += 1
+            d = self._downstream_source(part, entry.ssrc)
+            if d is None or d.last_fir_seq == entry.seq_nr:
+                continue  # RFC 5104: a repeated sequence number is a retransmission
+            d.last_fir_seq = entry.seq_nr
+            if d.stream is not None:
+                self._request_keyframe(d.stream, now)
+
+    def _on_nack(self, part: Participant, packet: RtcpPacket, now: float) -> None:
+        assert isinstance(packet, GenericNack)
+        self.counters.nack_received += 1
+        d = self._downstream_source(part, packet.media_ssrc)
+        if d is None:
+            return
+        packets, missing = retransmissions(d, packet.lost_seqs(), self.config.max_nack_per_packet)
+        self.counters.nack_served += len(packets)
+        self._rtp_out.extend((part.id, p) for p in packets)
+        stream = d.stream
+        if missing and stream is not None and stream.track.spec.nack:
+            self._nack_upstream(stream, missing, now)
+
+    def _nack_upstream(self, stream: Stream, exts: list[int], now: float) -> None:
+        cfg = self.config
+        nack = upstream_nack(stream, exts, now, cfg.upstream_nack_suppress, cfg.reporter_ssrc)
+        if nack is not None:
+            self.counters.nack_upstream += 1
+            self._rtcp_out.append((stream.track.publisher.id, nack))
+
+    def _on_remb(self, part: Participant, packet: RtcpPacket, now: float) -> None:
+        self.counters.remb_received += 1
+        self.on_bandwidth_feedback(part.id, packet, now)
+
+    def _on_twcc(self, part: Participant, packet: RtcpPacket, now: float) -> None:
+        self.counters.twcc_received += 1
+        self.on_bandwidth_feedback(part.id, packet, now)
+
+    def on_bandwidth_feedback(self, subscriber: str, packet: RtcpPacket, now: float) -> None:
+        """Hook for the bandwidth estimator: REMB/TWCC end here and are never forwarded."""
+
+    def _on_bye(self, part: Participant, packet: RtcpPacket, now: float) -> None:
+        assert isinstance(packet, Bye)
+        self.counters.bye_received += 1
+        for ssrc in packet.ssrcs:
+            stream = part.streams.get(ssrc)
+            if stream is not None:
+                self._unbind_stream(stream, now)
+
+    # -- keyframes, timers ----------------------------------------------------------------
+
+    def request_keyframe(self, track_id: str, now: float) -> None:
+        """Ask the publisher of ``track_id`` for a keyframe on every receiving layer."""
+        track = self._tracks.get(track_id)
+        if track is None:
+            raise ForwardingUsageError(f"unknown track {track_id!r}")
+        for layer in track.layers:
+            if layer.stream is not None:
+                self._request_keyframe(layer.stream, now)
+
+    def _request_keyframe(self, stream: Stream, now: float) -> None:
+        track = stream.track
+        if not track.is_video or track.spec.keyframe_request == "none":
+            return
+        last = stream.keyframe_last
+        if last is not None and now - last < self.config.keyframe_min_interval:
+            self.counters.keyframe_requests_throttled += 1
+            if not stream.keyframe_pending:
+                stream.keyframe_pending = True
+                self._keyframe_pending[stream] = None
+            return
+        self._send_keyframe_request(stream, now)
+
+    def _send_keyframe_request(self, stream: Stream, now: float) -> None:
+        stream.keyframe_last = now
+        stream.keyframe_pending = False
+        self._keyframe_pending.pop(stream, None)
+        self.counters.keyframe_requests_sent += 1
+        packet = keyframe_request(stream, self.config.reporter_ssrc)
+        self._rtcp_out.append((stream.track.publisher.id, packet))
+
+    def _report_delay(self) -> float:
+        return self.config.report_interval * self._rng.uniform(0.5, 1.5)
+
+    def get_timer(self) -> float | None:
+        """The next deadline (receiver reports, deferred keyframe requests), or None."""
+        if self._stream_count == 0:
+            self._next_report = None
+        deadline = self._next_report
+        interval = self.config.keyframe_min_interval
+        for stream in self._keyframe_pending:
+            due = (stream.keyframe_last or 0.0) + interval
+            if deadline is None or due < deadline:
+                deadline = due
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Send what is due: deferred keyframe requests, then receiver reports."""
+        interval = self.config.keyframe_min_interval
+        for stream in list(self._keyframe_pending):
+            if (stream.keyframe_last or 0.0) + interval <= now:
+                self._send_keyframe_request(stream, now)
+        if self._stream_count == 0:
+            self._next_report = None
+            return
+        if self._next_report is None or now < self._next_report:
+            return
+        self._next_report = now + self._report_delay()
+        cfg = self.config
+        for part in self._participants.values():
+            if part.streams:
+                report = receiver_report(part, cfg.reporter_ssrc, cfg.cname, now)
+                if report is not None:
+                    self.counters.rr_sent += 1
+                    self._rtcp_out.append((part.id, report))
+
+    # -- introspection --------------------------------------------------------------------
+
+    def stats(self) -> ForwarderStats:
+        """Table sizes and counters (tests check the sizes fall to zero after churn)."""
+        parts = self._participants.values()
+        streams = sum(len(p.streams) for p in parts)
+        return ForwarderStats(
+            participants=len(self._participants),
+            tracks=len(self._tracks),
+            streams=streams,
+            subscriptions=sum(len(p.downstreams) for p in parts),
+            attached_subscriptions=sum(len(s.fanout) for p in parts for s in p.streams.values()),
+            waiting_track_ids=len(self._subscriptions),
+            keyframe_pending=len(self._keyframe_pending),
+            nack_suppression_entries=sum(len(s.nacked) for p in parts for s in p.streams.values()),
+            queued_rtp=len(self._rtp_out),
+            queued_rtcp=len(self._rtcp_out),
+            counters=self.counters.as_dict(),
+        )

@@ -1,0 +1,152 @@
+"""Raw RTP manipulations the forwarder needs beyond the fixed-header rewrite.
+
+Everything here works on whole packets as bytes and is off the common path: extension-id
+rewriting runs once per incoming packet per distinct subscriber mapping (not per subscriber),
+RTX unwrapping once per repair packet, RTX wrapping once per NACK served.
+
+Stripping an extension element without moving the payload: RFC 8285 treats an ID-0 byte as
+padding in both forms (and libwebrtc skips it ignoring the length nibble), so overwriting an
+element's header and data with zeros removes it in place.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from router.rtp import RtpDecodeError
+from router.rtp.header_extensions import iter_extension_elements
+
+__all__ = [
+    "IDENTITY_EXT_TABLE",
+    "build_rtx",
+    "extension_table",
+    "rewrite_extensions",
+    "rtp_layout",
+    "unwrap_rtx",
+]
+
+Buffer = bytes | bytearray | memoryview
+
+_U16: Final = struct.Struct("!H")
+_HDR: Final = struct.Struct("!BBHII")
+_ONE_BYTE: Final = 0xBEDE
+
+IDENTITY_EXT_TABLE: Final = bytes(range(256))
+"""Extension-id table that changes nothing."""
+
+
+def rtp_layout(buf: Buffer) -> tuple[int, int]:
+    """``(header_length, payload_length)`` of an RTP packet, padding excluded.
+
+    Checks version, CSRC count, extension length and padding count against the real size (the
+    fuzzing lesson from Janus/mediasoup), raising :class:`RtpDecodeError`.
+    """
+    n = len(buf)
+    if n < 12:
+        raise RtpDecodeError(f"RTP packet truncated: {n} bytes, fixed header needs 12")
+    b0 = buf[0]
+    if b0 & 0xC0 != 0x80:
+        raise RtpDecodeError(f"RTP version {b0 >> 6} is not 2")
+    hl = 12 + 4 * (b0 & 0x0F)
+    if b0 & 0x10:
+        if n < hl + 4:
+            raise RtpDecodeError(f"RTP header extension truncated: {n} bytes")
+        hl += 4 + 4 * _U16.unpack_from(buf, hl + 2)[0]
+    if hl > n:
+        raise RtpDecodeError(f"RTP header of {hl} bytes exceeds packet of {n}")
+    plen = n - hl
+    if b0 & 0x20:
+        pad = buf[n - 1]
+        if pad == 0 or pad > plen:
+            raise RtpDecodeError(f"RTP padding count {pad} invalid for {plen} payload bytes")
+        plen -= pad
+    return hl, plen
+
+
+def extension_table(
+    publisher: dict[str, int], subscriber: dict[str, int], stripped: frozenset[str]
+) -> bytes | None:
+    """Map publisher extension ids to the subscriber's, 0 meaning "strip"; None if identity.
+
+    Identity means every extension the publisher negotiated is forwarded under the same id;
+    ids the publisher never negotiated then pass through untouched (it must not send any).
+    """
+    table = bytearray(256)
+    identity = True
+    for uri, pub_id in publisher.items():
+        if not 1 <= pub_id <= 255:
+            continue
+        new_id = 0 if uri in stripped else subscriber.get(uri, 0)
+        table[pub_id] = new_id
+        if new_id != pub_id:
+            identity = False
+    return None if identity else bytes(table)
+
+
+def rewrite_extensions(packet: Buffer, table: bytes) -> bytes | None:
+    """The packet with extension ids mapped through ``table``; None if nothing changed.
+
+    A one-byte-form element whose new id does not fit (15+) is stripped rather than converted,
+    which would change the packet length. Raises :class:`RtpDecodeError` on a malformed block.
+    """
+    b0 = packet[0]
+    if not b0 & 0x10:
+        return None
+    start = 12 + 4 * (b0 & 0x0F)
+    n = len(packet)
+    if n < start + 4:
+        raise RtpDecodeError(f"RTP header extension truncated: {n} bytes")
+    profile, words = struct.unpack_from("!HH", packet, start)
+    end = start + 4 + 4 * words
+    if end > n:
+        raise RtpDecodeError(f"RTP header extension exceeds packet: needs {end} bytes")
+    one_byte = profile == _ONE_BYTE
+    out: bytearray | None = None
+    for ext_id, pos, size in iter_extension_elements(profile, packet, start + 4, end):
+        new_id = table[ext_id]
+        if new_id == ext_id:
+            continue
+        if out is None:
+            out = bytearray(packet)
+        if one_byte:
+            if 1 <= new_id <= 14:
+                out[pos - 1] = (new_id << 4) | (size - 1)
+            else:
+                out[pos - 1 : pos + size] = bytes(size + 1)
+        elif new_id:
+            out[pos - 2] = new_id
+        else:
+            out[pos - 2 : pos + size] = bytes(size + 2)
+    return None if out is None else bytes(out)
+
+
+def unwrap_rtx(
+    packet: bytes, header_length: int, payload_length: int, ssrc: int, payload_type: int
+) -> bytes | None:
+    """Turn an RFC 4588 RTX packet back into the original packet (seq = OSN).
+
+    Returns None for a padding-only RTX packet (libwebrtc's bandwidth probes), which carries no
+    media and must not be forwarded. Raises :class:`RtpDecodeError` if the OSN is missing.
+    """
+    if payload_length == 0:
+        return None
+    if payload_length < 2:
+        raise RtpDecodeError("RTX packet payload shorter than its 2-byte OSN")
+    b0, b1, _seq, ts, _ssrc = _HDR.unpack_from(packet)
+    osn = _U16.unpack_from(packet, header_length)[0]
+    out = bytearray(packet[:header_length])
+    _HDR.pack_into(out, 0, b0, (b1 & 0x80) | payload_type, osn, ts, ssrc)
+    out += packet[header_length + 2 :]
+    return bytes(out)
+
+
+def build_rtx(packet: bytes, rtx_ssrc: int, rtx_seq: int, rtx_payload_type: int) -> bytes:
+    """Wrap an already rewritten outgoing packet as RTX: OSN = its seq, then its payload."""
+    header_length, _ = rtp_layout(packet)
+    b0, b1, seq, ts, _ssrc = _HDR.unpack_from(packet)
+    out = bytearray(packet[:header_length])
+    _HDR.pack_into(out, 0, b0, (b1 & 0x80) | rtx_payload_type, rtx_seq & 0xFFFF, ts, rtx_ssrc)
+    out += _U16.pack(seq)
+    out += packet[header_length:]
+    return bytes(out)

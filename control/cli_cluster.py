@@ -47,6 +47,8 @@ def add_commands(subparsers: Any) -> None:
     up.add_argument("--drain-deadline", metavar="SECONDS", type=float, default=10.0,
                     help="how long nodes may drain on shutdown (default 10)")
     up.add_argument("--etcd-binary", metavar="PATH", help="etcd binary (default /usr/bin/etcd)")
+    up.add_argument("--kinds", metavar="KIND[,KIND]", default="router,turn,frontdoor",
+                    help="which of router, turn, frontdoor to start (default all)")
     up.set_defaults(handler=cmd_up)
 
     secrets = subparsers.add_parser("secrets", help="TURN and join-token secrets")
@@ -168,6 +170,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             raise CliError(f"--trusted-proxy: not a CIDR: {cidr!r}") from None
+    kinds = frozenset(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = kinds - {"router", "turn", "frontdoor"}
+    if unknown:
+        raise CliError(f"--kinds: unknown kind {sorted(unknown)[0]!r} "
+                       "(use router, turn, frontdoor)")
     if args.drain_deadline < 0:
         raise CliError("--drain-deadline must not be negative")
     config = ClusterUpConfig(
@@ -177,6 +184,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         json=args.json,
         drain_deadline=args.drain_deadline,
         etcd_binary=args.etcd_binary,
+        kinds=kinds,
     )
 
     def out(line: str) -> None:

@@ -10,7 +10,7 @@ Node processes are started through their own ``regio <kind>`` subcommand. The co
 follow (the later router/TURN/front-door issues implement it)::
 
     regio router    --etcd URL --node-id ID --region REGION --host 127.0.0.1 --port PORT
-    regio turn      --etcd URL --node-id ID --region REGION --host 127.0.0.1 --port PORT
+    regio turn      --etcd URL --node-id ID --region REGION --listen 127.0.0.1:PORT
     regio frontdoor --etcd URL --host 127.0.0.1 --port PORT [--trusted-proxy CIDR ...]
 
 Each node gets a block of :data:`PORTS_PER_NODE` ports starting at PORT. A kind whose
@@ -35,7 +35,7 @@ import trio
 
 from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
-from control.localetcd import LocalEtcd, free_ports
+from control.localetcd import LocalEtcd, die_with_parent, free_ports
 from control.logs import get_logger
 from control.topology import Topology
 from control.view import open_view
@@ -66,6 +66,8 @@ class ClusterUpConfig:
     """Seconds nodes get to drain on shutdown before their process groups are killed."""
     etcd_binary: str | None = None
     """etcd binary to run (default: Debian's /usr/bin/etcd)."""
+    kinds: frozenset[str] | None = None
+    """Which of router, turn, frontdoor to start (None: every available one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,7 @@ class Running:
     """A started process."""
 
     plan: NodePlan
-    process: trio.Process
+    process: subprocess.Popen[bytes]
     log_path: Path
 
 
@@ -141,8 +143,11 @@ def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...]) -> list
     override = _override(plan.kind)
     if override is not None:
         return [part.format(**values) for part in override]
-    cmd = [sys.executable, "-m", "control", plan.kind, "--etcd", etcd_url,
-           "--host", HOST, "--port", str(plan.port)]
+    cmd = [sys.executable, "-m", "control", plan.kind, "--etcd", etcd_url]
+    if plan.kind == "turn":
+        cmd += ["--listen", f"{HOST}:{plan.port}"]
+    else:
+        cmd += ["--host", HOST, "--port", str(plan.port)]
     if plan.kind == FRONTDOOR:
         for cidr in trusted:
             cmd += ["--trusted-proxy", cidr]
@@ -202,7 +207,11 @@ class ClusterUp:
 
         kinds = available_kinds()
         for kind in (*NODE_KINDS, FRONTDOOR):
-            if kind not in kinds:
+            if cfg.kinds is not None and kind not in cfg.kinds:
+                kinds.discard(kind)
+                self.note(f"note: not starting {kind} nodes (--kinds)",
+                          event="skipped", kind=kind, reason="not in --kinds")
+            elif kind not in kinds:
                 self.note(f"note: `regio {kind}` is not available yet; starting no {kind} nodes",
                           event="skipped", kind=kind, reason="subcommand not available")
         plans = plan_nodes(cfg.topology, None if base is None else base + 100, kinds)
@@ -230,7 +239,9 @@ class ClusterUp:
             self.stop_requested.set()
             return
         nursery.start_soon(self._watch_exits)
-        fd_url = f"https://{HOST}:{frontdoor.port}" if frontdoor else None
+        # Local clusters run without certificates: the front door serves plain HTTP on
+        # loopback (it refuses plain HTTP anywhere else).
+        fd_url = f"http://{HOST}:{frontdoor.port}" if frontdoor else None
         nodes = [{"node": r.plan.node_id, "kind": r.plan.kind, "region": r.plan.region,
                   "pid": r.process.pid} for r in self.state.running if r.plan.kind in NODE_KINDS]
         if cfg.json:
@@ -245,9 +256,11 @@ class ClusterUp:
 
     async def _spawn(self, plan: NodePlan, etcd_url: str, logdir: Path) -> None:
         log_path = logdir / f"{plan.node_id}.log"
+        # Popen on the main thread (not trio's worker threads): die_with_parent is tied to
+        # the forking thread's lifetime.
         with open(log_path, "ab") as logf:
-            process = await trio.lowlevel.open_process(
-                command_for(plan, etcd_url, self.config.trusted_proxies),
+            process = subprocess.Popen(
+                die_with_parent(command_for(plan, etcd_url, self.config.trusted_proxies)),
                 stdin=subprocess.DEVNULL,
                 stdout=logf,
                 stderr=subprocess.STDOUT,
@@ -272,13 +285,13 @@ class ClusterUp:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(r.process.pid, signal.SIGTERM)
         with trio.move_on_after(self.config.drain_deadline):
-            for r in running:
-                await r.process.wait()
+            while any(r.process.poll() is None for r in running):
+                await trio.sleep(0.05)
         for r in self.state.running:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(r.process.pid, signal.SIGKILL)
             if r.process.poll() is None:
-                await r.process.wait()
+                await trio.to_thread.run_sync(r.process.wait)
         if self.state.etcd is not None:
             etcd = self.state.etcd
             await trio.to_thread.run_sync(etcd.stop)

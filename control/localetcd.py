@@ -27,6 +27,8 @@ from control.etcd import EtcdClient, EtcdConfig, EtcdEndpoint, EtcdError
 
 DEFAULT_BINARY = "/usr/bin/etcd"
 
+_SETPRIV = shutil.which("setpriv")
+
 
 class LocalEtcdError(RuntimeError):
     """The local etcd could not be started."""
@@ -72,6 +74,21 @@ class Member:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` wrapped so the kernel SIGKILLs it if its parent dies (Linux ``setpriv``).
+
+    Children run in their own process group (so they can be signalled as a group), which
+    also shields them from the terminal's Ctrl-C; if the parent is SIGKILLed it gets no chance
+    to stop them, so the kernel does. ``setpriv`` sets the parent-death signal and then execs
+    the command, so no Python runs between fork and exec (a ``preexec_fn`` would, and gRPC's
+    fork handlers can hang such a child). The signal fires when the *thread* that forked
+    exits, so callers spawn from the main thread, never from ``trio.to_thread`` workers.
+    """
+    if _SETPRIV is None:  # pragma: no cover - not Linux: rely on explicit stops
+        return cmd
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *cmd]
 
 
 def find_etcd_binary(path: str | None = None) -> str:
@@ -239,7 +256,7 @@ class LocalEtcd:
         log = open(member.data_dir.with_suffix(".log"), "ab")  # noqa: SIM115 - child owns it
         try:
             member.process = subprocess.Popen(
-                self._command(member),
+                die_with_parent(self._command(member)),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

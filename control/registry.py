@@ -347,12 +347,18 @@ class NodeRegistration:
             self._last_load_write = time.monotonic()
 
     async def _keepalive_loop(self) -> None:
+        failing = False
         while True:
-            await trio.sleep(self.config.keepalive_interval if self.state == "registered"
+            # After a failure, retry at once and often: an election or a dead endpoint must
+            # not eat the lease's remaining TTL between two renewals.
+            healthy = self.state == "registered" and not failing
+            await trio.sleep(self.config.keepalive_interval if healthy
                              else self.config.retry_delay)
             try:
                 ttl = await self.client.keepalive(self.lease)
+                failing = False
             except EtcdError as exc:
+                failing = True
                 if (self.state == "registered"
                         and time.monotonic() - self._last_ok > self.config.ttl):
                     self.state = "lost"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,6 +78,7 @@ async def test_cluster_init_malformed_file_writes_nothing(etcd: LocalEtcd, clien
         (["cluster", "status", "--etcd", "https://127.0.0.1:1"], "--etcd-ca"),
         (["cluster", "up", "--topology", str(TOPOLOGY), "--trusted-proxy", "nope"],
          "not a CIDR"),
+        (["cluster", "up", "--topology", str(TOPOLOGY), "--kinds", "router,sfu"], "--kinds"),
     ],
 )
 async def test_bad_cli_input_is_one_clear_line(argv: list[str], message: str) -> None:
@@ -175,16 +177,19 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 async def test_cluster_up_ready_then_stop_leaves_nothing(stop_signal: int) -> None:
     env = python_env()
     # Nodes of kinds whose subcommands do not exist yet are stood in for by the test node.
-    env["REGIO_CLUSTER_UP_ROUTER"] = json.dumps(
+    # This test is about orchestration, so every node is the test node process.
+    stand_in = json.dumps(
         [sys.executable, "-m", "tests.control.nodeproc", "--etcd", "{etcd}", "--node-id",
          "{node}", "--region", "{region}", "--ttl", "3"])
+    env["REGIO_CLUSTER_UP_ROUTER"] = stand_in
+    env["REGIO_CLUSTER_UP_TURN"] = stand_in
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "control", "cluster", "up", "--topology", str(TOPOLOGY),
-         "--json", "--drain-deadline", "3"],
+         "--json", "--drain-deadline", "3", "--kinds", "router,turn"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(REPO),
         start_new_session=True,
     )
@@ -204,16 +209,17 @@ async def test_cluster_up_ready_then_stop_leaves_nothing(stop_signal: int) -> No
         assert set(ready) == {"event", "frontdoor", "etcd", "nodes"}
         nodes = ready["nodes"]
         assert isinstance(nodes, list)
-        assert sorted(n["region"] for n in nodes) == ["eu-central", "eu-north", "us-east"]
-        assert all(n["kind"] == "router" for n in nodes)
-        assert {"kind": "turn"} in [{k: v for k, v in line.items() if k == "kind"}
-                                    for line in lines if line["event"] == "skipped"]
+        assert sorted((n["kind"], n["region"]) for n in nodes) == [
+            (kind, region) for kind in ("router", "turn")
+            for region in ("eu-central", "eu-north", "us-east")]
+        assert ready["frontdoor"] is None
+        assert [line["kind"] for line in lines if line["event"] == "skipped"] == ["frontdoor"]
         etcd_url = ready["etcd"]
         assert isinstance(etcd_url, str)
         client = EtcdClient(EtcdConfig.from_urls(etcd_url, timeout=2.0))
         try:
             _, kvs = await client.get_prefix(schema.NODES_PREFIX)
-            assert len(kvs) == 3
+            assert len(kvs) == 6
             assert await client.get(schema.TOPOLOGY_KEY) is not None
             status = await client.status()
         finally:
@@ -221,19 +227,37 @@ async def test_cluster_up_ready_then_stop_leaves_nothing(stop_signal: int) -> No
         pids = [int(n["pid"]) for n in nodes] + [process.pid]
         etcd_pids = _pids_listening(etcd_url)
         assert etcd_pids, "etcd process must be found by its port"
+        data_dir = _data_dir(etcd_pids[0])
         process.send_signal(stop_signal)
         with trio.fail_after(20):
             rc = await process.wait()
-        assert rc == 0
-        rest = (await process.stdout.receive_some()).decode() if process.stdout else ""
-        assert '"stopped"' in (buffer.decode() + rest)
+        if stop_signal != signal.SIGKILL:
+            assert rc == 0
+            rest = (await process.stdout.receive_some()).decode() if process.stdout else ""
+            assert '"stopped"' in (buffer.decode() + rest)
         assert status
+        # Even when `cluster up` itself is killed outright, the kernel takes its children.
+        gone_by = trio.current_time() + 5
+        while any(_alive(p) for p in pids + etcd_pids) and trio.current_time() < gone_by:
+            await trio.sleep(0.05)
         for pid in pids + etcd_pids:
             assert not _alive(pid), f"pid {pid} left behind"
+        if stop_signal == signal.SIGKILL:
+            shutil.rmtree(data_dir, ignore_errors=True)  # nobody was left to remove it
+        else:
+            assert not data_dir.exists(), "a clean stop removes etcd's data"
     finally:
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+
+
+def _data_dir(pid: int) -> Path:
+    """The temporary directory `cluster up` made for etcd (parent of its --data-dir)."""
+    for arg in (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0"):
+        if arg.startswith(b"--data-dir="):
+            return Path(arg.split(b"=", 1)[1].decode()).parent
+    raise AssertionError("etcd without --data-dir")
 
 
 def _pids_listening(url: str) -> list[int]:

@@ -76,6 +76,10 @@ def add_commands(subparsers: Any) -> None:
 
     add_frontdoor(kinds)
 
+    from benchmarks.sfu.command import add_command as add_sfu
+
+    add_sfu(kinds)
+
 
 def run_codec(args: argparse.Namespace) -> int:
     from benchmarks import codec, machine, results

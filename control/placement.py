@@ -19,7 +19,7 @@ import trio
 from control import schema
 from control.etcd import Compare, Delete, EtcdClient, EtcdUnavailable, Get, Put
 from control.logs import get_logger
-from control.schema import RoomRecord
+from control.schema import NodeRecord, RoomRecord
 from control.view import ClusterView
 
 log = get_logger("control.placement")
@@ -54,18 +54,25 @@ async def place_room(
     *,
     regions: Iterable[str] | None = None,
     policy: str = "eea",
+    mode: str = "sfu",
+    prefer: str | None = None,
     attempts: int = 8,
     retry_delay: float = 0.1,
 ) -> Placement:
     """Place ``room`` on a router in ``regions`` (all regions if None), or return where it is.
 
     ``regions`` is the residency decision, made by the caller (the front door) from the
-    client's jurisdiction and the room policy; placement never widens it.
+    client's jurisdiction and the room policy; placement never widens it. ``prefer`` names
+    the router the caller chose, tried first while it still accepts rooms. A router whose
+    record claims a jurisdiction other than its region's is never used: a misconfigured node
+    must not become a residency breach.
     """
     key = schema.room_key(room)
     allowed = None if regions is None else list(regions)
     for _ in range(attempts):
-        candidates = view.available("router", regions=allowed)
+        candidates = _consistent(view, view.available("router", regions=allowed))
+        if prefer is not None:
+            candidates.sort(key=lambda n: n.node_id != prefer)
         if not candidates:
             existing = await get_room(client, room)
             if existing is not None:
@@ -79,7 +86,7 @@ async def place_room(
             await trio.sleep(retry_delay)
             continue
         node_key = schema.node_key(choice.node_id)
-        record = RoomRecord(room, choice.node_id, choice.region, policy, time.time())
+        record = RoomRecord(room, choice.node_id, choice.region, policy, time.time(), mode)
         try:
             result = await client.txn(
                 [
@@ -105,6 +112,18 @@ async def place_room(
     raise PlacementError(f"could not place room after {attempts} attempts")
 
 
+def _consistent(view: ClusterView, nodes: list[NodeRecord]) -> list[NodeRecord]:
+    topology = view.topology()
+    if topology is None:
+        return []
+    return [
+        n
+        for n in nodes
+        if n.region in topology.regions
+        and topology.regions[n.region].jurisdiction == n.jurisdiction
+    ]
+
+
 async def release_room(client: EtcdClient, room: str, router: str) -> bool:
     """Delete the room's placement if ``router`` still hosts it (the room ended)."""
     key = schema.room_key(room)
@@ -116,7 +135,7 @@ async def release_room(client: EtcdClient, room: str, router: str) -> bool:
 
 
 async def rebind_rooms(client: EtcdClient, router: str, lease: int, rooms: Iterable[str],
-                       region: str, policy: str = "eea") -> list[str]:
+                       region: str, policy: str = "eea", mode: str = "sfu") -> list[str]:
     """After re-registering with a new lease, put back the rooms this router still hosts.
 
     Returns the rooms that another router took meanwhile (their participants must move).
@@ -124,7 +143,7 @@ async def rebind_rooms(client: EtcdClient, router: str, lease: int, rooms: Itera
     lost: list[str] = []
     for room in rooms:
         key = schema.room_key(room)
-        record = RoomRecord(room, router, region, policy, time.time())
+        record = RoomRecord(room, router, region, policy, time.time(), mode)
         result = await client.txn(
             [Compare(key, "version", "==", 0)], [Put(key, record.encode(), lease)], [Get(key)]
         )

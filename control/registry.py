@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import trio
 
@@ -150,10 +151,16 @@ class NodeRegistration:
         self._subscribers.append(send)
         return recv
 
-    def set_load(self, load: int) -> None:
-        """Publish a new load; written within ``load_interval`` (coalesced)."""
+    def set_load(self, load: int, detail: Mapping[str, float] | None = None) -> None:
+        """Publish a new load (and optional named figures such as ``forwarded_pps``); written
+        within ``load_interval`` (coalesced)."""
+        changes: dict[str, Any] = {}
         if load != self._record.load:
-            self._record = self._record.with_changes(load=load)
+            changes["load"] = load
+        if detail is not None and dict(detail) != dict(self._record.load_detail):
+            changes["load_detail"] = dict(detail)
+        if changes:
+            self._record = self._record.with_changes(**changes)
             self._dirty.set()
 
     def set_draining(self) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 ROOT = "/regio/v1/"
@@ -40,7 +40,7 @@ SecretKind = Literal["turn", "token"]
 SECRET_KINDS: tuple[SecretKind, ...] = ("turn", "token")
 
 _NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ROOM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
+_ROOM_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._~-]{0,127}$")
 
 
 class SchemaError(ValueError):
@@ -140,6 +140,9 @@ class NodeRecord:
     """Unix time the process started; with ``instance`` it orders competing claims."""
     instance: str
     """Random id of the claiming process: tells two processes with one node id apart."""
+    load_detail: Mapping[str, float] = field(default_factory=dict)
+    """Named load figures beside ``load`` (``forwarded_pps``, ``relayed_pps``, ...), for
+    operators and dashboards; placement reads only ``load``."""
 
     def __post_init__(self) -> None:
         check_node_id(self.node_id)
@@ -173,6 +176,7 @@ class NodeRecord:
                 "software_version": self.version,
                 "started_at": self.started_at,
                 "instance": self.instance,
+                "load_detail": dict(self.load_detail),
             },
         )
 
@@ -192,6 +196,7 @@ class NodeRecord:
                 version=str(d["software_version"]),
                 started_at=float(d["started_at"]),
                 instance=str(d["instance"]),
+                load_detail={str(k): float(v) for k, v in d.get("load_detail", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaError(f"node record: {exc}") from exc
@@ -208,6 +213,9 @@ class RoomRecord:
     policy: str
     """``eea`` (strict residency) or ``nearest`` (ARCHITECTURE.md §4)."""
     created_at: float
+    mode: str = "sfu"
+    """``sfu`` (media through the router) or ``p2p`` (router relays signaling only); a room
+    keeps the mode it was created with, like its policy."""
 
     def encode(self) -> bytes:
         return _encode(
@@ -218,6 +226,7 @@ class RoomRecord:
                 "region": self.region,
                 "policy": self.policy,
                 "created_at": self.created_at,
+                "mode": self.mode,
             },
         )
 
@@ -226,7 +235,7 @@ class RoomRecord:
         d = _decode("room", raw)
         try:
             return cls(str(d["room"]), str(d["router"]), str(d["region"]), str(d["policy"]),
-                       float(d["created_at"]))
+                       float(d["created_at"]), str(d.get("mode", "sfu")))
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaError(f"room record: {exc}") from exc
 

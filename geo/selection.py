@@ -35,13 +35,22 @@ ROOM_POLICIES: tuple[RoomPolicy, ...] = ("eea", "nearest")
 
 
 class _NodeLike(Protocol):
-    node_id: str
-    kind: str
-    region: str
-    jurisdiction: str
-    load: int
-    capacity: int
-    draining: bool
+    """Read-only view of a node record (frozen dataclasses such as ``NodeRecord`` fit)."""
+
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def jurisdiction(self) -> str: ...
+    @property
+    def load(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def draining(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,10 +78,15 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
 
 
 async def _publish_load(node: RouterNode, registration: NodeRegistration) -> None:
-    """Load in the registry's unit (participants; capacity is participants too)."""
+    """Load in the registry's unit (participants; capacity is participants too), with the
+    forwarded packet rate beside it for operators."""
+    last_out = node.core.stats.packets_out
     while True:
-        registration.set_load(node.core.participant_count)
         await trio.sleep(LOAD_INTERVAL)
+        out = node.core.stats.packets_out
+        pps = max(0, out - last_out) / LOAD_INTERVAL
+        last_out = out
+        registration.set_load(node.core.participant_count, {"forwarded_pps": round(pps, 1)})
 
 
 async def _rebind_on_new_lease(
@@ -92,11 +97,11 @@ async def _rebind_on_new_lease(
 ) -> None:
     async for event in events:
         if isinstance(event, Registered) and event.reregistered:
-            rooms = {name: room.policy for name, room in node.core.rooms.items()}
-            for policy in set(rooms.values()):
+            rooms = {name: (room.policy, room.mode) for name, room in node.core.rooms.items()}
+            for policy, mode in set(rooms.values()):
                 lost = await rebind_rooms(client, node.node_id, event.lease,
-                                          [r for r, p in rooms.items() if p == policy],
-                                          region, policy)
+                                          [r for r, pm in rooms.items() if pm == (policy, mode)],
+                                          region, policy, mode)
                 if lost:
                     log.warning("%d rooms were placed elsewhere while our lease was lost",
                                 len(lost))

@@ -230,10 +230,6 @@ def start_regio_turn(
     ]  # fmt: skip
     if "--realm" in help_text:
         args += ["--realm", realm]
-    if "--allow-relay-to-relay" in help_text:
-        # The benchmark's clients are each other's peers through their relayed addresses;
-        # regio turn denies its own relay ports as peers unless told otherwise.
-        args.append("--allow-relay-to-relay")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT

@@ -3,7 +3,8 @@
 ``POST /v1/rooms/{room}/join`` is handled by :class:`FrontdoorApp` directly on the ASGI
 messages: it is the one hot endpoint, and Starlette's routing, request and response objects
 cost about a third of a join's server time under Hypercorn. Everything else (``/healthz``,
-``/metrics``, ``/v1/prometheus/targets``, 404/405 answers, lifespan) is a plain Starlette app.
+``/metrics``, ``/v1/prometheus/targets``, the meeting page ``/r/{room}`` with its
+``/static/`` files, 404/405 answers, lifespan) is a plain Starlette app.
 
 The body limit is enforced before the body is read (``Content-Length``) and while it is read
 (chunked bodies), so a large body never reaches memory: 413.
@@ -26,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from control.logs import get_logger, truncate_address
+from geo.frontdoor.page import page_routes
 from geo.frontdoor.service import JoinAnswer, JoinService, error
 from geo.frontdoor.snapshot import metrics_target
 
@@ -96,6 +98,7 @@ class FrontdoorApp:
             Route("/metrics", self._metrics, methods=["GET"]),
             Route("/v1/prometheus/targets", self._targets, methods=["GET"]),
             Route("/v1/rooms/{room:path}/join", self._join_slow, methods=["POST"]),
+            *page_routes(),
         ])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -48,13 +48,15 @@ class EtcdPlacer:
         self.view = view
         self.timeout = timeout
 
-    async def __call__(self, room: str, region: str, policy: str) -> RoomRecord:
+    async def __call__(self, room: str, region: str, policy: str, mode: str = "sfu",
+                       prefer: str | None = None) -> RoomRecord:
         if not self.view.connected:
             raise PlacementUnavailable("etcd is unreachable; only existing rooms can be joined")
         with trio.move_on_after(self.timeout):
             try:
                 placement = await place_room(self.client, self.view, room, regions=[region],
-                                             policy=policy, attempts=4, retry_delay=0.05)
+                                             policy=policy, mode=mode, prefer=prefer,
+                                             attempts=4, retry_delay=0.05)
             except NoRouterAvailable as exc:
                 raise NoRouterForRoom(str(exc)) from None
             except PlacementError as exc:

@@ -126,8 +126,9 @@ class RoomLookup(Protocol):
     def remember(self, record: RoomRecord) -> None: ...
 
 
-Placer = Callable[[str, str, str], Awaitable[RoomRecord]]
-"""``placer(room, region, policy)``: the room's placement (new or existing) or
+Placer = Callable[[str, str, str, str, str | None], Awaitable[RoomRecord]]
+"""``placer(room, region, policy, mode, preferred_router)``: the room's placement (new or
+existing) or
 :class:`PlacementUnavailable` / :class:`NoRouterForRoom`."""
 
 
@@ -218,7 +219,8 @@ class JoinService:
             if isinstance(chosen, NoCapacity):
                 return self._no_capacity(place, chosen)
             try:
-                record = await self.placer(room, chosen.region, policy)
+                mode = MODES[request.size or self.config.default_size]
+                record = await self.placer(room, chosen.region, policy, mode, chosen.node.node_id)
             except PlacementUnavailable as exc:
                 self.metrics.count_join(place.jurisdiction, None, "unavailable")
                 return error(503, "etcd_unavailable", f"cannot place a new room now: {exc}",
@@ -247,7 +249,7 @@ class JoinService:
             return error(409, "room_outside_jurisdiction", allowed.reason,
                          room_region=router.region, room_jurisdiction=router.jurisdiction,
                          client_jurisdiction=place.jurisdiction)
-        return self._admit(room, request, place, snapshot, router, policy)
+        return self._admit(room, request, place, snapshot, router, policy, record.mode)
 
     def _select_turns(self, snapshot: Snapshot, place: ClientPlace, policy: str
                       ) -> TurnServers | NoCapacity:
@@ -271,7 +273,9 @@ class JoinService:
                      kind=none.kind, jurisdictions=allowed)
 
     def _admit(self, room: str, request: JoinRequest, place: ClientPlace, snapshot: Snapshot,
-               router: NodeInfo, policy: str) -> JoinAnswer:
+               router: NodeInfo, policy: str, record_mode: str) -> JoinAnswer:
+        """Admit a client to a placed room; the room's policy and mode are the ones it was
+        created with, whatever this join asked for."""
         now = self.clock()
         participant = secrets.token_urlsafe(12)
         turns = self._select_turns(snapshot, place, policy)
@@ -301,8 +305,7 @@ class JoinService:
             self.metrics.count_join(place.jurisdiction, router.region, "unavailable")
             return error(503, "no_secrets", "the join-token key is not in etcd yet",
                          (("Retry-After", "5"),))
-        size = request.size or self.config.default_size
-        mode = MODES[size]
+        mode = record_mode
         expires = int(now + self.config.token_ttl)
         claims = JoinClaims(
             kid=snapshot.token_key.kid, room=room, participant=participant,

@@ -10,12 +10,35 @@ from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
 from control.placement import NoRouterAvailable, get_room, place_room, release_room
 from control.registry import NodeRegistration, RegistryConfig, new_record
+from control.bootstrap import init_cluster
+from control.topology import parse_topology
 from control.view import ClusterView, open_view
+
+TOPOLOGY = parse_topology(
+    """
+[regions.eu-central]
+jurisdiction = "EEA"
+location = [50.11, 8.68]
+
+[regions.eu-north]
+jurisdiction = "EEA"
+location = [59.33, 18.07]
+
+[regions.us-east]
+jurisdiction = "US"
+location = [39.04, -77.49]
+"""
+)
 
 
 async def start_router(client: EtcdClient, nursery: trio.Nursery, node_id: str,
-                       region: str = "eu-central", load: int = 0) -> NodeRegistration:
-    reg = NodeRegistration(client, new_record(node_id, "router", region, "EEA", capacity=100),
+                       region: str = "eu-central", load: int = 0,
+                       jurisdiction: str | None = None) -> NodeRegistration:
+    """Register a router; placement only uses routers of regions in the stored topology."""
+    await init_cluster(client, TOPOLOGY)
+    jurisdiction = jurisdiction or TOPOLOGY.regions[region].jurisdiction
+    reg = NodeRegistration(client, new_record(node_id, "router", region, jurisdiction,
+                                              capacity=100),
                            RegistryConfig(ttl=3, load_interval=0.05))
     await nursery.start(reg.run)
     if load:
@@ -109,3 +132,24 @@ async def test_room_bound_to_router_lease_and_residency(client: EtcdClient,
     # The router's lease goes: its rooms go with it.
     await client.revoke(eu.lease)
     assert await get_room(client, "eu-room-0") is None
+
+
+async def test_misconfigured_router_is_never_placed(client: EtcdClient,
+                                                    nursery: trio.Nursery) -> None:
+    # A router in a US region claiming to be EEA (or the reverse) must not host rooms: a
+    # misconfigured node would otherwise become a residency breach.
+    await start_router(client, nursery, "liar", region="us-east", jurisdiction="EEA")
+    view = await open_view(client, nursery)
+    await view.wait_until(lambda: len(view.nodes()) == 1, 5)
+    try:
+        await place_room(client, view, "r1", regions=["us-east"])
+    except NoRouterAvailable:
+        pass
+    else:
+        raise AssertionError("a router with the wrong jurisdiction was used")
+    honest = await start_router(client, nursery, "honest", region="us-east")
+    await view.wait_until(lambda: len(view.nodes()) == 2, 5)
+    placement = await place_room(client, view, "r1", regions=["us-east"], prefer="liar",
+                                 mode="p2p")
+    assert placement.room.router == honest.record.node_id
+    assert placement.room.mode == "p2p"

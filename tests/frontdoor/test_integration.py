@@ -146,11 +146,12 @@ def test_join_answer_shape_and_existing_room(live: Cluster,
     assert (first["policy"], first["mode"]) == ("eea", "p2p")
     assert first["expires_at"] > time.time()
     assert first["token"].count(".") == 2
-    # A second join (another policy asked) stays on the room's router with the room's policy.
+    # A second join (another policy and size asked) stays on the room's router with the room's
+    # policy and mode.
     status, second, _ = live.join("shape", fr, {"policy": "nearest"})
     assert status == 200, second
     assert second["router"] == first["router"] and second["policy"] == "eea"
-    assert second["mode"] == "sfu" and second["participant"] != first["participant"]
+    assert second["mode"] == "p2p" and second["participant"] != first["participant"]
     # A US client may join an eea room: served from EEA nodes only.
     status, third, _ = live.join("shape", country_addresses["US"][1])
     assert status == 200, third

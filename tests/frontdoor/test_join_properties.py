@@ -65,7 +65,8 @@ class MemoryRooms:
     def remember(self, record: RoomRecord) -> None:
         self.rooms[record.room] = record
 
-    async def place(self, room: str, region: str, policy: str) -> RoomRecord:
+    async def place(self, room: str, region: str, policy: str, mode: str = "sfu",
+                    prefer: str | None = None) -> RoomRecord:
         if room in self.rooms:
             return self.rooms[room]
         candidates = sorted((r for r in self.view.records.values()
@@ -73,7 +74,8 @@ class MemoryRooms:
                              and r.load < r.capacity), key=lambda r: (r.load_ratio, r.node_id))
         if not candidates:
             raise NoRouterForRoom(region)
-        record = RoomRecord(room, candidates[0].node_id, region, policy, time.time())
+        candidates.sort(key=lambda r: r.node_id != prefer)
+        record = RoomRecord(room, candidates[0].node_id, region, policy, time.time(), mode)
         self.rooms[room] = record
         return record
 

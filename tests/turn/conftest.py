@@ -25,6 +25,9 @@ def turn_config(tls_files: tuple[str, str] | None = None, **overrides: object) -
         "listen": ["127.0.0.1:0"],
         "tcp_listen": ["127.0.0.1:0"],
         "relay_ports": "52000-52999",
+        # Not 127.0.0.1: test peers bind ephemeral ports there, and a port that happened to
+        # fall in the relay range would be (rightly) denied as one of the node's own.
+        "relay_ip": "127.0.0.3",
     }
     if tls_files is not None:
         fields.update(tls_listen=["127.0.0.1:0"], tls_cert=tls_files[0], tls_key=tls_files[1])

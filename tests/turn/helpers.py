@@ -73,7 +73,7 @@ def make_core(**overrides: object) -> tuple[TurnServerCore, FakeAllocator]:
     cfg = TurnConfig(region=REGION, auth_secret=[SECRET], **overrides)  # type: ignore[arg-type]
     alloc = FakeAllocator()
     policy = PeerPolicy(allow=cfg.allow_peer, own_endpoints=[SERVER],
-                        relay_ips=["198.51.100.7"])
+                        relay_ips=["198.51.100.7", "2001:db8::7"], relay_ports=(50000, 50009))
     core = TurnServerCore(cfg, alloc, policy=policy, nonce_key=b"k" * 32, wall_offset=WALL)
     return core, alloc
 

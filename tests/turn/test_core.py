@@ -26,7 +26,6 @@ from turn.stun import (
     AdditionalAddressFamily,
     DontFragment,
     ErrorCode,
-    EvenPort,
     Lifetime,
     MessageClass,
     Method,
@@ -341,42 +340,7 @@ def test_malformed_is_dropped_and_counted() -> None:
     assert core.stats.dropped["malformed"] >= 1
 
 
-# -- amplification -----------------------------------------------------------------------------
-
-
-def test_unauthenticated_answers_never_exceed_the_request() -> None:
-    core, _ = make_core()
-    c = Client(core, ft())
-    # coturn's uclient sends a 52-byte first Allocate; the challenge must fit in it.
-    uclient_like = StunMessage(Method.ALLOCATE, MessageClass.REQUEST, tid(), (
-        RequestedTransport(17), Lifetime(777),
-        EvenPort(True),
-    )).encode(fingerprint=True)
-    assert len(uclient_like) == 52
-    out = c.raw(uclient_like)
-    assert len(out) == 1 and len(out[0]) <= 52
-    assert code(parse_message(out[0])) == 401
-    # A 36-byte first Allocate (aioice) cannot carry a challenge: no answer at all.
-    small = StunMessage(Method.ALLOCATE, MessageClass.REQUEST, tid(),
-                        (RequestedTransport(17), Lifetime(600))).encode()
-    assert c.raw(small) == []
-    assert core.stats.dropped["amplification"] == 1
-    binding = StunMessage(Method.BINDING, MessageClass.REQUEST, tid()).encode()
-    assert c.raw(binding) == []
-    for request in (uclient_like, small, binding, binding + b"", uclient_like):
-        for answer in c.raw(request):
-            assert len(answer) <= len(request)
-
-
-def test_challenge_slack_and_streams_are_exempt() -> None:
-    core, _ = make_core(udp_challenge_slack=24)
-    small = StunMessage(Method.ALLOCATE, MessageClass.REQUEST, tid(),
-                        (RequestedTransport(17), Lifetime(600))).encode()
-    out = Client(core, ft()).raw(small)
-    assert len(out) == 1 and len(out[0]) <= len(small) + 24
-    core2, _ = make_core()
-    tcp = Client(core2, ft(proto="tcp")).raw(small)
-    assert len(tcp) == 1 and parse_message(tcp[0]).get(Software) is not None
+# -- amplification: see tests/turn/test_amplification.py ----------------------------------------
 
 
 def test_authenticated_error_carries_integrity() -> None:
@@ -391,3 +355,73 @@ def test_authenticated_error_carries_integrity() -> None:
 
 def test_region_constant() -> None:
     assert REGION == "eu-west" and ipaddress.ip_address(SERVER[0])
+
+
+# -- relay to relay on one node --------------------------------------------------------------
+
+
+def _two_allocations() -> tuple[Client, Client, tuple[str, int], tuple[str, int]]:
+    core, _ = make_core(allow_peer=["198.51.100.0/24"])
+    a, b = Client(core, ft(1)), Client(core, ft(2), participant="bob")
+    ra, rb = a.allocate(), b.allocate()
+    assert ra is not None and rb is not None
+    relay_a, relay_b = ra.get(XorRelayedAddress), rb.get(XorRelayedAddress)
+    assert relay_a is not None and relay_b is not None
+    return a, b, (str(relay_a.address), relay_a.port), (str(relay_b.address), relay_b.port)
+
+
+def test_two_allocations_on_one_node_relay_to_each_other() -> None:
+    a, b, relay_a, relay_b = _two_allocations()
+    core = a.core
+    assert code(a.permission(relay_b[0])) == 200
+    assert code(b.permission(relay_a[0])) == 200
+    # Send indication from a to b's relay: leaves a's relay towards b's relay address ...
+    sent = a.send(*relay_b, b"via-send")
+    assert [(o.peer, o.data) for o in sent] == [(relay_b, b"via-send")]
+    # ... where the kernel would deliver it to b's relay socket; b's permission lets it in.
+    b_relay = next(iter(core.allocations[b.ft].relays.values()))
+    core.receive_peer_datagram(b_relay, b"via-send", relay_a, 1.0)
+    out = core.datagrams_to_send(1.0)
+    assert len(out) == 1 and isinstance(out[0], ToClient) and out[0].five_tuple == b.ft
+    # ChannelData both ways once each side bound a channel to the other's relay.
+    assert code(a.bind(0x4000, *relay_b)) == 200
+    assert code(b.bind(0x4001, *relay_a)) == 200
+    core.receive_datagram(b"\x40\x00\x00\x02hi", a.ft, 2.0)
+    to_b = core.datagrams_to_send(2.0)
+    assert [(o.peer, o.data) for o in to_b if isinstance(o, ToPeer)] == [(relay_b, b"hi")]
+    core.receive_peer_datagram(b_relay, b"hi", relay_a, 2.0)
+    assert core.datagrams_to_send(2.0)[0].data == b"\x40\x01\x00\x02hi"
+
+
+def test_receiving_allocation_permission_decides_delivery() -> None:
+    a, b, relay_a, relay_b = _two_allocations()
+    core = a.core
+    assert code(a.permission(relay_b[0])) == 200
+    assert len(a.send(*relay_b, b"x")) == 1  # a may send ...
+    b_relay = next(iter(core.allocations[b.ft].relays.values()))
+    core.receive_peer_datagram(b_relay, b"x", relay_a, 1.0)
+    assert core.datagrams_to_send(1.0) == []  # ... but b never permitted a: not delivered
+    assert core.stats.dropped["no_permission"] == 1
+
+
+def test_free_relay_port_is_denied_at_send_and_bind() -> None:
+    a, _b, relay_a, relay_b = _two_allocations()
+    core = a.core
+    free = (relay_a[0], 50009)
+    assert free[1] not in (relay_a[1], relay_b[1])
+    assert code(a.permission(free[0])) == 200  # per IP: the relay IP itself is allowed
+    assert a.send(*free, b"probe") == []
+    assert core.stats.peer_denied["own-endpoint"] == 1
+    assert code(a.bind(0x4002, *free)) == 403
+    assert core.stats.peer_denied["own-endpoint"] == 2
+
+
+def test_channel_to_a_relay_is_unbound_when_that_allocation_goes() -> None:
+    a, b, _relay_a, relay_b = _two_allocations()
+    core = a.core
+    assert code(a.bind(0x4000, *relay_b)) == 200
+    assert code(b.request(Method.REFRESH, Lifetime(0))) == 200
+    assert 0x4000 not in core.allocations[a.ft].channels
+    core.receive_datagram(b"\x40\x00\x00\x02hi", a.ft, 3.0)
+    assert core.datagrams_to_send(3.0) == []
+    assert a.send(*relay_b, b"late") == []  # the port is free now: denied

@@ -210,5 +210,85 @@ async def test_metrics_have_no_address_labels(start_server: Start) -> None:
     text = generate_latest(registry_for(server.core, "eu-west")).decode()
     assert "regio_turn_allocations{region=\"eu-west\"} 1.0" in text
     assert 'regio_turn_peer_denied_total{reason="private",region="eu-west"} 1.0' in text
+    assert 'regio_turn_unauthenticated_sources{region="eu-west"} 0.0' in text
+    assert ('regio_turn_amplification_budget_total{reason="tracked",region="eu-west"} 1.0'
+            in text)
     assert "127.0.0.1" not in text
     await client.close()
+
+
+async def test_small_first_allocate_gets_401_on_retransmission(start_server: Start) -> None:
+    """A browser/aioice-sized 36-byte first Allocate, over real UDP, with no slack configured."""
+    import os
+
+    from turn.stun import Lifetime, MessageClass, Nonce, RequestedTransport, StunMessage
+
+    server = await start_server(turn_config())
+    client = NetClient("udp", server.addresses.udp[0])
+    await client.connect()
+    assert client.sock is not None
+    try:
+        first = StunMessage(Method.ALLOCATE, MessageClass.REQUEST, os.urandom(12),
+                            (RequestedTransport(17), Lifetime(600))).encode()
+        assert len(first) == 36
+        await client.send_raw(first)
+        assert await _quiet(client.sock, 0.3)  # no answer: 52 bytes would not fit in 36
+        await client.send_raw(first)  # the retransmission
+        challenge = await client.response()
+        assert code(challenge) == 401
+        nonce = challenge.get(Nonce)
+        assert nonce is not None
+        client.nonce = nonce.value
+        assert code(await client.allocate()) == 200
+        stats = server.core.stats
+        assert stats.dropped["amplification_deferred"] == 1
+        assert len(server.core.amplification) == 0
+    finally:
+        await client.close()
+
+
+async def test_two_clients_of_one_node_relay_to_each_other(start_server: Start) -> None:
+    server = await start_server(turn_config(allow_peer=["127.0.0.0/8"]))
+    a = NetClient("udp", server.addresses.udp[0], participant="a")
+    b = NetClient("udp", server.addresses.udp[0], participant="b")
+    await a.connect()
+    await b.connect()
+    try:
+        assert code(await a.allocate()) == 200 and code(await b.allocate()) == 200
+        assert a.relayed is not None and b.relayed is not None
+        assert code(await a.permission(b.relayed[0])) == 200
+        assert code(await b.permission(a.relayed[0])) == 200
+        await a.send_indication(*b.relayed, b"send a->b")
+        indication = parse_message(await b.next_data())
+        assert indication.method == Method.DATA
+        assert code(await a.bind(0x4000, *b.relayed)) == 200
+        assert code(await b.bind(0x4001, *a.relayed)) == 200
+        await a.channel_data(0x4000, b"chan a->b")
+        assert await b.next_data() == b"\x40\x01\x00\x09chan a->b"
+        await b.channel_data(0x4001, b"chan b->a")
+        assert await a.next_data() == b"\x40\x00\x00\x09chan b->a"
+        assert server.core.stats.packets_from_peers == 3
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_free_relay_range_port_is_denied(start_server: Start) -> None:
+    """A real listener on a relay-range port that is not a live relay (another process took
+    it) receives nothing: Send is dropped and counted, ChannelBind is 403."""
+    blocker = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await blocker.bind(("127.0.0.3", 52999))
+    server = await start_server(turn_config(allow_peer=["127.0.0.0/8"]))
+    client = NetClient("udp", server.addresses.udp[0])
+    await client.connect()
+    try:
+        assert code(await client.allocate()) == 200
+        assert code(await client.permission("127.0.0.3")) == 200  # per IP: allowed
+        await client.send_indication("127.0.0.3", 52999, b"probe")
+        assert code(await client.bind(0x4000, "127.0.0.3", 52999)) == 403
+        await client.channel_data(0x4000, b"probe")
+        assert await _quiet(blocker, 0.3)
+        assert server.core.stats.peer_denied["own-endpoint"] == 2
+    finally:
+        blocker.close()
+        await client.close()

@@ -93,14 +93,31 @@ def test_allow_peer_opens_a_range_but_not_own_endpoints() -> None:
     assert core.stats.peer_denied["own-endpoint"] == 2
 
 
-def test_own_relays_denied_unless_relay_to_relay() -> None:
-    policy = PeerPolicy(allow=["198.51.100.0/24"], relay_ips=["198.51.100.7"])
-    policy.relay_addresses.add(("198.51.100.7", 50001))
-    assert policy.check("198.51.100.7", 50001) == "own-relay"
-    assert policy.check("::ffff:198.51.100.7", 50001) == "own-relay"
-    assert policy.check("198.51.100.7", 50002) is None
-    policy.allow_relay_to_relay = True
-    assert policy.check("198.51.100.7", 50001) is None
+def test_relay_range_only_live_relays_are_peers() -> None:
+    policy = PeerPolicy(allow=["198.51.100.0/24"], relay_ips=["198.51.100.7"],
+                        relay_ports=(50000, 50009))
+    policy.add_relay(("198.51.100.7", 50001))
+    assert policy.check("198.51.100.7", 50001) is None  # a live allocation's relay
+    assert policy.check("::ffff:198.51.100.7", 50001) is None
+    assert policy.check("198.51.100.7", 50002) == "own-endpoint"  # free port: no probing
+    assert policy.check("::ffff:198.51.100.7", 50002) == "own-endpoint"
+    assert policy.check("198.51.100.7", 50010) is None  # outside the range: the usual rules
+    assert policy.check("198.51.100.8", 50002) is None  # not a relay IP
+    assert policy.check("198.51.100.7", None) is None  # CreatePermission: per IP
+    policy.remove_relay(("198.51.100.7", 50001))
+    assert policy.check("198.51.100.7", 50001) == "own-endpoint"
+
+
+def test_live_relay_still_needs_an_allowed_ip() -> None:
+    policy = PeerPolicy(relay_ips=["10.0.0.7"], relay_ports=(50000, 50009))
+    policy.add_relay(("10.0.0.7", 50001))
+    assert policy.check("10.0.0.7", 50001) == "private"
+
+
+def test_wildcard_relay_ip_guards_the_range_on_special_addresses() -> None:
+    policy = PeerPolicy(allow=["0.0.0.0/0"], relay_ips=["0.0.0.0"], relay_ports=(50000, 50009))
+    assert policy.check("127.0.0.1", 50003) == "own-endpoint"
+    assert policy.check("8.8.8.8", 50003) is None
 
 
 def test_etcd_and_wildcard_endpoints() -> None:

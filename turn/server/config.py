@@ -47,11 +47,6 @@ class TurnConfig:
     allow_peer: list[str] = setting(
         default_factory=list, doc="CIDR a peer may be in despite the deny table"
     )
-    allow_relay_to_relay: bool = setting(
-        False,
-        doc="allow peers that are this node's own relay ports (two clients of this node "
-        "relaying to each other, as coturn does by default)",
-    )
     rfc5766_channels: bool = setting(
         True,
         doc="accept channel numbers 0x5000-0x7FFF too (RFC 5766's range, which coturn's clients "
@@ -69,13 +64,20 @@ class TurnConfig:
     auth_fail_rate: float = setting(1.0, doc="failed authentications per second refilled")
     udp_challenge_slack: int = setting(
         0,
-        doc="bytes by which an unauthenticated UDP answer may exceed its request (0: never "
-        "larger, no amplification). The smallest 401 is 52 bytes; aioice's first Allocate is 36 "
-        "and coturn's uclient sends 44 or 52, so 16 lets every known client in",
+        doc="extra bytes each unauthenticated UDP source's answer budget starts with (0: never "
+        "more bytes sent than received before authentication, the rule; clients whose first "
+        "request is smaller than the 401 get it on their retransmission). An explicit loosening",
+    )
+    unauth_budget_ttl: float = setting(
+        30.0, doc="seconds an unauthenticated source's byte budget is kept after its last request"
+    )
+    unauth_budget_sources: int = setting(
+        65536, doc="unauthenticated sources whose byte budget is tracked (least recent forgotten)"
     )
     metrics: str = setting("", doc="serve Prometheus metrics on HOST:PORT")
     node_id: str = setting("", doc="node id in etcd (default turn-<region>-<port>)")
     drain_deadline: float = setting(300.0, doc="seconds a drain waits for allocations to end")
+    lease_ttl: int = setting(10, doc="etcd lease TTL in seconds (with --etcd)")
     etcd_endpoints: list[str] = setting(
         default_factory=list, doc="etcd HOST:PORT endpoints peers may never be (set from --etcd)"
     )

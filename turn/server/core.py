@@ -29,6 +29,7 @@ from turn.server.allocation import (
     Relay,
     RelayAllocator,
 )
+from turn.server.amplification import AmplificationBudget
 from turn.server.auth import NonceIssuer, RestAuthenticator
 from turn.server.config import TurnConfig
 from turn.server.events import AllocationDeleted, TurnEvent
@@ -102,6 +103,12 @@ class TurnServerCore:
         )
         self.nonces = NonceIssuer(nonce_key or os.urandom(32), config.nonce_lifetime)
         self.failures = FailureLimiter(config.auth_fail_rate, config.auth_fail_burst)
+        #: Byte budgets of unauthenticated UDP sources (anti-amplification).
+        self.amplification = AmplificationBudget(
+            slack=config.udp_challenge_slack,
+            ttl=config.unauth_budget_ttl,
+            max_entries=config.unauth_budget_sources,
+        )
         self.stats = TurnStats()
         self.draining = False
         #: Every allocation by five-tuple.
@@ -109,6 +116,9 @@ class TurnServerCore:
         #: UDP allocations per server address, then client address: the UDP hot path's table.
         self.udp_tables: dict[Addr, dict[Addr, Allocation]] = {}
         self.per_user: dict[str, int] = {}
+        #: Channels bound to a live relay address of this node (canonical address to
+        #: (five-tuple, channel)): unbound when that relay's allocation goes away.
+        self._channels_to_relays: dict[Addr, set[tuple[FiveTuple, int]]] = {}
         self._timers = DeadlineHeap()
         self._out: list[Outgoing] = []
         self._events: deque[TurnEvent] = deque()
@@ -159,7 +169,8 @@ class TurnServerCore:
         alloc = relay.allocation
         assert alloc is not None
         if channel:
-            out = frame_channel_data(channel, data, alloc.five_tuple.is_stream)
+            out = frame_channel_data(channel, data, alloc.five_tuple.is_stream,
+                                     self.config.rfc5766_channels)
         else:
             out = self.data_indication(data, peer)
         self._out.append(ToClient(alloc.five_tuple, out))
@@ -247,8 +258,8 @@ class TurnServerCore:
         self.per_user[alloc.username] = self.per_user.get(alloc.username, 0) + 1
         for relay in alloc.relays.values():
             relay.allocation = alloc
-            self.policy.relay_addresses.add(relay.advertised)
-            self.policy.relay_addresses.add(relay.address)
+            self.policy.add_relay(relay.advertised)
+            self.policy.add_relay(relay.address)
         self._timers.push(alloc.expires, (_EXPIRE_ALLOCATION, alloc, None))
 
     def set_allocation_expiry(self, alloc: Allocation, expires: float) -> None:
@@ -271,9 +282,12 @@ class TurnServerCore:
             self.per_user.pop(alloc.username, None)
         for relay in alloc.relays.values():
             relay.allocation = None
-            self.policy.relay_addresses.discard(relay.advertised)
-            self.policy.relay_addresses.discard(relay.address)
+            for addr in {relay.advertised, relay.address}:
+                self.policy.remove_relay(addr)
+                self._unbind_channels_to(self.policy.canonical(addr))
             self.relays.close(relay)
+        for binding in alloc.channels.values():
+            self._forget_relay_channel(ft, binding)
         alloc.permissions.clear()
         alloc.channels.clear()
         alloc.channel_by_peer.clear()
@@ -291,10 +305,36 @@ class TurnServerCore:
         if binding is None:
             alloc.channels[number] = ChannelBinding(number, peer, relay, expires)
             alloc.channel_by_peer[peer] = number
+            if self.policy.is_relay_address(peer):
+                self._channels_to_relays.setdefault(self.policy.canonical(peer), set()).add(
+                    (alloc.five_tuple, number))
         else:
             binding.expires = expires
         self._timers.push(expires, (_EXPIRE_CHANNEL, alloc, number))
         self.install_permission(alloc, peer[0], now)
+
+    def _forget_relay_channel(self, ft: FiveTuple, binding: ChannelBinding) -> None:
+        if not self._channels_to_relays:
+            return
+        addr = self.policy.canonical(binding.peer)
+        bound = self._channels_to_relays.get(addr)
+        if bound is not None:
+            bound.discard((ft, binding.number))
+            if not bound:
+                del self._channels_to_relays[addr]
+
+    def _unbind_channels_to(self, addr: Addr) -> None:
+        """Drop every channel bound to ``addr``, a relay address that is no longer live."""
+        policy = self.policy
+        for ft, number in self._channels_to_relays.pop(addr, ()):
+            other = self.allocations.get(ft)
+            if other is None:
+                continue
+            binding = other.channels.get(number)
+            if binding is not None and policy.canonical(binding.peer) == addr:
+                del other.channels[number]
+                other.channel_by_peer.pop(binding.peer, None)
+                self.stats.dropped["channel_to_dead_relay"] += 1
 
     def set_draining(self) -> None:
         """Refuse new allocations from now on; existing ones live until they expire."""
@@ -325,6 +365,7 @@ class TurnServerCore:
                 if binding is not None and binding.expires == when:
                     del alloc.channels[key]
                     alloc.channel_by_peer.pop(binding.peer, None)
+                    self._forget_relay_channel(alloc.five_tuple, binding)
 
     # -- introspection ----------------------------------------------------------------------
 

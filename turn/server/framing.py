@@ -1,58 +1,29 @@
-"""Stream framing with RFC 5766 channel numbers: a minimal extension of the codec's reassembler.
+"""ChannelData framing as a TURN node's configuration asks for it, on top of the codec.
 
-The codec's :class:`~turn.stun.StreamReassembler` follows RFC 8656 and treats ChannelData
-channels 0x5000-0x7FFF as a framing error. coturn's clients still pick channels from RFC 5766's
-0x4000-0x7FFF (``turnutils_uclient`` bound 0x60bb in our interop run), and coturn accepts them,
-so a TURN node that wants those clients over TCP/TLS must frame them. Only the reserved-range
-check changes; every length check of the codec is kept.
+With ``rfc5766_channels`` (the default) a node accepts channel numbers from RFC 5766's range
+0x4000-0x7FFF, which coturn's clients still use; the codec's ``allow_rfc5766_range`` option
+does the framing (:class:`~turn.stun.StreamReassembler` and
+:func:`~turn.stun.encode_channel_data`), with every length check of the strict mode kept.
 """
 
 from __future__ import annotations
 
-import struct
-from typing import Final
-
-from turn.stun import ChannelData, StreamReassembler
-
-_U16X2: Final = struct.Struct(">HH")
+from turn.stun import StreamReassembler, encode_channel_data
+from turn.stun.header import Buffer
 
 
-class Rfc5766StreamReassembler(StreamReassembler):
-    """A :class:`StreamReassembler` that also frames channels 0x5000-0x7FFF."""
-
-    __slots__ = ()
-
-    def _next_channel_data(self, buf: bytearray, pos: int, avail: int) -> ChannelData | None:
-        if avail < 4:
-            return None
-        channel, length = _U16X2.unpack_from(buf, pos)
-        size = 4 + length + (-length & 3)
-        if size > self.max_frame_size:
-            self._fail(
-                f"ChannelData frame of {size} bytes exceeds the stream frame limit of "
-                f"{self.max_frame_size}"
-            )
-        if avail < size:
-            return None
-        start = pos + 4
-        self._pos = pos + size
-        return ChannelData(channel, bytes(buf[start : start + length]))
+def stream_reassembler(rfc5766_channels: bool) -> StreamReassembler:
+    """The reassembler for one TCP/TLS client connection."""
+    return StreamReassembler(allow_rfc5766_range=rfc5766_channels)
 
 
+def frame_channel_data(channel: int, data: Buffer, pad: bool, rfc5766_channels: bool) -> bytes:
+    """ChannelData bytes for a client (``pad`` over TCP/TLS).
 
-
-_PAD: Final = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
-_HEAD: Final = struct.Struct(">HH")
-
-
-def frame_channel_data(channel: int, data: bytes | bytearray | memoryview, pad: bool) -> bytes:
-    """ChannelData bytes for any channel 0x4000-0x7FFF (the codec's encoder stops at 0x4FFF).
-
-    ``channel`` comes from our own binding table, which only ever holds validated numbers.
+    ``channel`` comes from our own binding table, which only holds numbers ChannelBind
+    validated against the same ``rfc5766_channels`` setting.
     """
-    n = len(data)
-    head = _HEAD.pack(channel, n)
-    return head + bytes(data) + _PAD[n & 3] if pad else head + bytes(data)
+    return encode_channel_data(channel, data, pad=pad, allow_rfc5766_range=rfc5766_channels)
 
 
-__all__ = ["Rfc5766StreamReassembler", "frame_channel_data"]
+__all__ = ["frame_channel_data", "stream_reassembler"]

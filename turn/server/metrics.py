@@ -53,7 +53,17 @@ class TurnCollector(Collector):
         octets.add_metric([self.region, "to_peer"], stats.bytes_to_peers)
         octets.add_metric([self.region, "to_client"], stats.bytes_from_peers)
         yield octets
+        sources = GaugeMetricFamily(
+            "regio_turn_unauthenticated_sources",
+            "Unauthenticated UDP sources with a tracked byte budget (anti-amplification)",
+            labels=["region"],
+        )
+        sources.add_metric([self.region], len(core.amplification))
+        yield sources
         for name, doc, counter in (
+            ("regio_turn_amplification_budget",
+             "Byte-budget table changes by reason (tracked, expired, evicted, authenticated)",
+             core.amplification.counters),
             ("regio_turn_auth_failures", "Failed or challenged authentications by reason",
              stats.auth_failures),
             ("regio_turn_peer_denied", "Refused peer addresses by reason", stats.peer_denied),

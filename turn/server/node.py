@@ -1,9 +1,17 @@
 """A whole TURN node process: data plane, metrics, and (with etcd) registration, secrets, drain.
 
 Standalone (``--auth-secret``) it is a drop-in for coturn's ``use-auth-secret``. With etcd it
-registers as kind ``turn`` in its region (capacity = the allocation quota, load = active
-allocations), takes the TURN REST secrets from the cluster view (every key valid in the
-rotation overlap is accepted), and drains on SIGTERM or ``regio node drain``.
+registers as kind ``turn`` in its region under a lease of ``--lease-ttl`` seconds, takes the
+TURN REST secrets from the cluster view (every key valid in the rotation overlap is accepted,
+and a rotation is seen through the view's watch, no restart), and drains on SIGTERM or
+``regio node drain``.
+
+Load in etcd: the node record (``control.schema.NodeRecord``) has one ``load`` field in the
+unit of ``capacity``. For a TURN node that unit is allocations: capacity is the allocation
+quota (``--total-quota``) and load the number of active allocations, published at most once a
+second. Relayed packets per second do not fit that field (another unit, and changing far too
+fast for etcd writes); they are left to metrics (``regio_turn_relayed_packets_total`` by
+direction, rate() in Prometheus), which is where an operator or autoscaler reads them.
 
 Draining answers a new Allocate with 508 Insufficient Capacity: RFC 8656 defines 508 as "no
 capacity for this allocation right now", browsers then try their next ICE server, and it does
@@ -97,7 +105,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
     """Serve with etcd: register, follow secrets, drain on SIGTERM or the etcd flag."""
     from control.drain import DrainConfig, DrainController
     from control.etcd import EtcdClient, EtcdConfig
-    from control.registry import NodeRegistration, new_record
+    from control.registry import NodeRegistration, RegistryConfig, new_record
     from control.schema import NodeAddress
     from control.view import open_view
 
@@ -131,7 +139,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
         node_id = config.node_id or f"turn-{config.region}-{port}"
         record = new_record(node_id, "turn", config.region, jurisdiction, addresses=addresses,
                             capacity=config.total_quota)
-        registration = NodeRegistration(client, record)
+        registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: len(server.core.allocations),
                                 DrainConfig(deadline=config.drain_deadline))

@@ -12,13 +12,26 @@ Order of the checks, and why:
 1. The node's own service endpoints (TURN listeners, metrics, etcd) are denied even inside an
    ``--allow-peer`` range: a peer there turns the relay into a loop or a way to reach internal
    control traffic, and tests that allow 127.0.0.0/8 must still prove this deny.
-2. The node's own live relay addresses are denied unless ``allow_relay_to_relay`` (two clients of
-   one node relaying to each other); allowed ranges do not override it either. Only live relays
-   count: a free port of the range has nothing behind it, and denying the whole range would
-   also deny unrelated peers whose ephemeral ports happen to fall in it.
+2. On the node's relay addresses, a port of the relay range is denied unless it is a *live*
+   allocation's relay address right now. Free ports of the range have nothing behind them (or
+   another process), and letting peers aim at them would let a client probe the range.
+   A live relay address is allowed: two WebRTC peers whose relay candidates are both on this
+   node (p2p rooms through TURN) must reach each other, and RFC 8656 already protects the
+   receiving allocation: a datagram arriving at its relay is delivered only if *its* client
+   installed a permission for the sender's relay IP. (This replaces the old
+   ``--allow-relay-to-relay`` flag, which denied every relay address of the node by default
+   and so broke two clients of one node; it is gone, since the inbound permission check is
+   what RFC 8656 requires and coturn does the same.) The reason for both is ``own-endpoint``.
 3. An ``--allow-peer`` range allows.
 4. Any special-purpose range (loopback, private, CGNAT, link-local and metadata, multicast,
    reserved, broadcast, unspecified, ULA, site-local, ...) denies, named by its category.
+   A live relay address still passes through this check (a relay on a private address is only
+   reachable as a peer where that range is allowed).
+
+Permissions are per IP (RFC 8656 §9), so CreatePermission to a relay IP is allowed when the IP
+is otherwise allowed; the port checks of 1 and 2 happen on Send and ChannelBind (which name the
+port; ChannelData then follows the binding, and the core unbinds channels aimed at a relay
+whose allocation goes away).
 """
 
 from __future__ import annotations
@@ -48,9 +61,10 @@ class PeerPolicy:
         "_category_cache",
         "_own_any_port",
         "_own_endpoints",
+        "_relay_any",
         "_relay_ips",
-        "allow_relay_to_relay",
         "relay_addresses",
+        "relay_ports",
     )
 
     def __init__(
@@ -59,10 +73,12 @@ class PeerPolicy:
         allow: Iterable[str] = (),
         own_endpoints: Iterable[Addr] = (),
         relay_ips: Iterable[str] = (),
-        allow_relay_to_relay: bool = False,
+        relay_ports: tuple[int, int] | None = None,
     ) -> None:
         """``own_endpoints`` are (host, port) pairs; a wildcard host (``0.0.0.0``/``::``) denies
         that port on every address of this node (``relay_ips``) and on every special address.
+        ``relay_ports`` is the relay range (LOW, HIGH): on ``relay_ips`` only live relay
+        addresses of it may be peers.
         """
         self._allowed: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(cidr, strict=False) for cidr in allow
@@ -75,10 +91,13 @@ class PeerPolicy:
                 self._own_any_port.add(port)
             else:
                 self._own_endpoints.add((_canonical(host), port))
-        self._relay_ips = {_canonical(ip) for ip in relay_ips}
-        #: Live relay addresses of this node, kept current by the core.
+        relay_ip_list = list(relay_ips)
+        self._relay_ips = {_canonical(ip) for ip in relay_ip_list}
+        #: A relay bound to a wildcard address: the range is ours on every address.
+        self._relay_any = any(ipaddress.ip_address(ip).is_unspecified for ip in relay_ip_list)
+        self.relay_ports = relay_ports
+        #: Live relay addresses of this node (canonical IP text), kept current by the core.
         self.relay_addresses: set[Addr] = set()
-        self.allow_relay_to_relay = allow_relay_to_relay
         self._category_cache: dict[str, str | None] = {}
 
     def add_own_endpoint(self, host: str, port: int) -> None:
@@ -88,6 +107,30 @@ class PeerPolicy:
             self._own_any_port.add(port)
         else:
             self._own_endpoints.add((_canonical(host), port))
+
+    @staticmethod
+    def canonical(addr: Addr) -> Addr:
+        """``addr`` with its IP in the canonical text form the policy compares."""
+        return _canonical(addr[0]), addr[1]
+
+    def add_relay(self, addr: Addr) -> None:
+        """A relay address went live (its allocation may now be a peer)."""
+        self.relay_addresses.add(self.canonical(addr))
+
+    def remove_relay(self, addr: Addr) -> None:
+        self.relay_addresses.discard(self.canonical(addr))
+
+    def is_relay_address(self, addr: Addr) -> bool:
+        """True when ``addr`` is a live relay address of this node."""
+        try:
+            return self.canonical(addr) in self.relay_addresses
+        except ValueError:
+            return False
+
+    def _is_own_address(self, effective: str) -> bool:
+        if effective in self._relay_ips:
+            return True
+        return self._relay_any and classify(effective).special is not None
 
     def _category(self, ip: str) -> str | None:
         """Denial category of ``ip`` ignoring ports: None if allowed."""
@@ -130,8 +173,14 @@ class PeerPolicy:
                 effective in self._relay_ips or classify(effective).special is not None
             ):
                 return "own-endpoint"
-            if not self.allow_relay_to_relay and (effective, port) in self.relay_addresses:
-                return "own-relay"
+            ports = self.relay_ports
+            if (
+                ports is not None
+                and ports[0] <= port <= ports[1]
+                and (effective, port) not in self.relay_addresses
+                and self._is_own_address(effective)
+            ):
+                return "own-endpoint"
         return self._category(ip)
 
 

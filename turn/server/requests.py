@@ -19,7 +19,12 @@ from turn.server.allocation import Allocation, FiveTuple, Relay
 from turn.server.auth import Credential
 from turn.server.core import ToClient, ToPeer
 from turn.server.events import AllocationCreated, AuthFailed, PeerDenied
-from turn.server.responses import encode_authenticated, encode_unauthenticated, error, success
+from turn.server.responses import (
+    encode_authenticated,
+    encode_unauthenticated,
+    error,
+    success,
+)
 from turn.stun import (
     TRANSPORT_UDP,
     AdditionalAddressFamily,
@@ -43,6 +48,7 @@ from turn.stun import (
     XorMappedAddress,
     XorPeerAddress,
     XorRelayedAddress,
+    is_valid_channel_number,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +73,7 @@ class RequestHandler:
             Method.CREATE_PERMISSION: self.create_permission,
             Method.CHANNEL_BIND: self.channel_bind,
         }
+        self._now = 0.0  # the ``now`` of the request being handled
 
     # -- replies ----------------------------------------------------------------------------
 
@@ -77,14 +84,24 @@ class RequestHandler:
         request_size: int,
         credential: Credential | None,
     ) -> bytes | None:
-        """Encode and queue ``response``; unauthenticated UDP answers never outgrow the request."""
+        """Encode and queue ``response``.
+
+        An unauthenticated UDP answer must fit the source's byte budget
+        (:mod:`turn.server.amplification`): the richest form that fits is sent and charged;
+        if none fits, nothing is sent and ``amplification_deferred`` counts it (the client's
+        retransmission adds to the budget). The request's ``request_size`` bytes are credited
+        here, so only sources that get unauthenticated answers are tracked at all.
+        """
         if credential is not None:
             data = encode_authenticated(response, self.config.software, credential.key)
+        elif ft.is_stream:
+            data = encode_unauthenticated(response, self.config.software, None) or b""
         else:
-            limit = None if ft.is_stream else request_size + self.config.udp_challenge_slack
-            lean = encode_unauthenticated(response, self.config.software, limit)
-            if lean is None:
-                self.core.stats.dropped["amplification"] += 1
+            budget = self.core.amplification
+            budget.received(ft, request_size, self._now)
+            lean = encode_unauthenticated(response, self.config.software, budget.available(ft))
+            if lean is None or not budget.spend(ft, len(lean)):
+                self.core.stats.dropped["amplification_deferred"] += 1
                 return None
             data = lean
         self.core.send(ToClient(ft, data))
@@ -110,6 +127,7 @@ class RequestHandler:
     def request(self, request: StunMessage, ft: FiveTuple, size: int, now: float) -> None:
         method = request.method
         self.core.stats.requests[_METHOD_NAMES.get(method, "unknown")] += 1
+        self._now = now
         if method == Method.BINDING:
             self._binding(request, ft, size)
             return
@@ -190,6 +208,8 @@ class RequestHandler:
             core.stats.auth_failures["stale_nonce"] += 1
             self._challenge(request, ft, size, now, 438)
             return None
+        if not ft.is_stream:
+            core.amplification.authenticated(ft)
         return Credential(username.value, key)
 
     # -- Allocate ---------------------------------------------------------------------------
@@ -332,8 +352,8 @@ class RequestHandler:
         peer = request.get(XorPeerAddress)
         if number is None or peer is None:
             return error(request, 400, reason="CHANNEL-NUMBER and XOR-PEER-ADDRESS required")
-        top = 0x7FFF if self.config.rfc5766_channels else 0x4FFF
-        if not 0x4000 <= number.number <= top:
+        if not is_valid_channel_number(number.number,
+                                       allow_rfc5766_range=self.config.rfc5766_channels):
             return error(request, 400, reason="Channel number out of range")
         refusal = self._peer_check(request, ft, alloc, peer, with_port=True)
         if refusal is not None:

@@ -1,12 +1,14 @@
-"""Encoding responses: full ones for authenticated clients, lean ones for everybody else.
+"""Encoding responses: full ones for authenticated clients, lean ones where bytes are scarce.
 
 A response to an authenticated request carries SOFTWARE, MESSAGE-INTEGRITY and FINGERPRINT.
 A response to an unauthenticated request (the 401/438 challenge, 400s before authentication,
-Binding) is a reflection vector over UDP, where source addresses are spoofable: it must never
-be larger than the request that triggered it (plus an operator-chosen slack, 0 by default). So
-we try the richest form first and drop optional parts until it fits: SOFTWARE, then FINGERPRINT,
-then the reason phrase. If even the leanest form does not fit, nothing is sent and the drop is
-counted. Over TCP/TLS the handshake has proven the source address, so there is no limit.
+Binding) is a reflection vector over UDP, where source addresses are spoofable: it must fit the
+source's byte budget (:mod:`turn.server.amplification`: never more bytes sent than received).
+:func:`encode_unauthenticated` returns the richest form within a limit, dropping optional parts
+only as far as needed: SOFTWARE, then FINGERPRINT, then the reason phrase. So the full, proper
+answer goes out whenever the budget allows it, and a trimmed one only when that is what lets
+the answer fit now (a 52-byte first Allocate gets a 52-byte 401 at once instead of waiting for
+a retransmission). Over TCP/TLS the handshake has proven the source address: no limit.
 """
 
 from __future__ import annotations

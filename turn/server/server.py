@@ -146,7 +146,7 @@ class TurnServer:
             allow=cfg.allow_peer,
             own_endpoints=own,
             relay_ips=relay_ips,
-            allow_relay_to_relay=cfg.allow_relay_to_relay,
+            relay_ports=self.pool.range,
         )
         self.core = TurnServerCore(
             cfg, self.pool, secrets=self._secrets, policy=policy,

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from turn.server.allocation import FiveTuple
-from turn.server.framing import Rfc5766StreamReassembler
-from turn.stun import ChannelData, StreamReassembler, StunFramingError
+from turn.server.framing import stream_reassembler
+from turn.stun import ChannelData, StunFramingError
 
 if TYPE_CHECKING:
     from turn.server.server import TurnServer
@@ -110,9 +110,7 @@ async def _read_loop(server: TurnServer, stream: trio.abc.Stream, ft: FiveTuple)
     """Frames in until EOF, a framing error, a timeout or a broken connection."""
     core = server.core
     stats = core.stats
-    reassembler: StreamReassembler = (
-        Rfc5766StreamReassembler() if core.config.rfc5766_channels else StreamReassembler()
-    )
+    reassembler = stream_reassembler(core.config.rfc5766_channels)
     route = core.route_channel_data
     try:
         while True:

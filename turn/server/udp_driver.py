@@ -101,6 +101,7 @@ async def relay_loop(server: TurnServer, pool: UdpRelayPool) -> None:
     epoll = pool.epoll
     by_fd = pool.by_fd
     udp_sockets = server.udp_sockets
+    rfc5766 = core.config.rfc5766_channels
     buf = bytearray(65536 + 4)
     view = memoryview(buf)
     body = view[4:]
@@ -150,7 +151,7 @@ async def relay_loop(server: TurnServer, pool: UdpRelayPool) -> None:
                     except OSError:
                         stats.dropped["send_error"] += 1
                 elif channel:
-                    server.stream_write(ft, frame_channel_data(channel, body[:n], True))
+                    server.stream_write(ft, frame_channel_data(channel, body[:n], True, rfc5766))
                 else:
                     server.client_write(ft, core.data_indication(bytes(body[:n]), peer))
                     slow = True

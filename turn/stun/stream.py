@@ -10,6 +10,10 @@ Hostile lengths cannot desynchronise this parser: sizes are computed in Python i
 16-bit overflow, the bug that once broke coturn near 0xFFFF), every header field is checked as
 soon as its bytes arrive, and a frame larger than ``max_frame_size`` is refused before any of its
 body is buffered. Between reads a drained reassembler holds less than one frame.
+
+``StreamReassembler(allow_rfc5766_range=True)`` also frames ChannelData on channels
+0x5000-0x7FFF (RFC 5766's range, which coturn's clients use); by default they are a framing
+error, as RFC 8656 reserves them. Only that check changes; every length check stays.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
-from turn.stun.channel_data import CHANNEL_HEADER_SIZE, CHANNEL_NUMBER_MAX, ChannelData
+from turn.stun.channel_data import CHANNEL_HEADER_SIZE, ChannelData, channel_number_max
 from turn.stun.constants import HEADER_SIZE, MAGIC_COOKIE, MAX_BODY_LENGTH
 from turn.stun.errors import StunFramingError
 from turn.stun.header import Buffer
@@ -52,11 +56,28 @@ class StreamReassembler:
     every call; the connection must be closed.
     """
 
-    __slots__ = ("_buf", "_error", "_pos", "max_buffer_size", "max_frame_size")
+    __slots__ = (
+        "_buf",
+        "_channel_max",
+        "_error",
+        "_pos",
+        "allow_rfc5766_range",
+        "max_buffer_size",
+        "max_frame_size",
+    )
 
-    def __init__(self, *, max_frame_size: int = MAX_FRAME_SIZE, max_buffer_size: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        max_frame_size: int = MAX_FRAME_SIZE,
+        max_buffer_size: int = 0,
+        allow_rfc5766_range: bool = False,
+    ) -> None:
         """``max_frame_size`` caps one frame (a server may lower it to refuse 64 KiB bodies);
-        ``max_buffer_size`` caps unconsumed bytes (default: one frame plus a 64 KiB read)."""
+        ``max_buffer_size`` caps unconsumed bytes (default: one frame plus a 64 KiB read);
+        ``allow_rfc5766_range`` accepts channels 0x5000-0x7FFF too."""
+        self.allow_rfc5766_range = allow_rfc5766_range
+        self._channel_max = channel_number_max(allow_rfc5766_range)
         if max_frame_size < HEADER_SIZE:
             max_frame_size = HEADER_SIZE
         self.max_frame_size = max_frame_size
@@ -136,10 +157,10 @@ class StreamReassembler:
         return StunFrame(bytes(buf[pos : pos + size]))
 
     def _next_channel_data(self, buf: bytearray, pos: int, avail: int) -> ChannelData | None:
-        if buf[pos] > CHANNEL_NUMBER_MAX >> 8:
+        if buf[pos] > self._channel_max >> 8:
             self._fail(
                 f"ChannelData channel number 0x{buf[pos]:02x}xx on stream is reserved "
-                "(valid channels are 0x4000-0x4fff)"
+                f"(valid channels are 0x4000-0x{self._channel_max:04x})"
             )
         if avail < CHANNEL_HEADER_SIZE:
             return None

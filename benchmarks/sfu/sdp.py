@@ -1,0 +1,53 @@
+"""SDP a synthetic benchmark client writes: an audio-only publisher offer shaped like Chromium's
+and recvonly answers to the router's subscriber offers."""
+
+from __future__ import annotations
+
+from router.sdp import describe, parse_sdp
+
+
+def publisher_offer(ufrag: str, pwd: str, fingerprint: str, ssrc: int) -> str:
+    """One sendonly Opus section with a signalled SSRC, BUNDLE, rtcp-mux, actpass."""
+    lines = ["v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+             "a=group:BUNDLE 0", "a=msid-semantic: WMS s1",
+             "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
+             f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", "a=ice-options:trickle",
+             f"a=fingerprint:{fingerprint}", "a=setup:actpass", "a=mid:0",
+             "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid", "a=sendonly", "a=msid:s1 a1",
+             "a=rtcp-mux", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1",
+             f"a=ssrc:{ssrc} cname:bench"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def subscriber_answer(offer: str, ufrag: str, pwd: str, fingerprint: str) -> str:
+    """recvonly for every active section, port 0 for disabled ones, one BUNDLE group."""
+    desc = parse_sdp(offer)
+    info = describe(desc)
+    accepted = [mi.mid for mi in info.media if not mi.rejected]
+    lines = ["v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
+    if accepted:
+        lines.append(f"a=group:BUNDLE {' '.join(str(a) for a in accepted)}")
+    for mi, md in zip(info.media, desc.media, strict=True):
+        if mi.rejected:
+            lines += [f"m={mi.kind} 0 {mi.proto} {md.formats[0]}", "c=IN IP4 0.0.0.0",
+                      f"a=mid:{mi.mid}", "a=inactive"]
+            continue
+        lines += [f"m={mi.kind} 9 {mi.proto} {' '.join(md.formats)}", "c=IN IP4 0.0.0.0",
+                  f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", f"a=fingerprint:{fingerprint}",
+                  "a=setup:active", f"a=mid:{mi.mid}", "a=recvonly", "a=rtcp-mux"]
+        lines += [f"a={a.name}:{a.value}" for a in md.attributes
+                  if a.name in ("rtpmap", "fmtp", "rtcp-fb")]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def router_transport(sdp: str) -> tuple[str, str, str, tuple[str, int]]:
+    """(ufrag, pwd, fingerprint, candidate address) of the router's first active section."""
+    media = next(mi for mi in describe(parse_sdp(sdp)).media if not mi.rejected)
+    t = media.transport
+    if not (t.ice_ufrag and t.ice_pwd and t.fingerprints and t.candidates):
+        raise ValueError("the router's SDP lacks ICE credentials, fingerprint or candidate")
+    cand = t.candidates[0]
+    return t.ice_ufrag, t.ice_pwd, t.fingerprints[0].value(), (cand.address, cand.port)
+
+
+__all__ = ["publisher_offer", "router_transport", "subscriber_answer"]

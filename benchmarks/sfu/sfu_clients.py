@@ -1,0 +1,222 @@
+"""Set up a worker's SFU participants for real: signaling, ICE, DTLS-SRTP (Trio).
+
+Per room, subscribers join first, then each publisher joins and publishes one Opus track; every
+subscriber answers the router's offers until it is offered every publisher of its room. Each
+media connection is a :class:`~router.transport.ClientTransport` on its own loopback socket,
+driven by the house :class:`~router.transport.udp_driver.UdpDriver` until DTLS connects. Then
+the drivers stop (sockets stay open) and :mod:`benchmarks.sfu.pump` takes over the sockets,
+using the SRTP contexts directly and handing everything else back to the transport cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from benchmarks.sfu import sdp
+from benchmarks.sfu.pump import Control, Receiver, Sender
+from benchmarks.sfu.tokens import join_token
+from router.signaling.client import SignalingClient, SignalingClosed
+from router.transport import ClientTransport, DtlsCertificate, DtlsConnected, TransportClosed
+from router.transport.ice_lite import generate_password, generate_ufrag
+from router.transport.udp_driver import UdpDriver
+
+#: Socket buffers for the clients: a 1 ms burst to many subscribers must not overflow them.
+SOCKET_BUFFER = 4 << 20
+
+
+class SetupError(RuntimeError):
+    """A participant could not join, negotiate or connect."""
+
+
+def udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+@dataclass
+class Leg:
+    """One media connection: its core, socket and a way to stop its driver."""
+
+    transport: ClientTransport
+    sock: socket.socket
+    connected: trio.Event = field(default_factory=trio.Event)
+    failed: str | None = None
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+@dataclass
+class SfuParticipants:
+    """Everything a worker set up, and the pump's view of it."""
+
+    signaling: list[SignalingClient] = field(default_factory=list)
+    legs: list[Leg] = field(default_factory=list)
+    senders: list[Sender] = field(default_factory=list)
+    receivers: list[Receiver] = field(default_factory=list)
+
+    def run_timers(self) -> None:
+        """Consent checks and DTLS retransmissions, from inside the pump (sync, Trio clock)."""
+        now = trio.current_time()
+        for leg in self.legs:
+            timer = leg.transport.get_timer()
+            if timer is not None and timer <= now:
+                leg.transport.handle_timer(now)
+                _flush(leg, now)
+
+    async def close(self) -> None:
+        for ws in self.signaling:
+            with trio.move_on_after(1):
+                try:
+                    await ws.send({"type": "leave"})
+                finally:
+                    await ws.close()
+        for leg in self.legs:
+            leg.sock.close()
+
+
+def _flush(leg: Leg, now: float) -> None:
+    for data, addr in leg.transport.datagrams_to_send(now):
+        with contextlib.suppress(OSError):
+            leg.sock.sendto(data, addr)
+    while leg.transport.next_event() is not None:
+        pass
+
+
+def _control(leg: Leg) -> Control:
+    def control(data: bytes, addr: tuple[str, int]) -> None:
+        now = trio.current_time()
+        leg.transport.receive_datagram(data, addr, now)
+        _flush(leg, now)
+
+    return control
+
+
+async def _start_leg(nursery: trio.Nursery, remote_sdp: str, ufrag: str, pwd: str,
+                     cert: DtlsCertificate, rng: random.Random) -> Leg:
+    r_ufrag, r_pwd, r_fp, addr = sdp.router_transport(remote_sdp)
+    now = trio.current_time()
+    transport = ClientTransport(
+        remote_address=addr, remote_ufrag=r_ufrag, remote_password=r_pwd, remote_fingerprint=r_fp,
+        random=rng.random, local_ufrag=ufrag, local_password=pwd, certificate=cert, now=now,
+    )  # fmt: skip
+    leg = Leg(transport, udp_socket())
+
+    def on_event() -> None:
+        while (event := transport.next_event()) is not None:
+            if isinstance(event, DtlsConnected):
+                leg.connected.set()
+            elif isinstance(event, TransportClosed):
+                leg.failed = event.reason
+                leg.connected.set()
+
+    driver = UdpDriver(leg.sock, transport, on_event)
+
+    async def run() -> None:
+        with leg.scope:
+            await driver.run()
+
+    transport.connect(now)
+    nursery.start_soon(run)
+    return leg
+
+
+async def setup(url: str, rooms: list[str], publishers: int, subscribers: int, *,
+                seed: int, timeout: float = 30.0) -> SfuParticipants:
+    """Join, negotiate and connect every participant of ``rooms``; raise SetupError if any
+    step fails within ``timeout``."""
+    out = SfuParticipants()
+    cert = DtlsCertificate.generate()
+    fingerprint = str(cert.fingerprint)
+    rng = random.Random(seed)
+    index = 0
+    try:
+        with trio.fail_after(timeout):
+            async with trio.open_nursery() as nursery:
+                for room in rooms:
+                    index = await _setup_room(nursery, out, url, room, publishers, subscribers,
+                                              cert, fingerprint, rng, index)
+                for leg in out.legs:
+                    await leg.connected.wait()
+                    if leg.failed:
+                        raise SetupError(f"a media connection failed: {leg.failed}")
+                for leg in out.legs:
+                    leg.scope.cancel()
+    except trio.TooSlowError:
+        raise SetupError(f"participants did not connect within {timeout:g} s") from None
+    return out
+
+
+async def _setup_room(nursery: trio.Nursery, out: SfuParticipants, url: str, room: str,
+                      publishers: int, subscribers: int, cert: DtlsCertificate,
+                      fingerprint: str, rng: random.Random, index: int) -> int:
+    subs: list[tuple[SignalingClient, str, str]] = []
+    for s in range(subscribers):
+        ws = await SignalingClient.connect(url)
+        out.signaling.append(ws)
+        await ws.send({"type": "join", "token": join_token(room, f"{room}-s{s}")})
+        await _expect(ws, "joined")
+        subs.append((ws, generate_ufrag(), generate_password()))
+    first_index = index
+    for p in range(publishers):
+        ws = await SignalingClient.connect(url)
+        out.signaling.append(ws)
+        await ws.send({"type": "join", "token": join_token(room, f"{room}-p{p}")})
+        await _expect(ws, "joined")
+        ufrag, pwd = generate_ufrag(), generate_password()
+        ssrc = rng.randrange(1, 2**32)
+        await ws.send({"type": "publish",
+                       "sdp": sdp.publisher_offer(ufrag, pwd, fingerprint, ssrc)})
+        answer = await _expect(ws, "answer")
+        leg = await _start_leg(nursery, answer["sdp"], ufrag, pwd, cert, rng)
+        out.legs.append(leg)
+        dest = leg.transport.remote_address
+        out.senders.append(Sender(leg.sock, (dest[0], dest[1]), None, ssrc, index))
+        out.receivers.append(Receiver(leg.sock, None, _control(leg), ()))
+        index += 1
+    expected = tuple(range(first_index, index))
+    for ws, ufrag, pwd in subs:
+        tracks: dict[str, str] = {}
+        sub_leg: Leg | None = None
+        while len(set(tracks.values())) < publishers:
+            offer = await _expect(ws, "offer")
+            tracks = dict(offer["tracks"])
+            reply = sdp.subscriber_answer(offer["sdp"], ufrag, pwd, fingerprint)
+            await ws.send({"type": "answer", "sdp": reply})
+            if sub_leg is None and tracks:
+                sub_leg = await _start_leg(nursery, offer["sdp"], ufrag, pwd, cert, rng)
+                out.legs.append(sub_leg)
+                out.receivers.append(Receiver(sub_leg.sock, None, _control(sub_leg), expected))
+    return index
+
+
+async def _expect(ws: SignalingClient, kind: str) -> dict[str, Any]:
+    try:
+        return await ws.recv_type(kind, timeout=20)
+    except SignalingClosed as exc:
+        raise SetupError(f"the router closed signaling while we waited for {kind!r}: {exc}") \
+            from None
+
+
+def bind_srtp(participants: SfuParticipants) -> None:
+    """Point every sender and receiver at its leg's SRTP context (keys exist once connected)."""
+    by_sock = {leg.sock: leg for leg in participants.legs}
+    for s in participants.senders:
+        srtp = by_sock[s.sock].transport.srtp
+        assert srtp is not None
+        s.protect = srtp.protect_rtp
+    for r in participants.receivers:
+        srtp = by_sock[r.sock].transport.srtp
+        assert srtp is not None
+        r.unprotect = srtp.unprotect_rtp
+
+
+__all__ = ["SetupError", "SfuParticipants", "bind_srtp", "setup", "udp_socket"]

@@ -1,0 +1,117 @@
+// sfu.js: a participant of an SFU room (docs/signaling.md): two peer connections, the
+// publisher (we offer, sendonly) and the subscriber (the router offers, renegotiated as
+// tracks come and go; each m-section's msid names the publishing participant).
+
+import { Serial } from "./serial.js";
+
+export class SfuSession {
+  /**
+   * @param {import("./signaling.js").Signaling} signaling
+   * @param {{localStream: MediaStream|null, rtcConfig: RTCConfiguration,
+   *          onTrack: (participant: string, track: MediaStreamTrack) => void,
+   *          onTrackGone: (participant: string, track: MediaStreamTrack) => void,
+   *          onConnectionState: (role: string, state: string) => void,
+   *          onError: (err: Error) => void}} options
+   */
+  constructor(signaling, options) {
+    this.sig = signaling;
+    this.opts = options;
+    this.pub = null;
+    this.sub = null;
+    this.midTracks = {};          // subscriber mid -> router track id
+    this.tracks = new Map();      // router track id -> {participant, track}
+    this.serial = new Serial(options.onError);
+    this.closed = false;
+  }
+
+  peerConnections() {
+    return [this.pub, this.sub].filter(Boolean);
+  }
+
+  start(joined) {
+    this.sub = this.newConnection("subscriber");
+    this.sub.ontrack = (event) => this.onTrack(event);
+    this.sig.on("offer", (msg) => this.serial.run(() => this.onOffer(msg)));
+    this.sig.on("answer", (msg) => this.serial.run(() => this.onAnswer(msg)));
+    this.sig.on("track_unpublished", (msg) => this.onUnpublished(msg.track));
+    this.sig.on("transport", () => {});
+    for (const t of joined.tracks ?? []) this.tracks.set(t.id, { participant: t.participant, track: null });
+    const stream = this.opts.localStream;
+    if (stream && stream.getTracks().length) this.serial.run(() => this.publish(stream));
+  }
+
+  newConnection(role) {
+    // The router is ICE-lite with a host candidate; TURN is offered too so a client whose
+    // network blocks UDP to the router can still reach it through a relay.
+    // The subscriber side is "balanced": the router's offer decides the bundling, and an offer
+    // whose every section is retired carries no BUNDLE group, which max-bundle would refuse.
+    const config = role === "subscriber"
+      ? { ...this.opts.rtcConfig, bundlePolicy: "balanced" } : this.opts.rtcConfig;
+    const pc = new RTCPeerConnection(config);
+    pc.onconnectionstatechange = () => this.opts.onConnectionState(role, pc.connectionState);
+    return pc;
+  }
+
+  async publish(stream) {
+    this.pub = this.newConnection("publisher");
+    for (const track of stream.getTracks()) {
+      this.pub.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
+    const offer = await this.pub.createOffer();
+    await this.pub.setLocalDescription(offer);
+    // No trickle: the ICE-lite router learns our address from our connectivity checks.
+    this.sig.send({ type: "publish", sdp: this.pub.localDescription.sdp });
+  }
+
+  async onAnswer(msg) {
+    if (!this.pub || this.pub.signalingState !== "have-local-offer") return;
+    await this.pub.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    for (const r of msg.rejected ?? []) console.warn("router rejected track", r.mid, r.reason);
+  }
+
+  async onOffer(msg) {
+    if (this.closed) return;
+    this.midTracks = msg.tracks ?? {};
+    await this.sub.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    const answer = await this.sub.createAnswer();
+    await this.sub.setLocalDescription(answer);
+    this.sig.send({ type: "answer", sdp: this.sub.localDescription.sdp });
+    this.prune();
+  }
+
+  onTrack(event) {
+    const mid = event.transceiver?.mid;
+    const trackId = mid != null ? this.midTracks[mid] : undefined;
+    const known = trackId ? this.tracks.get(trackId) : undefined;
+    const participant = event.streams[0]?.id ?? known?.participant;
+    if (!participant) return;
+    if (trackId) this.tracks.set(trackId, { participant, track: event.track });
+    event.track.addEventListener("ended", () => this.opts.onTrackGone(participant, event.track));
+    this.opts.onTrack(participant, event.track);
+  }
+
+  onUnpublished(info) {
+    const entry = this.tracks.get(info.id);
+    this.tracks.delete(info.id);
+    if (entry?.track) this.opts.onTrackGone(entry.participant, entry.track);
+  }
+
+  /** Drop tracks whose m-section the router retired (port 0 or no longer mapped). */
+  prune() {
+    const live = new Set(Object.values(this.midTracks));
+    for (const [id, entry] of this.tracks) {
+      if (entry.track && !live.has(id)) {
+        this.tracks.delete(id);
+        this.opts.onTrackGone(entry.participant, entry.track);
+      }
+    }
+  }
+
+  close() {
+    this.closed = true;
+    for (const pc of this.peerConnections()) pc.close();
+    this.pub = null;
+    this.sub = null;
+    this.tracks.clear();
+  }
+}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import trio
 
 from control import schema
+from control.bootstrap import init_cluster
 from control.drain import request_drain
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
 from control.placement import NoRouterAvailable, get_room, place_room, release_room
 from control.registry import NodeRegistration, RegistryConfig, new_record
-from control.bootstrap import init_cluster
 from control.topology import parse_topology
 from control.view import ClusterView, open_view
 

@@ -8,6 +8,7 @@ context per participant. The router-restart test kills a router, so it runs last
 from __future__ import annotations
 
 import re
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -74,6 +75,12 @@ def test_large_room_three_participants_then_one_leaves(cluster: Cluster, join: J
     assert sorted(captions) == ["bob", "carol"]
     assert sorted(alice.locator("#participants li").all_inner_texts()) == ["alice", "bob", "carol"]
     assert "eu-" in alice.locator("#served-by").inner_text()
+
+    alice.click("#mute-audio")
+    assert regio(alice)["muted"] == {"audio": True, "video": False}
+    assert alice.locator("#mute-audio").get_attribute("aria-pressed") == "true"
+    alice.click("#mute-audio")
+    assert regio(alice)["muted"]["audio"] is False
 
     pages[2].click("#leave")
     wait_until(pages[2:], lambda s: s["state"] == "left", 5, "carol left")
@@ -176,12 +183,25 @@ def test_router_restart_mid_meeting(cluster: Cluster, join: Join) -> None:
 
     cluster.kill_node(node)
     killed = time.monotonic()
-    cluster.restart_node(node)
+    replacement = cluster.restart_node(node)
     wait_until(pages, lambda s: s["reconnects"] >= 1, 5, "the pages noticed")
+    listening = _wait_listening(replacement.port + 1, 10) - killed
     wait_media(pages, timeout=10 - (time.monotonic() - killed))
     resumed = time.monotonic() - killed
     after = [regio(p) for p in pages]
     assert [s["participant"] for s in after] != before  # rejoined through the front door
     assert all(s["node"] == node for s in after)
     assert resumed < 10, resumed
-    print(f"video resumed {resumed:.1f} s after the router was killed")
+    print(f"video resumed {resumed:.1f} s after the router was killed "
+          f"(its replacement listened after {listening:.1f} s)")
+
+
+def _wait_listening(port: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return time.monotonic()
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port} after {timeout} s")

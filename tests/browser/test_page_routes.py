@@ -4,8 +4,10 @@ and that the page never reaches outside the cluster (no absolute URLs in its cod
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
+import trio
 from starlette.applications import Starlette
 
 from geo.frontdoor.page import STATIC_DIR, page_routes
@@ -18,11 +20,17 @@ async def get(path: str) -> tuple[int, dict[str, str], bytes]:
              "query_string": b"", "headers": [], "http_version": "1.1", "scheme": "http",
              "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": ""}
 
-    async def receive() -> dict[str, Any]:
+    requested = False
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal requested
+        if requested:  # the client stays connected: block like a real server would
+            await trio.sleep_forever()
+        requested = True
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     await app(scope, receive, send)
     start = sent[0]

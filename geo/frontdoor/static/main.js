@@ -25,7 +25,7 @@ const SIGNALING_WORDS = {
 };
 const FATAL_SIGNALING = new Set(["mode_mismatch", "replaced"]);
 const GHOST_GRACE_MS = 20000;   // our previous session may hold our place this long (router grace 10 s)
-const MAX_BACKOFF_MS = 5000;
+const MAX_BACKOFF_MS = 3000;
 
 const params = new URLSearchParams(location.search);
 const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() ?? "");
@@ -178,7 +178,7 @@ function failed(err) {
 
 function schedule(message, retryAfterSeconds = null) {
   attempt += 1;
-  const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+  const backoff = Math.min(MAX_BACKOFF_MS, 250 * 1.6 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
   const delay = retryAfterSeconds ? Math.max(retryAfterSeconds * 1000, backoff) : backoff;
   setState(model.everJoined ? "reconnecting" : "waiting");
   view.showBanner(message, { level: "warn" });

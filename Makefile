@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.regio-installed
 
-.PHONY: setup system-packages test lint typecheck pytest demo bench clean
+.PHONY: setup system-packages test lint typecheck pytest demo bench screenshot clean
 
 setup: system-packages $(STAMP)
 
@@ -40,6 +40,9 @@ demo: setup
 
 bench: setup
 	$(BIN)/regio bench codec --record
+
+screenshot: setup
+	$(BIN)/python -m tests.browser.screenshot docs/meeting.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

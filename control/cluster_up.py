@@ -145,7 +145,10 @@ def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...]) -> list
         return [part.format(**values) for part in override]
     cmd = [sys.executable, "-m", "control", plan.kind, "--etcd", etcd_url]
     if plan.kind == "turn":
-        cmd += ["--listen", f"{HOST}:{plan.port}"]
+        # The local cluster's clients and peers are all on loopback, which TURN refuses to
+        # relay to by default; a loopback-only demo cluster opens exactly that range.
+        cmd += ["--listen", f"{HOST}:{plan.port}", "--metrics", f"{HOST}:{plan.port + 1}",
+                "--allow-peer", "127.0.0.0/8"]
     else:
         cmd += ["--host", HOST, "--port", str(plan.port)]
     if plan.kind == FRONTDOOR:
@@ -242,16 +245,20 @@ class ClusterUp:
         # Local clusters run without certificates: the front door serves plain HTTP on
         # loopback (it refuses plain HTTP anywhere else).
         fd_url = f"http://{HOST}:{frontdoor.port}" if frontdoor else None
+        meeting = f"{fd_url}/r/demo" if fd_url else None
         nodes = [{"node": r.plan.node_id, "kind": r.plan.kind, "region": r.plan.region,
                   "pid": r.process.pid} for r in self.state.running if r.plan.kind in NODE_KINDS]
         if cfg.json:
             self.out(json.dumps({"event": "ready", "frontdoor": fd_url, "etcd": etcd_url,
-                                 "nodes": nodes}))
+                                 "meeting": meeting, "nodes": nodes}))
         else:
             self.out(f"ready: front door {fd_url or '(not available yet)'}, etcd {etcd_url}, "
                      f"{len(nodes)} nodes")
             for n in nodes:
                 self.out(f"  {n['kind']:<7} {n['node']:<28} pid {n['pid']}")
+            if meeting:
+                self.out(f"meeting page: {meeting}  (open it in two browser tabs; "
+                         "?name=Ada, ?size=small, ?relay=1, ?policy=eea)")
             self.out("press Ctrl-C to drain and stop")
 
     async def _spawn(self, plan: NodePlan, etcd_url: str, logdir: Path) -> None:

@@ -206,7 +206,7 @@ async def test_cluster_up_ready_then_stop_leaves_nothing(stop_signal: int) -> No
                     raw, buffer = buffer.split(b"\n", 1)
                     lines.append(json.loads(raw))
         ready = next(line for line in lines if line["event"] == "ready")
-        assert set(ready) == {"event", "frontdoor", "etcd", "nodes"}
+        assert set(ready) == {"event", "frontdoor", "etcd", "meeting", "nodes"}
         nodes = ready["nodes"]
         assert isinstance(nodes, list)
         assert sorted((n["kind"], n["region"]) for n in nodes) == [

@@ -9,9 +9,10 @@ and a rotation is seen through the view's watch, no restart), and drains on SIGT
 Load in etcd: the node record (``control.schema.NodeRecord``) has one ``load`` field in the
 unit of ``capacity``. For a TURN node that unit is allocations: capacity is the allocation
 quota (``--total-quota``) and load the number of active allocations, published at most once a
-second. Relayed packets per second do not fit that field (another unit, and changing far too
-fast for etcd writes); they are left to metrics (``regio_turn_relayed_packets_total`` by
-direction, rate() in Prometheus), which is where an operator or autoscaler reads them.
+second. Relayed packets per second are another unit: they go into the record's
+``load_detail`` (``relayed_pps``, written with the load, so at most once a second) for
+``regio cluster status``, and precisely into metrics (``regio_turn_relayed_packets_total`` by
+direction), which is where an autoscaler should read them.
 
 Draining answers a new Allocate with 508 Insufficient Capacity: RFC 8656 defines 508 as "no
 capacity for this allocation right now", browsers then try their next ICE server, and it does
@@ -134,6 +135,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
             *(NodeAddress("udp", h, p) for h, p in a.udp),
             *(NodeAddress("tcp", h, p) for h, p in a.tcp),
             *(NodeAddress("tls", h, p) for h, p in a.tls),
+            *((NodeAddress("metrics", *a.metrics),) if a.metrics else ()),
         )
         port = a.udp[0][1] if a.udp else 0
         node_id = config.node_id or f"turn-{config.region}-{port}"
@@ -145,8 +147,13 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
                                 DrainConfig(deadline=config.drain_deadline))
 
         async def publish_load() -> None:
+            stats = server.core.stats
+            last = stats.packets_to_peers + stats.packets_from_peers
             while True:
-                registration.set_load(len(server.core.allocations))
+                relayed = stats.packets_to_peers + stats.packets_from_peers
+                registration.set_load(len(server.core.allocations),
+                                      {"relayed_pps": float(relayed - last)})
+                last = relayed
                 if drain.draining and not server.core.draining:
                     server.drain()
                 await trio.sleep(1.0)

@@ -44,6 +44,12 @@ class RouterConfig:
     )
     join_timeout: float = setting(10.0, doc="seconds a connection has to send a valid join")
     consent_timeout: float = setting(30.0, doc="ICE consent timeout in seconds (RFC 7675)")
+    udp_buffer: int = setting(
+        1024 * 1024,
+        doc="receive and send buffer bytes asked for on the media UDP port (Linux doubles it; "
+        "forced past net.core.rmem_max when privileged). Bigger absorbs longer CPU stalls "
+        "without loss but queues media longer behind them",
+    )
     connect_timeout: float = setting(30.0, doc="seconds ICE+DTLS may take before giving up")
     drain_deadline: float = setting(300.0, doc="seconds a drain waits for sessions to end")
     lease_ttl: int = setting(10, doc="etcd lease TTL in seconds")

@@ -12,6 +12,7 @@ per forwarded packet (an upper bound on each packet's time in the router before 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from router.session.stats import SRTP_FAILURE_KINDS, srtp_failures
+from router.session.stats import (
+    SRTP_FAILURE_KINDS,
+    STUN_REFUSAL_KINDS,
+    srtp_failures,
+    stun_refusals,
+)
 
 if TYPE_CHECKING:
     from router.signaling.hub import Hub
@@ -72,6 +78,10 @@ class RouterCollector:
         yield counter("regio_router_rtcp_in", "Authenticated RTCP packets received", s.rtcp_in)
         yield counter("regio_router_dtls_failures", "DTLS handshakes or sessions that failed",
                       s.dtls_failures)
+        yield counter("regio_router_stopped_sections_answered_inactive",
+                      "Stopped subscriber m-sections answered a=inactive on a live port "
+                      "(accepted as rejected; aiortc does this)",
+                      core.negotiator.inactive_stopped_answers)
         yield counter("regio_router_chat_messages", "Chat messages relayed (never stored)",
                       s.chat_relayed)
         srtp = CounterMetricFamily("regio_router_srtp_failures",
@@ -83,6 +93,15 @@ class RouterCollector:
         for kind in SRTP_FAILURE_KINDS:
             srtp.add_metric([self.region, kind], live[kind] + s.srtp_failures_closed[kind])
         yield srtp
+        stun = CounterMetricFamily("regio_router_stun_refused",
+                                   "STUN requests to a known ICE ufrag left unanswered, by reason",
+                                   labels=["region", "reason"])
+        refused = Counter(core.stats.stun_refusals_closed)
+        for peer in list(core.negotiator.owners):
+            refused.update(stun_refusals(peer))
+        for kind in STUN_REFUSAL_KINDS:
+            stun.add_metric([self.region, kind], refused[kind])
+        yield stun
         mux = core.mux.stats
         drops = CounterMetricFamily("regio_router_udp_dropped",
                                     "Datagrams dropped before reaching a peer, by reason",

@@ -38,7 +38,7 @@ from router.session import BasicForwarder, MediaPlane, RoomNotice, SessionConfig
 from router.signaling.app import SIGNAL_PATH, build_app
 from router.signaling.hub import Hub, TimedMux
 from router.transport import TransportConfig, TransportMux, process_certificate
-from router.transport.udp_driver import UdpDriver
+from router.transport.udp_driver import UdpDriver, enlarge_socket_buffers
 
 log = get_logger("router.node")
 
@@ -127,6 +127,10 @@ class RouterNode:
         self.sock = socket.socket(socket.AF_INET6 if ":" in config.listen else socket.AF_INET,
                                   socket.SOCK_DGRAM)
         self.sock.bind((config.listen, config.udp_port))
+        rcv, snd = enlarge_socket_buffers(self.sock, config.udp_buffer)
+        log.info("media socket buffers: receive %d bytes, send %d bytes (asked for %d)",
+                 rcv, snd, config.udp_buffer)
+        self.addresses.extra["socket_buffers"] = {"receive": rcv, "send": snd}
         port = self.sock.getsockname()[1]
         public = config.public_ip or config.listen
         self.addresses.udp = (public, port)

@@ -41,6 +41,7 @@ from router.forwarding.rtcp import (
     upstream_nack,
 )
 from router.forwarding.specs import (
+    ABS_SEND_TIME,
     STRIPPED_EXTENSIONS,
     ForwardingUsageError,
     SubscriptionSpec,
@@ -310,9 +311,10 @@ class Forwarder:
                 table[pt] = sub_pt
                 table[pt | 0x80] = sub_pt | 0x80
         d.b1_table = table
-        d.ext_table = extension_table(
-            track.extensions, dict(d.spec.extensions), STRIPPED_EXTENSIONS
-        )
+        # The publisher's abs-send-time is stripped too: the router writes its own send time.
+        stripped = STRIPPED_EXTENSIONS | {ABS_SEND_TIME} if d.ast_id else STRIPPED_EXTENSIONS
+        d.ext_table = extension_table(track.extensions, dict(d.spec.extensions), stripped)
+        d.tail_key = None if d.ext_table is None and not d.ast_id else (d.ext_table, d.ast_id)
         self._select_layer(d, now)
 
     def _detach(self, d: Downstream) -> None:
@@ -323,6 +325,7 @@ class Forwarder:
         d.layer = None
         d.b1_table = []
         d.ext_table = None
+        d.tail_key = None
 
     def _select_layer(self, d: Downstream, now: float) -> None:
         """Pick the pinned layer if it is receiving, else the best receiving one."""
@@ -496,7 +499,8 @@ class Forwarder:
         d = self._downstream_source(part, packet.media_ssrc)
         if d is None:
             return
-        packets, missing = retransmissions(d, packet.lost_seqs(), self.config.max_nack_per_packet)
+        limit = self.config.max_nack_per_packet
+        packets, missing = retransmissions(d, packet.lost_seqs(), limit, now)
         self.counters.nack_served += len(packets)
         self._rtp_out.extend((part.id, p) for p in packets)
         stream = d.stream

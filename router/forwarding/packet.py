@@ -19,8 +19,10 @@ from router.rtp.header_extensions import iter_extension_elements
 
 __all__ = [
     "IDENTITY_EXT_TABLE",
+    "abs_send_time",
     "build_rtx",
     "extension_table",
+    "outgoing_tail",
     "rewrite_extensions",
     "rtp_layout",
     "unwrap_rtx",
@@ -150,3 +152,56 @@ def build_rtx(packet: bytes, rtx_ssrc: int, rtx_seq: int, rtx_payload_type: int)
     out += _U16.pack(seq)
     out += packet[header_length:]
     return bytes(out)
+
+
+def abs_send_time(now: float) -> int:
+    """The 24-bit abs-send-time value (6.18 fixed-point seconds, wrapping every 64 s)."""
+    return int(now * 262144.0) & 0xFFFFFF
+
+
+def outgoing_tail(
+    packet: bytes, table: bytes | None, ast_id: int, ast_value: int
+) -> tuple[int, bytes]:
+    """``(first header byte, bytes after the fixed header)`` of a packet going to a subscriber:
+    extension ids mapped through ``table`` (0 strips), then, if ``ast_id``, an abs-send-time
+    element with that id and ``ast_value`` appended to the extension block (creating one).
+
+    abs-send-time is 3 bytes, so a one-byte-form element is exactly one 32-bit word and a
+    two-byte-form one two words with padding: appending never realigns anything else. A
+    one-byte block cannot hold an id above 14; such an element is then left out. Raises
+    :class:`RtpDecodeError` on a malformed extension block.
+    """
+    if table is not None:
+        packet = rewrite_extensions(packet, table) or packet
+    b0 = packet[0]
+    start = 12 + 4 * (b0 & 0x0F)
+    if not ast_id:
+        return b0, packet[12:]
+    v = ast_value
+    if not b0 & 0x10:
+        if ast_id <= 14:
+            block = bytes(
+                (0xBE, 0xDE, 0, 1, (ast_id << 4) | 2, v >> 16 & 0xFF, v >> 8 & 0xFF, v & 0xFF)
+            )
+        else:
+            block = bytes(
+                (0x10, 0x00, 0, 2, ast_id, 3, v >> 16 & 0xFF, v >> 8 & 0xFF, v & 0xFF, 0, 0, 0)
+            )
+        return b0 | 0x10, packet[12:start] + block + packet[start:]
+    n = len(packet)
+    if n < start + 4:
+        raise RtpDecodeError(f"RTP header extension truncated: {n} bytes")
+    profile, words = struct.unpack_from("!HH", packet, start)
+    end = start + 4 + 4 * words
+    if end > n:
+        raise RtpDecodeError(f"RTP header extension exceeds packet: needs {end} bytes")
+    if profile == _ONE_BYTE and ast_id <= 14:
+        element = bytes(((ast_id << 4) | 2, v >> 16 & 0xFF, v >> 8 & 0xFF, v & 0xFF))
+        words += 1
+    elif profile & 0xFFF0 == 0x1000:
+        element = bytes((ast_id, 3, v >> 16 & 0xFF, v >> 8 & 0xFF, v & 0xFF, 0, 0, 0))
+        words += 2
+    else:
+        return b0, packet[12:]
+    header = packet[12:start] + _U16.pack(profile) + _U16.pack(words)
+    return b0, header + packet[start + 4 : end] + element + packet[end:]

@@ -6,6 +6,13 @@ Cost model (the goal is well under 5 µs per output packet next to ~4 µs of SRT
   lookups (participant, SSRC), the sequence/duplicate/jitter update, a cache store (two list
   writes) and, only if some subscriber needs different extension ids, one rewritten copy per
   distinct id mapping (subscribers negotiated by the same browser share one);
+* abs-send-time (when the subscriber negotiated it): the router's own send time (the batch's
+  ``now``) goes into every copy, inserted if the publisher sent none. Not the publisher's
+  value: browsers that negotiate transport-cc send no abs-send-time at all, and a subscriber's
+  REMB estimator sees every track of its BUNDLE transport together, so values from several
+  publishers' clocks (or a source switch) would look like huge delay jumps; the router's
+  clock measures the path it controls, router to subscriber. Computed once per incoming
+  packet and shared by subscribers with the same extension mapping;
 * once per subscriber: a 256-entry table index for the payload type, one ``Struct.pack`` of the
   12-byte fixed header (SSRC, sequence number, timestamp, marker|PT) and one concatenation with
   the shared tail of the packet. That is a single copy of the packet, and the result is
@@ -21,7 +28,7 @@ import struct
 from typing import Final
 
 from router.forwarding.counters import Counters
-from router.forwarding.packet import rewrite_extensions, unwrap_rtx
+from router.forwarding.packet import abs_send_time, outgoing_tail, unwrap_rtx
 from router.forwarding.receive import DUPLICATE, RESTARTED, TOO_OLD
 from router.forwarding.state import Downstream, Stream, next_epoch
 from router.rtp import RtpDecodeError
@@ -103,8 +110,8 @@ def forward(
     if not fanout:
         return 0
     epoch = stream.epoch
-    tail = memoryview(packet)[12:]
-    tails: dict[bytes, memoryview] | None = None
+    tail: bytes | memoryview = memoryview(packet)[12:]
+    tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] | None = None
     pack = _HDR.pack
     sent = 0
     for d in fanout:
@@ -116,25 +123,24 @@ def forward(
         ob1 = d.b1_table[b1]
         if ob1 < 0:
             continue
-        table = d.ext_table
-        if table is None or not b0 & 0x10:
-            t = tail
+        key = d.tail_key
+        if key is None or (not key[1] and not b0 & 0x10):
+            ob0, t = b0, tail
         else:
             if tails is None:
                 tails = {}
-            cached = tails.get(table)
+            cached = tails.get(key)
             if cached is None:
                 try:
-                    rewritten = rewrite_extensions(packet, table)
+                    cached = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
                 except RtpDecodeError:
                     counters.rtp_malformed += 1
                     break
-                cached = tail if rewritten is None else memoryview(rewritten)[12:]
-                tails[table] = cached
-            t = cached
+                tails[key] = cached
+            ob0, t = cached
         out_ext = ext + d.seq_offset
         out_ts = (ts + d.ts_offset) & _TS_MASK
-        out.append((d.subscriber, pack(b0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t))
+        out.append((d.subscriber, pack(ob0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t))
         if out_ext > d.last_out_ext:
             d.last_out_ext = out_ext
             d.last_out_ts = out_ts

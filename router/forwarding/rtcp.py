@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from router.forwarding.packet import build_rtx, rewrite_extensions
+from router.forwarding.packet import abs_send_time, build_rtx, outgoing_tail
 from router.forwarding.state import Downstream, Participant, Stream
 from router.rtp import (
     Fir,
@@ -92,12 +92,13 @@ def keyframe_request(stream: Stream, reporter_ssrc: int) -> bytes:
 
 
 def retransmissions(
-    d: Downstream, out_seqs: list[int], limit: int
+    d: Downstream, out_seqs: list[int], limit: int, now: float = 0.0
 ) -> tuple[list[bytes], list[int]]:
     """Serve a subscriber's NACK: ``(packets to send it, incoming ext seqs to NACK upstream)``.
 
     Outgoing numbers map back to the current source through the subscription's offset; those
     from before the last switch or beyond what was sent are ignored (nobody can repair them).
+    A retransmission carries the abs-send-time of ``now``, when it is sent again.
     """
     stream = d.stream
     if stream is None or d.epoch != stream.epoch:
@@ -119,7 +120,7 @@ def retransmissions(
         if original is None:
             missing.append(ext)
             continue
-        rewritten = rewrite_packet(d, original, out_ext)
+        rewritten = rewrite_packet(d, original, out_ext, now)
         if rewritten is None:
             continue
         if spec.rtx_ssrc is not None:
@@ -131,20 +132,23 @@ def retransmissions(
     return packets, missing
 
 
-def rewrite_packet(d: Downstream, original: bytes, out_ext: int) -> bytes | None:
+def rewrite_packet(
+    d: Downstream, original: bytes, out_ext: int, now: float = 0.0
+) -> bytes | None:
     """``original`` rewritten for ``d`` as the forwarding path did (None if not for it)."""
     b0, b1, _seq, ts, _ssrc = _HDR.unpack_from(original)
     ob1 = d.b1_table[b1] if d.b1_table else -1
     if ob1 < 0:
         return None
-    body = original
-    if d.ext_table is not None and b0 & 0x10:
+    tail: bytes | memoryview = memoryview(original)[12:]
+    key = d.tail_key
+    if key is not None and (key[1] or b0 & 0x10):
         try:
-            body = rewrite_extensions(original, d.ext_table) or original
+            b0, tail = outgoing_tail(original, key[0], key[1], abs_send_time(now))
         except RtpDecodeError:
             return None
     header = _HDR.pack(b0, ob1, out_ext & 0xFFFF, (ts + d.ts_offset) & _U32, d.ssrc)
-    return header + memoryview(body)[12:]
+    return header + tail
 
 
 def upstream_nack(

@@ -17,7 +17,7 @@ import itertools
 
 from router.forwarding.cache import PacketCache
 from router.forwarding.receive import ReceiveStats
-from router.forwarding.specs import SubscriptionSpec, TrackSpec
+from router.forwarding.specs import ABS_SEND_TIME, SubscriptionSpec, TrackSpec
 
 __all__ = ["Downstream", "Layer", "Participant", "Stream", "Track", "next_epoch"]
 
@@ -130,6 +130,7 @@ class Downstream:
     """
 
     __slots__ = (
+        "ast_id",
         "b1_table",
         "epoch",
         "ext_table",
@@ -151,6 +152,7 @@ class Downstream:
         "ssrc",
         "stream",
         "subscriber",
+        "tail_key",
         "track",
         "ts_offset",
     )
@@ -184,6 +186,11 @@ class Downstream:
         self.b1_table: list[int] = []
         """Incoming second header byte (marker | PT) -> outgoing one, -1 to skip the packet."""
         self.ext_table: bytes | None = None
+        self.ast_id = spec.extensions.get(ABS_SEND_TIME, 0)
+        """The subscriber's abs-send-time id (0: not negotiated): the router writes its own."""
+        self.tail_key: tuple[bytes | None, int] | None = None
+        """``(ext_table, ast_id)``, or None when packets go out with the incoming tail as is;
+        copies for subscribers with equal keys share one rewritten tail per packet."""
         self.last_fir_seq = -1
         self.remote_fraction_lost = 0
         self.remote_lost = 0

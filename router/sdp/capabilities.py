@@ -179,7 +179,10 @@ DEFAULT_CAPABILITIES: Final = Capabilities(
     extensions=(
         ExtensionCapability(SDES_MID, _AV, offer_id=1),
         ExtensionCapability(ABS_SEND_TIME, _AV, offer_id=2),
-        ExtensionCapability(TRANSPORT_WIDE_CC, _AV, offer_id=3),
+        # Accepted from publishers, not offered to subscribers: answering transport-cc needs
+        # per-subscriber transport sequence numbers and TWCC feedback handling, which is the
+        # bandwidth-estimation issue's work. Subscribers estimate with abs-send-time + REMB.
+        ExtensionCapability(TRANSPORT_WIDE_CC, _AV),
         ExtensionCapability(RTP_STREAM_ID, _VIDEO),
         ExtensionCapability(REPAIRED_RTP_STREAM_ID, _VIDEO),
     ),

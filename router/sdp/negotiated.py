@@ -106,6 +106,10 @@ class NegotiatedSession:
     bundle: tuple[str, ...]
     rejected_mids: tuple[str, ...] = ()
     extmap_allow_mixed: bool = False
+    inactive_stopped_mids: tuple[str, ...] = ()
+    """Stopped (port-0) sections the answer kept on a live port with ``a=inactive``. RFC 3264
+    §6 wants port 0 back; aiortc answers this way, and it means the same, so it is accepted
+    and reported here for counting rather than refused."""
 
     def by_mid(self, mid: str) -> NegotiatedMedia | None:
         """The accepted section with ``mid``, or None."""

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Final
 
 from router.sdp.answer import DTLS_SRTP_PROTOS
 from router.sdp.attributes import Direction, ExtMap, Group, Msid, Setup, SsrcGroup
-from router.sdp.capabilities import DEFAULT_CAPABILITIES, Capabilities
+from router.sdp.capabilities import DEFAULT_CAPABILITIES, TRANSPORT_CC, Capabilities
 from router.sdp.description import MediaInfo, SessionInfo, describe
 from router.sdp.errors import SdpError, SdpUsageError
 from router.sdp.model import Attribute, MediaDescription, Origin, SessionDescription, parse_sdp
@@ -78,13 +79,18 @@ class OutgoingTrack:
 
 @dataclass(frozen=True, slots=True)
 class MediaSlot:
-    """One m-section position. ``track`` None means port 0; ``free`` means an answer saw it so."""
+    """One m-section position. ``track`` None means port 0; ``free`` means an answer saw it so.
+
+    ``last_codec`` is the codec the slot last carried: a stopped section is still written with
+    its rtpmap/fmtp, because some answerers (aiortc) refuse a payload type with no rtpmap even
+    in a port-0 section.
+    """
 
     mid: str
     kind: str
     track: OutgoingTrack | None
     free: bool = False
-    last_payload_type: int = 0
+    last_codec: NegotiatedCodec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,7 @@ class SubscriberPlan:
             if track is None and slot.track is not None:
                 slot = replace(slot, track=None, free=False)
             if track is not None:
-                slot = replace(slot, track=track, last_payload_type=track.codec.payload_type)
+                slot = replace(slot, track=track, last_codec=track.codec)
             slots.append(slot)
         next_mid = self.next_mid
         for track in wanted.values():
@@ -121,9 +127,7 @@ class SubscriberPlan:
                 ),
                 None,
             )
-            new = MediaSlot(
-                str(next_mid), track.kind, track, last_payload_type=track.codec.payload_type
-            )
+            new = MediaSlot(str(next_mid), track.kind, track, last_codec=track.codec)
             next_mid += 1
             if index is None:
                 slots.append(new)
@@ -161,8 +165,11 @@ def subscriber_codec(
     if cap is None:
         raise SdpUsageError(f"codec {publisher.name}/{publisher.clock_rate} has no capability")
     rtx = cap.rtx_payload_type if capabilities.rtx else None
+    # transport-cc feedback goes with the transport-wide-cc extension, which subscriber offers
+    # leave out (see DEFAULT_CAPABILITIES); goog-remb with abs-send-time stays.
+    feedback = tuple(fb for fb in cap.feedback if fb != TRANSPORT_CC)
     return NegotiatedCodec(
-        cap.payload_type, cap.name, cap.clock_rate, cap.channels, cap.parameters, cap.feedback, rtx
+        cap.payload_type, cap.name, cap.clock_rate, cap.channels, cap.parameters, feedback, rtx
     )
 
 
@@ -173,13 +180,37 @@ def _offer_extensions(kind: str, capabilities: Capabilities) -> tuple[ExtMap, ..
     )  # fmt: skip
 
 
+_PLACEHOLDER_CODECS: Final = {
+    "audio": NegotiatedCodec(0, "PCMU", 8000),
+    "video": NegotiatedCodec(96, "VP8", 90000),
+}
+"""For a slot built by hand without ``last_codec`` (``with_tracks`` always sets it)."""
+
+
+def _stopped_section(slot: MediaSlot, local: LocalTransportParams) -> MediaDescription:
+    """A removed track's section: port 0, ``inactive``, but still a complete m-section.
+
+    RFC 8829 §5.2.2 only needs ``m=``/``c=``/``a=mid`` here, and Chromium accepts that; aiortc
+    (1.16) parses every section as a full one and refuses an offer whose section lacks
+    ice-ufrag/ice-pwd, ``a=rtcp-mux`` or an rtpmap for the listed payload type. Chromium writes
+    its own stopped sections with the transport attributes too, so this shape suits both.
+    The codec's rtcp-fb and RTX lines are left out: nothing is negotiated for a stopped section.
+    """
+    codec = slot.last_codec or _PLACEHOLDER_CODECS[slot.kind]
+    codec = replace(codec, feedback=(), rtx_payload_type=None)
+    attributes = [*local.transport_attributes(Setup.ACTPASS), Attribute("mid", slot.mid)]
+    attributes += [Attribute(Direction.INACTIVE.value), Attribute("rtcp-mux")]
+    attributes += codec_attributes([codec])
+    return MediaDescription(
+        slot.kind, 0, PROTO, payload_types([codec]), fields=(("c", "IN IP4 0.0.0.0"),),
+        attributes=tuple(attributes),
+    )  # fmt: skip
+
+
 def _section(slot: MediaSlot, local: LocalTransportParams, caps: Capabilities) -> MediaDescription:
     track = slot.track
     if track is None:
-        return MediaDescription(
-            slot.kind, 0, PROTO, (str(slot.last_payload_type),), fields=(("c", "IN IP4 0.0.0.0"),),
-            attributes=(Attribute("mid", slot.mid), Attribute(Direction.INACTIVE.value)),
-        )  # fmt: skip
+        return _stopped_section(slot, local)
     attributes = [*local.transport_attributes(Setup.ACTPASS), Attribute("mid", slot.mid)]
     attributes += [Attribute("extmap", e.value()) for e in _offer_extensions(slot.kind, caps)]
     attributes += [
@@ -247,9 +278,9 @@ def _check_section(slot: MediaSlot, media: MediaInfo, caps: Capabilities) -> Neg
             f"{where} is {media.kind} mid {media.mid!r}: the answer reordered sections", media.line
         )
     if slot.track is None:
-        if not media.rejected:
+        if not media.rejected and media.direction is not Direction.INACTIVE:
             raise SdpError(f"{where} accepts a section the offer disabled (port 0)", media.line)
-        return None
+        return None  # port 0, or aiortc's live port + a=inactive (see apply_subscriber_answer)
     if media.rejected:
         return None
     if media.mid is None or media.proto not in DTLS_SRTP_PROTOS or not media.rtcp_mux:
@@ -326,6 +357,7 @@ def apply_subscriber_answer(
         )
     accepted: list[NegotiatedMedia] = []
     rejected: list[str] = []
+    inactive_stopped: list[str] = []
     slots: list[MediaSlot] = []
     for slot, media in zip(plan.slots, info.media, strict=True):
         result = _check_section(slot, media, capabilities)
@@ -335,10 +367,13 @@ def apply_subscriber_answer(
             continue
         if slot.track is not None:
             rejected.append(slot.mid)
+        elif not media.rejected:
+            inactive_stopped.append(slot.mid)
         slots.append(replace(slot, track=None, free=True))
     group = _check_bundle(info, accepted)
     tag = info.by_mid(group.mids[0]) if group is not None and group.mids else None
-    transport_media = tag or next((m for m in info.media if not m.rejected), None)
+    live = (m for m in info.media if not m.rejected and m.mid not in inactive_stopped)
+    transport_media = tag or next(live, None)
     if transport_media is not None:
         remote = remote_transport(info, transport_media, our_setup=None, is_offer=False)
     elif plan.remote is not None:
@@ -348,6 +383,7 @@ def apply_subscriber_answer(
     negotiated = NegotiatedSession(
         remote=remote, media=tuple(accepted), bundle=group.mids if group else (),
         rejected_mids=tuple(rejected), extmap_allow_mixed=info.extmap_allow_mixed,
+        inactive_stopped_mids=tuple(inactive_stopped),
     )  # fmt: skip
     new_plan = replace(plan, slots=tuple(slots), awaiting_answer=False, remote=remote)
     return new_plan, negotiated

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random as _random
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -74,7 +75,15 @@ class BasicForwarder:
         for subscriber in list(state.outs):
             self.unsubscribe(subscriber, track_id)
 
-    def subscribe(self, subscriber: str, track: OutgoingTrack, sink: MediaSink, now: float) -> None:
+    def subscribe(
+        self,
+        subscriber: str,
+        track: OutgoingTrack,
+        sink: MediaSink,
+        now: float,
+        extensions: Mapping[str, int] | None = None,
+    ) -> None:
+        """(``extensions`` is ignored: this forwarder strips every header extension.)"""
         state = self._tracks.get(track.track_id)
         if state is None:
             return
@@ -138,6 +147,10 @@ class BasicForwarder:
                 self.bytes_out += len(buf)
         self.packets_out += sent
         return sent
+
+    def flush(self) -> int:
+        """Nothing waits here: :meth:`on_rtp` sends each copy at once."""
+        return 0
 
     def on_rtcp(self, participant: str, packet: bytes, now: float, from_publisher: bool) -> None:
         table = self._out_ssrcs.get(participant)

@@ -190,6 +190,10 @@ class SessionCore:
         out, self._notices = self._notices, []
         return out
 
+    def flush_media(self) -> int:
+        """End of a UDP batch: let the media plane encrypt and queue what it routed."""
+        return self.media.flush()
+
     def has_output(self) -> bool:
         return bool(self._outbox or self._closes or self._notices)
 

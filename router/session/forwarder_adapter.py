@@ -4,13 +4,15 @@ The forwarder thinks in peer connections; a participant here has two (publisher 
 subscriber), so each becomes a forwarder participant (``<id>/pub``, ``<id>/sub``) created on
 first use. SDP results are translated into the forwarder's specs (codec keys instead of payload
 types, layers from rids or signalled SSRCs), and its output queues are drained into the right
-:class:`~router.session.media.MediaSink` right after each call, so nothing waits for a later
-batch.
+:class:`~router.session.media.MediaSink` right after each control call. RTP routed by
+:meth:`ForwarderPlane.on_rtp` waits for :meth:`ForwarderPlane.flush`, which the UDP driver's
+batch hook calls once per batch: the copies are then encrypted per subscriber in one call each.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from router.forwarding.forwarder import Forwarder
 from router.forwarding.specs import (
@@ -53,13 +55,17 @@ def track_spec(track: PublishedTrack, publisher_id: str) -> TrackSpec:
     )  # fmt: skip
 
 
-def subscription_spec(subscriber_id: str, track: OutgoingTrack) -> SubscriptionSpec:
+def subscription_spec(
+    subscriber_id: str, track: OutgoingTrack, extensions: Mapping[str, int] | None = None
+) -> SubscriptionSpec:
+    """The forwarder's view of a subscriber m-section; ``extensions`` (URI -> id) are those the
+    subscriber's answer accepted (the forwarder writes abs-send-time, strips what is absent)."""
     codec = track.codec
     rtx = {codec.payload_type: codec.rtx_payload_type} if codec.rtx_payload_type else {}
     return SubscriptionSpec(
         subscriber=subscriber_id, track_id=track.track_id, ssrc=track.ssrc,
         codecs={_key(codec): codec.payload_type}, rtx_ssrc=track.rtx_ssrc,
-        rtx_payload_types=rtx,
+        rtx_payload_types=rtx, extensions=dict(extensions or {}),
     )  # fmt: skip
 
 
@@ -77,13 +83,9 @@ class ForwarderPlane:
         self._sinks[fid] = sink
 
     def _flush(self) -> int:
-        sinks = self._sinks
-        sent = 0
         fwd = self.forwarder
-        for fid, data in fwd.rtp_to_send():
-            sink = sinks.get(fid)
-            if sink is not None and sink.send_rtp(data):
-                sent += 1
+        sent = self.flush()
+        sinks = self._sinks
         for fid, data in fwd.rtcp_to_send():
             sink = sinks.get(fid)
             if sink is not None:
@@ -104,11 +106,18 @@ class ForwarderPlane:
             return
         self._flush()
 
-    def subscribe(self, subscriber: str, track: OutgoingTrack, sink: MediaSink, now: float) -> None:
+    def subscribe(
+        self,
+        subscriber: str,
+        track: OutgoingTrack,
+        sink: MediaSink,
+        now: float,
+        extensions: Mapping[str, int] | None = None,
+    ) -> None:
         self._now = now
         fid = f"{subscriber}/sub"
         self._ensure(fid, sink)
-        self.forwarder.subscribe(subscription_spec(fid, track), now)
+        self.forwarder.subscribe(subscription_spec(fid, track, extensions), now)
         self._flush()
 
     def unsubscribe(self, subscriber: str, track_id: str) -> None:
@@ -124,10 +133,30 @@ class ForwarderPlane:
                 self.forwarder.remove_participant(fid, self._now)
 
     def on_rtp(self, publisher: str, packet: bytes, now: float) -> int:
+        """Route only: the copies wait for :meth:`flush` at the end of the driver's batch."""
         self._now = now
-        if self.forwarder.route_rtp(f"{publisher}/pub", packet, now):
-            return self._flush()
-        return 0
+        return self.forwarder.route_rtp(publisher + "/pub", packet, now)
+
+    def flush(self) -> int:
+        """Group the queued copies by subscriber and hand each group to its transport in one
+        call (one SRTP setup and destination check per subscriber per batch, not per packet)."""
+        out = self.forwarder.rtp_to_send()
+        if not out:
+            return 0
+        groups: dict[str, list[bytes]] = {}
+        for fid, data in out:
+            group = groups.get(fid)
+            if group is None:
+                groups[fid] = [data]
+            else:
+                group.append(data)
+        sinks = self._sinks
+        sent = 0
+        for fid, packets in groups.items():
+            sink = sinks.get(fid)
+            if sink is not None:
+                sent += sink.send_rtp_batch(packets)
+        return sent
 
     def on_rtcp(self, participant: str, packet: bytes, now: float, from_publisher: bool) -> None:
         self._now = now

@@ -7,11 +7,12 @@ forwarder grow (NACK/RTX, simulcast layers, bandwidth estimation) without touchi
 and lets the session core be tested with any implementation.
 
 Every call is synchronous and takes no Trio checkpoint: :meth:`MediaPlane.on_rtp` runs once per
-packet inside the UDP driver's batch.
+packet inside the UDP driver's batch, and :meth:`MediaPlane.flush` once at the batch's end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +25,10 @@ class MediaSink(Protocol):
     def send_rtp(self, packet: bytes) -> bool: ...
 
     def send_rtcp(self, packet: bytes) -> bool: ...
+
+    def send_rtp_batch(self, packets: list[bytes]) -> int:
+        """Encrypt and queue several RTP packets in order; returns how many were queued."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +54,15 @@ class MediaPlane(Protocol):
         """Forget a track and every subscription to it."""
 
     def subscribe(
-        self, subscriber: str, track: OutgoingTrack, sink: MediaSink, now: float
+        self,
+        subscriber: str,
+        track: OutgoingTrack,
+        sink: MediaSink,
+        now: float,
+        extensions: Mapping[str, int] | None = None,
     ) -> None:
-        """Forward ``track.track_id`` to ``sink`` rewritten to ``track`` (SSRC, payload type);
+        """Forward ``track.track_id`` to ``sink`` rewritten to ``track`` (SSRC, payload type,
+        header extensions to the ids in ``extensions``, URI -> id from the subscriber's answer);
         a video subscription asks the publisher for a keyframe."""
 
     def unsubscribe(self, subscriber: str, track_id: str) -> None:
@@ -61,7 +72,14 @@ class MediaPlane(Protocol):
         """Forget every track and subscription of ``participant``."""
 
     def on_rtp(self, publisher: str, packet: bytes, now: float) -> int:
-        """Route one decrypted RTP packet; returns how many copies were queued."""
+        """Route one decrypted RTP packet; returns how many copies were queued.
+
+        Copies may wait for :meth:`flush`, so one batch of input is encrypted and queued per
+        subscriber in one call rather than per packet."""
+
+    def flush(self) -> int:
+        """Encrypt and queue what :meth:`on_rtp` left waiting; the driver calls it once per
+        batch, before the socket is written. Returns how many packets were queued."""
 
     def on_rtcp(self, participant: str, packet: bytes, now: float, from_publisher: bool) -> None:
         """Handle one decrypted RTCP compound packet from the participant's publisher

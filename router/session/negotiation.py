@@ -59,6 +59,9 @@ class Negotiator:
     max_tracks: int = 8
     #: Called with each peer as it is closed (the core keeps its SRTP counters).
     on_peer_closed: Callable[[PeerTransport], None] | None = None
+    #: Stopped sections a subscriber answered ``inactive`` on a live port instead of port 0
+    #: (aiortc does); accepted, counted here, exported as a metric.
+    inactive_stopped_answers: int = 0
     #: peer -> (participant, True for the publisher connection).
     owners: dict[PeerTransport, tuple[Participant, bool]] = field(default_factory=dict)
 
@@ -155,6 +158,7 @@ class Negotiator:
             raise NegotiationError("ICE restart (a new ice-ufrag) is not supported; rejoin")
         by_mid = {s.mid: s.track for s in sub.plan.slots if s.track is not None}
         sub.plan = plan
+        self.inactive_stopped_answers += len(negotiated.inactive_stopped_mids)
         if sub.peer is None and negotiated.media:
             sub.peer = self._create_peer(sub.local, negotiated, now)
             self.owners[sub.peer] = (p, False)
@@ -171,7 +175,8 @@ class Negotiator:
                 track = by_mid.get(media.mid)
                 if track is not None and track.track_id not in sub.subscribed:
                     sub.subscribed.add(track.track_id)
-                    self.media.subscribe(p.id, track, sub.peer, now)
+                    extensions = {e.uri: e.id for e in media.extensions}
+                    self.media.subscribe(p.id, track, sub.peer, now, extensions)
         due = sub.dirty
         sub.dirty = False
         return due

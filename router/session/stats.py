@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from router.transport import PeerTransport
 
 SRTP_FAILURE_KINDS = ("auth", "replay", "bad_length", "other")
+#: STUN requests a known peer left unanswered, by reason (unknown usernames are the mux's).
+STUN_REFUSAL_KINDS = ("bad_integrity", "bad_username", "malformed")
 
 
 @dataclass(slots=True)
@@ -26,6 +28,8 @@ class SessionStats:
     dtls_failures: int = 0
     #: SRTP drops of peers already closed (live peers are summed at scrape time).
     srtp_failures_closed: Counter[str] = field(default_factory=Counter)
+    #: STUN refusals of peers already closed.
+    stun_refusals_closed: Counter[str] = field(default_factory=Counter)
     joins: Counter[str] = field(default_factory=Counter)
     messages: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
@@ -57,6 +61,8 @@ class SessionStats:
         """Keep a closing peer's SRTP drop counters (its object is about to be forgotten)."""
         for kind, value in srtp_failures(peer).items():
             self.srtp_failures_closed[kind] += value
+        for kind, value in stun_refusals(peer).items():
+            self.stun_refusals_closed[kind] += value
 
 
 def srtp_failures(peer: PeerTransport) -> dict[str, int]:
@@ -68,4 +74,17 @@ def srtp_failures(peer: PeerTransport) -> dict[str, int]:
             "bad_length": s.bad_length, "other": s.other_failures}
 
 
-__all__ = ["SRTP_FAILURE_KINDS", "SessionStats", "srtp_failures"]
+def stun_refusals(peer: PeerTransport) -> dict[str, int]:
+    """A peer's unanswered STUN requests by reason (bad MESSAGE-INTEGRITY and the like)."""
+    s = peer.ice.stats
+    return {"bad_integrity": s.bad_integrity, "bad_username": s.bad_username,
+            "malformed": s.malformed}
+
+
+__all__ = [
+    "SRTP_FAILURE_KINDS",
+    "STUN_REFUSAL_KINDS",
+    "SessionStats",
+    "srtp_failures",
+    "stun_refusals",
+]

@@ -111,6 +111,7 @@ class Hub:
         before = stats.packets_out
         while (item := mux.next_event()) is not None:
             on_event(item[0], item[1], now)
+        self.core.flush_media()
         start, self._batch_start = self._batch_start, None
         forwarded = stats.packets_out - before
         if start is not None and forwarded:
@@ -183,6 +184,7 @@ class TimedMux:
         self.get_timer = mux.get_timer
         self.handle_timer = mux.handle_timer
         self.datagrams_to_send = mux.datagrams_to_send
+        self.outbox = mux.outbox
 
     def receive_datagram(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int],
                          now: float) -> PeerTransport | None:

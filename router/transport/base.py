@@ -149,6 +149,16 @@ class BaseTransport:
         self._out.append((protected, dest))
         return True
 
+    def send_rtp_batch(self, packets: list[bytes]) -> int:
+        """:meth:`send_rtp` for several packets in order (the forwarder's per-batch fan-out);
+        returns how many were queued. One destination check and one SRTP call setup per batch."""
+        dest = self._dest
+        srtp = self.srtp
+        if dest is None or srtp is None:
+            self.stats.send_refused += len(packets)
+            return 0
+        return srtp.protect_rtp_batch(packets, dest, self._out)
+
     def send_rtcp(self, packet: bytes) -> bool:
         """Encrypt a plain RTCP compound packet and queue it; ``False`` if not sent (counted)."""
         dest = self._dest

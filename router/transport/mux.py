@@ -132,6 +132,15 @@ class TransportMux:
         self._after_control(peer)
         return peer
 
+    @property
+    def outbox(self) -> list[tuple[bytes, Address]]:
+        """The one list every peer appends ``(datagram, address)`` to.
+
+        A driver may send from it in place and delete what the kernel took (it stays the same
+        list object), instead of copying it out through :meth:`datagrams_to_send` every batch.
+        """
+        return self._outbox
+
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Every queued datagram of every peer, as ``(datagram, address)``."""
         out = self._outbox[:]

@@ -7,8 +7,9 @@ import itertools
 import pytest
 
 from router.forwarding import ForwardingUsageError, LayerSpec
-from router.forwarding.specs import ABS_SEND_TIME, TRANSPORT_WIDE_CC
-from router.rtp import RtpPacket
+from router.forwarding.packet import abs_send_time, outgoing_tail
+from router.forwarding.specs import ABS_SEND_TIME, SDES_MID, TRANSPORT_WIDE_CC
+from router.rtp import ExtensionBlock, HeaderExtension, RtpDecodeError, RtpPacket
 from tests.forwarding.helpers import (
     OPUS,
     VP8,
@@ -61,7 +62,12 @@ def test_payload_type_mapping_and_unnegotiated_codec() -> None:
     assert parsed(out, "none") == []
 
 
-def test_extension_ids_rewritten_mid_and_rid_stripped() -> None:
+def _elements(packet: RtpPacket) -> dict[int, bytes]:
+    assert packet.extension is not None
+    return {e.id: e.data for e in packet.extension.elements}
+
+
+def test_extension_ids_rewritten_mid_and_rid_stripped_abs_send_time_ours() -> None:
     fwd = make_forwarder()
     fwd.add_participant("pub")
     fwd.add_track(video_track(), 0.0)
@@ -72,27 +78,67 @@ def test_extension_ids_rewritten_mid_and_rid_stripped() -> None:
     fwd.add_participant("c")
     fwd.subscribe(subscription("c", extensions={}), 0.0)
     packet = rtp(1, ext={1: b"0", 2: b"\x01\x02\x03", 3: b"\x00\x07", 4: b"h"}, payload=b"xyz")
-    fwd.route_rtp("pub", packet, 0.0)
+    fwd.route_rtp("pub", packet, 1.5)
     out = fwd.rtp_to_send()
     [a] = parsed(out, "a")
     [b] = parsed(out, "b")
     [c] = parsed(out, "c")
-    assert a.extension is not None and b.extension is not None and c.extension is not None
-    assert {e.id: e.data for e in a.extension.elements} == {2: b"\x01\x02\x03", 3: b"\x00\x07"}
-    assert {e.id: e.data for e in b.extension.elements} == {9: b"\x01\x02\x03", 14: b"\x00\x07"}
-    assert c.extension.elements == ()
+    ours = abs_send_time(1.5).to_bytes(3, "big")
+    assert ours == b"\x06\x00\x00"
+    # The publisher's abs-send-time is replaced by the router's send time (see routing.py).
+    assert _elements(a) == {2: ours, 3: b"\x00\x07"}
+    assert _elements(b) == {9: ours, 14: b"\x00\x07"}
+    assert _elements(c) == {}
     assert a.payload == b.payload == c.payload == b"xyz"
-    assert len(out[0][1]) == len(packet)
+    assert len(dict(out)["c"]) == len(packet)
+    assert len(dict(out)["a"]) == len(packet) + 4  # the stripped element stays as padding
+
+
+def test_abs_send_time_inserted_when_the_publisher_sent_none() -> None:
+    fwd = make_forwarder()
+    fwd.add_participant("pub")
+    fwd.add_track(video_track(extensions={}), 0.0)
+    for name, ast_id in (("one", 2), ("two", 20)):
+        fwd.add_participant(name)
+        fwd.subscribe(subscription(name, extensions={ABS_SEND_TIME: ast_id}), 0.0)
+    fwd.add_participant("none")
+    fwd.subscribe(subscription("none", extensions={}), 0.0)
+    packet = rtp(1, payload=b"media", marker=True)
+    fwd.route_rtp("pub", packet, 3.0)
+    out = fwd.rtp_to_send()
+    value = abs_send_time(3.0).to_bytes(3, "big")
+    [one], [two], [none] = parsed(out, "one"), parsed(out, "two"), parsed(out, "none")
+    assert _elements(one) == {2: value} and one.extension.profile == 0xBEDE  # type: ignore[union-attr]
+    assert _elements(two) == {20: value} and two.extension.profile == 0x1000  # type: ignore[union-attr]
+    assert none.extension is None and dict(out)["none"][12:] == packet[12:]
+    assert one.payload == two.payload == b"media" and one.marker and two.marker
+
+
+def test_outgoing_tail_appends_to_an_existing_block() -> None:
+    two_byte = RtpPacket(
+        96, 1, 0, 5, extension=ExtensionBlock(0x1000, (HeaderExtension(7, b"abcdefghijklmnopq"),)),
+        payload=b"p",
+    ).build()  # fmt: skip
+    b0, tail = outgoing_tail(two_byte, None, 3, 0xABCDEF)
+    parsed_two = RtpPacket.parse(bytes([b0]) + two_byte[1:12] + tail)
+    assert _elements(parsed_two) == {7: b"abcdefghijklmnopq", 3: b"\xab\xcd\xef"}
+    one_byte = rtp(1, ext={5: b"x"})
+    b0, tail = outgoing_tail(one_byte, None, 15, 1)  # id 15 cannot go in a one-byte block
+    assert bytes([b0]) + one_byte[1:12] + tail == one_byte
+    assert outgoing_tail(one_byte, None, 0, 1) == (one_byte[0], one_byte[12:])
+    with pytest.raises(RtpDecodeError):
+        outgoing_tail(b"\x90\x60" + bytes(10) + b"\xbe\xde\x00\x09", None, 2, 1)
+    assert abs_send_time(64.0) == 0 and abs_send_time(1 / 262144) == 1
 
 
 def test_identity_extension_mapping_keeps_bytes() -> None:
     fwd = make_forwarder()
-    ext = {ABS_SEND_TIME: 2, TRANSPORT_WIDE_CC: 3}
+    ext = {SDES_MID: 1, TRANSPORT_WIDE_CC: 3}
     fwd.add_participant("pub")
-    fwd.add_track(video_track(extensions=ext), 0.0)
+    fwd.add_track(video_track(extensions={TRANSPORT_WIDE_CC: 3}), 0.0)
     fwd.add_participant("s")
     fwd.subscribe(subscription("s", extensions=ext), 0.0)
-    packet = rtp(1, ext={2: b"abc", 3: b"\x00\x01"})
+    packet = rtp(1, ext={3: b"\x00\x01"})
     fwd.route_rtp("pub", packet, 0.0)
     [(_, data)] = fwd.rtp_to_send()
     assert data[12:] == packet[12:]

@@ -64,29 +64,37 @@ async def _publisher_leaves(url: str) -> None:
     bob = await Subscriber.join(url, join_token("interop", "bob"))
     alice = await Publisher.join(url, join_token("interop", "alice"))
     carol = await Publisher.join(url, join_token("interop", "carol"))
+    dave: Publisher | None = None
     try:
         await alice.publish("audio")
         await bob.answer_next_offer()
         await carol.publish("audio")
         await bob.answer_next_offer()
+        await _until(lambda: bob.received.frames["audio"] > 20, 20)
         await alice.ws.send({"type": "leave"})
-        # The router re-offers alice's section with port 0 and only a=mid/a=inactive; aiortc
-        # wants ICE credentials, a=rtcp-mux and a known codec in every m-section.
-        await bob.answer_next_offer()
+        # The router re-offers alice's section as a stopped (port 0) section; aiortc needs ICE
+        # credentials, a=rtcp-mux and an rtpmap in it, and answers it a=inactive on a live port.
+        offer = await bob.answer_next_offer()
+        stopped = offer["sdp"].split("m=audio ")[1]
+        assert stopped.startswith("0 ") and "a=inactive" in stopped and "a=ice-ufrag:" in stopped
+        # A router that refused that answer would send bad_sdp here (recv_type raises on error);
+        # a new track recycles the freed slot in the next offer.
+        dave = await Publisher.join(url, join_token("interop", "dave"))
+        await dave.publish("audio")
+        offer = await bob.answer_next_offer()
+        assert len(offer["tracks"]) == 2
+        before = bob.received.frames["audio"]
+        await _until(lambda: bob.received.frames["audio"] > before + 40, 20)
+        assert bob.pc.connectionState == "connected"
     finally:
-        await alice.close()
-        await carol.close()
+        for peer in (alice, carol, dave):
+            if peer is not None:
+                await peer.close()
         await bob.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="router/sdp/subscriber.py writes removed sections as bare port-0 sections; aiortc "
-    "1.16 refuses an offer whose m-section lacks ice-ufrag/ice-pwd (then rtcp-mux, then a "
-    "codec rtpmap) and, given them, answers port 0 with a live port + a=inactive, which the "
-    "router calls bad_sdp. See the interop report for the exact fix.",
-)
 def test_aiortc_subscriber_after_a_track_is_removed(router_process: RouterProcess) -> None:
+    """A publisher leaves: aiortc takes the router's stopped section, the router takes aiortc's
+    inactive answer to it, and media keeps flowing through a further renegotiation."""
     with loopback_only():
         asyncio.run(_publisher_leaves(router_process.signaling_url))

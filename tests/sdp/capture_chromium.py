@@ -159,6 +159,7 @@ SUBSCRIBER_STEPS: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = (
     ("initial audio+video", ((1, "audio"), (2, "video"))),
     ("audio removed, second video added", ((2, "video"), (3, "video"))),
     ("new audio recycles the freed audio slot", ((2, "video"), (3, "video"), (4, "audio"))),
+    ("video with RTX removed (a stopped section)", ((3, "video"), (4, "audio"))),
 )
 """Track sets of the subscriber renegotiation sequence (checked by tests/sdp/test_browser.py)."""
 

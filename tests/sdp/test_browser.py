@@ -53,12 +53,23 @@ def test_chromium_answers_every_subscriber_offer(capture: Capture) -> None:
     assert len(capture.subscriber_answers) == len(SUBSCRIBER_STEPS)
     for (label, _), result in zip(SUBSCRIBER_STEPS, capture.subscriber_answers, strict=True):
         assert result["ok"], f"Chromium refused our subscriber offer ({label}): {result['error']}"
-    final = capture.subscriber_answers[-1]["transceivers"]
-    live = {t["mid"]: (t["kind"], t["current"]) for t in final if not t["stopped"]}
+    third = capture.subscriber_answers[2]["transceivers"]
+    live = {t["mid"]: (t["kind"], t["current"]) for t in third if not t["stopped"]}
     assert live == {
         "3": ("audio", "recvonly"),
         "1": ("video", "recvonly"),
         "2": ("video", "recvonly"),
     }
+    assert [s.mid for s in capture.subscriber_plans[2].active()] == ["3", "1", "2"]
+    # The removal: Chromium takes the stopped section (ICE/DTLS attributes, rtcp-mux, rtpmap,
+    # a=inactive, port 0), stops that transceiver and answers it with port 0.
+    final = capture.subscriber_answers[-1]["transceivers"]
+    live = {t["mid"]: (t["kind"], t["current"]) for t in final if not t["stopped"]}
+    assert live == {"3": ("audio", "recvonly"), "2": ("video", "recvonly")}
     plan = capture.subscriber_plans[-1]
-    assert [s.mid for s in plan.active()] == ["3", "1", "2"]
+    assert [s.mid for s in plan.active()] == ["3", "2"]
+    assert plan.slots[1].mid == "1" and plan.slots[1].free
+    stopped = parse_sdp(capture.subscriber_offers[-1]).media[1]
+    assert stopped.port == 0 and stopped.has("ice-ufrag") and stopped.has("rtcp-mux")
+    answer = parse_sdp(capture.subscriber_answers[-1]["sdp"]).media[1]
+    assert answer.port == 0

@@ -69,11 +69,10 @@ def test_offer_shape() -> None:
         assert [c.value() for c in media.transport.candidates] == [
             "1 1 udp 2130706431 127.0.0.1 40000 typ host"
         ]
-        assert {e.uri: e.id for e in media.extensions} == {
-            SDES_MID: 1,
-            ABS_SEND_TIME: 2,
-            TRANSPORT_WIDE_CC: 3,
-        }
+        # transport-wide-cc is left out (no TWCC towards subscribers yet), and so is the
+        # transport-cc feedback that goes with it; abs-send-time + goog-remb remain.
+        assert {e.uri: e.id for e in media.extensions} == {SDES_MID: 1, ABS_SEND_TIME: 2}
+        assert all(fb.type != "transport-cc" for c in media.codecs for fb in c.feedback)
         assert media.msid is not None and media.msid.stream_id == "alice-stream"
     assert [(c.payload_type, c.name) for c in audio.codecs] == [(111, "opus")]
     assert audio.codecs[0].parameters == (("minptime", "10"), ("useinbandfec", "1"))
@@ -115,7 +114,8 @@ def test_negotiated_session_from_chromium_answer() -> None:
     assert video.codec.name == "VP8" and video.codec.rtx_payload_type == 97
     assert video.rtx_map() == {97: 96} and video.rtx_ssrc(1020) == 1021
     assert video.codec.has_feedback("nack", "pli") and video.codec.has_feedback("ccm", "fir")
-    assert video.extension_id(TRANSPORT_WIDE_CC) == 3
+    assert video.extension_id(ABS_SEND_TIME) == 2 and video.extension_id(SDES_MID) == 1
+    assert video.extension_id(TRANSPORT_WIDE_CC) is None  # not offered to subscribers
     assert plan.remote == session.remote
 
 
@@ -188,7 +188,7 @@ def test_subscriber_rejecting_a_section() -> None:
             "a=sendrecv",
             "is sendrecv; an answer to sendonly must be recvonly or inactive",
         ),
-        ("a=extmap:3 ", "a=extmap:9 ", "uses extmap id 9"),
+        ("a=extmap:2 ", "a=extmap:9 ", "uses extmap id 9"),
         (
             "a=rtpmap:96 VP8/90000",
             "a=rtpmap:96 H264/90000",
@@ -231,6 +231,59 @@ def test_answer_must_match_section_count_and_disabled_sections() -> None:
     revived = disabled.replace(" 0 UDP", " 9 UDP") + "a=rtcp-mux\r\na=recvonly\r\n"
     with pytest.raises(SdpError, match="accepts a section the offer disabled"):
         apply_subscriber_answer(offer2.plan, answer2.replace(disabled, revived))
+
+
+def test_stopped_section_is_a_complete_m_section() -> None:
+    """A removed track's section keeps ICE/DTLS attributes, rtcp-mux and the rtpmap/fmtp of the
+    codec it carried (aiortc refuses an m-section without them), but no rtcp-fb or RTX."""
+    offer = run_steps(2)[1][0]
+    stopped = offer.sdp.media[0]
+    assert (stopped.kind, stopped.port, stopped.formats) == ("audio", 0, ("111",))
+    names = [a.name for a in stopped.attributes]
+    for name in ("ice-ufrag", "ice-pwd", "fingerprint", "setup", "mid", "inactive", "rtcp-mux"):
+        assert name in names, name
+    assert stopped.get("setup").value == "actpass"  # type: ignore[union-attr]
+    assert [a.text() for a in stopped.attributes if a.name in ("rtpmap", "fmtp")] == [
+        "rtpmap:111 opus/48000/2",
+        "fmtp:111 minptime=10;useinbandfec=1",
+    ]
+    assert "rtcp-fb" not in names and "candidate" not in names and "msid" not in names
+    assert "0" not in describe(offer.sdp).bundle_groups[0].mids
+    # A stopped video section lists only its primary payload type, not RTX.
+    plan = SubscriberPlan().with_tracks([subscriber_track(1, "video")])
+    first = build_subscriber_offer(plan, LOCAL)
+    plan, _ = apply_subscriber_answer(first.plan, _answer_to(first))
+    video = build_subscriber_offer(plan.with_tracks([]), LOCAL).sdp.media[0]
+    assert video.port == 0 and video.formats == ("96",)
+    assert [a.text() for a in video.attributes if a.name == "rtpmap"] == ["rtpmap:96 VP8/90000"]
+
+
+def _aiortc_style(answer: str, mid: str) -> str:
+    """aiortc answers a stopped section on a live port with a=inactive (not port 0)."""
+    head, sep, rest = answer.partition(f"a=mid:{mid}\r\n")
+    section_start = head.rindex("m=")
+    m_line_end = head.index("\r\n", section_start)
+    m_line = head[section_start:m_line_end].replace(" 0 UDP", " 9 UDP")
+    head = head[:section_start] + m_line + head[m_line_end:]
+    return head + sep + "a=inactive\r\na=rtcp-mux\r\n" + rest
+
+
+def test_inactive_answer_to_a_stopped_section_is_accepted_and_counted() -> None:
+    offer = run_steps(2)[1][0]
+    answer = _aiortc_style(_answer_to(offer), "0")
+    assert "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=inactive" in answer
+    plan, session = apply_subscriber_answer(offer.plan, answer)
+    assert session.inactive_stopped_mids == ("0",) and session.rejected_mids == ()
+    assert [m.mid for m in session.media] == ["1", "2"]
+    assert plan.slots[0].free and plan.slots[0].track is None
+    # The next new audio track recycles the slot exactly as after a port-0 answer.
+    recycled = plan.with_tracks(
+        [*(s.track for s in plan.active() if s.track), subscriber_track(5, "audio")]
+    )
+    assert recycled.slots[0].kind == "audio" and recycled.slots[0].track is not None
+    # A Chromium-style port-0 answer is not counted.
+    _, session = apply_subscriber_answer(offer.plan, _answer_to(offer))
+    assert session.inactive_stopped_mids == ()
 
 
 def test_api_misuse() -> None:

@@ -17,7 +17,12 @@ from router.transport import (
     TransportMux,
 )
 from router.transport.peer import PeerTransport
-from router.transport.udp_driver import client_driver, mux_driver
+from router.transport.udp_driver import (
+    UdpDriver,
+    client_driver,
+    enlarge_socket_buffers,
+    mux_driver,
+)
 from tests.transport.wiring import CLIENT_CERT, SERVER_CERT
 
 
@@ -151,3 +156,55 @@ async def test_router_driver_drops_a_silent_client_after_consent_timeout(
     assert mux.peer_count == 0
     server_sock.close()
     client_sock.close()
+
+
+def test_socket_buffers_enlarged() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        default = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        rcv, snd = enlarge_socket_buffers(sock, 1 << 20)
+        assert rcv > default and snd >= 1 << 20
+        assert rcv == sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+class _Echo:
+    """A core that echoes every datagram and has no timer; ``outbox`` is shared in place."""
+
+    def __init__(self) -> None:
+        self.outbox: list[tuple[bytes, tuple[str, int]]] = []
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        self.outbox.append((data, addr))
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        raise AssertionError("the shared outbox is flushed in place")
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        raise AssertionError("no timer")
+
+
+async def test_driver_reuses_its_cancel_scope_and_flushes_the_shared_outbox() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    core = _Echo()
+    outbox = core.outbox
+    driver = UdpDriver(server, core, lambda: None)
+    client = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await client.bind(("127.0.0.1", 0))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver.run)
+        for i in range(50):
+            await client.sendto(b"ping%d" % i, server.getsockname())
+            assert await client.recv(100) == b"ping%d" % i
+        assert driver.waits >= 50 and driver.scopes == 1  # no scope per wakeup
+        driver.notify()  # an API call: the scope fires, a new one is entered
+        await client.sendto(b"again", server.getsockname())
+        assert await client.recv(100) == b"again"
+        assert driver.scopes == 2
+        nursery.cancel_scope.cancel()
+    assert core.outbox is outbox and outbox == []
+    assert driver.datagrams_in == driver.datagrams_out == 51
+    client.close()
+    server.close()

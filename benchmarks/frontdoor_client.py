@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import selectors
 import socket
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,6 +39,39 @@ def request_bytes(host: str, room: str, address: str, body: bytes) -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` from /proc (None where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _connect(host: str, port: int, tls: bool) -> socket.socket:
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        sock = context.wrap_socket(sock, server_hostname=host)
+    sock.setblocking(False)
+    return sock
+
+
+def _receive(sock: socket.socket) -> bytes | None:
+    """What the socket has (b"" at EOF), None if a TLS record is still incomplete."""
+    try:
+        data = sock.recv(262144)
+        if isinstance(sock, ssl.SSLSocket):
+            while data and sock.pending():
+                data += sock.recv(262144)
+        return data
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return None
+
+
 def _response_end(buffer: bytearray) -> tuple[int, int] | None:
     """(status, total length) of a complete response at the start of ``buffer``."""
     head_end = buffer.find(b"\r\n\r\n")
@@ -52,10 +87,13 @@ def _response_end(buffer: bytearray) -> tuple[int, int] | None:
 
 
 def run(url: str, concurrency: int, seconds: float, mode: str, rooms: int = 200,
-        warmup: float = 1.0) -> dict[str, object]:
+        warmup: float = 1.0, server_pid: int | None = None) -> dict[str, object]:
     """Drive joins; ``mode`` ``existing`` (a fixed set of ``eea`` rooms, placed during
-    warm-up) or ``new`` (every join names a new room)."""
+    warm-up) or ``new`` (every join names a new room). With ``server_pid``, the server's CPU
+    time over the measured window is reported too (per join, and as a share of one core), as
+    is this generator's: a busy shared machine lowers joins/s, CPU per join much less."""
     parts = urlsplit(url)
+    tls = parts.scheme == "https"
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     addresses = [a for a in address_set() if not a.startswith("10.")]
     body_existing = b'{"policy":"eea","size":"large"}'
@@ -74,9 +112,7 @@ def run(url: str, concurrency: int, seconds: float, mode: str, rooms: int = 200,
     selector = selectors.DefaultSelector()
     conns: list[_Conn] = []
     for _ in range(concurrency):
-        sock = socket.create_connection((host, port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setblocking(False)
+        sock = _connect(host, port, tls)
         conn = _Conn(sock)
         conns.append(conn)
         selector.register(sock, selectors.EVENT_READ, conn)
@@ -89,13 +125,21 @@ def run(url: str, concurrency: int, seconds: float, mode: str, rooms: int = 200,
         conn.sent_at = time.perf_counter()
         conn.sock.sendall(next_request())
     done = 0
+    measuring = False
+    server_cpu = own_cpu = 0.0
     while True:
         now = time.perf_counter()
         if now >= deadline:
             break
+        if not measuring and now >= measure_from:
+            measuring = True
+            server_cpu = (process_cpu_seconds(server_pid) or 0.0) if server_pid else 0.0
+            own_cpu = time.process_time()
         for key, _ in selector.select(0.5):
             conn = key.data
-            chunk = conn.sock.recv(262144)
+            chunk = _receive(conn.sock)
+            if chunk is None:
+                continue
             if not chunk:
                 raise RuntimeError("front door closed a keep-alive connection mid-run")
             conn.buffer += chunk
@@ -112,6 +156,9 @@ def run(url: str, concurrency: int, seconds: float, mode: str, rooms: int = 200,
             conn.sent_at = now
             conn.sock.sendall(next_request())
     elapsed = time.perf_counter() - measure_from
+    own_cpu = time.process_time() - own_cpu
+    server_after = process_cpu_seconds(server_pid) if server_pid else None
+    server_cpu = server_after - server_cpu if server_after is not None else -1.0
     for conn in conns:
         conn.sock.close()
     latencies.sort()
@@ -128,6 +175,10 @@ def run(url: str, concurrency: int, seconds: float, mode: str, rooms: int = 200,
         "p50_ms": pct(0.50) if latencies else None,
         "p99_ms": pct(0.99) if latencies else None,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "server_cpu_percent": round(100 * server_cpu / elapsed, 1) if server_cpu >= 0 else None,
+        "server_cpu_us_per_join": round(1e6 * server_cpu / done, 1)
+        if server_cpu >= 0 and done else None,
+        "generator_cpu_percent": round(100 * own_cpu / elapsed, 1),
     }
 
 
@@ -138,6 +189,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--mode", choices=["existing", "new"], default="existing")
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--server-pid", type=int, help="report this process's CPU time")
     args = parser.parse_args()
     print(json.dumps(run(args.url, args.concurrency, args.seconds, args.mode,
-                         warmup=args.warmup)))
+                         warmup=args.warmup, server_pid=args.server_pid)))

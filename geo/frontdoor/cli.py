@@ -1,4 +1,5 @@
-"""``regio frontdoor``: the GeoIP front door (HTTPS join API on Hypercorn + Starlette + Trio).
+"""``regio frontdoor``: the GeoIP front door (HTTPS join API; its own HTTP/1.1 server or
+Hypercorn, Starlette for the other routes, Trio).
 
 Flags are the fields of :class:`~geo.frontdoor.config.FrontdoorConfig` (also the keys of the
 ``[frontdoor]`` table of ``--config FILE``), plus the shared ``--etcd`` options. ``--host`` and

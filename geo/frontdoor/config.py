@@ -64,6 +64,10 @@ class FrontdoorConfig:
         "/v1/signal", doc="path of the routers' WebSocket signaling endpoint"
     )
     access_log: bool = setting(False, doc="log every request (addresses truncated)")
+    http_server: Literal["regio", "hypercorn"] = setting(
+        "regio", doc="HTTP server: regio (own HTTP/1.1 server, joins on the fast path; "
+        "default) or hypercorn (the library server, also HTTP/2)"
+    )
 
 
 __all__ = ["FrontdoorConfig", "Policy", "Size"]

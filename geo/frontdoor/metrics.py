@@ -86,9 +86,19 @@ class FrontdoorMetrics:
             buckets=FAST_BUCKETS, registry=self.registry,
         )
         self._children: dict[tuple[str, str, str], Counter] = {}
+        self._assignment = {path: self.assignment_seconds.labels(path)
+                            for path in ("cached", "placed")}
 
     def attach(self, geoip: GeoIP, state: Callable[[], dict[str, float]]) -> None:
         self.registry.register(_StateCollector(geoip, state))
+
+    def assignment(self, path: str) -> Histogram:
+        """The ``path`` child of the assignment histogram (``labels()`` costs more than the
+        observation itself, so the two children are made once)."""
+        child = self._assignment.get(path)
+        if child is None:
+            child = self._assignment[path] = self.assignment_seconds.labels(path)
+        return child
 
     def count_join(self, jurisdiction: str | None, region: str | None, result: str) -> None:
         key = (jurisdiction or "none", region or "none", result)

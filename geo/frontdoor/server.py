@@ -1,4 +1,6 @@
-"""Running a front door: etcd views, GeoIP, the join service and Hypercorn, under one Trio loop.
+"""Running a front door: etcd views, GeoIP, the join service and its HTTP server (the front
+door's own :mod:`~geo.frontdoor.fastserver` by default, Hypercorn on request), under one Trio
+loop.
 
 Start-up order matters for residency: the HTTP listener opens only after the cluster view and
 the room cache have read etcd once, so the first join is decided on real data. Afterwards the
@@ -9,8 +11,10 @@ thread, so a database reload never pauses a join.
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
+import ssl
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +31,7 @@ from control.view import ClusterView
 from geo.client_address import parse_trusted_proxies
 from geo.frontdoor.app import FrontdoorApp, prometheus_targets, uptime_clock
 from geo.frontdoor.config import FrontdoorConfig
+from geo.frontdoor.fastserver import FastServer
 from geo.frontdoor.metrics import FrontdoorMetrics
 from geo.frontdoor.rooms import RoomCache
 from geo.frontdoor.service import JoinService, NoRouterForRoom, PlacementUnavailable
@@ -136,9 +141,11 @@ async def run_frontdoor(
     if tls and not (config.tls_cert and config.tls_key):
         raise ValueError("--tls-cert and --tls-key go together")
     hconfig = HypercornConfig()
+    fast_tls: ssl.SSLContext | None = None
     if tls:
         hconfig.tls_context = server_context(config.tls_cert, config.tls_key)
         hconfig.certfile, hconfig.keyfile = config.tls_cert, config.tls_key
+        fast_tls = server_context(config.tls_cert, config.tls_key, alpn=("http/1.1",))
     else:
         check_plain_listen(host)
     hconfig.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
@@ -168,7 +175,11 @@ async def run_frontdoor(
         shutdown = trio.Event()
         if handle_signals:
             nursery.start_soon(_signals, shutdown)
-        urls += await nursery.start(_serve, app, hconfig, shutdown)
+        if config.http_server == "hypercorn":
+            urls += await nursery.start(_serve, app, hconfig, shutdown)
+        else:
+            fast = FastServer(app, ssl_context=fast_tls)
+            urls += await nursery.start(functools.partial(fast.serve, host, port))
         print(f"{READY_PREFIX} url={urls[0]} etcd={etcd.urls}", flush=True)
         log.info("front door serving on %s", ", ".join(urls))
         task_status.started(Frontdoor(config, service, view, rooms, geoip, app, urls))

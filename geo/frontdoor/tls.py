@@ -53,14 +53,16 @@ def check_plain_listen(host: str) -> None:
         )
 
 
-def server_context(cert: str, key: str) -> ssl.SSLContext:
-    """A server context: TLS 1.2+, no compression, no renegotiation, h2 and http/1.1."""
+def server_context(cert: str, key: str, alpn: tuple[str, ...] = ("h2", "http/1.1")
+                   ) -> ssl.SSLContext:
+    """A server context: TLS 1.2+, no compression, no renegotiation, ``alpn`` protocols (h2
+    and http/1.1 for Hypercorn; http/1.1 only for the front door's own server)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
-    context.set_alpn_protocols(["h2", "http/1.1"])
+    context.set_alpn_protocols(list(alpn))
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:

@@ -255,6 +255,22 @@ def test_tls_front_door_refuses_tls_1_1(live: Cluster, tls_files: tuple[str, str
     proc.stop()
 
 
+def test_hypercorn_server_option(live: Cluster, country_addresses: dict[str, list[str]]
+                                 ) -> None:
+    """``--http-server hypercorn`` (the library server) answers the same API."""
+    proc, url = live.cluster.add_frontdoor("frontdoor-hypercorn", "--http-server", "hypercorn",
+                                           "--trusted-proxy", "127.0.0.1/32")
+    other = Cluster(live.cluster, proc, url, live.eea_nodes, live.turns, live.used)
+    status, body, headers = other.join("hyper-room", country_addresses["DE"][0],
+                                       {"policy": "eea"})
+    assert status == 200 and body["jurisdiction"] == "EEA", body
+    assert headers["cache-control"] == "no-store"
+    assert other.get("/healthz")[0] == 200
+    status, body, _ = other.join("big", "192.0.2.2", raw=b'{"name": "' + b"x" * 5000 + b'"}')
+    assert status == 413 and body["error"] == "body_too_large"
+    proc.stop()
+
+
 def test_plain_http_refused_off_loopback() -> None:
     port = free_ports(1)[0]
     result = subprocess.run(

@@ -66,6 +66,25 @@ def test_body_parsing() -> None:
             parse_join_body(bad)
 
 
+def test_join_bodies_are_remembered_only_when_valid_and_short() -> None:
+    from geo.frontdoor import service as service_module
+    from geo.frontdoor.service import JoinService
+
+    remember = JoinService._parse_body
+    holder = type("Holder", (), {"_bodies": {}})()
+    body = b'{"policy":"eea"}'
+    assert remember(holder, body) == JoinRequest(None, "eea", None)  # type: ignore[arg-type]
+    assert holder._bodies == {body: JoinRequest(None, "eea", None)}
+    with pytest.raises(BadRequest):
+        remember(holder, b'{"policy":"x"}')  # type: ignore[arg-type]
+    long_body = b'{"name":"' + b"x" * 60 + b'"}' + b" " * 300
+    remember(holder, long_body)  # type: ignore[arg-type]
+    assert list(holder._bodies) == [body]
+    for i in range(service_module.BODY_CACHE_SIZE + 5):
+        remember(holder, b'{"name":"n%d"}' % i)  # type: ignore[arg-type]
+    assert len(holder._bodies) <= service_module.BODY_CACHE_SIZE
+
+
 def test_urls_from_registered_addresses() -> None:
     addresses = (NodeAddress("udp", "192.0.2.1", 3478), NodeAddress("tls", "2001:db8::1", 5349),
                  NodeAddress("tcp", "192.0.2.1", 3478), NodeAddress("metrics", "::1", 9100))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import trio
 
@@ -134,6 +135,59 @@ async def release_room(client: EtcdClient, room: str, router: str) -> bool:
     return result.succeeded
 
 
+ClaimOutcome = Literal["created", "rebound", "held", "elsewhere"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What :func:`claim_room` found: the placement as it now stands, and what was done.
+
+    ``created``: the key was absent and now names ``router`` under ``lease``; ``rebound``: it
+    named ``router`` under an older lease and is now bound to ``lease``; ``held``: it already
+    named ``router`` under ``lease``; ``elsewhere``: it names another router (left untouched).
+    """
+
+    room: RoomRecord
+    outcome: ClaimOutcome
+
+
+async def claim_room(client: EtcdClient, room: str, router: str, lease: int, region: str,
+                     policy: str = "eea", mode: str = "sfu", *, attempts: int = 8) -> Claim:
+    """Make ``room``'s placement name ``router`` under its current ``lease``, unless another
+    router holds it.
+
+    A router calls this when it opens a room itself (first participant with a valid token) and
+    for every room it still hosts after its lease was replaced. Without it, a room re-created on
+    a restarted router would stay bound to the dead process's lease, vanish when that lease
+    expires, and the next joiner could be placed on another router (a split room). Create-if-
+    absent, then a rebind guarded on the key's mod revision, so a concurrent placement by a front
+    door is never overwritten.
+    """
+    key = schema.room_key(room)
+    for _ in range(attempts):
+        record = RoomRecord(room, router, region, policy, time.time(), mode)
+        result = await client.txn(
+            [Compare(key, "version", "==", 0)], [Put(key, record.encode(), lease)], [Get(key)]
+        )
+        if result.succeeded:
+            return Claim(record, "created")
+        kvs = result.ranges[0] if result.ranges else ()
+        if not kvs:
+            continue  # deleted between the compare and the read: try creating again
+        kv = kvs[0]
+        existing = RoomRecord.decode(kv.value)
+        if existing.router != router:
+            return Claim(existing, "elsewhere")
+        if kv.lease == lease:
+            return Claim(existing, "held")
+        rebound = await client.txn(
+            [Compare(key, "mod", "==", kv.mod_revision)], [Put(key, kv.value, lease)]
+        )
+        if rebound.succeeded:
+            return Claim(existing, "rebound")
+    raise PlacementError(f"could not claim room {room!r} after {attempts} attempts")
+
+
 async def rebind_rooms(client: EtcdClient, router: str, lease: int, rooms: Iterable[str],
                        region: str, policy: str = "eea", mode: str = "sfu") -> list[str]:
     """After re-registering with a new lease, put back the rooms this router still hosts.
@@ -142,18 +196,7 @@ async def rebind_rooms(client: EtcdClient, router: str, lease: int, rooms: Itera
     """
     lost: list[str] = []
     for room in rooms:
-        key = schema.room_key(room)
-        record = RoomRecord(room, router, region, policy, time.time(), mode)
-        result = await client.txn(
-            [Compare(key, "version", "==", 0)], [Put(key, record.encode(), lease)], [Get(key)]
-        )
-        if not result.succeeded:
-            kvs = result.ranges[0] if result.ranges else ()
-            if kvs and RoomRecord.decode(kvs[0].value).router != router:
-                lost.append(room)
-            elif kvs:
-                await client.txn(
-                    [Compare(key, "mod", "==", kvs[0].mod_revision)],
-                    [Put(key, kvs[0].value, lease)],
-                )
+        claim = await claim_room(client, room, router, lease, region, policy, mode)
+        if claim.outcome == "elsewhere":
+            lost.append(room)
     return lost

@@ -139,8 +139,14 @@ def _header(kid: str) -> str:
 
 
 def _key_bytes(key: SecretKey) -> bytes:
+    return _decode_secret(key.secret)
+
+
+@functools.lru_cache(maxsize=64)
+def _decode_secret(secret: str) -> bytes:
     # Same decoding as control.secrets.key_bytes (kept local: secrets imports the etcd client).
-    return base64.urlsafe_b64decode(key.secret + "=" * (-len(key.secret) % 4))
+    # Cached: every join signs a token, and decoding the key each time showed in profiles.
+    return base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
 
 
 def _mac(key: SecretKey, signing_input: str) -> bytes:
@@ -178,8 +184,14 @@ def verify_token(
     keys: KeySet | Mapping[str, SecretKey],
     router_node: str | None,
     now: float,
+    *,
+    expired_grace: float = 0.0,
 ) -> JoinClaims:
     """The claims of a valid token for ``router_node``, or a :class:`TokenError`.
+
+    ``expired_grace`` accepts a token up to that many seconds past its expiry: the front door
+    uses it to let a participant whose (short-lived) token ran out during a meeting rejoin as
+    the same participant; routers never pass it.
 
     ``keys`` is the join-token :class:`KeySet` (every key valid at ``now`` is accepted: the
     rotation overlap) or a mapping of already-valid keys by id (``SecretsView.valid``); keys
@@ -201,7 +213,7 @@ def verify_token(
         raise MalformedToken("claims are not JSON") from None
     if claims.kid != kid:
         raise MalformedToken("claims name another key than the header")
-    if now >= claims.expires_at:
+    if now >= claims.expires_at + expired_grace:
         raise Expired(f"expired at {claims.expires_at}")
     if router_node is not None and claims.router != router_node:
         raise WrongRouter("token is for another router")

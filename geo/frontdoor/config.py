@@ -47,6 +47,11 @@ class FrontdoorConfig:
     )
     topology: str = setting("", doc="topology TOML used when --no-topology-from-etcd")
     token_ttl: int = setting(300, doc="seconds a join token stays valid")
+    rejoin_window: int = setting(
+        12 * 3600,
+        doc="seconds after its expiry a previous join token still lets a participant rejoin "
+        "the same room under the same id",
+    )
     turn_ttl: int = setting(3600, doc="seconds TURN credentials stay valid")
     turn_servers: int = setting(2, doc="TURN nodes offered per join, nearest first")
     require_turn: bool = setting(

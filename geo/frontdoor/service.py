@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from control.schema import RoomRecord, SchemaError
-from control.tokens import JoinClaims, sign_token
+from control.tokens import JoinClaims, TokenError, sign_token, verify_token
 from control.turn_credentials import mint_turn_credential
 from geo.client_address import HeaderItems, IPNetwork, client_address
 from geo.frontdoor.config import FrontdoorConfig, Policy, Size
@@ -51,7 +51,7 @@ IPAddress = Any  # ipaddress.IPv4Address | ipaddress.IPv6Address (kept loose for
 
 ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NAME_MAX = 64
-BODY_FIELDS = ("name", "policy", "size")
+BODY_FIELDS = ("name", "policy", "size", "rejoin")
 SIZES: tuple[Size, ...] = ("small", "large")
 MODES: dict[str, str] = {"small": "p2p", "large": "sfu"}
 BODY_CACHE_SIZE = 1024
@@ -77,6 +77,9 @@ class JoinRequest:
     name: str | None = None
     policy: Policy | None = None
     size: Size | None = None
+    rejoin: str | None = None
+    """A previous join token of this room: rejoin as the same participant (a page that lost
+    its router keeps its identity, and the router replaces the stale session)."""
 
 
 def parse_join_body(body: bytes) -> JoinRequest:
@@ -105,7 +108,10 @@ def parse_join_body(body: bytes) -> JoinRequest:
     size = data.get("size")
     if size is not None and size not in SIZES:
         raise BadRequest(f"'size' must be one of {', '.join(SIZES)}")
-    return JoinRequest(name, cast("Policy | None", policy), cast("Size | None", size))
+    rejoin = data.get("rejoin")
+    if rejoin is not None and (not isinstance(rejoin, str) or not 1 <= len(rejoin) <= 4096):
+        raise BadRequest("'rejoin' must be a previous join token (a string)")
+    return JoinRequest(name, cast("Policy | None", policy), cast("Size | None", size), rejoin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,12 +294,36 @@ class JoinService:
         return error(503, "no_capacity", none.reason, (("Retry-After", "5"),),
                      kind=none.kind, jurisdictions=allowed)
 
+    def _rejoining(self, room: str, request: JoinRequest, snapshot: Snapshot, now: float
+                   ) -> tuple[str, str | None] | JoinAnswer:
+        """The participant id (and name) a rejoin may keep, or the 400 explaining why not."""
+        assert request.rejoin is not None
+        if snapshot.token_keyset is None:
+            return error(400, "invalid_rejoin", "no join-token keys to check the token with")
+        try:
+            claims = verify_token(request.rejoin, snapshot.token_keyset, None, now,
+                                  expired_grace=self.config.rejoin_window)
+        except TokenError as exc:
+            return error(400, "invalid_rejoin", f"the previous token is not usable: {exc}")
+        if claims.room != room:
+            return error(400, "invalid_rejoin", "the previous token is for another room")
+        return claims.participant, claims.name
+
     def _admit(self, room: str, request: JoinRequest, place: ClientPlace, snapshot: Snapshot,
                router: NodeInfo, policy: str, record_mode: str) -> JoinAnswer:
         """Admit a client to a placed room; the room's policy and mode are the ones it was
         created with, whatever this join asked for."""
         now = self.clock()
-        participant = secrets.token_urlsafe(12)
+        name = request.name
+        if request.rejoin is not None:
+            kept = self._rejoining(room, request, snapshot, now)
+            if isinstance(kept, JoinAnswer):
+                self.metrics.count_join(place.jurisdiction, router.region, "bad_request")
+                return kept
+            participant, previous_name = kept
+            name = name or previous_name
+        else:
+            participant = secrets.token_urlsafe(12)
         turns = self._select_turns(snapshot, place, policy)
         ice_servers: list[dict[str, Any]] = []
         if isinstance(turns, NoCapacity):
@@ -326,7 +356,7 @@ class JoinService:
         claims = JoinClaims(
             kid=snapshot.token_key.kid, room=room, participant=participant,
             router=router.node_id, region=router.region, policy=policy, mode=mode,
-            expires_at=expires, issued_at=int(now), name=request.name,
+            expires_at=expires, issued_at=int(now), name=name,
         )
         token = sign_token(claims, snapshot.token_key)
         self.metrics.count_join(place.jurisdiction, router.region, "ok")

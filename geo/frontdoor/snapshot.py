@@ -90,6 +90,8 @@ class Snapshot:
     ice_urls: Mapping[str, tuple[str, ...]]
     token_key: SecretKey | None
     turn_key: SecretKey | None
+    token_keyset: KeySet | None = None
+    """Every join-token key (for verifying a rejoin's previous token in the overlap)."""
 
 
 def build_snapshot(
@@ -116,6 +118,7 @@ def build_snapshot(
         ice_urls={n: turn_urls(r.addresses) for n, r in records.items() if r.kind == "turn"},
         token_key=_current(source, "token"),
         turn_key=_current(source, "turn"),
+        token_keyset=source.keyset("token"),
     )
 
 

@@ -7,6 +7,7 @@ Services run in-process (no HTTP) over real :class:`control.view.ClusterView` an
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +20,8 @@ from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
 from control.registry import NodeRegistration, RegistryConfig, new_record
-from control.schema import NodeAddress, RoomRecord
+from control.schema import KeySet, NodeAddress, RoomRecord
+from control.tokens import verify_token
 from control.topology import load_topology
 from control.view import ClusterView, ViewConfig
 from geo.addresses import parse_address
@@ -126,3 +128,42 @@ async def test_etcd_outage_serves_known_rooms_only(etcd: LocalEtcd) -> None:
             nursery.cancel_scope.cancel()
     finally:
         client.close()
+
+
+async def test_rejoin_keeps_the_participant(client: EtcdClient) -> None:
+    async with trio.open_nursery() as nursery:
+        await register_nodes(client, nursery)
+        async with frontdoor(client, token_ttl=60, rejoin_window=600) as service:
+            first = await service.join("gamma", b'{"name":"Ada"}', GERMANY)
+            assert first.status == 200, first.body
+            token = first.body["token"]
+            body = ('{"rejoin":"%s"}' % token).encode()
+            again = await service.join("gamma", body, GERMANY)
+            assert again.status == 200, again.body
+            assert again.body["participant"] == first.body["participant"]
+            claims = verify_token(again.body["token"], _token_keys(service), None, time.time())
+            assert claims.name == "Ada"  # kept from the previous token
+            # Expired, but inside the rejoin window: still the same participant.
+            service.clock = lambda: time.time() + 300
+            late = await service.join("gamma", body, GERMANY)
+            assert late.body["participant"] == first.body["participant"]
+            # Past the window, for another room, or tampered: a precise 400, nothing issued.
+            service.clock = lambda: time.time() + 60 + 601
+            stale = await service.join("gamma", body, GERMANY)
+            assert (stale.status, stale.body["error"]) == (400, "invalid_rejoin")
+            service.clock = time.time
+            other = await service.join("delta", body, GERMANY)
+            assert (other.status, other.body["error"]) == (400, "invalid_rejoin")
+            assert "another room" in other.body["message"]
+            forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+            bad = await service.join("gamma", ('{"rejoin":"%s"}' % forged).encode(), GERMANY)
+            assert (bad.status, bad.body["error"]) == (400, "invalid_rejoin")
+            fresh = await service.join("gamma", b"{}", GERMANY)
+            assert fresh.body["participant"] != first.body["participant"]
+        nursery.cancel_scope.cancel()
+
+
+def _token_keys(service: JoinService) -> KeySet:
+    keyset = service.snapshots.get().token_keyset
+    assert keyset is not None
+    return keyset

@@ -39,11 +39,14 @@ export function describeJoinError(code, body) {
 }
 
 /** POST /v1/rooms/{room}/join; resolves to the join answer or throws a JoinError. */
-export async function joinRoom(room, { name, policy, size } = {}) {
+export async function joinRoom(room, { name, policy, size, rejoin } = {}) {
   const body = {};
   if (name) body.name = name;
   if (policy) body.policy = policy;
   if (size) body.size = size;
+  // A previous token of this room: the front door keeps our participant id, so the router
+  // replaces our stale session instead of counting us twice.
+  if (rejoin) body.rejoin = rejoin;
   let response;
   try {
     response = await fetch(`/v1/rooms/${encodeURIComponent(room)}/join`, {

@@ -54,6 +54,7 @@ const model = {
   localStream: null,
   mediaError: null,
   everJoined: false,
+  rejoinToken: null,
   ghostUntil: 0,
   tokenRefusals: 0,
 };
@@ -85,9 +86,16 @@ async function connect() {
   setState(model.everJoined ? "reconnecting" : "joining");
   let answer;
   try {
-    answer = await joinRoom(room, options);
+    answer = await joinRoom(room, { ...options, rejoin: model.rejoinToken });
   } catch (err) {
-    if (gen === generation) failed(err);
+    if (gen !== generation) return;
+    if (err.code === "invalid_rejoin") {
+      // Our previous admission can no longer be shown (key rotated out, too old): join anew.
+      model.rejoinToken = null;
+      connect();
+      return;
+    }
+    failed(err);
     return;
   }
   if (gen !== generation) return;
@@ -189,6 +197,7 @@ function schedule(message, retryAfterSeconds = null) {
 /** The router went away (restart, drain, network): rejoin through the front door. */
 function lost(code) {
   teardown(false);
+  model.rejoinToken = model.answer?.token ?? null;
   model.reconnects += 1;
   model.ghostUntil = Date.now() + GHOST_GRACE_MS;
   const words = SIGNALING_WORDS[code] ?? SIGNALING_WORDS.signaling_lost;
@@ -229,6 +238,7 @@ async function ensureCamera() {
 async function rejoin() {
   generation += 1;
   attempt = 0;
+  model.rejoinToken = null;
   model.error = null;
   view.showBanner(null);
   teardown(true);

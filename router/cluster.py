@@ -3,8 +3,10 @@ placement upkeep, and drain on SIGTERM or ``regio node drain``.
 
 Placement is honoured through the token: the front door places a room (etcd transaction bound to
 this router's lease) and signs a join token naming this node; the core refuses tokens naming
-another node. The router keeps placements true: it releases a room's key when the room empties
-here, and after its lease was replaced (etcd lost it) it re-binds the rooms it still hosts.
+another node. The router keeps placements true (:mod:`router.rooms`): it claims a room's key
+under its current lease when the room opens here, releases it when the room empties, and after
+its lease was replaced (etcd lost it) it re-binds the rooms it still hosts; a room that another
+router took meanwhile is a stray here, and its participants are sent to rejoin.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from control.registry import (
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
 from router.node import RouterNode
+from router.rooms import MOVED_TEXT
+from router.session.messages import E_WRONG_ROUTER
 
 log = get_logger("router.cluster")
 
@@ -56,7 +60,7 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         drain = DrainController(registration, lambda: node.core.participant_count,
                                 DrainConfig(deadline=config.drain_deadline,
                                             handle_sigterm=handle_sigterm))
-        nursery.start_soon(node.follow_rooms, client)
+        nursery.start_soon(node.follow_rooms, client, lambda: _live_lease(registration))
         nursery.start_soon(_publish_load, node, registration)
         nursery.start_soon(_rebind_on_new_lease, node, client, events, config.region)
         print(node.addresses.ready_line(), flush=True)
@@ -75,6 +79,11 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         await registration.deregister()
         nursery.cancel_scope.cancel()
     return 0
+
+
+def _live_lease(registration: NodeRegistration) -> int:
+    """The lease to bind room keys to, or 0 while the registration has none it trusts."""
+    return registration.lease if registration.state == "registered" else 0
 
 
 async def _publish_load(node: RouterNode, registration: NodeRegistration) -> None:
@@ -105,6 +114,9 @@ async def _rebind_on_new_lease(
                 if lost:
                     log.warning("%d rooms were placed elsewhere while our lease was lost",
                                 len(lost))
+                for room in lost:  # the copies here are strays: send them where the room is
+                    node.hub.evict_room(room, E_WRONG_ROUTER, MOVED_TEXT)
+                    node.core.stats.room_claims["elsewhere"] += 1
 
 
 __all__ = ["run_clustered"]

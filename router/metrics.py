@@ -117,6 +117,9 @@ class RouterCollector:
             ("regio_router_signaling_errors", "Error replies by code", s.errors, "code"),
             ("regio_router_transports_closed", "Media transports closed by cause",
              s.transports_closed, "cause"),
+            ("regio_router_room_claims",
+             "Room placements claimed in etcd for rooms opened here, by outcome",
+             s.room_claims, "outcome"),
         ):
             family = CounterMetricFamily(name, doc, labels=["region", label])
             for key, value in sorted(table.items()):

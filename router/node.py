@@ -10,7 +10,8 @@ Wiring, all in one Trio thread so the session core needs no locks:
 * with etcd: a :class:`~control.view.ClusterView` (join-token keys, topology), a
   :class:`~control.registry.NodeRegistration` (kind ``router``, load = participants), a
   :class:`~control.drain.DrainController` (SIGTERM or ``regio node drain``: no new joins,
-  existing sessions continue until empty or the deadline), room placements released when a room
+  existing sessions and joins into rooms it hosts continue until empty or the deadline; no new
+  rooms), room placements claimed when a room opens here (:mod:`router.rooms`), released when it
   empties and re-bound after a lease was replaced.
 """
 
@@ -237,19 +238,17 @@ class RouterNode:
         async for _ in self._notice_recv:
             pass
 
-    async def follow_rooms(self, client: object) -> None:
-        """Release a room's etcd placement when it empties on this router."""
-        from control.etcd import EtcdClient, EtcdError
-        from control.placement import release_room
+    async def follow_rooms(self, client: object, lease: Callable[[], int]) -> None:
+        """Keep etcd's room placements equal to this router's rooms (see router.rooms):
+        claimed under the current ``lease()`` when a room opens here, released when it empties.
+        """
+        from control.etcd import EtcdClient
+        from router.rooms import RoomPlacements
 
         assert isinstance(client, EtcdClient)
-        async for notice in self._notice_recv:
-            if notice.opened:
-                continue
-            try:
-                await release_room(client, notice.room, self.node_id)
-            except (EtcdError, ValueError) as exc:
-                log.warning("could not release a room placement: %s", exc)
+        placements = RoomPlacements(client, self.node_id, self.config.region, lease,
+                                    self.hub.evict_room, self.core.stats)
+        await placements.follow(self._notice_recv)
 
 
 __all__ = ["RouterAddresses", "RouterNode", "split_host_port", "tls_context"]

@@ -9,8 +9,19 @@ m-section slots, :func:`build_subscriber_offer` writes the offer, and
 Slot rule (JSEP §5.2.2 recycling): a track keeps its mid for its whole life. A removed track's
 section is offered with port 0 under its old mid; once an answer to that offer is applied, the
 slot is free and the next new track *of the same kind* takes it over under a fresh mid. With no
-free slot, new tracks append. So an SDP stays as long as the peak track count, mids are never
-reused, and browsers never see a section change kind.
+free slot, new tracks append. So an SDP stays as long as the peak track count, a stopped mid is
+never reused, and browsers never see a section change kind.
+
+Anchor rule (RFC 8843 §7.3.3, JSEP §5.2.1): a BUNDLE group needs at least one section that is
+not rejected, and Chromium with ``bundlePolicy: "max-bundle"`` refuses an offer without a BUNDLE
+group ("max-bundle is used but no bundle group found"). So when the last track goes, one of the
+sections that carried a track is *parked* instead of stopped: it keeps its live port and its
+place in the group, is offered ``a=inactive`` without msid or SSRCs, and anchors the transport.
+As soon as a new track goes live (in a recycled or appended section), the parked section is
+stopped like any other and recycled later. It never carries a new track itself: that would
+change the SSRCs of a live section, which aiortc (1.x) does not follow (its receiver keeps the
+first SSRCs it was given), and the browser would hand the page the old receiver's track object
+for a different participant. So a track still keeps its mid for its whole life.
 """
 
 from __future__ import annotations
@@ -79,11 +90,13 @@ class OutgoingTrack:
 
 @dataclass(frozen=True, slots=True)
 class MediaSlot:
-    """One m-section position. ``track`` None means port 0; ``free`` means an answer saw it so.
+    """One m-section position. ``track`` None means port 0 unless ``parked``; ``free`` means an
+    answer saw it at port 0 (the slot may be recycled under a fresh mid).
 
-    ``last_codec`` is the codec the slot last carried: a stopped section is still written with
-    its rtpmap/fmtp, because some answerers (aiortc) refuse a payload type with no rtpmap even
-    in a port-0 section.
+    ``parked``: no track, but a live inactive section kept as the BUNDLE anchor (see the module
+    docstring). ``last_codec`` is the codec the slot last carried: a stopped section is still
+    written with its rtpmap/fmtp, because some answerers (aiortc) refuse a payload type with no
+    rtpmap even in a port-0 section.
     """
 
     mid: str
@@ -91,6 +104,7 @@ class MediaSlot:
     track: OutgoingTrack | None
     free: bool = False
     last_codec: NegotiatedCodec | None = None
+    parked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +122,13 @@ class SubscriberPlan:
         """The plan for a new full track set (see the module docstring for the slot rule)."""
         wanted = {t.track_id: t for t in tracks}
         slots: list[MediaSlot] = []
+        vacated: list[int] = []
         for slot in self.slots:
             track = wanted.pop(slot.track.track_id, None) if slot.track else None
             if track is not None and track.kind != slot.kind:
                 raise SdpUsageError(f"track {track.track_id} changed kind")
             if track is None and slot.track is not None:
+                vacated.append(len(slots))
                 slot = replace(slot, track=None, free=False)
             if track is not None:
                 slot = replace(slot, track=track, last_codec=track.codec)
@@ -133,6 +149,7 @@ class SubscriberPlan:
                 slots.append(new)
             else:
                 slots[index] = new
+        _keep_anchor(slots, vacated)
         _check_payload_types(slots)
         return replace(self, slots=tuple(slots), next_mid=next_mid)
 
@@ -140,15 +157,37 @@ class SubscriberPlan:
         """Slots carrying a track."""
         return tuple(s for s in self.slots if s.track is not None)
 
+    def bundled(self) -> tuple[MediaSlot, ...]:
+        """Slots in the BUNDLE group: those carrying a track, and the parked anchor."""
+        return tuple(s for s in self.slots if s.track is not None or s.parked)
+
+
+def _keep_anchor(slots: list[MediaSlot], vacated: list[int]) -> None:
+    """Apply the anchor rule in place: with no track left, park one live section (the current
+    anchor if any, else the first section whose track just went); with a track, park none.
+
+    Only a section the subscriber still has live can be parked: a port-0 section cannot come
+    back under its mid. A plan with no live section at all (every section stopped or rejected)
+    offers nothing new, so the session never sends it (see ``Negotiator.offer``).
+    """
+    if any(s.track is not None for s in slots):
+        for i, slot in enumerate(slots):
+            if slot.parked:
+                slots[i] = replace(slot, parked=False)  # stopped: port 0, freed by the answer
+        return
+    if any(s.parked for s in slots) or not vacated:
+        return
+    slots[vacated[0]] = replace(slots[vacated[0]], parked=True)
+
 
 def _check_payload_types(slots: list[MediaSlot]) -> None:
     """RFC 8843 §9.1: in one BUNDLE group a payload type must mean one codec everywhere."""
     seen: dict[int, tuple[str, int, object]] = {}
     entries: list[tuple[int, tuple[str, int, object]]]
     for slot in slots:
-        if slot.track is None:
+        codec = slot.track.codec if slot.track is not None else slot.last_codec
+        if codec is None or (slot.track is None and not slot.parked):
             continue
-        codec = slot.track.codec
         entries = [(codec.payload_type, (codec.name.lower(), codec.clock_rate, codec.parameters))]
         if codec.rtx_payload_type is not None:
             entries.append((codec.rtx_payload_type, ("rtx", codec.clock_rate, codec.payload_type)))
@@ -207,9 +246,28 @@ def _stopped_section(slot: MediaSlot, local: LocalTransportParams) -> MediaDescr
     )  # fmt: skip
 
 
+def _parked_section(
+    slot: MediaSlot, local: LocalTransportParams, caps: Capabilities
+) -> MediaDescription:
+    """The BUNDLE anchor with no track: a live, ``inactive`` section with the transport,
+    extensions and the codec it last carried, but no msid and no SSRCs (nothing is sent)."""
+    codec = slot.last_codec or _PLACEHOLDER_CODECS[slot.kind]
+    attributes = [*local.transport_attributes(Setup.ACTPASS), Attribute("mid", slot.mid)]
+    attributes += [Attribute("extmap", e.value()) for e in _offer_extensions(slot.kind, caps)]
+    attributes += [Attribute(Direction.INACTIVE.value), Attribute("rtcp-mux")]
+    attributes += [Attribute("rtcp-rsize"), *codec_attributes([codec])]
+    attributes += local.candidate_attributes()
+    return MediaDescription(
+        slot.kind, local.connection()[1], PROTO, payload_types([codec]),
+        fields=(local.connection_field(),), attributes=tuple(attributes),
+    )  # fmt: skip
+
+
 def _section(slot: MediaSlot, local: LocalTransportParams, caps: Capabilities) -> MediaDescription:
     track = slot.track
     if track is None:
+        if slot.parked:
+            return _parked_section(slot, local, caps)
         return _stopped_section(slot, local)
     attributes = [*local.transport_attributes(Setup.ACTPASS), Attribute("mid", slot.mid)]
     attributes += [Attribute("extmap", e.value()) for e in _offer_extensions(slot.kind, caps)]
@@ -253,11 +311,12 @@ def build_subscriber_offer(
     local: LocalTransportParams,
     capabilities: Capabilities = DEFAULT_CAPABILITIES,
 ) -> SubscriberOffer:
-    """Write the offer for ``plan`` (ICE-lite, actpass, one BUNDLE group of the active mids)."""
+    """Write the offer for ``plan`` (ICE-lite, actpass, one BUNDLE group of the live mids:
+    the active ones, or the parked anchor when no track is left)."""
     if plan.awaiting_answer:
         raise SdpUsageError("an offer is already awaiting its answer (JSEP allows one at a time)")
     plan = replace(plan, version=plan.version + 1, awaiting_answer=True)
-    bundle = tuple(s.mid for s in plan.active())
+    bundle = tuple(s.mid for s in plan.bundled())
     attributes = [Attribute("ice-lite"), Attribute("extmap-allow-mixed")]
     if bundle:
         attributes.append(Attribute("group", Group("BUNDLE", bundle).value()))
@@ -325,15 +384,27 @@ def _check_section(slot: MediaSlot, media: MediaInfo, caps: Capabilities) -> Neg
     )  # fmt: skip
 
 
-def _check_bundle(info: SessionInfo, accepted: list[NegotiatedMedia]) -> Group | None:
-    if not accepted:
+def _check_parked(slot: MediaSlot, media: MediaInfo) -> bool:
+    """Validate the answer to the parked anchor; True when it stays live (False: rejected)."""
+    where = f"answer m-section for mid {slot.mid!r}"
+    if media.kind != slot.kind or (media.mid is not None and media.mid != slot.mid):
+        raise SdpError(
+            f"{where} is {media.kind} mid {media.mid!r}: the answer reordered sections", media.line
+        )
+    if media.rejected:
+        return False
+    if media.direction is not Direction.INACTIVE:
+        raise SdpError(f"{where} is {media.direction}; the offer made it inactive", media.line)
+    return True
+
+
+def _check_bundle(info: SessionInfo, live_mids: list[str]) -> Group | None:
+    if not live_mids:
         return None
-    group = info.bundle_group_of(accepted[0].mid)
-    for media in accepted:
-        if group is None or media.mid not in group.mids:
-            raise SdpError(
-                f"the answer does not BUNDLE mid {media.mid!r}; the router has one transport"
-            )
+    group = info.bundle_group_of(live_mids[0])
+    for mid in live_mids:
+        if group is None or mid not in group.mids:
+            raise SdpError(f"the answer does not BUNDLE mid {mid!r}; the router has one transport")
     return group
 
 
@@ -346,6 +417,8 @@ def apply_subscriber_answer(
 
     Returns the plan with port-0 slots freed for recycling (a section the subscriber rejected
     becomes free too: its track is not delivered, see ``rejected_mids``) and what was negotiated.
+    A parked anchor answered ``inactive`` stays parked and is the group's transport; it is not
+    in ``media`` (nothing flows on it).
     """
     if not plan.awaiting_answer:
         raise SdpUsageError("no offer is awaiting an answer")
@@ -358,11 +431,20 @@ def apply_subscriber_answer(
     accepted: list[NegotiatedMedia] = []
     rejected: list[str] = []
     inactive_stopped: list[str] = []
+    live_mids: list[str] = []
     slots: list[MediaSlot] = []
     for slot, media in zip(plan.slots, info.media, strict=True):
+        if slot.parked:
+            if _check_parked(slot, media):
+                live_mids.append(slot.mid)
+                slots.append(slot)
+            else:
+                slots.append(replace(slot, parked=False, free=True))
+            continue
         result = _check_section(slot, media, capabilities)
         if result is not None:
             accepted.append(result)
+            live_mids.append(slot.mid)
             slots.append(slot)
             continue
         if slot.track is not None:
@@ -370,7 +452,7 @@ def apply_subscriber_answer(
         elif not media.rejected:
             inactive_stopped.append(slot.mid)
         slots.append(replace(slot, track=None, free=True))
-    group = _check_bundle(info, accepted)
+    group = _check_bundle(info, live_mids)
     tag = info.by_mid(group.mids[0]) if group is not None and group.mids else None
     live = (m for m in info.media if not m.rejected and m.mid not in inactive_stopped)
     transport_media = tag or next(live, None)

@@ -60,6 +60,7 @@ class RoomNotice:
     room: str
     opened: bool
     policy: str
+    mode: str = "sfu"
 
 
 @dataclass
@@ -293,10 +294,13 @@ class SessionCore:
         except TokenError as exc:
             self._refuse(conn, m.E_TOKEN_INVALID, f"join token refused: {exc}")
             return
-        if self.draining:
+        room = self.rooms.get(claims.room)
+        if self.draining and room is None:
+            # A draining router takes no new rooms but keeps its current ones (ARCHITECTURE §5):
+            # their placement still names it, so the front door keeps sending a reconnecting
+            # participant here, and refusing would make that participant loop.
             self._refuse(conn, m.E_DRAINING, "this router is draining; join again")
             return
-        room = self.rooms.get(claims.room)
         if room is not None and room.mode != claims.mode:
             self._refuse(conn, m.E_MODE_MISMATCH, f"room is {room.mode}, token says {claims.mode}")
             return
@@ -318,7 +322,7 @@ class SessionCore:
             chat = msg.fields.get("room_options", {}).get("chat", self.config.chat_default)
             room = Room(claims.room, claims.mode, claims.policy, chat is not False)
             self.rooms[room.name] = room
-            self._notices.append(RoomNotice(room.name, True, room.policy))
+            self._notices.append(RoomNotice(room.name, True, room.policy, room.mode))
         p = Participant(
             claims.participant, claims.name, room, conn.id,
             TokenBucket(self.config.chat_rate, self.config.chat_burst, now),
@@ -367,7 +371,7 @@ class SessionCore:
                 self._renegotiate(other)
         if not room.participants:
             del self.rooms[room.name]
-            self._notices.append(RoomNotice(room.name, False, room.policy))
+            self._notices.append(RoomNotice(room.name, False, room.policy, room.mode))
 
     # -- media signaling ------------------------------------------------------------------------
 
@@ -490,6 +494,23 @@ class SessionCore:
         if not conn.closed:
             conn.closed = True
             self._closes.append((conn.id, code, reason))
+
+    def evict_room(self, name: str, code: str, text: str, now: float) -> int:
+        """Send everyone in room ``name`` away with a fatal ``code`` (error, then close) and
+        remove them; returns how many went. Used when etcd says the room lives on another
+        router: its participants must rejoin through the front door to reach it."""
+        room = self.rooms.get(name)
+        if room is None:
+            return 0
+        gone = list(room.participants.values())
+        for p in gone:
+            conn = self.connections.get(p.conn) if p.conn is not None else None
+            self._remove(p, text, now)
+            if conn is not None:
+                self._error(conn, code, text)
+                self._close(conn, m.CLOSE_CODES[code], code)
+                self.connections.pop(conn.id, None)
+        return len(gone)
 
     def shutdown(self, now: float, reason: str = "router shutting down") -> None:
         """Remove everyone (drain deadline or stop): bye, close, full cleanup."""

@@ -34,6 +34,9 @@ class SessionStats:
     messages: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     transports_closed: Counter[str] = field(default_factory=Counter)
+    #: Outcomes of making etcd's room placement follow a room opened here
+    #: (created, rebound, held, elsewhere, failed; see router.rooms).
+    room_claims: Counter[str] = field(default_factory=Counter)
 
     def count_join(self, result: str) -> None:
         self.joins[result] += 1

@@ -92,6 +92,12 @@ class Hub:
         self.core.connection_lost(conn_id, self.clock())
         self._after_api()
 
+    def evict_room(self, room: str, code: str, text: str) -> int:
+        """:meth:`SessionCore.evict_room` from outside a WebSocket task (the placement task)."""
+        gone = self.core.evict_room(room, code, text, self.clock())
+        self._after_api()
+        return gone
+
     @property
     def connection_count(self) -> int:
         return len(self._channels)

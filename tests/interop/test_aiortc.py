@@ -98,3 +98,44 @@ def test_aiortc_subscriber_after_a_track_is_removed(router_process: RouterProces
     inactive answer to it, and media keeps flowing through a further renegotiation."""
     with loopback_only():
         asyncio.run(_publisher_leaves(router_process.signaling_url))
+
+
+async def _last_publisher_leaves(url: str) -> None:
+    bob = await Subscriber.join(url, join_token("interop", "bob"))
+    alice = await Publisher.join(url, join_token("interop", "alice"))
+    dave: Publisher | None = None
+    try:
+        await alice.publish("audio")
+        await bob.answer_next_offer()
+        await _until(lambda: bob.received.frames["audio"] > 20, 20)
+        await alice.ws.send({"type": "leave"})
+        # Nothing left for bob to receive: the section is parked (live port, a=inactive) and
+        # stays the BUNDLE group's only member; aiortc answers it and the router takes that.
+        offer = await bob.answer_next_offer()
+        assert offer["tracks"] == {} and "a=group:BUNDLE 0\r\n" in offer["sdp"]
+        parked = offer["sdp"].split("m=audio ")[1]
+        assert not parked.startswith("0 ") and "a=inactive" in parked
+        dave = await Publisher.join(url, join_token("interop", "dave"))
+        answer = await dave.publish("audio")
+        # dave's audio gets a new section; the parked one stops (aiortc would not follow new
+        # SSRCs on a live section, see router/sdp/subscriber.py).
+        offer = await bob.answer_next_offer()
+        assert offer["tracks"] == {"1": answer["tracks"]["0"]}
+        assert offer["sdp"].split("m=audio ")[1].startswith("0 ")
+        await bob.ws.send({"type": "ping", "id": "after-answer"})  # no bad_sdp before it
+        assert (await bob.ws.recv_type("pong"))["id"] == "after-answer"
+        before = bob.received.frames["audio"]
+        await _until(lambda: bob.received.frames["audio"] > before + 40, 20)
+        assert bob.pc.connectionState == "connected"
+    finally:
+        for peer in (alice, dave):
+            if peer is not None:
+                await peer.close()
+        await bob.close()
+
+
+def test_aiortc_subscriber_with_nothing_left_to_receive(router_process: RouterProcess) -> None:
+    """The last publisher leaves: aiortc takes the offer whose only live section is the parked
+    BUNDLE anchor, the router takes aiortc's answer, and a new publisher's audio flows again."""
+    with loopback_only():
+        asyncio.run(_last_publisher_leaves(router_process.signaling_url))

@@ -10,8 +10,10 @@ It drives Debian's ``/usr/bin/chromium`` through Playwright with fake media devi
   three rids, (c) recvonly audio+video, (d) a data channel before audio+video (BUNDLE tag on a
   section the router rejects);
 * gives Chromium the router's answer to each offer (``setRemoteDescription``): it must accept;
-* makes Chromium answer the router's subscriber offers through a renegotiation sequence (two
-  tracks; audio removed and a second video added; a new audio recycling the freed slot) and
+* makes Chromium (``bundlePolicy: "max-bundle"``) answer the router's subscriber offers through
+  a renegotiation sequence (two tracks; audio removed and a second video added; a new audio
+  recycling the freed slot; a video removed; every track gone, leaving the parked BUNDLE
+  anchor; a new publisher whose tracks recycle the freed slots while the anchor stops) and
   applies each answer with :func:`router.sdp.apply_subscriber_answer`.
 
 ``tests/sdp/test_browser.py`` runs the same checks live; this script also saves what it saw, so
@@ -106,16 +108,25 @@ PAGE_SCRIPT = r"""
       return {ok: false, error: String(e), signaling: pc.signalingState, transceivers: []};
     }
   };
+  window.trackEvents = [];
   window.answerOffer = async (name, sdp) => {
     let pc = window.pcs[name];
-    if (!pc) { pc = new RTCPeerConnection(); window.pcs[name] = pc; }
+    if (!pc) {
+      // max-bundle, as the meeting page's publisher uses: an offer without a BUNDLE group
+      // is refused ("max-bundle is used but no bundle group found").
+      pc = new RTCPeerConnection({bundlePolicy: 'max-bundle'});
+      pc.ontrack = (e) => window.trackEvents.push(
+        {mid: e.transceiver.mid, stream: e.streams[0] ? e.streams[0].id : null});
+      window.pcs[name] = pc;
+    }
     try {
       await pc.setRemoteDescription({type: 'offer', sdp});
       await pc.setLocalDescription(await pc.createAnswer());
       await gathered(pc);
-      return {ok: true, error: null, sdp: pc.localDescription.sdp, transceivers: transceivers(pc)};
+      return {ok: true, error: null, sdp: pc.localDescription.sdp, transceivers: transceivers(pc),
+              tracks: window.trackEvents.splice(0)};
     } catch (e) {
-      return {ok: false, error: String(e), sdp: null, transceivers: []};
+      return {ok: false, error: String(e), sdp: null, transceivers: [], tracks: []};
     }
   };
   window.closeAll = () => { for (const pc of Object.values(window.pcs)) pc.close(); };
@@ -140,15 +151,20 @@ OPUS = NegotiatedCodec(111, "opus", 48000, 2)
 VP8 = NegotiatedCodec(96, "VP8", 90000)
 
 
+def publisher_of(n: int) -> str:
+    """Tracks 1-4 are alice's; 5 and up belong to bob, who publishes after alice left."""
+    return "alice" if n < 5 else "bob"
+
+
 def subscriber_track(n: int, kind: str) -> OutgoingTrack:
-    """Track ``n`` from participant ``alice`` as the router would send it to a subscriber."""
+    """Track ``n`` (see :func:`publisher_of`) as the router would send it to a subscriber."""
     codec = subscriber_codec(OPUS if kind == "audio" else VP8, DEFAULT_CAPABILITIES)
     video = kind == "video"
     return OutgoingTrack(
         track_id=f"{kind}-{n}",
         kind=kind,
-        stream_id="alice-stream",
-        participant="alice",
+        stream_id=f"{publisher_of(n)}-stream",
+        participant=publisher_of(n),
         codec=codec,
         ssrc=1000 + 10 * n,
         rtx_ssrc=1001 + 10 * n if video else None,
@@ -160,6 +176,8 @@ SUBSCRIBER_STEPS: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = (
     ("audio removed, second video added", ((2, "video"), (3, "video"))),
     ("new audio recycles the freed audio slot", ((2, "video"), (3, "video"), (4, "audio"))),
     ("video with RTX removed (a stopped section)", ((3, "video"), (4, "audio"))),
+    ("the publisher leaves: nothing to receive (parked BUNDLE anchor)", ()),
+    ("a new publisher: its tracks recycle slots, the anchor stops", ((5, "video"), (6, "audio"))),
 )
 """Track sets of the subscriber renegotiation sequence (checked by tests/sdp/test_browser.py)."""
 

@@ -63,13 +63,47 @@ def test_chromium_answers_every_subscriber_offer(capture: Capture) -> None:
     assert [s.mid for s in capture.subscriber_plans[2].active()] == ["3", "1", "2"]
     # The removal: Chromium takes the stopped section (ICE/DTLS attributes, rtcp-mux, rtpmap,
     # a=inactive, port 0), stops that transceiver and answers it with port 0.
-    final = capture.subscriber_answers[-1]["transceivers"]
-    live = {t["mid"]: (t["kind"], t["current"]) for t in final if not t["stopped"]}
+    fourth = capture.subscriber_answers[3]["transceivers"]
+    live = {t["mid"]: (t["kind"], t["current"]) for t in fourth if not t["stopped"]}
     assert live == {"3": ("audio", "recvonly"), "2": ("video", "recvonly")}
-    plan = capture.subscriber_plans[-1]
+    plan = capture.subscriber_plans[3]
     assert [s.mid for s in plan.active()] == ["3", "2"]
     assert plan.slots[1].mid == "1" and plan.slots[1].free
-    stopped = parse_sdp(capture.subscriber_offers[-1]).media[1]
+    stopped = parse_sdp(capture.subscriber_offers[3]).media[1]
     assert stopped.port == 0 and stopped.has("ice-ufrag") and stopped.has("rtcp-mux")
-    answer = parse_sdp(capture.subscriber_answers[-1]["sdp"]).media[1]
+    answer = parse_sdp(capture.subscriber_answers[3]["sdp"]).media[1]
     assert answer.port == 0
+
+
+def test_chromium_max_bundle_takes_an_offer_with_nothing_to_receive(capture: Capture) -> None:
+    """Every publisher gone: the offer keeps a BUNDLE group on the parked anchor (mid 3, live,
+    inactive) and Chromium with max-bundle accepts it; the transport stays up for later."""
+    offer = parse_sdp(capture.subscriber_offers[4])
+    assert offer.get("group").value == "BUNDLE 3"  # type: ignore[union-attr]
+    result = capture.subscriber_answers[4]
+    transceivers = {t["mid"]: t for t in result["transceivers"]}
+    assert not transceivers["3"]["stopped"] and transceivers["3"]["current"] == "inactive"
+    assert [mid for mid, t in transceivers.items() if not t["stopped"]] == ["3"]
+    assert parse_sdp(result["sdp"]).get("group").value == "BUNDLE 3"  # type: ignore[union-attr]
+    plan = capture.subscriber_plans[4]
+    assert plan.active() == () and [s.mid for s in plan.bundled()] == ["3"]
+
+
+def test_chromium_sees_a_new_publisher_after_the_anchor(capture: Capture) -> None:
+    """bob publishes after alice left: his video recycles a freed slot (fresh mid 4), his audio
+    appends (mid 5), the parked anchor stops, and Chromium fires ``track`` with bob's stream."""
+    offer = parse_sdp(capture.subscriber_offers[5])
+    assert offer.get("group").value == "BUNDLE 4 5"  # type: ignore[union-attr]
+    assert offer.media[0].port == 0
+    result = capture.subscriber_answers[5]
+    live = {t["mid"]: (t["kind"], t["current"]) for t in result["transceivers"]
+            if not t["stopped"]}  # fmt: skip
+    assert live == {"4": ("video", "recvonly"), "5": ("audio", "recvonly")}
+    assert sorted((e["mid"], e["stream"]) for e in result["tracks"]) == [
+        ("4", "bob-stream"), ("5", "bob-stream"),
+    ]  # fmt: skip
+    plan = capture.subscriber_plans[5]
+    assert [(s.mid, s.track.track_id) for s in plan.active() if s.track] == [
+        ("4", "video-5"), ("5", "audio-6"),
+    ]  # fmt: skip
+    assert plan.slots[0].free and not plan.slots[0].parked

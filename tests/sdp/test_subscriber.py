@@ -11,6 +11,7 @@ from router.sdp import (
     Direction,
     DtlsRole,
     NegotiatedCodec,
+    OutgoingTrack,
     SdpError,
     SdpUsageError,
     SubscriberOffer,
@@ -119,31 +120,103 @@ def test_negotiated_session_from_chromium_answer() -> None:
     assert plan.remote == session.remote
 
 
+def _round(plan: SubscriberPlan, tracks: list[OutgoingTrack]) -> SubscriberPlan:
+    offer = build_subscriber_offer(plan.with_tracks(tracks), LOCAL)
+    return apply_subscriber_answer(offer.plan, _answer_to(offer))[0]
+
+
 def test_removed_video_is_not_recycled_for_audio() -> None:
-    plan = SubscriberPlan().with_tracks([subscriber_track(1, "video")])
-    offer = build_subscriber_offer(plan, LOCAL)
-    plan, _ = apply_subscriber_answer(offer.plan, _answer_to(offer))
-    plan = plan.with_tracks([])
-    offer = build_subscriber_offer(plan, LOCAL)
-    plan, session = apply_subscriber_answer(offer.plan, _answer_to(offer))
-    assert session.media == () and plan.slots[0].free
-    plan = plan.with_tracks([subscriber_track(2, "audio")])
+    plan = _round(SubscriberPlan(), [subscriber_track(1, "video"), subscriber_track(9, "audio")])
+    plan = _round(plan, [subscriber_track(9, "audio")])
+    assert plan.slots[0].free and plan.slots[0].track is None
+    plan = plan.with_tracks([subscriber_track(9, "audio"), subscriber_track(2, "audio")])
     assert [(s.mid, s.kind, s.track is not None) for s in plan.slots] == [
         ("0", "video", False),
         ("1", "audio", True),
+        ("2", "audio", True),
     ]
-    plan = plan.with_tracks([subscriber_track(2, "audio"), subscriber_track(3, "video")])
-    assert [s.mid for s in plan.slots] == ["2", "1"]
+    plan = plan.with_tracks([subscriber_track(9, "audio"), subscriber_track(2, "audio"),
+                             subscriber_track(3, "video")])  # fmt: skip
+    assert [s.mid for s in plan.slots] == ["3", "1", "2"]
+
+
+def test_last_track_leaving_parks_its_section_as_the_bundle_anchor() -> None:
+    """With nothing left to receive, the offer still has a BUNDLE group (max-bundle needs one):
+    the first vacated section stays live and inactive, without msid or SSRCs."""
+    plan = _round(SubscriberPlan(), [subscriber_track(1, "video"), subscriber_track(2, "audio")])
+    offer = build_subscriber_offer(plan.with_tracks([]), LOCAL)
+    assert [(s.mid, s.parked, s.track) for s in offer.plan.slots] == [
+        ("0", True, None), ("1", False, None),
+    ]  # fmt: skip
+    anchor, stopped = offer.sdp.media
+    assert describe(offer.sdp).bundle_groups[0].mids == ("0",)
+    assert anchor.port == 40000 and stopped.port == 0
+    names = [a.name for a in anchor.attributes]
+    for name in ("ice-ufrag", "fingerprint", "setup", "mid", "inactive", "rtcp-mux", "candidate"):
+        assert name in names, name
+    assert "msid" not in names and "ssrc" not in names and "sendonly" not in names
+    plan, session = apply_subscriber_answer(offer.plan, _answer_to(offer))
+    assert session.media == () and session.bundle == ("0",)
+    assert session.remote.ice_ufrag == "abcd"
+    assert plan.slots[0].parked and not plan.slots[0].free and plan.slots[1].free
+    # Nothing changes while nobody publishes: no further offer is due.
+    assert plan.with_tracks([]).slots == plan.slots
+    # A new publisher: its audio recycles the freed slot under a fresh mid, its video appends;
+    # the parked section is stopped (never handed to a new track) and freed by the answer.
+    plan = plan.with_tracks([subscriber_track(3, "video"), subscriber_track(4, "audio")])
+    assert [(s.mid, s.kind, s.track and s.track.track_id, s.parked) for s in plan.slots] == [
+        ("0", "video", None, False), ("3", "audio", "audio-4", False),
+        ("2", "video", "video-3", False),
+    ]  # fmt: skip
+    offer = build_subscriber_offer(plan, LOCAL)
+    assert describe(offer.sdp).bundle_groups[0].mids == ("3", "2")
+    assert offer.sdp.media[0].port == 0
+    plan, session = apply_subscriber_answer(offer.plan, _answer_to(offer))
+    assert [m.mid for m in session.media] == ["3", "2"] and plan.slots[0].free
+    # ... and the next video recycles it.
+    tracks = [subscriber_track(3, "video"), subscriber_track(4, "audio")]
+    plan = plan.with_tracks([*tracks, subscriber_track(5, "video")])
+    assert [s.mid for s in plan.slots] == ["4", "3", "2"]
+
+
+def test_parked_section_is_stopped_when_another_kind_goes_live() -> None:
+    plan = _round(SubscriberPlan(), [subscriber_track(1, "video")])
+    plan = _round(plan, [])
+    assert plan.slots[0].parked
+    plan = plan.with_tracks([subscriber_track(2, "audio")])
+    assert [(s.mid, s.parked, s.free, s.track is not None) for s in plan.slots] == [
+        ("0", False, False, False), ("1", False, False, True),
+    ]  # fmt: skip
+    offer = build_subscriber_offer(plan, LOCAL)
+    assert offer.sdp.media[0].port == 0
+    assert describe(offer.sdp).bundle_groups[0].mids == ("1",)
+    plan, _ = apply_subscriber_answer(offer.plan, _answer_to(offer))
+    assert plan.slots[0].free
+
+
+def test_answers_to_the_parked_section() -> None:
+    plan = _round(SubscriberPlan(), [subscriber_track(1, "audio")])
+    offer = build_subscriber_offer(plan.with_tracks([]), LOCAL)
+    answer = _answer_to(offer)
+    with pytest.raises(SdpError, match="the offer made it inactive"):
+        apply_subscriber_answer(offer.plan, answer.replace("a=inactive", "a=recvonly"))
+    with pytest.raises(SdpError, match="does not BUNDLE mid '0'"):
+        apply_subscriber_answer(offer.plan, answer.replace("a=group:BUNDLE 0\r\n", ""))
+    # Rejected (port 0) after all: the slot is freed and the connection keeps its transport.
+    rejected = answer.replace("a=group:BUNDLE 0\r\n", "").replace("m=audio 9", "m=audio 0")
+    plan, session = apply_subscriber_answer(offer.plan, rejected)
+    assert plan.slots[0].free and not plan.slots[0].parked and session.bundle == ()
+    assert plan.remote is not None and plan.remote.ice_ufrag == "abcd"
 
 
 def _answer_to(offer: SubscriberOffer, reject: str | None = None) -> str:
     """A minimal well-formed browser-like answer to one of our offers."""
     lines = ["v=0", "o=- 7 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
-    active = [s.mid for s in offer.plan.active() if s.mid != reject]
+    active = [s.mid for s in offer.plan.bundled() if s.mid != reject]
     if active:
         lines.append("a=group:BUNDLE " + " ".join(active))
     for slot, media in zip(offer.plan.slots, offer.sdp.media, strict=True):
-        if slot.track is None or slot.mid == reject:
+        if (slot.track is None and not slot.parked) or slot.mid == reject:
             lines += [
                 f"m={media.kind} 0 {media.proto} {media.formats[0]}",
                 "c=IN IP4 0.0.0.0",
@@ -154,7 +227,7 @@ def _answer_to(offer: SubscriberOffer, reject: str | None = None) -> str:
             f"m={media.m_line().split(' ', 2)[0]} 9 {media.proto} {' '.join(media.formats)}",
             "c=IN IP4 0.0.0.0", "a=ice-ufrag:abcd", "a=ice-pwd:0123456789012345678901",
             "a=fingerprint:sha-256 " + ":".join(["11"] * 32), "a=setup:active", f"a=mid:{slot.mid}",
-            "a=recvonly", "a=rtcp-mux",
+            "a=inactive" if slot.parked else "a=recvonly", "a=rtcp-mux",
         ]  # fmt: skip
         lines += [
             f"a={a.text()}"
@@ -250,10 +323,9 @@ def test_stopped_section_is_a_complete_m_section() -> None:
     assert "rtcp-fb" not in names and "candidate" not in names and "msid" not in names
     assert "0" not in describe(offer.sdp).bundle_groups[0].mids
     # A stopped video section lists only its primary payload type, not RTX.
-    plan = SubscriberPlan().with_tracks([subscriber_track(1, "video")])
-    first = build_subscriber_offer(plan, LOCAL)
-    plan, _ = apply_subscriber_answer(first.plan, _answer_to(first))
-    video = build_subscriber_offer(plan.with_tracks([]), LOCAL).sdp.media[0]
+    plan = _round(SubscriberPlan(), [subscriber_track(1, "video"), subscriber_track(2, "audio")])
+    removed = build_subscriber_offer(plan.with_tracks([subscriber_track(2, "audio")]), LOCAL)
+    video = removed.sdp.media[0]
     assert video.port == 0 and video.formats == ("96",)
     assert [a.text() for a in video.attributes if a.name == "rtpmap"] == ["rtpmap:96 VP8/90000"]
 

@@ -12,16 +12,19 @@ slot is free and the next new track *of the same kind* takes it over under a fre
 free slot, new tracks append. So an SDP stays as long as the peak track count, a stopped mid is
 never reused, and browsers never see a section change kind.
 
-Anchor rule (RFC 8843 §7.3.3, JSEP §5.2.1): a BUNDLE group needs at least one section that is
-not rejected, and Chromium with ``bundlePolicy: "max-bundle"`` refuses an offer without a BUNDLE
-group ("max-bundle is used but no bundle group found"). So when the last track goes, one of the
-sections that carried a track is *parked* instead of stopped: it keeps its live port and its
-place in the group, is offered ``a=inactive`` without msid or SSRCs, and anchors the transport.
-As soon as a new track goes live (in a recycled or appended section), the parked section is
-stopped like any other and recycled later. It never carries a new track itself: that would
-change the SSRCs of a live section, which aiortc (1.x) does not follow (its receiver keeps the
-first SSRCs it was given), and the browser would hand the page the old receiver's track object
-for a different participant. So a track still keeps its mid for its whole life.
+Tag rule (RFC 8843 §7.2, JSEP §5.2.1): the first mid of the BUNDLE group, the *tag*, names the
+section whose transport the whole group uses. If the tagged section is stopped, the tag moves to
+another section, and Chromium (``max-bundle``) then tears down the group's DTLS transport
+(close_notify) and starts a new one, which the router sees as the subscriber's transport closing.
+So the tag stays stable for the connection's life: the group is written tag first, and the
+tagged section is never stopped. When its track goes, it is *parked*: it keeps its live port and
+its place in the group and is offered ``a=inactive`` without msid or SSRCs. A parked section
+never carries a new track: that would change the SSRCs of a live section, which aiortc (1.x)
+does not follow (its receiver keeps the first SSRCs it was given), and the browser would hand the
+page the old receiver's track object for a different participant. So a track keeps its mid for
+its whole life, and a parked tag costs one idle m-section. The same section also keeps the group
+non-empty when no track is left (RFC 8843 §7.3.3; Chromium refuses an offer with no BUNDLE group:
+"max-bundle is used but no bundle group found").
 """
 
 from __future__ import annotations
@@ -117,6 +120,9 @@ class SubscriberPlan:
     awaiting_answer: bool = False
     remote: RemoteTransport | None = None
     """The subscriber's transport from the last applied answer (kept when all tracks go)."""
+    tag: str | None = None
+    """The BUNDLE tag: the mid whose section carries the group's transport (see the tag rule);
+    set by the first offer with a live section, kept until the subscriber rejects it."""
 
     def with_tracks(self, tracks: Iterable[OutgoingTrack]) -> SubscriberPlan:
         """The plan for a new full track set (see the module docstring for the slot rule)."""
@@ -149,35 +155,37 @@ class SubscriberPlan:
                 slots.append(new)
             else:
                 slots[index] = new
-        _keep_anchor(slots, vacated)
+        tag = self.tag if self.tag is not None else next(
+            (s.mid for s in slots if s.track is not None), None
+        )
+        _keep_tag(slots, tag)
         _check_payload_types(slots)
-        return replace(self, slots=tuple(slots), next_mid=next_mid)
+        return replace(self, slots=tuple(slots), next_mid=next_mid, tag=tag)
 
     def active(self) -> tuple[MediaSlot, ...]:
         """Slots carrying a track."""
         return tuple(s for s in self.slots if s.track is not None)
 
     def bundled(self) -> tuple[MediaSlot, ...]:
-        """Slots in the BUNDLE group: those carrying a track, and the parked anchor."""
-        return tuple(s for s in self.slots if s.track is not None or s.parked)
+        """Slots in the BUNDLE group, the tag first: those carrying a track, and a parked tag."""
+        live = [s for s in self.slots if s.track is not None or s.parked]
+        live.sort(key=lambda s: s.mid != self.tag)
+        return tuple(live)
 
 
-def _keep_anchor(slots: list[MediaSlot], vacated: list[int]) -> None:
-    """Apply the anchor rule in place: with no track left, park one live section (the current
-    anchor if any, else the first section whose track just went); with a track, park none.
+def _keep_tag(slots: list[MediaSlot], tag: str | None) -> None:
+    """Apply the tag rule in place: the tagged section, if its track went, is parked (never
+    stopped); no other section is parked.
 
     Only a section the subscriber still has live can be parked: a port-0 section cannot come
     back under its mid. A plan with no live section at all (every section stopped or rejected)
     offers nothing new, so the session never sends it (see ``Negotiator.offer``).
     """
-    if any(s.track is not None for s in slots):
-        for i, slot in enumerate(slots):
-            if slot.parked:
-                slots[i] = replace(slot, parked=False)  # stopped: port 0, freed by the answer
-        return
-    if any(s.parked for s in slots) or not vacated:
-        return
-    slots[vacated[0]] = replace(slots[vacated[0]], parked=True)
+    for i, slot in enumerate(slots):
+        if slot.mid == tag and slot.track is None and not slot.free:
+            slots[i] = replace(slot, parked=True)
+        elif slot.parked and slot.mid != tag:
+            slots[i] = replace(slot, parked=False)  # stopped: port 0, freed by the answer
 
 
 def _check_payload_types(slots: list[MediaSlot]) -> None:
@@ -433,6 +441,7 @@ def apply_subscriber_answer(
     inactive_stopped: list[str] = []
     live_mids: list[str] = []
     slots: list[MediaSlot] = []
+    rejected_tag = False
     for slot, media in zip(plan.slots, info.media, strict=True):
         if slot.parked:
             if _check_parked(slot, media):
@@ -440,6 +449,7 @@ def apply_subscriber_answer(
                 slots.append(slot)
             else:
                 slots.append(replace(slot, parked=False, free=True))
+                rejected_tag = rejected_tag or slot.mid == plan.tag
             continue
         result = _check_section(slot, media, capabilities)
         if result is not None:
@@ -451,6 +461,7 @@ def apply_subscriber_answer(
             rejected.append(slot.mid)
         elif not media.rejected:
             inactive_stopped.append(slot.mid)
+        rejected_tag = rejected_tag or slot.mid == plan.tag
         slots.append(replace(slot, track=None, free=True))
     group = _check_bundle(info, live_mids)
     tag = info.by_mid(group.mids[0]) if group is not None and group.mids else None
@@ -467,5 +478,9 @@ def apply_subscriber_answer(
         rejected_mids=tuple(rejected), extmap_allow_mixed=info.extmap_allow_mixed,
         inactive_stopped_mids=tuple(inactive_stopped),
     )  # fmt: skip
-    new_plan = replace(plan, slots=tuple(slots), awaiting_answer=False, remote=remote)
+    # The subscriber refused the tagged section: its transport is gone anyway, so the next
+    # live section becomes the tag.
+    new_tag = (live_mids[0] if live_mids else None) if rejected_tag else plan.tag
+    new_plan = replace(plan, slots=tuple(slots), awaiting_answer=False, remote=remote,
+                       tag=new_tag)
     return new_plan, negotiated

@@ -92,6 +92,28 @@ def test_large_room_three_participants_then_one_leaves(cluster: Cluster, join: J
     print(f"three-way media flowing after {elapsed:.1f} s")
 
 
+def test_last_person_in_a_room_stays_connected(cluster: Cluster, join: Join) -> None:
+    # When everyone else leaves, the router's subscriber offer has nothing to send; it must
+    # still be one Chromium accepts under max-bundle, so the last person stays put.
+    name = room("last")
+    pages = [join(name, n) for n in ("alice", "bob")]
+    wait_media(pages, timeout=30)
+    before = regio(pages[0])
+    pages[1].click("#leave")
+    wait_until(pages[:1], lambda s: s["participants"] == [] and s["remoteVideos"] == [], 10,
+               "bob gone")
+    time.sleep(2)  # give a refused renegotiation time to surface as a reconnect
+    after = regio(pages[0])
+    assert after["state"] == "connected"
+    assert after["reconnects"] == before["reconnects"]
+    assert after["participant"] == before["participant"]
+    assert after["connection"]["subscriber"] == "connected"
+    # Someone new arrives: the last person receives them on the same connection.
+    late = join(name, "carol")
+    wait_media([pages[0], late], timeout=20)
+    assert regio(pages[0])["reconnects"] == before["reconnects"]
+
+
 def test_chat_reaches_the_others_and_is_nowhere_on_disk(cluster: Cluster, join: Join) -> None:
     name = room("chat")
     pages = [join(name, n) for n in ("alice", "bob", "carol")]

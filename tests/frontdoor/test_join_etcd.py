@@ -137,7 +137,7 @@ async def test_rejoin_keeps_the_participant(client: EtcdClient) -> None:
             first = await service.join("gamma", b'{"name":"Ada"}', GERMANY)
             assert first.status == 200, first.body
             token = first.body["token"]
-            body = ('{"rejoin":"%s"}' % token).encode()
+            body = f'{{"rejoin":"{token}"}}'.encode()
             again = await service.join("gamma", body, GERMANY)
             assert again.status == 200, again.body
             assert again.body["participant"] == first.body["participant"]
@@ -156,7 +156,7 @@ async def test_rejoin_keeps_the_participant(client: EtcdClient) -> None:
             assert (other.status, other.body["error"]) == (400, "invalid_rejoin")
             assert "another room" in other.body["message"]
             forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
-            bad = await service.join("gamma", ('{"rejoin":"%s"}' % forged).encode(), GERMANY)
+            bad = await service.join("gamma", f'{{"rejoin":"{forged}"}}'.encode(), GERMANY)
             assert (bad.status, bad.body["error"]) == (400, "invalid_rejoin")
             fresh = await service.join("gamma", b"{}", GERMANY)
             assert fresh.body["participant"] != first.body["participant"]

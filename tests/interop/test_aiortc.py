@@ -71,11 +71,12 @@ async def _publisher_leaves(url: str) -> None:
         await carol.publish("audio")
         await bob.answer_next_offer()
         await _until(lambda: bob.received.frames["audio"] > 20, 20)
-        await alice.ws.send({"type": "leave"})
-        # The router re-offers alice's section as a stopped (port 0) section; aiortc needs ICE
-        # credentials, a=rtcp-mux and an rtpmap in it, and answers it a=inactive on a live port.
+        await carol.ws.send({"type": "leave"})
+        # The router re-offers carol's section as a stopped (port 0) section (alice's, the
+        # BUNDLE tag, stays live); aiortc needs ICE credentials, a=rtcp-mux and an rtpmap in
+        # it, and answers it a=inactive on a live port.
         offer = await bob.answer_next_offer()
-        stopped = offer["sdp"].split("m=audio ")[1]
+        stopped = offer["sdp"].split("m=audio ")[2]
         assert stopped.startswith("0 ") and "a=inactive" in stopped and "a=ice-ufrag:" in stopped
         # A router that refused that answer would send bad_sdp here (recv_type raises on error);
         # a new track recycles the freed slot in the next offer.
@@ -117,11 +118,12 @@ async def _last_publisher_leaves(url: str) -> None:
         assert not parked.startswith("0 ") and "a=inactive" in parked
         dave = await Publisher.join(url, join_token("interop", "dave"))
         answer = await dave.publish("audio")
-        # dave's audio gets a new section; the parked one stops (aiortc would not follow new
-        # SSRCs on a live section, see router/sdp/subscriber.py).
+        # dave's audio gets a new section; the parked one stays live as the BUNDLE tag (aiortc
+        # would not follow new SSRCs on a live section, see router/sdp/subscriber.py).
         offer = await bob.answer_next_offer()
         assert offer["tracks"] == {"1": answer["tracks"]["0"]}
-        assert offer["sdp"].split("m=audio ")[1].startswith("0 ")
+        assert "a=group:BUNDLE 0 1\r\n" in offer["sdp"]
+        assert not offer["sdp"].split("m=audio ")[1].startswith("0 ")
         await bob.ws.send({"type": "ping", "id": "after-answer"})  # no bad_sdp before it
         assert (await bob.ws.recv_type("pong"))["id"] == "after-answer"
         before = bob.received.frames["audio"]

@@ -109,6 +109,17 @@ PAGE_SCRIPT = r"""
     }
   };
   window.trackEvents = [];
+  window.lastTransport = null;
+  // Whether the live receivers still use the DTLS transport of the previous round: a moved
+  // BUNDLE tag makes Chromium replace it (close_notify on the old one), which would drop media.
+  const sameTransport = (pc) => {
+    const live = pc.getTransceivers().filter((t) => !t.stopped && t.receiver.transport);
+    const now = live.length ? live[0].receiver.transport : null;
+    const same = window.lastTransport === null || now === null
+      || live.every((t) => t.receiver.transport === window.lastTransport);
+    if (now !== null) window.lastTransport = now;
+    return same;
+  };
   window.answerOffer = async (name, sdp) => {
     let pc = window.pcs[name];
     if (!pc) {
@@ -124,9 +135,10 @@ PAGE_SCRIPT = r"""
       await pc.setLocalDescription(await pc.createAnswer());
       await gathered(pc);
       return {ok: true, error: null, sdp: pc.localDescription.sdp, transceivers: transceivers(pc),
-              tracks: window.trackEvents.splice(0)};
+              tracks: window.trackEvents.splice(0), sameTransport: sameTransport(pc)};
     } catch (e) {
-      return {ok: false, error: String(e), sdp: null, transceivers: [], tracks: []};
+      return {ok: false, error: String(e), sdp: null, transceivers: [], tracks: [],
+              sameTransport: false};
     }
   };
   window.closeAll = () => { for (const pc of Object.values(window.pcs)) pc.close(); };
@@ -173,11 +185,13 @@ def subscriber_track(n: int, kind: str) -> OutgoingTrack:
 
 SUBSCRIBER_STEPS: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = (
     ("initial audio+video", ((1, "audio"), (2, "video"))),
-    ("audio removed, second video added", ((2, "video"), (3, "video"))),
-    ("new audio recycles the freed audio slot", ((2, "video"), (3, "video"), (4, "audio"))),
+    ("the tag's audio removed, second video added (the tag is parked, not stopped)",
+     ((2, "video"), (3, "video"))),
+    ("new audio appends (a parked tag is never recycled)",
+     ((2, "video"), (3, "video"), (4, "audio"))),
     ("video with RTX removed (a stopped section)", ((3, "video"), (4, "audio"))),
-    ("the publisher leaves: nothing to receive (parked BUNDLE anchor)", ()),
-    ("a new publisher: its tracks recycle slots, the anchor stops", ((5, "video"), (6, "audio"))),
+    ("the publisher leaves: nothing to receive (the parked tag anchors the group)", ()),
+    ("a new publisher: its tracks recycle freed slots", ((5, "video"), (6, "audio"))),
 )
 """Track sets of the subscriber renegotiation sequence (checked by tests/sdp/test_browser.py)."""
 
@@ -265,19 +279,27 @@ def _write(name: str, sdp: str, version: str, what: str) -> None:
     (DATA / name).write_text(header + sdp.replace("\r\n", "\n"), encoding="utf-8")
 
 
-def main() -> int:
-    """Capture, report, and save fixtures; exit status 1 if Chromium refused our SDP."""
+def main(argv: list[str] | None = None) -> int:
+    """Capture, report, and save fixtures; exit status 1 if Chromium refused our SDP.
+
+    ``--subscriber-only`` rewrites only the subscriber answers (after a change to the router's
+    offers), leaving the captured publisher offers as they are.
+    """
+    subscriber_only = "--subscriber-only" in (sys.argv[1:] if argv is None else argv)
     capture = capture_with_chromium()
     failures = 0
     for name, offer in capture.offers.items():
-        _write(f"chromium_{name}_offer.sdp", offer, capture.version, f"publisher offer '{name}'")
+        if not subscriber_only:
+            _write(f"chromium_{name}_offer.sdp", offer, capture.version,
+                   f"publisher offer '{name}'")
         result = capture.answer_results[name]
         failures += not result["ok"]
         print(f"router answer to {name}: {'accepted' if result['ok'] else result['error']}")
     for index, result in enumerate(capture.subscriber_answers, start=1):
         label = SUBSCRIBER_STEPS[index - 1][0]
-        print(f"subscriber round {index} ({label}): {'ok' if result['ok'] else result['error']}")
-        failures += not result["ok"]
+        print(f"subscriber round {index} ({label}): {'ok' if result['ok'] else result['error']}"
+              f"{'' if result.get('sameTransport') else ' (DTLS transport REPLACED)'}")
+        failures += not result["ok"] or not result.get("sameTransport")
         if result["ok"]:
             _write(
                 f"chromium_subscriber_answer_{index}.sdp", result["sdp"], capture.version,

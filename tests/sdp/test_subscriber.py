@@ -89,17 +89,20 @@ def test_chromium_answers_apply_through_renegotiation() -> None:
     steps = run_steps(3)
     assert [_mids(offer) for offer, _ in steps] == [
         [("audio", "0", 40000), ("video", "1", 40000)],
-        # audio removed: its section is offered with port 0 under its old mid; video 3 appends
-        [("audio", "0", 0), ("video", "1", 40000), ("video", "2", 40000)],
-        # the answered port-0 audio slot is recycled for the new audio under a fresh mid
-        [("audio", "3", 40000), ("video", "1", 40000), ("video", "2", 40000)],
-    ]
+        # the tag's audio removed: its section stays live (parked, inactive); video 3 appends
+        [("audio", "0", 40000), ("video", "1", 40000), ("video", "2", 40000)],
+        # a parked tag is never recycled: the new audio appends under a fresh mid
+        [("audio", "0", 40000), ("video", "1", 40000), ("video", "2", 40000),
+         ("audio", "3", 40000)],
+    ]  # fmt: skip
     final = steps[-1][1]
-    assert [(s.mid, s.track.track_id if s.track else None) for s in final.slots] == [
-        ("3", "audio-4"),
-        ("1", "video-2"),
-        ("2", "video-3"),
+    assert [(s.mid, s.track.track_id if s.track else None, s.parked) for s in final.slots] == [
+        ("0", None, True),
+        ("1", "video-2", False),
+        ("2", "video-3", False),
+        ("3", "audio-4", False),
     ]
+    assert final.tag == "0"
     assert final.next_mid == 4 and final.version == 3 and not final.awaiting_answer
 
 
@@ -126,18 +129,43 @@ def _round(plan: SubscriberPlan, tracks: list[OutgoingTrack]) -> SubscriberPlan:
 
 
 def test_removed_video_is_not_recycled_for_audio() -> None:
-    plan = _round(SubscriberPlan(), [subscriber_track(1, "video"), subscriber_track(9, "audio")])
+    plan = _round(SubscriberPlan(), [subscriber_track(9, "audio"), subscriber_track(1, "video")])
     plan = _round(plan, [subscriber_track(9, "audio")])
-    assert plan.slots[0].free and plan.slots[0].track is None
+    assert plan.slots[1].free and plan.slots[1].track is None
     plan = plan.with_tracks([subscriber_track(9, "audio"), subscriber_track(2, "audio")])
     assert [(s.mid, s.kind, s.track is not None) for s in plan.slots] == [
-        ("0", "video", False),
-        ("1", "audio", True),
+        ("0", "audio", True),
+        ("1", "video", False),
         ("2", "audio", True),
     ]
     plan = plan.with_tracks([subscriber_track(9, "audio"), subscriber_track(2, "audio"),
                              subscriber_track(3, "video")])  # fmt: skip
-    assert [s.mid for s in plan.slots] == ["3", "1", "2"]
+    assert [s.mid for s in plan.slots] == ["0", "3", "2"]
+
+
+def test_the_bundle_tag_never_moves() -> None:
+    """Removing the tag's track while others stay parks the tag: the group keeps its first mid,
+    so the browser keeps its DTLS transport (a moved tag makes Chromium replace it)."""
+    plan = _round(SubscriberPlan(), [subscriber_track(1, "audio"), subscriber_track(2, "video")])
+    assert plan.tag == "0"
+    offer = build_subscriber_offer(plan.with_tracks([subscriber_track(2, "video")]), LOCAL)
+    assert describe(offer.sdp).bundle_groups[0].mids == ("0", "1")
+    assert offer.sdp.media[0].port == 40000 and offer.sdp.media[0].has("inactive")
+    plan, session = apply_subscriber_answer(offer.plan, _answer_to(offer))
+    assert [m.mid for m in session.media] == ["1"] and plan.slots[0].parked
+    # A recycled slot earlier in the SDP than a live tag still comes after it in the group.
+    plan = _round(plan, [subscriber_track(2, "video"), subscriber_track(3, "audio")])
+    plan = _round(plan, [subscriber_track(3, "audio")])
+    plan = plan.with_tracks([subscriber_track(3, "audio"), subscriber_track(4, "video")])
+    offer = build_subscriber_offer(plan, LOCAL)
+    assert describe(offer.sdp).bundle_groups[0].mids[0] == "0"
+    # The subscriber rejecting the tag moves it (its transport is gone anyway).
+    tagged = _round(SubscriberPlan(), [subscriber_track(1, "audio"), subscriber_track(2, "video")])
+    offer = build_subscriber_offer(tagged.with_tracks(
+        [subscriber_track(1, "audio"), subscriber_track(2, "video"), subscriber_track(3, "audio")]
+    ), LOCAL)  # fmt: skip
+    plan, _ = apply_subscriber_answer(offer.plan, _answer_to(offer, reject="0"))
+    assert plan.tag == "1"
 
 
 def test_last_track_leaving_parks_its_section_as_the_bundle_anchor() -> None:
@@ -162,36 +190,36 @@ def test_last_track_leaving_parks_its_section_as_the_bundle_anchor() -> None:
     # Nothing changes while nobody publishes: no further offer is due.
     assert plan.with_tracks([]).slots == plan.slots
     # A new publisher: its audio recycles the freed slot under a fresh mid, its video appends;
-    # the parked section is stopped (never handed to a new track) and freed by the answer.
+    # the parked tag stays parked (never handed to a new track) and first in the group.
     plan = plan.with_tracks([subscriber_track(3, "video"), subscriber_track(4, "audio")])
     assert [(s.mid, s.kind, s.track and s.track.track_id, s.parked) for s in plan.slots] == [
-        ("0", "video", None, False), ("3", "audio", "audio-4", False),
+        ("0", "video", None, True), ("3", "audio", "audio-4", False),
         ("2", "video", "video-3", False),
     ]  # fmt: skip
     offer = build_subscriber_offer(plan, LOCAL)
-    assert describe(offer.sdp).bundle_groups[0].mids == ("3", "2")
-    assert offer.sdp.media[0].port == 0
+    assert describe(offer.sdp).bundle_groups[0].mids == ("0", "3", "2")
+    assert offer.sdp.media[0].port == 40000
     plan, session = apply_subscriber_answer(offer.plan, _answer_to(offer))
-    assert [m.mid for m in session.media] == ["3", "2"] and plan.slots[0].free
-    # ... and the next video recycles it.
+    assert [m.mid for m in session.media] == ["3", "2"] and plan.slots[0].parked
+    # ... and the next video appends: the parked tag is not recycled.
     tracks = [subscriber_track(3, "video"), subscriber_track(4, "audio")]
     plan = plan.with_tracks([*tracks, subscriber_track(5, "video")])
-    assert [s.mid for s in plan.slots] == ["4", "3", "2"]
+    assert [s.mid for s in plan.slots] == ["0", "3", "2", "4"]
 
 
-def test_parked_section_is_stopped_when_another_kind_goes_live() -> None:
+def test_parked_tag_stays_when_another_kind_goes_live() -> None:
     plan = _round(SubscriberPlan(), [subscriber_track(1, "video")])
     plan = _round(plan, [])
     assert plan.slots[0].parked
     plan = plan.with_tracks([subscriber_track(2, "audio")])
     assert [(s.mid, s.parked, s.free, s.track is not None) for s in plan.slots] == [
-        ("0", False, False, False), ("1", False, False, True),
+        ("0", True, False, False), ("1", False, False, True),
     ]  # fmt: skip
     offer = build_subscriber_offer(plan, LOCAL)
-    assert offer.sdp.media[0].port == 0
-    assert describe(offer.sdp).bundle_groups[0].mids == ("1",)
+    assert offer.sdp.media[0].port == 40000
+    assert describe(offer.sdp).bundle_groups[0].mids == ("0", "1")
     plan, _ = apply_subscriber_answer(offer.plan, _answer_to(offer))
-    assert plan.slots[0].free
+    assert plan.slots[0].parked and not plan.slots[0].free
 
 
 def test_answers_to_the_parked_section() -> None:
@@ -297,8 +325,8 @@ def test_answer_must_match_section_count_and_disabled_sections() -> None:
         apply_subscriber_answer(
             offer.plan, answer[: answer.index("m=video")].replace(" 0 1\r\n", " 0\r\n")
         )
-    offer2 = run_steps(2)[1][0]
-    disabled = "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+    offer2 = run_steps(4)[3][0]
+    disabled = "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
     answer2 = _answer_to(offer2)
     assert disabled in answer2
     revived = disabled.replace(" 0 UDP", " 9 UDP") + "a=rtcp-mux\r\na=recvonly\r\n"
@@ -309,8 +337,9 @@ def test_answer_must_match_section_count_and_disabled_sections() -> None:
 def test_stopped_section_is_a_complete_m_section() -> None:
     """A removed track's section keeps ICE/DTLS attributes, rtcp-mux and the rtpmap/fmtp of the
     codec it carried (aiortc refuses an m-section without them), but no rtcp-fb or RTX."""
-    offer = run_steps(2)[1][0]
-    stopped = offer.sdp.media[0]
+    plan = _round(SubscriberPlan(), [subscriber_track(1, "video"), subscriber_track(2, "audio")])
+    offer = build_subscriber_offer(plan.with_tracks([subscriber_track(1, "video")]), LOCAL)
+    stopped = offer.sdp.media[1]
     assert (stopped.kind, stopped.port, stopped.formats) == ("audio", 0, ("111",))
     names = [a.name for a in stopped.attributes]
     for name in ("ice-ufrag", "ice-pwd", "fingerprint", "setup", "mid", "inactive", "rtcp-mux"):
@@ -321,11 +350,11 @@ def test_stopped_section_is_a_complete_m_section() -> None:
         "fmtp:111 minptime=10;useinbandfec=1",
     ]
     assert "rtcp-fb" not in names and "candidate" not in names and "msid" not in names
-    assert "0" not in describe(offer.sdp).bundle_groups[0].mids
+    assert "1" not in describe(offer.sdp).bundle_groups[0].mids
     # A stopped video section lists only its primary payload type, not RTX.
-    plan = _round(SubscriberPlan(), [subscriber_track(1, "video"), subscriber_track(2, "audio")])
+    plan = _round(SubscriberPlan(), [subscriber_track(2, "audio"), subscriber_track(1, "video")])
     removed = build_subscriber_offer(plan.with_tracks([subscriber_track(2, "audio")]), LOCAL)
-    video = removed.sdp.media[0]
+    video = removed.sdp.media[1]
     assert video.port == 0 and video.formats == ("96",)
     assert [a.text() for a in video.attributes if a.name == "rtpmap"] == ["rtpmap:96 VP8/90000"]
 
@@ -341,18 +370,18 @@ def _aiortc_style(answer: str, mid: str) -> str:
 
 
 def test_inactive_answer_to_a_stopped_section_is_accepted_and_counted() -> None:
-    offer = run_steps(2)[1][0]
-    answer = _aiortc_style(_answer_to(offer), "0")
-    assert "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=inactive" in answer
+    offer = run_steps(4)[3][0]
+    answer = _aiortc_style(_answer_to(offer), "1")
+    assert "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive" in answer
     plan, session = apply_subscriber_answer(offer.plan, answer)
-    assert session.inactive_stopped_mids == ("0",) and session.rejected_mids == ()
-    assert [m.mid for m in session.media] == ["1", "2"]
-    assert plan.slots[0].free and plan.slots[0].track is None
-    # The next new audio track recycles the slot exactly as after a port-0 answer.
+    assert session.inactive_stopped_mids == ("1",) and session.rejected_mids == ()
+    assert [m.mid for m in session.media] == ["2", "3"]
+    assert plan.slots[1].free and plan.slots[1].track is None
+    # The next new video track recycles the slot exactly as after a port-0 answer.
     recycled = plan.with_tracks(
-        [*(s.track for s in plan.active() if s.track), subscriber_track(5, "audio")]
+        [*(s.track for s in plan.active() if s.track), subscriber_track(5, "video")]
     )
-    assert recycled.slots[0].kind == "audio" and recycled.slots[0].track is not None
+    assert recycled.slots[1].kind == "video" and recycled.slots[1].track is not None
     # A Chromium-style port-0 answer is not counted.
     _, session = apply_subscriber_answer(offer.plan, _answer_to(offer))
     assert session.inactive_stopped_mids == ()

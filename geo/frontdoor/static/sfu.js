@@ -43,11 +43,9 @@ export class SfuSession {
   newConnection(role) {
     // The router is ICE-lite with a host candidate; TURN is offered too so a client whose
     // network blocks UDP to the router can still reach it through a relay.
-    // The subscriber side is "balanced": the router's offer decides the bundling, and an offer
-    // whose every section is retired carries no BUNDLE group, which max-bundle would refuse.
-    const config = role === "subscriber"
-      ? { ...this.opts.rtcConfig, bundlePolicy: "balanced" } : this.opts.rtcConfig;
-    const pc = new RTCPeerConnection(config);
+    // Both sides use max-bundle: the router's subscriber offers always carry a BUNDLE group
+    // (a parked, inactive section anchors it when there is nothing to receive).
+    const pc = new RTCPeerConnection(this.opts.rtcConfig);
     pc.onconnectionstatechange = () => this.opts.onConnectionState(role, pc.connectionState);
     return pc;
   }

@@ -1,21 +1,36 @@
-"""SDP a synthetic benchmark client writes: an audio-only publisher offer shaped like Chromium's
-and recvonly answers to the router's subscriber offers."""
+"""SDP a synthetic WebRTC client writes (the SFU benchmark's clients and the router tests'):
+a publisher offer shaped like Chromium's and recvonly answers to the router's subscriber offers."""
 
 from __future__ import annotations
 
 from router.sdp import describe, parse_sdp
 
 
-def publisher_offer(ufrag: str, pwd: str, fingerprint: str, ssrc: int) -> str:
-    """One sendonly Opus section with a signalled SSRC, BUNDLE, rtcp-mux, actpass."""
+def publisher_offer(ufrag: str, pwd: str, fingerprint: str, audio_ssrc: int,
+                    video_ssrc: int | None = None, cname: str = "synthetic") -> str:
+    """A sendonly publisher offer shaped like Chromium's: BUNDLE, rtcp-mux, mid extension,
+    signalled SSRCs, actpass; Opus, and VP8 with RTX (``video_ssrc`` and ``video_ssrc + 1``)
+    when ``video_ssrc`` is given."""
+    mids = "0 1" if video_ssrc else "0"
     lines = ["v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
-             "a=group:BUNDLE 0", "a=msid-semantic: WMS s1",
-             "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
-             f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", "a=ice-options:trickle",
-             f"a=fingerprint:{fingerprint}", "a=setup:actpass", "a=mid:0",
-             "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid", "a=sendonly", "a=msid:s1 a1",
-             "a=rtcp-mux", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1",
-             f"a=ssrc:{ssrc} cname:bench"]
+             f"a=group:BUNDLE {mids}", "a=extmap-allow-mixed", "a=msid-semantic: WMS s1"]
+
+    def common(mid: str) -> list[str]:
+        return ["c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0", f"a=ice-ufrag:{ufrag}",
+                f"a=ice-pwd:{pwd}", "a=ice-options:trickle", f"a=fingerprint:{fingerprint}",
+                "a=setup:actpass", f"a=mid:{mid}",
+                "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid", "a=sendonly"]
+
+    lines += ["m=audio 9 UDP/TLS/RTP/SAVPF 111", *common("0"), "a=msid:s1 a1", "a=rtcp-mux",
+              "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1",
+              f"a=ssrc:{audio_ssrc} cname:{cname}"]
+    if video_ssrc:
+        lines += ["m=video 9 UDP/TLS/RTP/SAVPF 96 97", *common("1"), "a=msid:s1 v1",
+                  "a=rtcp-mux", "a=rtcp-rsize", "a=rtpmap:96 VP8/90000",
+                  "a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli", "a=rtcp-fb:96 ccm fir",
+                  "a=rtpmap:97 rtx/90000", "a=fmtp:97 apt=96",
+                  f"a=ssrc-group:FID {video_ssrc} {video_ssrc + 1}",
+                  f"a=ssrc:{video_ssrc} cname:{cname}", f"a=ssrc:{video_ssrc + 1} cname:{cname}"]
     return "\r\n".join(lines) + "\r\n"
 
 

@@ -95,7 +95,7 @@ class NodeProc:
                 self._changed = trio.Event()
         self._changed.set()
 
-    async def wait_event(self, name: str, timeout: float = 15.0) -> dict[str, Any]:
+    async def wait_event(self, name: str, timeout: float = 30.0) -> dict[str, Any]:
         with trio.fail_after(timeout):
             while True:
                 for event in self.events:

@@ -24,7 +24,11 @@ from .conftest import REPO, SpawnNode, python_env
 TOPOLOGY = REPO / "infra" / "local" / "topology.toml"
 
 
-async def regio(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+async def regio(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    if "--etcd" in argv and "--etcd-timeout" not in argv:
+        # A loaded two-core CI machine can take seconds to open the first gRPC channel; the
+        # tests check behaviour, not how fast etcd answers.
+        argv = (*argv, "--etcd-timeout", "15")
     with trio.fail_after(timeout):
         return await trio.run_process(
             [sys.executable, "-m", "control", *argv],

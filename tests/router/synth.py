@@ -17,9 +17,10 @@ from typing import Any
 
 import trio
 
+from benchmarks.sfu.sdp import publisher_offer, subscriber_answer
+from benchmarks.sfu.sdp import router_transport as transport_of
 from control.schema import SecretKey
 from control.tokens import JoinClaims, sign_token
-from router.sdp import describe, parse_sdp
 from router.signaling.client import SignalingClient
 from router.transport import (
     ClientTransport,
@@ -43,63 +44,6 @@ def token(room: str, participant: str, *, router: str, mode: str = "sfu", ttl: f
                         region="eu-west", policy="eea", mode=mode, expires_at=int(now + ttl),
                         issued_at=now, name=name)
     return sign_token(claims, key)
-
-
-def publisher_offer(ufrag: str, pwd: str, fingerprint: str, audio_ssrc: int,
-                    video_ssrc: int | None = None) -> str:
-    mids = "0 1" if video_ssrc else "0"
-    lines = ["v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
-             f"a=group:BUNDLE {mids}", "a=extmap-allow-mixed", "a=msid-semantic: WMS s1"]
-
-    def common(mid: str) -> list[str]:
-        return ["c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0", f"a=ice-ufrag:{ufrag}",
-                f"a=ice-pwd:{pwd}", "a=ice-options:trickle", f"a=fingerprint:{fingerprint}",
-                "a=setup:actpass", f"a=mid:{mid}",
-                "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid", "a=sendonly"]
-
-    lines += ["m=audio 9 UDP/TLS/RTP/SAVPF 111", *common("0"), "a=msid:s1 a1", "a=rtcp-mux",
-              "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1",
-              f"a=ssrc:{audio_ssrc} cname:synth"]
-    if video_ssrc:
-        lines += ["m=video 9 UDP/TLS/RTP/SAVPF 96 97", *common("1"), "a=msid:s1 v1",
-                  "a=rtcp-mux", "a=rtcp-rsize", "a=rtpmap:96 VP8/90000",
-                  "a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli", "a=rtcp-fb:96 ccm fir",
-                  "a=rtpmap:97 rtx/90000", "a=fmtp:97 apt=96",
-                  f"a=ssrc-group:FID {video_ssrc} {video_ssrc + 1}",
-                  f"a=ssrc:{video_ssrc} cname:synth", f"a=ssrc:{video_ssrc + 1} cname:synth"]
-    return "\r\n".join(lines) + "\r\n"
-
-
-def subscriber_answer(offer: str, ufrag: str, pwd: str, fingerprint: str) -> str:
-    """recvonly for every active section, port 0 for disabled ones, one BUNDLE group."""
-    desc = parse_sdp(offer)
-    info = describe(desc)
-    accepted = [mi.mid for mi in info.media if not mi.rejected]
-    lines = ["v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
-    if accepted:
-        lines.append(f"a=group:BUNDLE {' '.join(str(a) for a in accepted)}")
-    for mi, md in zip(info.media, desc.media, strict=True):
-        if mi.rejected:
-            lines += [f"m={mi.kind} 0 {mi.proto} {md.formats[0]}", "c=IN IP4 0.0.0.0",
-                      f"a=mid:{mi.mid}", "a=inactive"]
-            continue
-        lines += [f"m={mi.kind} 9 {mi.proto} {' '.join(md.formats)}", "c=IN IP4 0.0.0.0",
-                  f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", f"a=fingerprint:{fingerprint}",
-                  "a=setup:active", f"a=mid:{mi.mid}", "a=recvonly", "a=rtcp-mux"]
-        for a in md.attributes:
-            if a.name in ("rtpmap", "fmtp", "rtcp-fb"):
-                lines.append(f"a={a.name}:{a.value}")
-    return "\r\n".join(lines) + "\r\n"
-
-
-def transport_of(sdp: str) -> tuple[str, str, str, tuple[str, int]]:
-    """(ufrag, pwd, fingerprint, candidate address) of the router's first active section."""
-    info = describe(parse_sdp(sdp))
-    media = next(mi for mi in info.media if not mi.rejected)
-    t = media.transport
-    assert t.ice_ufrag and t.ice_pwd and t.fingerprints and t.candidates
-    cand = t.candidates[0]
-    return t.ice_ufrag, t.ice_pwd, t.fingerprints[0].value(), (cand.address, cand.port)
 
 
 def rtp(seq: int, ssrc: int, pt: int, payload: bytes, ts: int) -> bytes:

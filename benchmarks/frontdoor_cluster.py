@@ -1,6 +1,10 @@
-"""A local front-door cluster in subprocesses: etcd, registered nodes and ``regio frontdoor``.
+"""A local front-door cluster in subprocesses: etcd, nodes and ``regio frontdoor``.
 
-Shared by ``regio bench frontdoor`` and the front door's integration tests. Everything is a
+Shared by ``regio bench frontdoor`` and the front door's integration tests. Nodes are either
+real processes (``regio router`` via :meth:`LocalFrontdoorCluster.add_router`, ``regio turn``
+via :meth:`LocalFrontdoorCluster.add_turn`) or bare registry records kept alive by
+:mod:`benchmarks.frontdoor_nodes` (:meth:`LocalFrontdoorCluster.add_nodes`; the benchmark
+measures the front door, not the nodes, so records are enough there). Everything is a
 subprocess started in its own session and stopped by pid (never by name), so nothing leaks
 when a test or a benchmark fails halfway. Synchronous on purpose: it is driven from pytest
 fixtures and from a benchmark's main, neither of which owns a Trio loop for the cluster's life.
@@ -13,6 +17,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -107,6 +112,44 @@ def spawn(name: str, argv: list[str], logdir: Path, *, cpu: int | None = None) -
     return Proc(name, popen, log_path)
 
 
+def free_port_block(count: int = 3, attempts: int = 50) -> int:
+    """A port P with UDP P and TCP P+1 .. P+count-1 free a moment ago on 127.0.0.1 (the
+    ``--host/--port`` block of ``regio router``: media UDP, signaling, metrics)."""
+    for _ in range(attempts):
+        first = free_ports(1)[0]
+        if first + count - 1 > 65535:
+            continue
+        socks: list[socket.socket] = []
+        try:
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(udp)
+            udp.bind(("127.0.0.1", first))
+            for port in range(first + 1, first + count):
+                tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(tcp)
+                tcp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return first
+    raise RuntimeError(f"no block of {count} free ports found")
+
+
+@dataclass(slots=True)
+class RouterProc:
+    """A running ``regio router``: its process and what its ready line announced."""
+
+    proc: Proc
+    node_id: str
+    region: str
+    port: int
+    signaling_url: str
+    metrics_url: str
+    udp: str
+
+
 def node_spec(node_id: str, kind: str, region: str, jurisdiction: str,
               addresses: list[tuple[str, str, int]], capacity: int = 1000) -> str:
     return json.dumps({"node_id": node_id, "kind": kind, "region": region,
@@ -166,18 +209,61 @@ class LocalFrontdoorCluster:
         proc.wait_line('{"event": "registered"')
         return proc
 
-    def add_turn(self, region: str) -> tuple[Proc, int]:
-        """A real ``regio turn`` node in ``region`` (udp+tcp on one port, metrics)."""
+    def add_turn(self, region: str, *, node_id: str | None = None,
+                 lease_ttl: int | None = None) -> tuple[Proc, int]:
+        """A real ``regio turn`` node in ``region`` (udp+tcp on one port, metrics); wait for
+        ``regio turn ready`` on the returned process before relying on its registration."""
         port, metrics, relay_low = free_ports(3)
-        proc = spawn(f"turn-{region}", [
+        node_id = node_id or f"{region}-turn-real"
+        argv = [
             sys.executable, "-m", "control", "turn", "--etcd", self.etcd_url,
-            "--region", region, "--node-id", f"{region}-turn-real",
+            "--region", region, "--node-id", node_id,
             "--listen", f"127.0.0.1:{port}", "--tcp-listen", f"127.0.0.1:{port}",
             "--metrics", f"127.0.0.1:{metrics}", "--relay-ports", f"{relay_low}-{relay_low}",
             "--drain-deadline", "1",
-        ], self.logdir)
+        ]
+        if lease_ttl is not None:
+            argv += ["--lease-ttl", str(lease_ttl)]
+        proc = spawn(f"turn-{node_id}", argv, self.logdir)
         self.procs.append(proc)
         return proc, port
+
+    def add_router(self, region: str, *, node_id: str | None = None, lease_ttl: int = 10,
+                   drain_deadline: float = 30.0, timeout: float = 60.0,
+                   attempts: int = 3) -> RouterProc:
+        """A real ``regio router`` in ``region``, started the way ``regio cluster up`` starts
+        one (``--host 127.0.0.1 --port P``: media UDP on P, ws signaling on P+1, metrics on
+        P+2), returned once its ready line says it is registered in etcd.
+
+        The port block is probed free just before the start; should another process take a
+        port in between, the router exits before its ready line and is started again on a
+        fresh block (``attempts`` times).
+        """
+        node_id = node_id or f"{region}-router-1"
+        for attempt in range(attempts):
+            port = free_port_block(3)
+            name = f"router-{node_id}" + (f"-retry{attempt}" if attempt else "")
+            proc = spawn(name, [
+                sys.executable, "-m", "control", "router", "--etcd", self.etcd_url,
+                "--region", region, "--node-id", node_id, "--host", "127.0.0.1",
+                "--port", str(port), "--lease-ttl", str(lease_ttl),
+                "--drain-deadline", str(drain_deadline),
+            ], self.logdir)
+            self.procs.append(proc)
+            try:
+                line = proc.wait_line('{"event": "ready"', timeout=timeout)
+            except RuntimeError:
+                exited = proc.popen.poll() is not None
+                proc.stop()
+                tail = proc.log_tail(4000)
+                if exited and attempt + 1 < attempts and (
+                        "cannot listen" in tail or "Address already in use" in tail):
+                    continue
+                raise
+            ready = json.loads(line)
+            return RouterProc(proc, ready["node"], region, port, ready["signaling"],
+                              ready["metrics"], ready["udp"])
+        raise AssertionError("unreachable")
 
     def add_frontdoor(self, name: str, *extra: str, port: int | None = None,
                       cpu: int | None = None) -> tuple[Proc, str]:

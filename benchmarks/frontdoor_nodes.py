@@ -1,6 +1,8 @@
-"""A helper process (tests, ``regio bench frontdoor``) registering nodes with real leases.
+"""A helper process (``regio bench frontdoor``) registering node records with real leases.
 
-Nodes are registered through ``control.registry``, exactly as routers and TURN nodes do.
+Nodes are registered through ``control.registry``, exactly as routers and TURN nodes do, but no
+router or TURN server stands behind them: enough for measuring the front door alone. Tests that
+need usable nodes start real ones (``LocalFrontdoorCluster.add_router`` / ``add_turn``).
 
 ``python -m benchmarks.frontdoor_nodes --etcd URL --ttl 2 NODE_JSON...`` where each NODE_JSON is
 ``{"node_id", "kind", "region", "jurisdiction", "addresses": [[proto, host, port]...],

@@ -1,9 +1,9 @@
 """Fixtures for the front door tests: a subprocess cluster and addresses per country.
 
-The integration cluster (real etcd, nodes registered through ``control.registry`` with real
-leases, real ``regio turn`` nodes, the front door as a ``regio frontdoor`` subprocess) lives for
-the whole module: starting it costs a few seconds, and the tests that destroy parts of it (drain,
-kill) run last. Every process is stopped by pid in the fixture's finaliser.
+The integration cluster (real etcd, real ``regio router`` and ``regio turn`` processes that
+register themselves with real leases, the front door as a ``regio frontdoor`` subprocess) lives
+for the whole module: starting it costs a few seconds, and the tests that destroy parts of it
+(drain, kill) run last. Every process is stopped by pid in the fixture's finaliser.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The front door against a real local cluster, over real HTTP.
 
-Real etcd; routers registered through ``control.registry`` with real leases (router processes
-do not exist yet, so their registry records are the routers); real ``regio turn`` nodes in
-eu-central and eu-north plus TURN records in every region; ``regio frontdoor`` as a subprocess
-trusting 127.0.0.1 as its proxy. Tests that destroy nodes run last, then the privacy scan.
+Real etcd; one real ``regio router`` and one real ``regio turn`` in each of eu-central,
+eu-north (EEA) and us-east, each registering itself with a real lease (no registry records
+stand in for nodes); ``regio frontdoor`` as a subprocess trusting 127.0.0.1 as its proxy. A join
+answer is taken to the router it names over its ws signaling, and to another router, which
+refuses it. Tests that destroy nodes (drain, SIGKILL) run last, then the privacy scan, which
+reads every process's log, including the routers'.
 """
 
 from __future__ import annotations
@@ -22,22 +24,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from benchmarks.frontdoor_cluster import (
     REPO,
     LocalFrontdoorCluster,
     Proc,
+    RouterProc,
     python_env,
-    record_nodes,
 )
+from control import schema
 from control.drain import request_drain
+from control.etcd import EtcdClient
 from control.localetcd import free_ports
+from control.schema import NodeRecord
 from geo.locations import country_location, haversine_km
+from router.signaling.client import SignalingClient, SignalingClosed
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 EEA_COUNTRIES = ("DE", "FR", "NO", "IS", "LI", "RE", "GP", "AX")
 OTHER_COUNTRIES = ("US", "JP", "BR")
+REGIONS = ("eu-central", "eu-north", "us-east")
+EEA_REGIONS = ("eu-central", "eu-north")
+LEASE_TTL = 3
+"""Lease TTL of every node: a SIGKILLed node leaves the registry this many seconds later."""
 
 
 @dataclass
@@ -45,7 +56,7 @@ class Cluster:
     cluster: LocalFrontdoorCluster
     frontdoor: Proc
     url: str
-    eea_nodes: Proc
+    routers: dict[str, RouterProc]
     turns: dict[str, Proc]
     used: set[str]
 
@@ -86,19 +97,47 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = LocalFrontdoorCluster(Path(tmp_path_factory.mktemp("frontdoor-cluster")))
     cluster.start()
     try:
-        topology = cluster.topology
-        eea = cluster.add_nodes("eea-nodes", record_nodes(topology, ["eu-central", "eu-north"]),
-                                ttl=2)
-        cluster.add_nodes("us-nodes", record_nodes(topology, ["us-east"]), ttl=2)
-        turns = {region: cluster.add_turn(region)[0] for region in ("eu-central", "eu-north")}
+        # TURN processes start first (they need no waiting for each other), routers meanwhile.
+        turns = {region: cluster.add_turn(region, node_id=f"{region}-turn-1",
+                                          lease_ttl=LEASE_TTL)[0] for region in REGIONS}
+        routers = {region: cluster.add_router(region, node_id=f"{region}-router-1",
+                                              lease_ttl=LEASE_TTL, drain_deadline=60)
+                   for region in REGIONS}
         for proc in turns.values():
-            proc.wait_line("regio turn ready")
+            proc.wait_line("regio turn ready", timeout=60)
         frontdoor, url = cluster.add_frontdoor(
             "frontdoor", "--trusted-proxy", "127.0.0.1/32", "--rate-limit", "1",
             "--rate-burst", "8", "--access-log", "--token-ttl", "120")
-        yield Cluster(cluster, frontdoor, url, eea, turns, set())
+        live = Cluster(cluster, frontdoor, url, routers, turns, set())
+        _wait_for_every_node(live)
+        yield live
     finally:
         cluster.stop()
+
+
+def _nodes(live: Cluster) -> dict[str, NodeRecord]:
+    """Every registered node's record, by node id, as etcd has it now."""
+    async def read(client: EtcdClient) -> dict[str, NodeRecord]:
+        _, kvs = await client.get_prefix(schema.NODES_PREFIX)
+        records = (NodeRecord.decode(kv.value) for kv in kvs)
+        return {r.node_id: r for r in records}
+    result: dict[str, NodeRecord] = live.cluster.run(read)
+    return result
+
+
+def _wait_for_every_node(live: Cluster, timeout: float = 60.0) -> None:
+    """Until etcd holds every router and TURN node and the front door's cluster view (which
+    follows etcd with a short lag) lists them all."""
+    wanted = {f"{r}-{kind}-1" for r in REGIONS for kind in ("router", "turn")}
+    deadline = time.monotonic() + timeout
+    while not wanted <= set(_nodes(live)):
+        assert time.monotonic() < deadline, f"nodes missing: {wanted - set(_nodes(live))}"
+        time.sleep(0.2)
+    _, body = live.get("/v1/prometheus/targets")
+    while not wanted <= {g["labels"].get("regio_node") for g in json.loads(body)}:
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+        _, body = live.get("/v1/prometheus/targets")
 
 
 def _nearest_region(live: Cluster, country: str) -> str:
@@ -117,7 +156,11 @@ def test_eea_countries_land_in_eea_regions(live: Cluster, country_addresses: dic
         assert body["country"] == country and body["jurisdiction"] == "EEA"
         assert topology.regions[body["region"]].jurisdiction == "EEA"
         assert body["router"]["jurisdiction"] == "EEA"
-        assert body["router"]["signaling_url"].startswith("wss://127.0.0.1:")
+        # The real router of that region, at the ws (loopback) signaling URL it announced.
+        router = live.routers[body["router"]["region"]]
+        assert body["router"]["node"] == router.node_id
+        assert body["router"]["signaling_url"] == router.signaling_url
+        assert router.signaling_url.startswith("ws://127.0.0.1:")
         assert body["ice_servers"], body
         for server in body["ice_servers"]:
             region = server["username"].split(":")[1]
@@ -133,6 +176,7 @@ def test_other_countries_land_in_the_nearest_region(
         assert status == 200, body
         assert body["country"] == country
         assert body["region"] == _nearest_region(live, country)
+        assert body["router"]["node"] == live.routers[body["region"]].node_id
 
 
 def test_join_answer_shape_and_existing_room(live: Cluster,
@@ -260,7 +304,7 @@ def test_hypercorn_server_option(live: Cluster, country_addresses: dict[str, lis
     """``--http-server hypercorn`` (the library server) answers the same API."""
     proc, url = live.cluster.add_frontdoor("frontdoor-hypercorn", "--http-server", "hypercorn",
                                            "--trusted-proxy", "127.0.0.1/32")
-    other = Cluster(live.cluster, proc, url, live.eea_nodes, live.turns, live.used)
+    other = Cluster(live.cluster, proc, url, live.routers, live.turns, live.used)
     status, body, headers = other.join("hyper-room", country_addresses["DE"][0],
                                        {"policy": "eea"})
     assert status == 200 and body["jurisdiction"] == "EEA", body
@@ -281,27 +325,94 @@ def test_plain_http_refused_off_loopback() -> None:
     assert b"refusing plain HTTP" in result.stderr
 
 
+def test_join_answer_is_accepted_by_its_router(live: Cluster,
+                                               country_addresses: dict[str, list[str]]) -> None:
+    """End to end: the answer's token opens a session on the router the answer names (over the
+    ``signaling_url`` it gives), with the answer's participant id; another router refuses the
+    same token with ``wrong_router``."""
+    status, body, _ = live.join("e2e-room", country_addresses["DE"][0],
+                                {"name": "Grace", "size": "large"})
+    assert status == 200, body
+    assert body["mode"] == "sfu" and body["router"]["jurisdiction"] == "EEA"
+    url = body["router"]["signaling_url"]
+    assert url.startswith("ws://127.0.0.1:") and url.endswith("/v1/signal")
+    other = next(r for r in live.routers.values() if r.node_id != body["router"]["node"])
+
+    async def session() -> tuple[dict[str, Any], dict[str, Any], SignalingClosed]:
+        client = await SignalingClient.connect(url, timeout=30)
+        try:
+            await client.send({"type": "join", "token": body["token"]})
+            joined = await client.recv_type("joined", timeout=30)
+        finally:
+            await client.close()
+        wrong = await SignalingClient.connect(other.signaling_url, timeout=30)
+        try:
+            await wrong.send({"type": "join", "token": body["token"]})
+            error = await wrong.recv_type("error", timeout=30)
+            with pytest.raises(SignalingClosed) as closed:
+                while True:
+                    await wrong.recv(timeout=30)
+        finally:
+            await wrong.close()
+        return joined, error, closed.value
+
+    joined, error, closed = trio.run(session)
+    assert joined["participant"] == body["participant"], joined
+    assert joined["room"] == "e2e-room" and joined["mode"] == "sfu"
+    assert error["code"] == "wrong_router", error
+    assert closed.code == 4003, closed
+
+
+def _drain_cli(live: Cluster, node_id: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "control", "node", "drain", node_id, "--etcd",
+         live.cluster.etcd_url], capture_output=True, env=python_env(), cwd=str(REPO),
+        timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert b"is draining" in result.stdout
+
+
 def test_every_eea_node_gone_means_503(live: Cluster,
                                        country_addresses: dict[str, list[str]]) -> None:
-    async def drain_real_turns(client: Any) -> None:
-        for region in ("eu-central", "eu-north"):
-            await request_drain(client, f"{region}-turn-real")
+    """eu-central's router and TURN drained (``regio node drain``, ``request_drain``),
+    eu-north's router and TURN SIGKILLed by pid (their leases expire): no EEA node is left to
+    take a room, so EEA clients get 503 ``no_capacity``, never a US node; US clients still
+    get us-east."""
+    _drain_cli(live, live.routers["eu-central"].node_id)
 
-    live.cluster.run(drain_real_turns)
-    live.eea_nodes.stop(signal.SIGKILL)  # dead: their leases expire (TTL 2 s)
-    deadline = time.monotonic() + 15
+    async def drain_turn(client: EtcdClient) -> None:
+        await request_drain(client, "eu-central-turn-1")
+
+    live.cluster.run(drain_turn)
+    for proc in (live.routers["eu-north"].proc, live.turns["eu-north"]):
+        proc.stop(signal.SIGKILL)  # dead: the leases expire after LEASE_TTL seconds
+    eea = {f"{r}-{kind}-1" for r in EEA_REGIONS for kind in ("router", "turn")}
+    deadline = time.monotonic() + 60
+    while True:
+        nodes = _nodes(live)
+        usable = {n for n in eea if n in nodes and not nodes[n].draining}
+        if not usable:
+            break
+        assert time.monotonic() < deadline, f"EEA nodes still taking rooms: {usable}"
+        time.sleep(0.3)
+    assert "us-east-router-1" in nodes and not nodes["us-east-router-1"].draining
+    # The front door's view follows etcd with a short lag.
+    deadline = time.monotonic() + 30
     while True:
         status, body, _ = live.join(f"after-{time.monotonic_ns()}", country_addresses["AX"][2])
         if status == 503 or time.monotonic() > deadline:
             break
+        assert status == 200 and body["router"]["jurisdiction"] == "EEA", body
         time.sleep(0.3)
     assert status == 503 and body["error"] == "no_capacity", body
-    for country in ("DE", "NO", "GP"):
+    for country in ("DE", "NO", "GP", "LI"):
         status, body, _ = live.join(f"gone-{country}", country_addresses[country][2])
-        assert status == 503 and body["error"] == "no_capacity"
+        assert status == 503 and body["error"] == "no_capacity", body
     status, body, _ = live.join("still-us", country_addresses["BR"][2])
-    assert status == 200 and body["region"] == "us-east"
+    assert status == 200 and body["region"] == "us-east", body
+    assert body["router"]["node"] == live.routers["us-east"].node_id
     assert all(s["username"].split(":")[1] == "us-east" for s in body["ice_servers"])
+    assert live.routers["eu-north"].proc.popen.returncode == -signal.SIGKILL
 
 
 def test_no_raw_client_address_anywhere(live: Cluster) -> None:
@@ -318,6 +429,9 @@ def test_no_raw_client_address_anywhere(live: Cluster) -> None:
     for key, value in live.cluster.etcd_dump():
         texts[f"etcd {key}"] = key + value.decode(errors="replace")
     assert any("/24" in text for name, text in texts.items() if name == "log frontdoor")
+    # The real nodes' logs are scanned too (routers and TURN servers).
+    assert {f"log router-{r}-router-1" for r in REGIONS} <= set(texts)
+    assert {f"log turn-{r}-turn-1" for r in REGIONS} <= set(texts)
     for name, text in texts.items():
         match = pattern.search(text)
         assert match is None, f"raw client address {match.group(0) if match else ''} in {name}"

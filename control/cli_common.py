@@ -73,7 +73,8 @@ def run_with_etcd(args: argparse.Namespace, fn: Callable[[EtcdClient], Awaitable
 
     try:
         return trio.run(main)
-    except EtcdUnavailable:
-        raise CliError(f"cannot reach etcd at {config.urls}") from None
+    except EtcdUnavailable as exc:
+        detail = str(exc).removeprefix("etcd unreachable").strip()
+        raise CliError(f"cannot reach etcd at {config.urls} {detail}".rstrip()) from None
     except EtcdError as exc:
         raise CliError(f"etcd at {config.urls}: {exc}") from None

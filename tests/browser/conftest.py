@@ -43,7 +43,10 @@ def _skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="package")
+# Module scope, not package: a thread created while the test process is inside the namespace
+# stays there (setns(2) moves one thread), and a Trio worker thread cached by a later trio test
+# would then spawn its subprocesses in a deleted namespace. Only the browser module enters it.
+@pytest.fixture(scope="module")
 def netns() -> Iterator[Netns]:
     reason = _skip_reason()
     if reason:
@@ -56,7 +59,7 @@ def netns() -> Iterator[Netns]:
         leave_netns(ns)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser(netns: Netns) -> Iterator[Browser]:
     assert sync_playwright is not None
     with sync_playwright() as pw:

@@ -124,13 +124,30 @@ def enter_netns(prefix: str = "regio-browser") -> Netns:
 
 
 def leave_netns(ns: Netns) -> None:
-    """Back to the host namespace; the namespace is deleted (its processes must be gone)."""
+    """Back to the host namespace; the namespace is deleted (its processes must be gone).
+
+    Fails if another thread of this process is still inside it: setns(2) moves only the calling
+    thread, and a leftover thread (a cached Trio worker, say) would start later tests'
+    subprocesses in a deleted namespace where nothing they look for is listening.
+    """
     if ns.name is None or ns._host_fd is None:
         return
+    inside = os.readlink("/proc/thread-self/ns/net")
     _setns(ns._host_fd)
     os.close(ns._host_fd)
     ns._host_fd = None
     _ip("netns", "del", ns.name)
+    stuck = [tid for tid in os.listdir(f"/proc/{os.getpid()}/task")
+             if _thread_netns(tid) == inside]
+    if stuck:
+        raise RuntimeError(f"threads {stuck} are still in the test network namespace")
+
+
+def _thread_netns(tid: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{os.getpid()}/task/{tid}/ns/net")
+    except OSError:
+        return None
 
 
 # -- processes --------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import selectors
 import socket
 import ssl
@@ -23,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from benchmarks import procstat
 from benchmarks.geo_lookup import address_set
 
 
@@ -40,13 +40,11 @@ def request_bytes(host: str, room: str, address: str, body: bytes) -> bytes:
 
 
 def process_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of ``pid`` from /proc (None where there is no /proc)."""
+    """utime + stime of ``pid`` (None where there is no such process or no /proc)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
+        return procstat.process_cpu_seconds(pid)
+    except (ProcessLookupError, OSError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _connect(host: str, port: int, tls: bool) -> socket.socket:

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.sfu import procstat, profile
+from benchmarks import procstat
+from benchmarks.sfu import profile
 from benchmarks.sfu.profile import ProfileError
 from benchmarks.sfu.pump import PumpResult
 from benchmarks.sfu.router_proc import (

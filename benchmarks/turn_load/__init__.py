@@ -10,6 +10,6 @@ Layout (small modules, sans-IO core plus thin drivers, ARCHITECTURE.md §3):
 - :mod:`pump` - the hot loop: paced ChannelData sends and batched receives, no per-packet await.
 - :mod:`worker` - a subprocess owning some pairs, so the generator can use more than one core.
 - :mod:`runner` - orchestration: workers, start barrier, server CPU sampling, aggregation.
-- :mod:`procstat`, :mod:`servers`, :mod:`compare`, :mod:`report` - CPU accounting, starting
-  coturn / ``regio turn`` by pid, the side-by-side run and the printed figures.
+- :mod:`servers`, :mod:`compare`, :mod:`report` - starting coturn / ``regio turn`` by pid, the
+  side-by-side run and the printed figures (CPU accounting is :mod:`benchmarks.procstat`).
 """

@@ -18,7 +18,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmarks.turn_load import netstat, procstat
+from benchmarks import procstat
+from benchmarks.turn_load import netstat
 from benchmarks.turn_load.pump import PumpResult
 from benchmarks.turn_load.servers import REPO_ROOT
 from benchmarks.turn_load.session import LoadError, WorkerConfig

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmarks.turn_load.procstat import process_name, process_tree_cpu_seconds
+from benchmarks.procstat import process_name, process_tree_cpu_seconds
 
 
 def test_own_process_and_missing_pid() -> None:

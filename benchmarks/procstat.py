@@ -1,4 +1,5 @@
-"""CPU time of a server process tree from ``/proc`` (Linux), for CPU microseconds per packet.
+"""CPU time of processes and host counters from ``/proc`` (Linux), for the benchmarks' CPU
+microseconds per packet and their noise figures (one module for every ``regio bench``).
 
 ``/proc/PID/stat`` fields 14-15 (utime, stime) already sum every thread of the process, including
 threads that exited, so coturn's relay, listener and auth threads are all counted. A server that
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_TICKS = _TICKS_PER_SECOND
 
 
 def _own_ticks(pid: int, proc: Path) -> int:
@@ -83,3 +85,58 @@ def host_busy_cpu_seconds(proc: Path = Path("/proc")) -> float:
     # user nice system idle iowait irq softirq steal (guest time is already in user).
     busy = sum(ticks[:8]) - ticks[3] - ticks[4]
     return busy / _TICKS_PER_SECOND
+
+
+def process_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
+    """User + system CPU seconds of ``pid`` (raises ProcessLookupError if it is gone)."""
+    try:
+        text = (proc / str(pid) / "stat").read_text()
+    except FileNotFoundError as exc:
+        raise ProcessLookupError(f"no process with pid {pid}") from exc
+    fields = text[text.rindex(")") + 2 :].split()  # the name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def runqueue_wait_seconds(pid: int, proc: Path = Path("/proc")) -> float:
+    """Seconds ``pid`` was runnable but waiting for a CPU (``/proc/PID/schedstat`` field 2):
+    on a shared machine this says whether a server lost packets to the scheduler, not to
+    its own cost."""
+    try:
+        return int((proc / str(pid) / "schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def udp_rcvbuf_errors(proc: Path = Path("/proc")) -> int:
+    """The host's UDP ``RcvbufErrors`` (datagrams dropped because a socket queue was full)."""
+    try:
+        lines = (proc / "net" / "snmp").read_text().splitlines()
+    except OSError:
+        return 0
+    rows = [line.split() for line in lines if line.startswith("Udp:")]
+    if len(rows) < 2 or "RcvbufErrors" not in rows[0]:
+        return 0
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
+def pin(pid: int, cpus: set[int]) -> bool:
+    """Restrict ``pid`` to ``cpus`` when the machine has them; False when not possible."""
+    available = os.sched_getaffinity(0)
+    if not cpus <= available:
+        return False
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError:
+        return False
+    return True
+
+
+__all__ = [
+    "host_busy_cpu_seconds",
+    "pin",
+    "process_cpu_seconds",
+    "process_name",
+    "process_tree_cpu_seconds",
+    "runqueue_wait_seconds",
+    "udp_rcvbuf_errors",
+]

@@ -21,123 +21,111 @@ _U16_PADDED: Final = struct.Struct(">Hxx")
 _ICMP: Final = struct.Struct(">xxBBI")
 
 
+class _IntAttribute(Attribute):
+    """An attribute whose value is one unsigned integer in a fixed layout.
+
+    Subclasses name their one field (``_FIELD``), its width in bits and the struct that packs
+    it, so encoding, range checks, length checks and decoding are written once.
+    """
+
+    __slots__ = ()
+
+    _FIELD: ClassVar[str]
+    _BITS: ClassVar[int]
+    _STRUCT: ClassVar[struct.Struct]
+
+    def encode_value(self, transaction_id: bytes) -> bytes:
+        value = getattr(self, self._FIELD)
+        return self._STRUCT.pack(check_uint(self.TYPE, self._FIELD, value, self._BITS))
+
+    @classmethod
+    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
+        expect_length(cls.TYPE, value, cls._STRUCT.size)
+        return cls(cls._STRUCT.unpack(value)[0])  # type: ignore[call-arg]
+
+
 @dataclass(frozen=True, slots=True)
-class Lifetime(Attribute):
+class Lifetime(_IntAttribute):
     """LIFETIME: seconds until an allocation expires (0 on Refresh deletes it)."""
 
     seconds: int
 
     TYPE: ClassVar[int] = AttrType.LIFETIME
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return U32.pack(check_uint(self.TYPE, "seconds", self.seconds, 32))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 4)
-        return cls(U32.unpack(value)[0])
+    _FIELD: ClassVar[str] = "seconds"
+    _BITS: ClassVar[int] = 32
+    _STRUCT: ClassVar[struct.Struct] = U32
 
 
 @dataclass(frozen=True, slots=True)
-class Priority(Attribute):
+class Priority(_IntAttribute):
     """PRIORITY (ICE): the priority a peer-reflexive candidate would get."""
 
     priority: int
 
     TYPE: ClassVar[int] = AttrType.PRIORITY
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return U32.pack(check_uint(self.TYPE, "priority", self.priority, 32))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 4)
-        return cls(U32.unpack(value)[0])
+    _FIELD: ClassVar[str] = "priority"
+    _BITS: ClassVar[int] = 32
+    _STRUCT: ClassVar[struct.Struct] = U32
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionId(Attribute):
+class ConnectionId(_IntAttribute):
     """CONNECTION-ID (RFC 6062): names a TCP peer connection of a TCP allocation."""
 
     connection_id: int
 
     TYPE: ClassVar[int] = AttrType.CONNECTION_ID
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return U32.pack(check_uint(self.TYPE, "connection_id", self.connection_id, 32))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 4)
-        return cls(U32.unpack(value)[0])
+    _FIELD: ClassVar[str] = "connection_id"
+    _BITS: ClassVar[int] = 32
+    _STRUCT: ClassVar[struct.Struct] = U32
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelNumber(Attribute):
+class ChannelNumber(_IntAttribute):
     """CHANNEL-NUMBER: 16-bit channel plus 16 reserved bits. Range is checked by the TURN core."""
 
     number: int
 
     TYPE: ClassVar[int] = AttrType.CHANNEL_NUMBER
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return _U16_PADDED.pack(check_uint(self.TYPE, "number", self.number, 16))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 4)
-        return cls(_U16_PADDED.unpack(value)[0])
+    _FIELD: ClassVar[str] = "number"
+    _BITS: ClassVar[int] = 16
+    _STRUCT: ClassVar[struct.Struct] = _U16_PADDED
 
 
 @dataclass(frozen=True, slots=True)
-class RequestedTransport(Attribute):
+class RequestedTransport(_IntAttribute):
     """REQUESTED-TRANSPORT: IANA protocol number (17 UDP, 6 TCP) plus 24 reserved bits."""
 
     protocol: int
 
     TYPE: ClassVar[int] = AttrType.REQUESTED_TRANSPORT
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return _U8_PADDED.pack(check_uint(self.TYPE, "protocol", self.protocol, 8))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 4)
-        return cls(value[0])
+    _FIELD: ClassVar[str] = "protocol"
+    _BITS: ClassVar[int] = 8
+    _STRUCT: ClassVar[struct.Struct] = _U8_PADDED
 
 
 @dataclass(frozen=True, slots=True)
-class RequestedAddressFamily(Attribute):
+class RequestedAddressFamily(_IntAttribute):
     """REQUESTED-ADDRESS-FAMILY: which family of relayed address to allocate."""
 
     family: int
 
     TYPE: ClassVar[int] = AttrType.REQUESTED_ADDRESS_FAMILY
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return _U8_PADDED.pack(check_uint(self.TYPE, "family", self.family, 8))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 4)
-        return cls(value[0])
+    _FIELD: ClassVar[str] = "family"
+    _BITS: ClassVar[int] = 8
+    _STRUCT: ClassVar[struct.Struct] = _U8_PADDED
 
 
 @dataclass(frozen=True, slots=True)
-class AdditionalAddressFamily(Attribute):
+class AdditionalAddressFamily(_IntAttribute):
     """ADDITIONAL-ADDRESS-FAMILY: ask for an IPv6 relayed address as well (RFC 8656 §18.12)."""
 
     family: int
 
     TYPE: ClassVar[int] = AttrType.ADDITIONAL_ADDRESS_FAMILY
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return _U8_PADDED.pack(check_uint(self.TYPE, "family", self.family, 8))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 4)
-        return cls(value[0])
+    _FIELD: ClassVar[str] = "family"
+    _BITS: ClassVar[int] = 8
+    _STRUCT: ClassVar[struct.Struct] = _U8_PADDED
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,37 +146,27 @@ class EvenPort(Attribute):
 
 
 @dataclass(frozen=True, slots=True)
-class IceControlled(Attribute):
+class IceControlled(_IntAttribute):
     """ICE-CONTROLLED: the sender's 64-bit tie-breaker; it believes it is controlled."""
 
     tiebreaker: int
 
     TYPE: ClassVar[int] = AttrType.ICE_CONTROLLED
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return U64.pack(check_uint(self.TYPE, "tiebreaker", self.tiebreaker, 64))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 8)
-        return cls(U64.unpack(value)[0])
+    _FIELD: ClassVar[str] = "tiebreaker"
+    _BITS: ClassVar[int] = 64
+    _STRUCT: ClassVar[struct.Struct] = U64
 
 
 @dataclass(frozen=True, slots=True)
-class IceControlling(Attribute):
+class IceControlling(_IntAttribute):
     """ICE-CONTROLLING: the sender's 64-bit tie-breaker; it believes it is controlling."""
 
     tiebreaker: int
 
     TYPE: ClassVar[int] = AttrType.ICE_CONTROLLING
-
-    def encode_value(self, transaction_id: bytes) -> bytes:
-        return U64.pack(check_uint(self.TYPE, "tiebreaker", self.tiebreaker, 64))
-
-    @classmethod
-    def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:
-        expect_length(cls.TYPE, value, 8)
-        return cls(U64.unpack(value)[0])
+    _FIELD: ClassVar[str] = "tiebreaker"
+    _BITS: ClassVar[int] = 64
+    _STRUCT: ClassVar[struct.Struct] = U64
 
 
 @dataclass(frozen=True, slots=True)

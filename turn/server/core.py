@@ -33,7 +33,6 @@ from turn.server.amplification import AmplificationBudget
 from turn.server.auth import NonceIssuer, RestAuthenticator
 from turn.server.config import TurnConfig
 from turn.server.events import AllocationDeleted, TurnEvent
-from turn.server.framing import frame_channel_data
 from turn.server.peer_policy import PeerPolicy
 from turn.server.quotas import FailureLimiter
 from turn.server.stats import TurnStats
@@ -45,6 +44,7 @@ from turn.stun import (
     StunDecodeError,
     StunMessage,
     XorPeerAddress,
+    encode_channel_data,
     parse_message,
 )
 from turn.stun.header import Buffer
@@ -169,8 +169,9 @@ class TurnServerCore:
         alloc = relay.allocation
         assert alloc is not None
         if channel:
-            out = frame_channel_data(channel, data, alloc.five_tuple.is_stream,
-                                     self.config.rfc5766_channels)
+            # Our binding table only holds numbers ChannelBind accepted under the same setting.
+            out = encode_channel_data(channel, data, pad=alloc.five_tuple.is_stream,
+                                      allow_rfc5766_range=self.config.rfc5766_channels)
         else:
             out = self.data_indication(data, peer)
         self._out.append(ToClient(alloc.five_tuple, out))

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from turn.server.allocation import FiveTuple
-from turn.server.framing import stream_reassembler
-from turn.stun import ChannelData, StunFramingError
+from turn.stun import ChannelData, StreamReassembler, StunFramingError
 
 if TYPE_CHECKING:
     from turn.server.server import TurnServer
@@ -110,7 +109,7 @@ async def _read_loop(server: TurnServer, stream: trio.abc.Stream, ft: FiveTuple)
     """Frames in until EOF, a framing error, a timeout or a broken connection."""
     core = server.core
     stats = core.stats
-    reassembler = stream_reassembler(core.config.rfc5766_channels)
+    reassembler = StreamReassembler(allow_rfc5766_range=core.config.rfc5766_channels)
     route = core.route_channel_data
     try:
         while True:

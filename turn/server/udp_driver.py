@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from turn.server.allocation import Addr, FiveTuple
-from turn.server.framing import frame_channel_data
 from turn.server.relay import UdpRelayPool
+from turn.stun import encode_channel_data
 
 if TYPE_CHECKING:
     from turn.server.server import TurnServer
@@ -151,7 +151,9 @@ async def relay_loop(server: TurnServer, pool: UdpRelayPool) -> None:
                     except OSError:
                         stats.dropped["send_error"] += 1
                 elif channel:
-                    server.stream_write(ft, frame_channel_data(channel, body[:n], True, rfc5766))
+                    server.stream_write(
+                        ft, encode_channel_data(channel, body[:n], pad=True,
+                                                allow_rfc5766_range=rfc5766))
                 else:
                     server.client_write(ft, core.data_indication(bytes(body[:n]), peer))
                     slow = True

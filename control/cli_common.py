@@ -9,16 +9,39 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 
 from control.clierror import CliError
+from control.config import ConfigError, add_arguments, load, overrides_from_args
 from control.etcd import EtcdClient, EtcdConfig, EtcdError, EtcdUnavailable
 
 T = TypeVar("T")
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
+
+
+def add_process_arguments(parser: argparse.ArgumentParser, cls: type[Any], section: str) -> None:
+    """What every long-running node command takes: ``--config FILE`` (its ``[section]``
+    table), the ``--etcd`` options, and one ``--flag`` per field of its config dataclass."""
+    parser.add_argument("--config", metavar="FILE", help=f"TOML file with a [{section}] table")
+    add_etcd_arguments(parser)
+    add_arguments(parser, cls)
+
+
+def load_process_config(
+    args: argparse.Namespace, cls: type[T], section: str,
+    overrides: dict[str, Any] | None = None,
+) -> T:
+    """Defaults, then the ``--config`` file's ``[section]``, then the flags given (or
+    ``overrides``); a bad value is one clear :class:`CliError` line."""
+    if overrides is None:
+        overrides = overrides_from_args(args, cls)
+    try:
+        return load(cls, args.config, section=section, overrides=overrides)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 def add_etcd_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:

@@ -13,7 +13,6 @@ import ipaddress
 from typing import Any
 
 from control.clierror import CliError
-from control.config import ConfigError, add_arguments, load, overrides_from_args
 from router.config import RouterConfig
 
 
@@ -24,22 +23,17 @@ def add_commands(subparsers: Any) -> None:
         description="Run an SFU router: regio router --region R --etcd URL --listen HOST "
         "--udp-port N --signaling HOST:PORT [--metrics HOST:PORT]. SIGTERM drains.",
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML file with a [router] table")
-    from control.cli_common import add_etcd_arguments
+    from control.cli_common import add_process_arguments
 
-    add_etcd_arguments(parser)
-    parser.set_defaults(etcd=None)
-    add_arguments(parser, RouterConfig)
-    parser.set_defaults(handler=cmd_router)
+    add_process_arguments(parser, RouterConfig, "router")
+    parser.set_defaults(etcd=None, handler=cmd_router)
 
 
 def build_config(args: argparse.Namespace) -> RouterConfig:
     """The validated configuration, with the ``--host/--port`` form expanded."""
-    try:
-        config = load(RouterConfig, args.config, section="router",
-                      overrides=overrides_from_args(args, RouterConfig))
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
+    from control.cli_common import load_process_config
+
+    config = load_process_config(args, RouterConfig, "router")
     if not config.region:
         raise CliError("--region is required")
     if config.host:

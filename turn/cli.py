@@ -10,7 +10,6 @@ import ipaddress
 from typing import Any
 
 from control.clierror import CliError
-from control.config import ConfigError, add_arguments, load, overrides_from_args
 from turn.server.config import TurnConfig
 
 
@@ -21,22 +20,17 @@ def add_commands(subparsers: Any) -> None:
         description="Run a TURN node. Standalone: --auth-secret S (coturn's use-auth-secret). "
         "Clustered: --etcd URL (registers as kind turn, secrets from etcd). SIGTERM drains.",
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML file with a [turn] table")
-    from control.cli_common import add_etcd_arguments
+    from control.cli_common import add_process_arguments
 
-    add_etcd_arguments(parser)
-    parser.set_defaults(etcd=None)
-    add_arguments(parser, TurnConfig)
-    parser.set_defaults(handler=cmd_turn)
+    add_process_arguments(parser, TurnConfig, "turn")
+    parser.set_defaults(etcd=None, handler=cmd_turn)
 
 
 def build_config(args: argparse.Namespace) -> TurnConfig:
     """The validated configuration the arguments and file describe, or a :class:`CliError`."""
-    try:
-        config = load(TurnConfig, args.config, section="turn",
-                      overrides=overrides_from_args(args, TurnConfig))
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
+    from control.cli_common import load_process_config
+
+    config = load_process_config(args, TurnConfig, "turn")
     if not config.region:
         raise CliError("--region is required")
     if not config.auth_secret and not args.etcd:

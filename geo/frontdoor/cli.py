@@ -14,12 +14,12 @@ import argparse
 from typing import Any
 
 from control.clierror import CliError
-from control.config import ConfigError, add_arguments, load, overrides_from_args
+from control.config import overrides_from_args
 from geo.frontdoor.config import FrontdoorConfig
 
 
 def add_command(subparsers: Any) -> None:
-    from control.cli_common import add_etcd_arguments
+    from control.cli_common import add_process_arguments
 
     parser = subparsers.add_parser(
         "frontdoor",
@@ -29,11 +29,9 @@ def add_command(subparsers: Any) -> None:
         "on a loopback address. Clients of a restricted jurisdiction only ever get nodes "
         "inside it; no allowed node answers 503.",
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML file with a [frontdoor] table")
-    add_etcd_arguments(parser)
     parser.add_argument("--host", help="listen host (with --port: same as --listen HOST:PORT)")
     parser.add_argument("--port", type=int, help="listen port (with --host)")
-    add_arguments(parser, FrontdoorConfig)
+    add_process_arguments(parser, FrontdoorConfig, "frontdoor")
     parser.set_defaults(handler=cmd_frontdoor)
 
 
@@ -45,10 +43,9 @@ def build_config(args: argparse.Namespace) -> FrontdoorConfig:
         host = args.host or "127.0.0.1"
         port = 8443 if args.port is None else args.port
         overrides["listen"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        config = load(FrontdoorConfig, args.config, section="frontdoor", overrides=overrides)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
+    from control.cli_common import load_process_config
+
+    config = load_process_config(args, FrontdoorConfig, "frontdoor", overrides)
     if bool(config.tls_cert) != bool(config.tls_key):
         raise CliError("--tls-cert and --tls-key go together")
     if not config.topology_from_etcd and not config.topology:

@@ -10,7 +10,11 @@ Layout (everything under :data:`ROOT`)::
     /regio/v1/cluster/nodes/<node-id>     NodeRecord, bound to the node's lease
     /regio/v1/cluster/topology            the validated topology (control.topology JSON)
     /regio/v1/cluster/secrets/<which>     KeySet for "turn" or "token"
+    /regio/v1/cluster/links/<src>/<dst>   LinkRecord: src's measurement of the directed link
+                                          src -> dst, bound to src's lease (trunk path choice)
     /regio/v1/rooms/<room>                RoomRecord, bound to the hosting router's lease
+    /regio/v1/rooms/<room>/routers/<node> RoomRouterRecord: one router serving the room (a room
+                                          spans routers; see docs/architecture.md §10)
 
 ``cluster/`` is what every process caches through a watch (``control.view``); rooms live
 outside it because there are many and only placement reads them, one at a time.
@@ -31,6 +35,7 @@ NODES_PREFIX = CLUSTER_PREFIX + "nodes/"
 TOPOLOGY_KEY = CLUSTER_PREFIX + "topology"
 SECRETS_PREFIX = CLUSTER_PREFIX + "secrets/"
 ROOMS_PREFIX = ROOT + "rooms/"
+LINKS_PREFIX = CLUSTER_PREFIX + "links/"
 
 FORMAT_VERSION = 1
 
@@ -67,6 +72,30 @@ def node_key(node_id: str) -> str:
 
 def room_key(room: str) -> str:
     return ROOMS_PREFIX + check_room(room)
+
+
+def room_routers_prefix(room: str) -> str:
+    """Prefix of every router serving ``room`` (ends with ``/``, so ``a`` never matches ``ab``)."""
+    return ROOMS_PREFIX + check_room(room) + "/routers/"
+
+
+def room_router_key(room: str, node_id: str) -> str:
+    return room_routers_prefix(room) + check_node_id(node_id)
+
+
+def link_key(src: str, dst: str) -> str:
+    """The key of ``src``'s measurement of the directed link ``src -> dst``."""
+    return LINKS_PREFIX + check_node_id(src) + "/" + check_node_id(dst)
+
+
+def link_of(key: str) -> tuple[str, str] | None:
+    """``(src, dst)`` of a link key, or None for any other key."""
+    if not key.startswith(LINKS_PREFIX):
+        return None
+    src, sep, dst = key[len(LINKS_PREFIX):].partition("/")
+    if not sep or not _NODE_ID_RE.match(src) or not _NODE_ID_RE.match(dst):
+        return None
+    return src, dst
 
 
 def secrets_key(which: SecretKind) -> str:
@@ -238,6 +267,81 @@ class RoomRecord:
                        float(d["created_at"]), str(d.get("mode", "sfu")))
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaError(f"room record: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRouterRecord:
+    """One router serving part of a room that spans routers (docs/architecture.md §10).
+
+    Written by whoever assigns a participant of the room to ``router`` (the front door), and
+    removed when that router's share of the room ends. Readers ignore records of routers that
+    are not live in the cluster view, so a dead router drops out of every room at once.
+    """
+
+    room: str
+    router: str
+    region: str
+    jurisdiction: str
+    since: float
+    """Unix time the router joined the room."""
+
+    def __post_init__(self) -> None:
+        check_room(self.room)
+        check_node_id(self.router)
+
+    def encode(self) -> bytes:
+        return _encode("room_router", {"room": self.room, "router": self.router,
+                                       "region": self.region, "jurisdiction": self.jurisdiction,
+                                       "since": self.since})
+
+    @classmethod
+    def decode(cls, raw: bytes) -> RoomRouterRecord:
+        d = _decode("room_router", raw)
+        try:
+            return cls(str(d["room"]), str(d["router"]), str(d["region"]),
+                       str(d["jurisdiction"]), float(d["since"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"room router record: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """A router's measurement of one directed link to another router (from its probes)."""
+
+    src: str
+    dst: str
+    loss: float
+    """Fraction of probes lost over the measurement window, 0..1."""
+    rtt_ms: float
+    """Smoothed round-trip time in milliseconds."""
+    jitter_ms: float
+    """RFC 3550-style interarrival jitter of the probes, in milliseconds."""
+    samples: int
+    """Probes sent in the window the figures come from."""
+    measured_at: float
+    """Unix time of the measurement."""
+
+    def __post_init__(self) -> None:
+        check_node_id(self.src)
+        check_node_id(self.dst)
+        if not 0.0 <= self.loss <= 1.0:
+            raise SchemaError(f"link loss {self.loss!r} is outside 0..1")
+        if self.rtt_ms < 0 or self.jitter_ms < 0 or self.samples < 0:
+            raise SchemaError("link figures must not be negative")
+
+    def encode(self) -> bytes:
+        return _encode("link", {"src": self.src, "dst": self.dst, "loss": self.loss,
+                                "rtt_ms": self.rtt_ms, "jitter_ms": self.jitter_ms,
+                                "samples": self.samples, "measured_at": self.measured_at})
+
+    @classmethod
+    def decode(cls, raw: bytes) -> LinkRecord:
+        d = _decode("link", raw)
+        try:
+            return cls(str(d["src"]), str(d["dst"]), float(d["loss"]), float(d["rtt_ms"]),
+                       float(d["jitter_ms"]), int(d["samples"]), float(d["measured_at"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"link record: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,12 @@
 # set-up machine gives confusing test failures later.
 set -eu
 
-PACKAGES="etcd-server etcd-client chromium coturn nftables iproute2"
+PACKAGES="etcd-server etcd-client chromium coturn nftables iproute2 janus prometheus systemd"
+# kubectl (for `kubectl kustomize`) may come from Kubernetes' own repository as package
+# `kubectl`, which conflicts with Debian's `kubernetes-client`: take whichever is present.
+if ! command -v kubectl >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES kubernetes-client"
+fi
 
 missing=""
 for package in $PACKAGES; do

@@ -100,7 +100,9 @@ def load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateK
         raise ValueError(f"cluster CA in {directory} unusable: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"cluster CA key in {directory} is not an ECDSA key")
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if cert.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
         raise ValueError(f"cluster CA certificate and key in {directory} do not match")
     return cert, key
 

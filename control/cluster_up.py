@@ -34,6 +34,7 @@ from pathlib import Path
 import trio
 
 from control.bootstrap import init_cluster
+from control.cluster_ca import NodeCredentials, create_ca, issue_node_certificate
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd, die_with_parent, free_ports
 from control.logs import get_logger
@@ -137,7 +138,8 @@ def plan_nodes(topology: Topology, first_port: int | None, kinds: set[str]) -> l
     ]
 
 
-def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...]) -> list[str]:
+def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...],
+                trunk: NodeCredentials | None = None) -> list[str]:
     values = {"etcd": etcd_url, "node": plan.node_id, "region": plan.region or "",
               "host": HOST, "port": str(plan.port)}
     override = _override(plan.kind)
@@ -156,6 +158,9 @@ def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...]) -> list
             cmd += ["--trusted-proxy", cidr]
     else:
         cmd += ["--node-id", plan.node_id, "--region", plan.region or ""]
+    if trunk is not None and plan.kind == "router":
+        cmd += ["--trunk-cert", str(trunk.cert), "--trunk-key", str(trunk.key),
+                "--trunk-ca", str(trunk.ca)]
     return cmd
 
 
@@ -225,8 +230,14 @@ class ClusterUp:
             plans.append(frontdoor)
         logdir = etcd.base_dir / "logs"
         logdir.mkdir(parents=True, exist_ok=True)
+        # The local cluster's own CA: every router gets a trunk certificate naming its node id.
+        ca_dir = etcd.base_dir / "trunk-ca"
+        create_ca(ca_dir)
         for plan in plans:
-            await self._spawn(plan, etcd_url, logdir)
+            trunk = None
+            if plan.kind == "router" and _override("router") is None:
+                trunk = issue_node_certificate(ca_dir, plan.node_id, ca_dir / "nodes")
+            await self._spawn(plan, etcd_url, logdir, trunk)
         view = await open_view(client, nursery)
         node_ids = {p.node_id for p in plans if p.kind in NODE_KINDS}
         try:
@@ -261,13 +272,15 @@ class ClusterUp:
                          "?name=Ada, ?size=small, ?relay=1, ?policy=eea)")
             self.out("press Ctrl-C to drain and stop")
 
-    async def _spawn(self, plan: NodePlan, etcd_url: str, logdir: Path) -> None:
+    async def _spawn(self, plan: NodePlan, etcd_url: str, logdir: Path,
+                     trunk: NodeCredentials | None = None) -> None:
         log_path = logdir / f"{plan.node_id}.log"
         # Popen on the main thread (not trio's worker threads): die_with_parent is tied to
         # the forking thread's lifetime.
         with open(log_path, "ab") as logf:
             process = subprocess.Popen(
-                die_with_parent(command_for(plan, etcd_url, self.config.trusted_proxies)),
+                die_with_parent(command_for(plan, etcd_url, self.config.trusted_proxies,
+                                            trunk)),
                 stdin=subprocess.DEVNULL,
                 stdout=logf,
                 stderr=subprocess.STDOUT,

@@ -11,6 +11,8 @@ router took meanwhile is a stray here, and its participants are sent to rejoin.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 
 from control.drain import DrainConfig, DrainController
@@ -24,11 +26,14 @@ from control.registry import (
     RegistryEvent,
     new_record,
 )
+from control.schema import NodeAddress
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
 from router.node import RouterNode
 from router.rooms import MOVED_TEXT
 from router.session.messages import E_WRONG_ROUTER
+from router.trunk.quic import TrunkIdentity
+from router.trunk.service import TrunkService
 
 log = get_logger("router.cluster")
 
@@ -52,8 +57,15 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         jurisdiction = jurisdiction_of(view, config.region)
         node = RouterNode(config, lambda: view.keyset("token"))
         await node.start(nursery)
+        addresses = node.node_addresses()
+        if config.trunk_cert:
+            trunks = _trunk_service(config, node, view, client, jurisdiction)
+            await nursery.start(trunks.run)
+            public = config.public_ip or config.listen
+            addresses += (NodeAddress("quic", public, trunks.address[1]),)
+            node.addresses.extra["trunks"] = trunks
         record = new_record(node.node_id, "router", config.region, jurisdiction,
-                            addresses=node.node_addresses(), capacity=config.capacity)
+                            addresses=addresses, capacity=config.capacity)
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
         events = registration.events()
         await nursery.start(registration.run)
@@ -79,6 +91,16 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         await registration.deregister()
         nursery.cancel_scope.cancel()
     return 0
+
+
+def _trunk_service(config: RouterConfig, node: RouterNode, view: ClusterView,
+                   client: EtcdClient, jurisdiction: str) -> TrunkService:
+    if not (config.trunk_key and config.trunk_ca):
+        raise ValueError("--trunk-cert needs --trunk-key and --trunk-ca")
+    identity = TrunkIdentity.load(Path(config.trunk_cert), Path(config.trunk_key),
+                                  Path(config.trunk_ca))
+    return TrunkService(node, identity, view, client, jurisdiction,
+                        (config.listen, config.trunk_port))
 
 
 def _live_lease(registration: NodeRegistration) -> int:

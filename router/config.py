@@ -53,6 +53,12 @@ class RouterConfig:
     connect_timeout: float = setting(30.0, doc="seconds ICE+DTLS may take before giving up")
     drain_deadline: float = setting(300.0, doc="seconds a drain waits for sessions to end")
     lease_ttl: int = setting(10, doc="etcd lease TTL in seconds")
+    trunk_cert: str = setting(
+        "", doc="PEM certificate from the cluster CA naming this node: enables trunks to other "
+        "routers (QUIC, mutual TLS 1.3)")
+    trunk_key: str = setting("", doc="PEM private key for --trunk-cert")
+    trunk_ca: str = setting("", doc="PEM cluster CA certificate that trunk peers must chain to")
+    trunk_port: int = setting(0, doc="UDP port of the trunk QUIC listener (0: any free port)")
 
 
 __all__ = ["RouterConfig"]

@@ -28,7 +28,7 @@ import trio
 from control.etcd import EtcdClient, EtcdError
 from control.logs import get_logger
 from control.placement import PlacementError, claim_room, release_room
-from control.schema import SchemaError
+from control.schema import SchemaError, room_router_key
 from router.session import RoomNotice
 from router.session import messages as m
 from router.session.stats import SessionStats
@@ -90,10 +90,20 @@ class RoomPlacements:
                 log.warning("could not claim a room placement: %s", exc)
                 outcome = "failed"
             else:
+                if outcome == "elsewhere" and await self._listed(notice.room):
+                    outcome = "spanning"  # the room spans routers and lists this one (§10)
                 if outcome == "elsewhere":
                     self.moved(notice.room, claim.room.router)
         self.stats.room_claims[outcome] += 1
         return outcome
+
+    async def _listed(self, room: str) -> bool:
+        """Whether the room's router set (docs/architecture.md §10) names this router."""
+        try:
+            return await self.client.get(room_router_key(room, self.node_id)) is not None
+        except EtcdError as exc:
+            log.warning("could not read a room's router set: %s", exc)
+            return False
 
     def moved(self, room: str, router: str) -> None:
         """The room belongs to ``router``: send the stray copy's participants there."""

@@ -271,7 +271,7 @@ def decode_body(data: bytes, expected_number: int) -> TrunkMessage:
         raise TrunkDecodeError("control message is not JSON") from None
     if not isinstance(obj, dict):
         raise TrunkDecodeError("control message is not a JSON object")
-    cls = _BY_TYPE.get(obj.pop("t", None))  # type: ignore[arg-type]
+    cls = _BY_TYPE.get(obj.pop("t", None))
     if cls is None:
         raise TrunkDecodeError("unknown control message type")
     number = obj.pop("n", None)

@@ -27,6 +27,7 @@ from aioquic.quic.connection import QuicConnection
 from cryptography import x509
 
 from control.cluster_ca import CertificateRefused, verify_node_certificate
+from router.transport.events import Address
 from router.transport.srtp import AEAD_AES_128_GCM, SrtpContext
 from router.trunk.messages import (
     FrameReader,
@@ -39,7 +40,6 @@ from router.trunk.messages import (
 )
 from router.trunk.quic import peer_certificate
 
-Address = tuple[str, int]
 KEY_BYTES = AEAD_AES_128_GCM.key_length + AEAD_AES_128_GCM.salt_length
 #: QUIC application error codes of a trunk close.
 ERROR_REFUSED = 0x101
@@ -179,7 +179,7 @@ class TrunkSession:
         self._process(now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        return [(data, addr) for data, addr in self.conn.datagrams_to_send(now)]  # type: ignore[misc]
+        return [(data, addr) for data, addr in self.conn.datagrams_to_send(now)]
 
     def get_timer(self) -> float | None:
         deadlines = [self.conn.get_timer()]
@@ -422,5 +422,5 @@ class TrunkSession:
                                         self.peer.jurisdiction))
 
 
-__all__ = ["MediaStats", "TrunkClosed", "TrunkConfig", "TrunkControl", "TrunkEvent",
+__all__ = ["Address", "MediaStats", "TrunkClosed", "TrunkConfig", "TrunkControl", "TrunkEvent",
            "TrunkRefused", "TrunkSession", "TrunkUp"]

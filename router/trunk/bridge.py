@@ -1,0 +1,312 @@
+"""Rooms across trunks, sans-IO: what each trunk announces, subscribes and forwards.
+
+For every established trunk to router P and every room both serve (the room's router set comes
+from etcd, docs/architecture.md §10), this router announces the tracks its own participants
+publish there; P subscribes to each announced track once, under an SSRC of its choosing, and
+fans it out to all its participants of the room. So a track crosses a trunk at most once.
+
+The media path is the forwarder's: the trunk is one leg (``trunk:<P>``) that publishes P's
+tracks and subscribes ours, with the same rewrite, NACK cache and RTCP handling as a client.
+Its sink protects with the trunk's SRTP key and queues on the router's media port.
+
+Everything is reconciled in :meth:`TrunkBridge.sync` (cheap; the driver calls it on every
+change and on a short tick): desired announcements and subscriptions are computed from the
+session core's rooms and compared with what was sent, so no sequence of events can leave a
+stale subscription behind.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from router.forwarding.specs import (
+    STRIPPED_EXTENSIONS,
+    LayerSpec,
+    SubscriptionSpec,
+    TrackSpec,
+    codec_key,
+)
+from router.sdp import NegotiatedCodec, NegotiatedMedia
+from router.sdp.attributes import Direction, ExtMap, RtcpFeedback
+from router.session.forwarder_adapter import ForwarderPlane
+from router.session.media import PublishedTrack
+from router.trunk.messages import (
+    KeyframeRequest,
+    LinkReport,
+    Subscribe,
+    TrackAnnounce,
+    TrackWithdraw,
+    TrunkMessage,
+    Unsubscribe,
+)
+from router.trunk.session import Address, TrunkSession
+
+Outbox = list[tuple[bytes, Address]]
+
+
+class SessionRooms(Protocol):
+    """What the bridge needs from :class:`~router.session.core.SessionCore`."""
+
+    rooms: dict[str, object]
+    track_epoch: int
+
+    def local_tracks(self, room_name: str) -> list[PublishedTrack]: ...
+
+    def add_remote_track(self, room_name: str, track: PublishedTrack) -> bool: ...
+
+    def remove_remote_track(self, room_name: str, track_id: str) -> bool: ...
+
+
+def announcement(room: str, track: PublishedTrack) -> TrackAnnounce:
+    """How a local track is described to another router."""
+    media = track.media
+    codec = media.codec
+    return TrackAnnounce(
+        room=room, track=track.track_id, participant=track.participant, kind=media.kind,
+        codec=codec.name, clock_rate=codec.clock_rate, channels=codec.channels,
+        payload_type=codec.payload_type,
+        fmtp=tuple((k, v or "") for k, v in codec.parameters),
+        feedback=tuple(fb.text() for fb in codec.feedback),
+        extensions=tuple((e.uri, e.id) for e in media.extensions
+                         if e.uri not in STRIPPED_EXTENSIONS),
+    )  # fmt: skip
+
+
+def remote_track(ann: TrackAnnounce) -> PublishedTrack:
+    """The session core's view of a track published on another router."""
+    feedback = tuple(RtcpFeedback(*(fb.split(" ", 1) if " " in fb else (fb, None)))
+                     for fb in ann.feedback)
+    codec = NegotiatedCodec(ann.payload_type, ann.codec, ann.clock_rate, ann.channels,
+                            tuple((k, v or None) for k, v in ann.fmtp), feedback)
+    media = NegotiatedMedia(mid="trunk", kind=ann.kind, direction=Direction.RECVONLY,
+                            codecs=(codec,),
+                            extensions=tuple(ExtMap(i, uri) for uri, i in ann.extensions))
+    return PublishedTrack(ann.track, ann.participant, media)
+
+
+def _key(ann: TrackAnnounce) -> str:
+    return codec_key(ann.codec, ann.clock_rate, ann.channels)
+
+
+def leg_id(peer: str) -> str:
+    return f"trunk:{peer}"
+
+
+@dataclass(slots=True)
+class TrunkLeg:
+    """One established trunk and what crossed it."""
+
+    peer: str
+    session: TrunkSession
+    media_address: Address
+    region: str
+    jurisdiction: str
+    outgoing: dict[str, TrackAnnounce] = field(default_factory=dict)
+    """Our tracks announced to the peer, by track id."""
+    incoming: dict[str, TrackAnnounce] = field(default_factory=dict)
+    """The peer's tracks announced to us."""
+    subscribed: dict[str, int] = field(default_factory=dict)
+    """Peer tracks we subscribed to -> the SSRC they arrive with."""
+    sending: set[str] = field(default_factory=set)
+    """Our tracks the peer subscribed to."""
+    link: LinkReport | None = None
+    """The peer's last probe figures for its link to us."""
+
+
+@dataclass(slots=True)
+class BridgeStats:
+    announced: int = 0
+    withdrawn: int = 0
+    subscribed: int = 0
+    unsubscribed: int = 0
+    ignored_subscriptions: int = 0
+    """Subscriptions to tracks we no longer announce (a race with a withdraw)."""
+    media_unknown_ssrc: int = 0
+
+
+class _LegSink:
+    """Where the forwarder's copies for a trunk go: SRTP-protected onto the media port."""
+
+    __slots__ = ("leg", "outbox")
+
+    def __init__(self, leg: TrunkLeg, outbox: Outbox) -> None:
+        self.leg = leg
+        self.outbox = outbox
+
+    def send_rtp(self, packet: bytes) -> bool:
+        return self.send_rtp_batch([packet]) == 1
+
+    def send_rtp_batch(self, packets: list[bytes]) -> int:
+        leg = self.leg
+        return leg.session.protect_rtp_batch(packets, self.outbox, leg.media_address)
+
+    def send_rtcp(self, packet: bytes) -> bool:
+        protected = self.leg.session.protect_rtcp(packet)
+        if protected is None:
+            return False
+        self.outbox.append((protected, self.leg.media_address))
+        return True
+
+
+class TrunkBridge:
+    """Keeps every trunk's announcements and subscriptions equal to the rooms' needs."""
+
+    def __init__(self, rooms: SessionRooms, plane: ForwarderPlane, outbox: Outbox,
+                 room_routers: Callable[[str], frozenset[str]],
+                 rng: random.Random | None = None) -> None:
+        self.rooms = rooms
+        self.plane = plane
+        self.outbox = outbox
+        self.room_routers = room_routers
+        """``room -> live routers serving it`` (from etcd)."""
+        self.rng = rng or random.Random()
+        self.legs: dict[str, TrunkLeg] = {}
+        self.by_media_address: dict[Address, TrunkLeg] = {}
+        self.stats = BridgeStats()
+
+    # -- legs -----------------------------------------------------------------------------
+
+    def leg_up(self, session: TrunkSession, media_address: Address, now: float) -> TrunkLeg:
+        """A trunk came up: its leg joins the forwarder."""
+        assert session.peer is not None
+        peer = session.peer.node
+        old = self.legs.get(peer)
+        if old is not None:
+            self.leg_down(peer, now)
+        leg = TrunkLeg(peer, session, media_address, session.peer.region,
+                       session.peer.jurisdiction)
+        self.legs[peer] = leg
+        self.by_media_address[media_address] = leg
+        self.plane.add_leg(leg_id(peer), _LegSink(leg, self.outbox))
+        self.sync(now)
+        return leg
+
+    def leg_down(self, peer: str, now: float) -> None:
+        """The trunk ended: its tracks leave the rooms, its subscriptions end."""
+        leg = self.legs.pop(peer, None)
+        if leg is None:
+            return
+        if self.by_media_address.get(leg.media_address) is leg:
+            del self.by_media_address[leg.media_address]
+        self.plane.remove_leg(leg_id(peer))
+        for ann in leg.incoming.values():
+            self.rooms.remove_remote_track(ann.room, ann.track)
+
+    # -- control --------------------------------------------------------------------------
+
+    def on_message(self, peer: str, message: TrunkMessage, now: float) -> None:
+        leg = self.legs.get(peer)
+        if leg is None:
+            return
+        if isinstance(message, TrackAnnounce):
+            leg.incoming[message.track] = message
+        elif isinstance(message, TrackWithdraw):
+            ann = leg.incoming.pop(message.track, None)
+            if ann is not None and ann.room == message.room:
+                self._drop_incoming(leg, ann)
+        elif isinstance(message, Subscribe):
+            self._peer_subscribes(leg, message, now)
+        elif isinstance(message, Unsubscribe):
+            if message.track in leg.sending:
+                leg.sending.discard(message.track)
+                self.plane.unsubscribe_leg(leg_id(peer), message.track)
+        elif isinstance(message, KeyframeRequest):
+            if message.track in leg.sending:
+                self.plane.request_keyframe(message.track, now)
+        elif isinstance(message, LinkReport):
+            leg.link = message
+        self.sync(now)
+
+    def _peer_subscribes(self, leg: TrunkLeg, message: Subscribe, now: float) -> None:
+        ann = leg.outgoing.get(message.track)
+        if ann is None or ann.room != message.room or message.track in leg.sending:
+            self.stats.ignored_subscriptions += 1
+            return
+        self.plane.subscribe_leg(SubscriptionSpec(
+            subscriber=leg_id(leg.peer), track_id=ann.track, ssrc=message.ssrc,
+            codecs={_key(ann): ann.payload_type}, extensions=dict(ann.extensions),
+        ), now)  # fmt: skip
+        leg.sending.add(ann.track)
+
+    # -- reconciliation -------------------------------------------------------------------
+
+    def sync(self, now: float) -> None:
+        """Announce, withdraw, subscribe and unsubscribe until each trunk matches the rooms."""
+        rooms = self.rooms
+        for leg in self.legs.values():
+            if not leg.session.established:
+                continue
+            wanted: dict[str, TrackAnnounce] = {}
+            for room in list(rooms.rooms):
+                if leg.peer in self.room_routers(room):
+                    for track in rooms.local_tracks(room):
+                        wanted[track.track_id] = announcement(room, track)
+            for track_id, ann in list(leg.outgoing.items()):
+                if wanted.get(track_id) != ann:
+                    del leg.outgoing[track_id]
+                    if track_id in leg.sending:
+                        leg.sending.discard(track_id)
+                        self.plane.unsubscribe_leg(leg_id(leg.peer), track_id)
+                    leg.session.send(TrackWithdraw(ann.room, track_id), now)
+                    self.stats.withdrawn += 1
+            for track_id, ann in wanted.items():
+                if track_id not in leg.outgoing:
+                    leg.outgoing[track_id] = ann
+                    leg.session.send(ann, now)
+                    self.stats.announced += 1
+            for ann in list(leg.incoming.values()):
+                here = ann.room in rooms.rooms and leg.peer in self.room_routers(ann.room)
+                if here and ann.track not in leg.subscribed:
+                    self._subscribe(leg, ann, now)
+                elif not here and ann.track in leg.subscribed:
+                    self._drop_incoming(leg, ann)
+                if here:
+                    rooms.add_remote_track(ann.room, remote_track(ann))  # no-op if present
+
+    def _subscribe(self, leg: TrunkLeg, ann: TrackAnnounce, now: float) -> None:
+        used = set(leg.subscribed.values())
+        ssrc = self.rng.randrange(1, 2**32)
+        while ssrc in used:
+            ssrc = self.rng.randrange(1, 2**32)
+        spec = TrackSpec(
+            track_id=ann.track, publisher=leg_id(leg.peer), kind=ann.kind,
+            clock_rate=ann.clock_rate, codecs={ann.payload_type: _key(ann)},
+            extensions=dict(ann.extensions), layers=(LayerSpec(ssrc=ssrc),),
+            nack="nack" in ann.feedback,
+            keyframe_request="pli" if ann.kind == "video" else "none",
+        )  # fmt: skip
+        self.plane.add_leg_track(spec, now)
+        leg.subscribed[ann.track] = ssrc
+        leg.session.send(Subscribe(ann.room, ann.track, ssrc), now)
+        self.stats.subscribed += 1
+
+    def _drop_incoming(self, leg: TrunkLeg, ann: TrackAnnounce) -> None:
+        self.rooms.remove_remote_track(ann.room, ann.track)
+        if leg.subscribed.pop(ann.track, None) is not None:
+            self.plane.remove_track(ann.track)
+            if leg.session.established and ann.track in leg.incoming:
+                leg.session.send(Unsubscribe(ann.room, ann.track), 0.0)
+            self.stats.unsubscribed += 1
+
+    # -- media (per packet) ---------------------------------------------------------------
+
+    def receive_media(self, data: bytes, addr: Address, rtcp: bool, now: float) -> bool:
+        """A packet from a trunk peer's media address: unprotect, hand to the forwarder.
+        Returns False when ``addr`` is no trunk (the caller counts it as unknown)."""
+        leg = self.by_media_address.get(addr)
+        if leg is None:
+            return False
+        plain = leg.session.unprotect(data, rtcp)
+        if plain is None:
+            return True
+        if rtcp:
+            self.plane.on_leg_rtcp(leg_id(leg.peer), plain, now)
+        else:
+            self.plane.on_leg_rtp(leg_id(leg.peer), plain, now)
+        return True
+
+
+__all__ = ["BridgeStats", "TrunkBridge", "TrunkLeg", "announcement", "leg_id", "remote_track"]

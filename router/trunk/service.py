@@ -1,0 +1,178 @@
+"""The Trio side of trunks in a clustered router: the QUIC port, room membership from etcd,
+dialling, lease-expiry teardown, and the hand-off between the trunk cores and the session core.
+
+One UDP socket (the ``quic`` address registered in etcd) carries every trunk's control
+connection through :class:`~router.trunk.endpoint.TrunkEndpoint`; trunk media uses the
+router's media port (the mux hands it to :meth:`TrunkBridge.receive_media`). A tick (10 per
+second) dials missing trunks, closes those whose peer left the cluster view (its lease expired)
+and reconciles announcements; every change is followed by the hub's flush so participants
+hear about remote tracks at once.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Callable
+
+import trio
+
+from control import schema
+from control.etcd import EtcdClient
+from control.logs import get_logger
+from control.schema import NodeRecord
+from control.view import ClusterView, WatchCache
+from router.node import RouterNode
+from router.session.forwarder_adapter import ForwarderPlane
+from router.transport.udp_driver import UdpDriver
+from router.trunk.bridge import TrunkBridge
+from router.trunk.endpoint import TrunkEndpoint, dials
+from router.trunk.messages import Hello
+from router.trunk.quic import TrunkIdentity
+from router.trunk.session import (
+    Address,
+    TrunkClosed,
+    TrunkConfig,
+    TrunkControl,
+    TrunkRefused,
+    TrunkUp,
+)
+
+log = get_logger("router.trunk")
+
+TICK = 0.1
+
+
+def address_of(record: NodeRecord, protocol: str) -> Address | None:
+    for a in record.addresses:
+        if a.protocol == protocol:
+            return (a.host, a.port)
+    return None
+
+
+class RoomRouters:
+    """``room -> live routers`` from a watch cache of ``/regio/v1/rooms/`` (§10 keys); a
+    record naming a router that is not live in the cluster view is ignored."""
+
+    def __init__(self, rooms: WatchCache, view: ClusterView) -> None:
+        self.rooms = rooms
+        self.view = view
+        self._rev = -1
+        self._index: dict[str, set[str]] = {}
+
+    def __call__(self, room: str) -> frozenset[str]:
+        if self._rev != self.rooms.revision:
+            index: dict[str, set[str]] = {}
+            for key in self.rooms.items:
+                rest = key[len(schema.ROOMS_PREFIX):]
+                name, sep, node = rest.partition("/routers/")
+                if sep and node:
+                    index.setdefault(name, set()).add(node)
+            self._index, self._rev = index, self.rooms.revision
+        nodes = self.view.nodes()
+        return frozenset(n for n in self._index.get(room, ())
+                         if (r := nodes.get(n)) is not None and r.kind == "router")
+
+
+class TrunkService:
+    """Trunks of one router process (see the module docstring)."""
+
+    def __init__(self, node: RouterNode, identity: TrunkIdentity, view: ClusterView,
+                 client: EtcdClient, jurisdiction: str, listen: tuple[str, int],
+                 config: TrunkConfig | None = None) -> None:
+        plane = node.core.media
+        if not isinstance(plane, ForwarderPlane):
+            raise RuntimeError("trunks need the full forwarder (router.forwarding)")
+        self.node = node
+        self.view = view
+        self.client = client
+        self.sock = socket.socket(socket.AF_INET6 if ":" in listen[0] else socket.AF_INET,
+                                  socket.SOCK_DGRAM)
+        self.sock.bind(listen)
+        self.address: Address = self.sock.getsockname()[:2]
+        self.endpoint = TrunkEndpoint(identity, Hello(node.node_id, node.config.region,
+                                                      jurisdiction),
+                                      self._is_registered, config)
+        self.rooms_cache = WatchCache(client, schema.ROOMS_PREFIX)
+        self.room_routers = RoomRouters(self.rooms_cache, view)
+        self.bridge = TrunkBridge(node.core, plane, node.mux.outbox,  # type: ignore[arg-type]
+                                  self.room_routers, random.Random())
+        node.mux.trunk_media = self.bridge.receive_media
+        self.driver = UdpDriver(self.sock, self.endpoint, self._after_batch)
+        self.on_change: Callable[[], None] | None = None
+
+    def _is_registered(self, node_id: str) -> bool:
+        record = self.view.node(node_id)
+        return record is not None and record.kind == "router"
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.rooms_cache.run)
+            nursery.start_soon(self.driver.run)
+            task_status.started()
+            while True:
+                await trio.sleep(TICK)
+                self.tick(trio.current_time())
+
+    def tick(self, now: float) -> None:
+        """Dial what the rooms need, drop peers that left the cluster, reconcile."""
+        me = self.node.node_id
+        nodes = self.view.nodes()
+        wanted: set[str] = set()
+        for room in list(self.node.core.rooms):
+            wanted |= self.room_routers(room)
+        wanted.discard(me)
+        for peer in sorted(wanted):
+            record = nodes.get(peer)
+            if record is None or not dials(me, peer) or self.endpoint.session_for(peer):
+                continue
+            if any(s.expected_peer == peer and not s.closed
+                   for s in self.endpoint.sessions.values()):
+                continue  # dialling already
+            addr = address_of(record, "quic")
+            if addr is not None:
+                self.endpoint.connect(peer, addr, now)
+        for peer, leg in list(self.bridge.legs.items()):
+            if peer not in nodes:
+                log.info("trunk to %s torn down: its lease expired", peer)
+                leg.session.close("peer left the cluster (lease expired)")
+        self.endpoint.collect_all()
+        self._handle_events(now)
+        self.bridge.sync(now)
+        self._flush()
+
+    def _after_batch(self) -> None:
+        self._handle_events(trio.current_time())
+
+    def _handle_events(self, now: float) -> None:
+        events = self.endpoint.events()
+        for session, event in events:
+            if isinstance(event, TrunkUp):
+                record = self.view.node(event.peer)
+                media = address_of(record, "udp") if record is not None else None
+                if media is None:
+                    session.close("peer has no media address")
+                    continue
+                log.info("trunk to %s (%s, %s) is up", event.peer, event.region,
+                         event.jurisdiction)
+                self.bridge.leg_up(session, media, now)
+            elif isinstance(event, TrunkControl):
+                if session.peer_node is not None:
+                    self.bridge.on_message(session.peer_node, event.message, now)
+            elif isinstance(event, TrunkRefused):
+                log.warning("trunk refused (%s): %s", event.reason, event.detail)
+            elif isinstance(event, TrunkClosed):
+                log.warning("trunk to %s closed: %s", session.peer_node, event.reason)
+                leg = self.bridge.legs.get(session.peer_node or "")
+                if leg is not None and leg.session is session:
+                    self.bridge.leg_down(leg.peer, now)
+        if events:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.node.hub.after_change()
+        self.node.driver.notify()
+        self.driver.notify()
+
+
+__all__ = ["RoomRouters", "TrunkService", "address_of"]

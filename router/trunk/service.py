@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 import trio
 
-from control import schema
 from control.etcd import EtcdClient
 from control.logs import get_logger
+from control.rooms import RoomMembership, live_in
 from control.schema import NodeRecord
-from control.view import ClusterView, WatchCache
+from control.view import ClusterView
 from router.node import RouterNode
 from router.session.forwarder_adapter import ForwarderPlane
 from router.transport.udp_driver import UdpDriver
@@ -50,28 +50,15 @@ def address_of(record: NodeRecord, protocol: str) -> Address | None:
     return None
 
 
-class RoomRouters:
-    """``room -> live routers`` from a watch cache of ``/regio/v1/rooms/`` (§10 keys); a
-    record naming a router that is not live in the cluster view is ignored."""
+def room_routers_of(membership: RoomMembership, view: ClusterView
+                    ) -> Callable[[str], frozenset[str]]:
+    """``room -> live routers`` (§10 keys; a router that is not live in the view is ignored)."""
+    alive = live_in(view)
 
-    def __init__(self, rooms: WatchCache, view: ClusterView) -> None:
-        self.rooms = rooms
-        self.view = view
-        self._rev = -1
-        self._index: dict[str, set[str]] = {}
+    def routers(room: str) -> frozenset[str]:
+        return frozenset(r.router for r in membership.routers(room, alive))
 
-    def __call__(self, room: str) -> frozenset[str]:
-        if self._rev != self.rooms.revision:
-            index: dict[str, set[str]] = {}
-            for key in self.rooms.items:
-                rest = key[len(schema.ROOMS_PREFIX):]
-                name, sep, node = rest.partition("/routers/")
-                if sep and node:
-                    index.setdefault(name, set()).add(node)
-            self._index, self._rev = index, self.rooms.revision
-        nodes = self.view.nodes()
-        return frozenset(n for n in self._index.get(room, ())
-                         if (r := nodes.get(n)) is not None and r.kind == "router")
+    return routers
 
 
 class TrunkService:
@@ -93,8 +80,8 @@ class TrunkService:
         self.endpoint = TrunkEndpoint(identity, Hello(node.node_id, node.config.region,
                                                       jurisdiction),
                                       self._is_registered, config)
-        self.rooms_cache = WatchCache(client, schema.ROOMS_PREFIX)
-        self.room_routers = RoomRouters(self.rooms_cache, view)
+        self.rooms_cache = RoomMembership(client)
+        self.room_routers = room_routers_of(self.rooms_cache, view)
         self.bridge = TrunkBridge(node.core, plane, node.mux.outbox,  # type: ignore[arg-type]
                                   self.room_routers, random.Random())
         node.mux.trunk_media = self.bridge.receive_media
@@ -175,4 +162,4 @@ class TrunkService:
         self.driver.notify()
 
 
-__all__ = ["RoomRouters", "TrunkService", "address_of"]
+__all__ = ["TrunkService", "address_of", "room_routers_of"]

@@ -67,6 +67,8 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         record = new_record(node.node_id, "router", config.region, jurisdiction,
                             addresses=addresses, capacity=config.capacity)
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
+        if config.trunk_cert:
+            trunks.lease = lambda: _live_lease(registration)
         events = registration.events()
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: node.core.participant_count,

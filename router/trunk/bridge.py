@@ -42,6 +42,9 @@ from router.trunk.messages import (
     TrunkMessage,
     Unsubscribe,
 )
+from router.trunk.probe import ECHO, PROBE, PROBE_BYTES, LinkProber
+from router.trunk.probe import build as build_probe
+from router.trunk.probe import parse as parse_probe
 from router.trunk.session import Address, TrunkSession
 
 Outbox = list[tuple[bytes, Address]]
@@ -114,6 +117,9 @@ class TrunkLeg:
     """Our tracks the peer subscribed to."""
     link: LinkReport | None = None
     """The peer's last probe figures for its link to us."""
+    prober: LinkProber | None = None
+    """Our probes of the link to the peer (created when the leg comes up)."""
+    sink: _LegSink | None = None
 
 
 @dataclass(slots=True)
@@ -180,7 +186,9 @@ class TrunkBridge:
                        session.peer.jurisdiction)
         self.legs[peer] = leg
         self.by_media_address[media_address] = leg
-        self.plane.add_leg(leg_id(peer), _LegSink(leg, self.outbox))
+        leg.sink = _LegSink(leg, self.outbox)
+        leg.prober = LinkProber(now)
+        self.plane.add_leg(leg_id(peer), leg.sink)
         self.sync(now)
         return leg
 
@@ -291,6 +299,25 @@ class TrunkBridge:
                 leg.session.send(Unsubscribe(ann.room, ann.track), 0.0)
             self.stats.unsubscribed += 1
 
+    # -- link probes ----------------------------------------------------------------------
+
+    def probe(self, now: float) -> None:
+        """Send each trunk's probe if it is due (about once a second)."""
+        for leg in self.legs.values():
+            if leg.prober is None or leg.sink is None or not leg.session.established:
+                continue
+            probe = leg.prober.probe_due(now)
+            if probe is not None:
+                leg.sink.send_rtcp(probe)
+
+    def _on_probe(self, leg: TrunkLeg, probe: tuple[int, int, float], now: float) -> None:
+        kind, number, sent_at = probe
+        if kind == PROBE:
+            if leg.sink is not None:
+                leg.sink.send_rtcp(build_probe(ECHO, number, sent_at))
+        elif leg.prober is not None:
+            leg.prober.on_echo(number, now)
+
     # -- media (per packet) ---------------------------------------------------------------
 
     def receive_media(self, data: bytes, addr: Address, rtcp: bool, now: float) -> bool:
@@ -303,6 +330,10 @@ class TrunkBridge:
         if plain is None:
             return True
         if rtcp:
+            probe = parse_probe(plain) if len(plain) == PROBE_BYTES else None
+            if probe is not None:
+                self._on_probe(leg, probe, now)
+                return True
             self.plane.on_leg_rtcp(leg_id(leg.peer), plain, now)
         else:
             self.plane.on_leg_rtp(leg_id(leg.peer), plain, now)

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 from collections.abc import Callable
 
 import trio
 
-from control.etcd import EtcdClient
+from control.etcd import EtcdClient, EtcdError
 from control.logs import get_logger
 from control.rooms import RoomMembership, live_in
-from control.schema import NodeRecord
+from control.schema import LinkRecord, NodeRecord, link_key
 from control.view import ClusterView
 from router.node import RouterNode
 from router.session.forwarder_adapter import ForwarderPlane
@@ -86,7 +87,8 @@ class TrunkService:
                                   self.room_routers, random.Random())
         node.mux.trunk_media = self.bridge.receive_media
         self.driver = UdpDriver(self.sock, self.endpoint, self._after_batch)
-        self.on_change: Callable[[], None] | None = None
+        self.lease: Callable[[], int] = lambda: 0
+        """The registration's live lease (0: none); link records are bound to it."""
 
     def _is_registered(self, node_id: str) -> bool:
         record = self.view.node(node_id)
@@ -96,6 +98,7 @@ class TrunkService:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.rooms_cache.run)
             nursery.start_soon(self.driver.run)
+            nursery.start_soon(self.publish_links)
             task_status.started()
             while True:
                 await trio.sleep(TICK)
@@ -126,7 +129,28 @@ class TrunkService:
         self.endpoint.collect_all()
         self._handle_events(now)
         self.bridge.sync(now)
+        self.bridge.probe(now)
         self._flush()
+
+    async def publish_links(self, interval: float = 1.0) -> None:
+        """One LinkRecord per directed link to a trunk peer, under this router's lease."""
+        while True:
+            await trio.sleep(interval)
+            lease = self.lease()
+            if not lease:
+                continue
+            for peer, leg in list(self.bridge.legs.items()):
+                figures = leg.prober.figures() if leg.prober is not None else None
+                if figures is None:
+                    continue
+                record = LinkRecord(self.node.node_id, peer, figures.loss, figures.rtt_ms,
+                                    figures.jitter_ms, figures.samples, time.time())
+                try:
+                    await self.client.put(link_key(self.node.node_id, peer), record.encode(),
+                                          lease)
+                except EtcdError as exc:
+                    log.warning("could not publish link figures: %s", exc)
+                    break
 
     def _after_batch(self) -> None:
         self._handle_events(trio.current_time())

@@ -1,7 +1,7 @@
 """Two real router processes on loopback with a real etcd: a room spanning both through a trunk.
 
 A publisher on router A, a subscriber on router B: B receives exactly the publisher's payloads,
-in order. Then A dies: B tears the trunk down within the lease TTL, its own participant stays.
+in order; both publish their probe figures for the link. Then A dies: B tears the trunk down within the lease TTL, its own participant stays.
 """
 
 from __future__ import annotations
@@ -78,6 +78,11 @@ async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # ty
         got = [payload_of(p) for p in bob.subscriber.received]
         assert got == sent
         assert len({p[8:12] for p in bob.subscriber.received}) == 1
+
+        # each router probes the link to the other and publishes it; the view holds the map
+        await view.wait_until(lambda: {("rA", "rB"), ("rB", "rA")} <= set(view.links()), 20)
+        link = view.links()[("rB", "rA")]
+        assert link.samples >= 1 and link.loss == 0.0 and 0 < link.rtt_ms < 1000
 
         # router A dies: within its lease TTL (3 s) B drops the trunk and A's track
         ra.kill()

@@ -1,7 +1,8 @@
 """Two real router processes on loopback with a real etcd: a room spanning both through a trunk.
 
 A publisher on router A, a subscriber on router B: B receives exactly the publisher's payloads,
-in order; both publish their probe figures for the link. Then A dies: B tears the trunk down within the lease TTL, its own participant stays.
+in order; both publish their probe figures for the link. Then A dies: B tears the trunk
+down within the lease TTL, its own participant stays.
 """
 
 from __future__ import annotations

@@ -71,6 +71,9 @@ class TransportMux:
         #: ``(data, addr, is_rtcp, now) -> handled``: SRTP/SRTCP from an address no client
         #: validated is offered here first (trunks to other routers, router.trunk.bridge).
         self.trunk_media: Callable[[bytes, Address, bool, float], bool] | None = None
+        #: ``(data, addr, now) -> handled``: datagrams outside the RFC 7983 ranges (trunk relay
+        #: envelopes, router.trunk.relay) are offered here before being counted as unknown.
+        self.trunk_envelope: Callable[[bytes, Address, float], bool] | None = None
 
     # -- peers --------------------------------------------------------------------------------
 
@@ -133,7 +136,9 @@ class TransportMux:
                 self.stats.dtls_unknown_address += 1
                 return None
         else:
-            self.stats.unknown_kind += 1
+            envelope = self.trunk_envelope
+            if envelope is None or not envelope(data, addr, now):
+                self.stats.unknown_kind += 1
             return None
         peer.receive_datagram(data, addr, now)
         self._after_control(peer)

@@ -18,7 +18,7 @@ stale subscription behind.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,12 +42,24 @@ from router.trunk.messages import (
     TrunkMessage,
     Unsubscribe,
 )
+from router.trunk.paths import (
+    LinkState,
+    Path,
+    PathChoice,
+    PathChooser,
+    PathConfig,
+    allowed_relays,
+)
 from router.trunk.probe import ECHO, PROBE, PROBE_BYTES, LinkProber
 from router.trunk.probe import build as build_probe
 from router.trunk.probe import parse as parse_probe
+from router.trunk.relay import EnvelopeError, unwrap, wrap
 from router.trunk.session import Address, TrunkSession
 
 Outbox = list[tuple[bytes, Address]]
+DUPLICATE_WINDOW = 5.0
+"""Seconds after a relayed packet during which a replayed SRTP index counts as the second copy
+of a two-path flow rather than as a replay."""
 
 
 class SessionRooms(Protocol):
@@ -117,9 +129,19 @@ class TrunkLeg:
     """Our tracks the peer subscribed to."""
     link: LinkReport | None = None
     """The peer's last probe figures for its link to us."""
+    peer_bytes: bytes = b""
     prober: LinkProber | None = None
     """Our probes of the link to the peer (created when the leg comes up)."""
     sink: _LegSink | None = None
+    chooser: PathChooser | None = None
+    """How our media reaches the peer (direct or through a relay router)."""
+    route: PathChoice | None = None
+    paths_used: set[tuple[str, ...]] = field(default_factory=set)
+    """Every path our media to the peer took (hops), for the audit."""
+    via_relay_at: float | None = None
+    """When the peer's media last reached us through a relay (copies are then expected)."""
+    duplicates: int = 0
+    """Second copies of the peer's packets (two paths), dropped by SRTP index."""
 
 
 @dataclass(slots=True)
@@ -130,15 +152,21 @@ class BridgeStats:
     unsubscribed: int = 0
     ignored_subscriptions: int = 0
     """Subscriptions to tracks we no longer announce (a race with a withdraw)."""
-    media_unknown_ssrc: int = 0
+    relayed: int = 0
+    """Envelopes this router relayed between two other routers."""
+    envelopes_refused: int = 0
+    """Envelopes malformed, from a non-peer, or for a router we have no trunk with."""
+    duplicates: int = 0
 
 
 class _LegSink:
-    """Where the forwarder's copies for a trunk go: SRTP-protected onto the media port."""
+    """Where the forwarder's copies for a trunk go: SRTP-protected onto the media port, along
+    the flow's current path (direct, through a relay, or both of two disjoint paths)."""
 
-    __slots__ = ("leg", "outbox")
+    __slots__ = ("bridge", "leg", "outbox")
 
-    def __init__(self, leg: TrunkLeg, outbox: Outbox) -> None:
+    def __init__(self, bridge: TrunkBridge, leg: TrunkLeg, outbox: Outbox) -> None:
+        self.bridge = bridge
         self.leg = leg
         self.outbox = outbox
 
@@ -147,14 +175,38 @@ class _LegSink:
 
     def send_rtp_batch(self, packets: list[bytes]) -> int:
         leg = self.leg
-        return leg.session.protect_rtp_batch(packets, self.outbox, leg.media_address)
+        route = leg.route
+        if route is None or (route.primary.relay is None and route.secondary is None):
+            return leg.session.protect_rtp_batch(packets, self.outbox, leg.media_address)
+        protected: Outbox = []
+        sent = leg.session.protect_rtp_batch(packets, protected, leg.media_address)
+        self._along(route.primary, protected, False)
+        if route.secondary is not None:
+            self._along(route.secondary, protected, False)
+        return sent
 
     def send_rtcp(self, packet: bytes) -> bool:
-        protected = self.leg.session.protect_rtcp(packet)
+        leg = self.leg
+        protected = leg.session.protect_rtcp(packet)
         if protected is None:
             return False
-        self.outbox.append((protected, self.leg.media_address))
+        if leg.route is None or leg.route.primary.relay is None:
+            self.outbox.append((protected, leg.media_address))
+        else:
+            self._along(leg.route.primary, [(protected, leg.media_address)], True)
         return True
+
+    def _along(self, path: Path, protected: Outbox, rtcp: bool) -> None:
+        relay = path.relay
+        if relay is None:
+            self.outbox.extend(protected)
+            return
+        hop = self.bridge.legs.get(relay)
+        if hop is None:
+            return
+        src, dst = self.bridge.local_bytes, self.leg.peer_bytes
+        self.outbox.extend((wrap(src, dst, data, rtcp), hop.media_address)
+                           for data, _ in protected)
 
 
 class TrunkBridge:
@@ -162,7 +214,11 @@ class TrunkBridge:
 
     def __init__(self, rooms: SessionRooms, plane: ForwarderPlane, outbox: Outbox,
                  room_routers: Callable[[str], frozenset[str]],
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, *, local: str = "",
+                 path_config: PathConfig | None = None) -> None:
+        self.local = local
+        self.local_bytes = local.encode("ascii")
+        self.path_config = path_config or PathConfig()
         self.rooms = rooms
         self.plane = plane
         self.outbox = outbox
@@ -186,7 +242,8 @@ class TrunkBridge:
                        session.peer.jurisdiction)
         self.legs[peer] = leg
         self.by_media_address[media_address] = leg
-        leg.sink = _LegSink(leg, self.outbox)
+        leg.peer_bytes = peer.encode("ascii")
+        leg.sink = _LegSink(self, leg, self.outbox)
         leg.prober = LinkProber(now)
         self.plane.add_leg(leg_id(peer), leg.sink)
         self.sync(now)
@@ -326,18 +383,87 @@ class TrunkBridge:
         leg = self.by_media_address.get(addr)
         if leg is None:
             return False
+        self._deliver(leg, data, rtcp, now)
+        return True
+
+    def receive_envelope(self, data: bytes, addr: Address, now: float) -> bool:
+        """A relay envelope: ours to decrypt, or to pass on between two trunk peers."""
+        sender = self.by_media_address.get(addr)
+        if sender is None:
+            return False
+        try:
+            src, dst, rtcp, packet = unwrap(data)
+        except EnvelopeError:
+            self.stats.envelopes_refused += 1
+            return True
+        if dst == self.local:
+            origin = self.legs.get(src)
+            if origin is None:
+                self.stats.envelopes_refused += 1
+                return True
+            origin.via_relay_at = now
+            self._deliver(origin, packet, rtcp, now)
+            return True
+        target = self.legs.get(dst)
+        if sender.peer != src or target is None:
+            self.stats.envelopes_refused += 1
+            return True
+        self.outbox.append((data, target.media_address))
+        self.stats.relayed += 1
+        return True
+
+    def _deliver(self, leg: TrunkLeg, data: bytes, rtcp: bool, now: float) -> None:
+        media = leg.session.media
+        replays = media.replay_failures
         plain = leg.session.unprotect(data, rtcp)
         if plain is None:
-            return True
+            if (media.replay_failures > replays and leg.via_relay_at is not None
+                    and now - leg.via_relay_at < DUPLICATE_WINDOW):
+                leg.duplicates += 1  # the other path's copy arrived first
+                self.stats.duplicates += 1
+            return
         if rtcp:
             probe = parse_probe(plain) if len(plain) == PROBE_BYTES else None
             if probe is not None:
                 self._on_probe(leg, probe, now)
-                return True
+                return
             self.plane.on_leg_rtcp(leg_id(leg.peer), plain, now)
         else:
             self.plane.on_leg_rtp(leg_id(leg.peer), plain, now)
-        return True
+
+    # -- paths ----------------------------------------------------------------------------
+
+    def own_links(self) -> dict[tuple[str, str], LinkState]:
+        """This router's fresh probe figures for its links (fresher than etcd's copy)."""
+        out = {}
+        for leg in self.legs.values():
+            figures = leg.prober.figures() if leg.prober is not None else None
+            if figures is not None:
+                out[(self.local, leg.peer)] = LinkState(figures.loss, figures.rtt_ms,
+                                                        figures.jitter_ms)
+        return out
+
+    def strict(self, peer: str) -> bool:
+        """Whether the flow to ``peer`` carries an ``eea`` room (EEA-only relays)."""
+        for name, room in self.rooms.rooms.items():
+            if peer in self.room_routers(name) and getattr(room, "policy", "eea") == "eea":
+                return True
+        return False
+
+    def update_paths(self, links: Mapping[tuple[str, str], LinkState],
+                     jurisdictions: Mapping[str, str], now: float) -> None:
+        """Re-choose every flow's path from the link map (called on the driver's tick)."""
+        up = [p for p, leg in self.legs.items() if leg.session.established]
+        for leg in self.legs.values():
+            if leg.chooser is None:
+                leg.chooser = PathChooser(self.local, leg.peer, self.path_config)
+            relays = allowed_relays(self.local, leg.peer, [p for p in up if p != leg.peer],
+                                    jurisdictions, self.strict(leg.peer))
+            leg.route = leg.chooser.update(links, relays, now)
+            if leg.sending:
+                leg.paths_used.add(leg.route.primary.hops)
+                if leg.route.secondary is not None:
+                    leg.paths_used.add(leg.route.secondary.hops)
 
 
 __all__ = ["BridgeStats", "TrunkBridge", "TrunkLeg", "announcement", "leg_id", "remote_track"]

@@ -1,12 +1,14 @@
 """The Trio side of trunks in a clustered router: the QUIC port, room membership from etcd,
 dialling, lease-expiry teardown, and the hand-off between the trunk cores and the session core.
 
+Every router keeps a trunk to every live router (control and probes are cheap; media flows
+only for shared rooms), so any of them can serve as a relay and the link map is complete.
 One UDP socket (the ``quic`` address registered in etcd) carries every trunk's control
 connection through :class:`~router.trunk.endpoint.TrunkEndpoint`; trunk media uses the
 router's media port (the mux hands it to :meth:`TrunkBridge.receive_media`). A tick (10 per
-second) dials missing trunks, closes those whose peer left the cluster view (its lease expired)
-and reconciles announcements; every change is followed by the hub's flush so participants
-hear about remote tracks at once.
+second) dials missing trunks, closes those whose peer left the cluster view (its lease expired),
+reconciles announcements, sends due probes and re-chooses each flow's path; every change is
+followed by the hub's flush so participants hear about remote tracks at once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from router.transport.udp_driver import UdpDriver
 from router.trunk.bridge import TrunkBridge
 from router.trunk.endpoint import TrunkEndpoint, dials
 from router.trunk.messages import Hello
+from router.trunk.paths import LinkState
 from router.trunk.quic import TrunkIdentity
 from router.trunk.session import (
     Address,
@@ -84,8 +87,9 @@ class TrunkService:
         self.rooms_cache = RoomMembership(client)
         self.room_routers = room_routers_of(self.rooms_cache, view)
         self.bridge = TrunkBridge(node.core, plane, node.mux.outbox,  # type: ignore[arg-type]
-                                  self.room_routers, random.Random())
+                                  self.room_routers, random.Random(), local=node.node_id)
         node.mux.trunk_media = self.bridge.receive_media
+        node.mux.trunk_envelope = self.bridge.receive_envelope
         self.driver = UdpDriver(self.sock, self.endpoint, self._after_batch)
         self.lease: Callable[[], int] = lambda: 0
         """The registration's live lease (0: none); link records are bound to it."""
@@ -108,10 +112,9 @@ class TrunkService:
         """Dial what the rooms need, drop peers that left the cluster, reconcile."""
         me = self.node.node_id
         nodes = self.view.nodes()
-        wanted: set[str] = set()
-        for room in list(self.node.core.rooms):
-            wanted |= self.room_routers(room)
-        wanted.discard(me)
+        # Every live router: any of them may carry a room's media as a relay, and the link map
+        # needs each one probed.
+        wanted = {n for n, r in nodes.items() if r.kind == "router" and n != me}
         for peer in sorted(wanted):
             record = nodes.get(peer)
             if record is None or not dials(me, peer) or self.endpoint.session_for(peer):
@@ -130,7 +133,17 @@ class TrunkService:
         self._handle_events(now)
         self.bridge.sync(now)
         self.bridge.probe(now)
+        self.bridge.update_paths(self.link_map(), {n: r.jurisdiction for n, r in nodes.items()},
+                                 now)
         self._flush()
+
+    def link_map(self) -> dict[tuple[str, str], LinkState]:
+        """The cluster's link map from the watch cache, with this router's own fresher
+        figures on top."""
+        links = {pair: LinkState(r.loss, r.rtt_ms, r.jitter_ms)
+                 for pair, r in self.view.links().items()}
+        links.update(self.bridge.own_links())
+        return links
 
     async def publish_links(self, interval: float = 1.0) -> None:
         """One LinkRecord per directed link to a trunk peer, under this router's lease."""

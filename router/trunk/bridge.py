@@ -29,6 +29,7 @@ from router.forwarding.specs import (
     TrackSpec,
     codec_key,
 )
+from router.rtp import GenericNack
 from router.sdp import NegotiatedCodec, NegotiatedMedia
 from router.sdp.attributes import Direction, ExtMap, RtcpFeedback
 from router.session.forwarder_adapter import ForwarderPlane
@@ -42,6 +43,7 @@ from router.trunk.messages import (
     TrunkMessage,
     Unsubscribe,
 )
+from router.trunk.nack import GapDetector
 from router.trunk.paths import (
     LinkState,
     Path,
@@ -57,6 +59,8 @@ from router.trunk.relay import EnvelopeError, unwrap, wrap
 from router.trunk.session import Address, TrunkSession
 
 Outbox = list[tuple[bytes, Address]]
+NACK_SSRC = 1
+"""Sender SSRC of the trunk's own NACKs (RTCP needs one; the peer does not look at it)."""
 DUPLICATE_WINDOW = 5.0
 """Seconds after a relayed packet during which a replayed SRTP index counts as the second copy
 of a two-path flow rather than as a replay."""
@@ -142,6 +146,10 @@ class TrunkLeg:
     """When the peer's media last reached us through a relay (copies are then expected)."""
     duplicates: int = 0
     """Second copies of the peer's packets (two paths), dropped by SRTP index."""
+    gaps: GapDetector = field(default_factory=GapDetector)
+    nack_ssrcs: set[int] = field(default_factory=set)
+    """SSRCs of the peer's video tracks we subscribed: gaps are NACKed at once."""
+    nacks_sent: int = 0
 
 
 @dataclass(slots=True)
@@ -345,12 +353,17 @@ class TrunkBridge:
         )  # fmt: skip
         self.plane.add_leg_track(spec, now)
         leg.subscribed[ann.track] = ssrc
+        if spec.nack and ann.kind == "video":
+            leg.nack_ssrcs.add(ssrc)
         leg.session.send(Subscribe(ann.room, ann.track, ssrc), now)
         self.stats.subscribed += 1
 
     def _drop_incoming(self, leg: TrunkLeg, ann: TrackAnnounce) -> None:
         self.rooms.remove_remote_track(ann.room, ann.track)
-        if leg.subscribed.pop(ann.track, None) is not None:
+        ssrc = leg.subscribed.pop(ann.track, None)
+        if ssrc is not None:
+            leg.nack_ssrcs.discard(ssrc)
+            leg.gaps.forget(ssrc)
             self.plane.remove_track(ann.track)
             if leg.session.established and ann.track in leg.incoming:
                 leg.session.send(Unsubscribe(ann.room, ann.track), 0.0)
@@ -429,6 +442,13 @@ class TrunkBridge:
                 return
             self.plane.on_leg_rtcp(leg_id(leg.peer), plain, now)
         else:
+            if leg.nack_ssrcs and len(plain) >= 12:
+                ssrc = int.from_bytes(plain[8:12], "big")
+                if ssrc in leg.nack_ssrcs:
+                    lost = leg.gaps.missing(ssrc, int.from_bytes(plain[2:4], "big"))
+                    if lost and leg.sink is not None:
+                        leg.nacks_sent += 1
+                        leg.sink.send_rtcp(GenericNack.from_seqs(NACK_SSRC, ssrc, lost).build())
             self.plane.on_leg_rtp(leg_id(leg.peer), plain, now)
 
     # -- paths ----------------------------------------------------------------------------

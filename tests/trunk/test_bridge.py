@@ -202,3 +202,33 @@ def test_relay_paths_and_deduplication(tmp_path: Path) -> None:
     assert r.bridge.stats.envelopes_refused == refused + 2
     assert not r.bridge.receive_envelope(wrap(b"A", b"B", b"\x80" * 40, False),
                                          ("127.0.0.1", 9), 0.0)
+
+
+def test_trunk_loss_is_repaired_hop_by_hop(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    ann = TrackAnnounce("room", "alice:1:1", "alice", "video", "VP8", 90000, None, 96, (),
+                        ("nack", "nack pli"), ())
+    track = remote_track(ann)
+    a.plane.add_track(track, Collect(), 0.0)
+    a.rooms.local.append(track)
+    for _ in range(3):
+        cluster.step()
+    bob = Collect()
+    b.plane.add_leg("bob", bob)
+    b.plane.subscribe_leg(SubscriptionSpec("bob", "alice:1:1", 6, {"vp8/90000": 96}), 0.0)
+    cluster.drop_direct = 0.05
+    sent = []
+    for seq in range(200):
+        payload = struct.pack("!I", seq) * 25
+        a.plane.on_rtp("alice", struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, 99) + payload,
+                       cluster.now)
+        sent.append(payload)
+        cluster.deliver()
+    leg = b.bridge.legs["A"]
+    assert cluster.dropped >= 5 and leg.nacks_sent >= 1
+    # media and the repairs share the lossy link, so a repair can be lost too; most are not
+    got = {p[12:] for p in bob.rtp}
+    assert len(got) == len(bob.rtp)  # no duplicates
+    assert len(sent) - len(got) < cluster.dropped / 2
+    assert a.plane.forwarder.counters.nack_served >= 1

@@ -232,3 +232,33 @@ def test_trunk_loss_is_repaired_hop_by_hop(tmp_path: Path) -> None:
     assert len(got) == len(bob.rtp)  # no duplicates
     assert len(sent) - len(got) < cluster.dropped / 2
     assert a.plane.forwarder.counters.nack_served >= 1
+
+
+def test_eea_room_media_never_touches_a_non_eea_router(tmp_path: Path) -> None:
+    """R is in the US: however lossy the direct link, an ``eea`` room's media stays on EEA
+    routers (counted per node: R relays nothing, and A's flow never names R)."""
+    cluster = Cluster(tmp_path)
+    a, b, r = (cluster.nodes[n] for n in "ABR")
+    for node in (a, b):
+        node.rooms.rooms["room"] = Room("eea")
+    track = opus_track()
+    a.plane.add_track(track, Collect(), 0.0)
+    a.rooms.local.append(track)
+    for _ in range(3):
+        cluster.step()
+    bob = Collect()
+    b.plane.add_leg("bob", bob)
+    b.plane.subscribe_leg(SubscriptionSpec("bob", "alice:0:1", 5, {"opus/48000/2": 111}), 0.0)
+    juris = {"A": "EEA", "B": "EEA", "R": "US"}
+    lossy = {("A", "B"): LinkState(0.30, 20.0), ("A", "R"): LinkState(0.0, 1.0),
+             ("R", "B"): LinkState(0.0, 1.0)}
+    cluster.drop_direct = 0.25
+    for step in range(20):
+        a.bridge.update_paths(lossy, juris, cluster.now + step)
+        a.plane.on_rtp("alice", struct.pack("!BBHII", 0x80, 111, step, step * 960, 77)
+                       + b"x" * 100, cluster.now)
+        cluster.deliver()
+    per_node = {n: cluster.nodes[n].bridge.stats.relayed for n in "ABR"}
+    assert per_node["R"] == 0 and r.bridge.stats.envelopes_refused == 0
+    assert all(path == ("A", "B") for path in a.bridge.legs["B"].paths_used)
+    assert len(bob.rtp) > 0

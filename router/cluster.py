@@ -32,6 +32,7 @@ from router.config import RouterConfig
 from router.node import RouterNode
 from router.rooms import MOVED_TEXT
 from router.session.messages import E_WRONG_ROUTER
+from router.trunk.metrics import TrunkCollector
 from router.trunk.quic import TrunkIdentity
 from router.trunk.service import TrunkService
 
@@ -64,6 +65,8 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
             public = config.public_ip or config.listen
             addresses += (NodeAddress("quic", public, trunks.address[1]),)
             node.addresses.extra["trunks"] = trunks
+            if node.metrics_registry is not None:
+                node.metrics_registry.register(TrunkCollector(trunks, config.region))
         record = new_record(node.node_id, "router", config.region, jurisdiction,
                             addresses=addresses, capacity=config.capacity)
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))

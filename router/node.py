@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from prometheus_client import CollectorRegistry
 
 from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
@@ -151,6 +152,8 @@ class RouterNode:
         self.driver = UdpDriver(self.sock, TimedMux(self.mux, self.hub),
                                 lambda: self.hub.drain_transport(self.mux))
         self.hub.notify_transport = self.driver.notify
+        self.metrics_registry: CollectorRegistry | None = None
+        """Set once /metrics serves (other parts of the router register collectors here)."""
 
     @property
     def node_id(self) -> str:
@@ -187,6 +190,7 @@ class RouterNode:
             mc.accesslog = None
             mc.errorlog = None
             registry = registry_for(self.hub, cfg.region)
+            self.metrics_registry = registry
             mbinds = await nursery.start(serve, metrics_app(registry), mc)
             mhost, _ = split_host_port(cfg.metrics)
             self.addresses.metrics_url = (

@@ -23,7 +23,14 @@ import trio
 from control.etcd import EtcdClient, EtcdError
 from control.logs import get_logger
 from control.rooms import RoomMembership, live_in
-from control.schema import LinkRecord, NodeRecord, link_key
+from control.schema import (
+    AuditHop,
+    LinkRecord,
+    NodeRecord,
+    RoomAuditRecord,
+    link_key,
+    room_audit_key,
+)
 from control.view import ClusterView
 from router.node import RouterNode
 from router.session.forwarder_adapter import ForwarderPlane
@@ -103,6 +110,7 @@ class TrunkService:
             await nursery.start(self.rooms_cache.run)
             nursery.start_soon(self.driver.run)
             nursery.start_soon(self.publish_links)
+            nursery.start_soon(self.publish_audit)
             task_status.started()
             while True:
                 await trio.sleep(TICK)
@@ -164,6 +172,49 @@ class TrunkService:
                 except EtcdError as exc:
                     log.warning("could not publish link figures: %s", exc)
                     break
+
+    def audit_record(self, room: str) -> RoomAuditRecord | None:
+        """This router's audit of a room spanning routers, or None if it spans no trunk."""
+        routers = self.room_routers(room)
+        legs = [leg for peer, leg in self.bridge.legs.items() if peer in routers]
+        if not legs:
+            return None
+        me = self.node.node_id
+        nodes = self.view.nodes()
+        own = AuditHop(me, self.node.config.region, self.endpoint.local.jurisdiction)
+
+        def hop(node_id: str) -> AuditHop:
+            if node_id == me:
+                return own
+            record = nodes.get(node_id)
+            leg = self.bridge.legs.get(node_id)
+            if record is not None:
+                return AuditHop(node_id, record.region, record.jurisdiction)
+            if leg is not None:
+                return AuditHop(node_id, leg.region, leg.jurisdiction)
+            return AuditHop(node_id, "unknown", "unknown")
+
+        paths = sorted({hops for leg in legs for hops in leg.paths_used})
+        return RoomAuditRecord(room, me, own.region, own.jurisdiction,
+                               tuple(tuple(hop(n) for n in hops) for hops in paths), time.time())
+
+    async def publish_audit(self, interval: float = 2.0) -> None:
+        """Write each spanning room's audit record when what it says changed."""
+        written: dict[str, tuple[object, ...]] = {}
+        while True:
+            await trio.sleep(interval)
+            for room in list(self.node.core.rooms):
+                record = self.audit_record(room)
+                if record is None or written.get(room) == record.paths:
+                    continue
+                try:
+                    await self.client.put(room_audit_key(room, record.node), record.encode())
+                except EtcdError as exc:
+                    log.warning("could not write a room audit record: %s", exc)
+                    break
+                written[room] = record.paths
+            for room in [r for r in written if r not in self.node.core.rooms]:
+                del written[room]
 
     def _after_batch(self) -> None:
         self._handle_events(trio.current_time())

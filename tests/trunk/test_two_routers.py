@@ -7,7 +7,11 @@ down within the lease TTL, its own participant stays.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,10 +24,16 @@ from control.localetcd import LocalEtcd
 from control.schema import RoomRouterRecord
 from control.topology import load_topology
 from control.view import open_view
+from tests.control.conftest import python_env
 from tests.router.synth import SynthClient, rtp, token
 from tests.trunk.routers import REPO, RouterProc, start_router
 
 pytestmark = pytest.mark.etcd
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
 
 
 def payload_of(packet: bytes) -> bytes:
@@ -84,6 +94,23 @@ async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # ty
         await view.wait_until(lambda: {("rA", "rB"), ("rB", "rA")} <= set(view.links()), 20)
         link = view.links()[("rB", "rA")]
         assert link.samples >= 1 and link.loss == 0.0 and 0 < link.rtt_ms < 1000
+
+        # metrics: the trunk, its probe figures; the audit names both routers and the path
+        metrics = await trio.to_thread.run_sync(fetch, rb.ready["metrics"])
+        assert 'regio_trunks_up{region="eu-north"} 1.0' in metrics
+        assert 'regio_trunk_rtt_seconds{peer="rA",region="eu-north"}' in metrics
+        with trio.fail_after(20):
+            while len((await client.get_prefix(schema.room_audit_prefix("span")))[1]) < 2:
+                await trio.sleep(0.2)
+        audit = await trio.to_thread.run_sync(lambda: subprocess.run(
+            [sys.executable, "-m", "control", "audit", "room", "span", "--etcd", etcd.urls,
+             "--json"], capture_output=True, text=True, env=python_env(), cwd=str(REPO),
+            timeout=60, check=True).stdout)
+        report = json.loads(audit)
+        assert [(n["node"], n["region"], n["jurisdiction"]) for n in report["nodes"]] == [
+            ("rA", "eu-central", "EEA"), ("rB", "eu-north", "EEA")]
+        assert ["rA", "rB"] in report["paths"] and report["jurisdictions"] == ["EEA"]
+        assert "127.0.0.1" not in audit and "alice" not in audit
 
         # router A dies: within its lease TTL (3 s) B drops the trunk and A's track
         ra.kill()

@@ -13,7 +13,9 @@ P-256 (cheap handshakes; TLS 1.3 ``ecdsa_secp256r1_sha256``).
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +110,10 @@ def load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateK
 
 
 def issue_node_certificate(ca_dir: Path, node_id: str, out_dir: Path,
-                           days: int = NODE_DAYS) -> NodeCredentials:
-    """Issue ``<node>.pem``/``<node>.key`` in ``out_dir`` signed by the CA in ``ca_dir``."""
+                           days: int = NODE_DAYS, addresses: Sequence[str] = ()
+                           ) -> NodeCredentials:
+    """Issue ``<node>.pem``/``<node>.key`` in ``out_dir`` signed by the CA in ``ca_dir``;
+    ``addresses`` (IPs) are added to subjectAltName so the same pair can serve wss."""
     check_node_id(node_id)
     ca_cert, ca_key = load_ca(ca_dir)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -123,7 +127,8 @@ def issue_node_certificate(ca_dir: Path, node_id: str, out_dir: Path,
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(
-            [x509.UniformResourceIdentifier(NODE_URI_PREFIX + node_id)]), critical=False)
+            [x509.UniformResourceIdentifier(NODE_URI_PREFIX + node_id),
+             *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses)]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                               ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())

@@ -77,6 +77,8 @@ def build_config(args: argparse.Namespace) -> RouterConfig:
             raise CliError(str(exc)) from None
         if not args.etcd:
             raise CliError("trunks need the cluster: give --etcd URL")
+    if config.trunk_paths not in ("loss-aware", "direct"):
+        raise CliError("--trunk-paths must be loss-aware or direct")
     if not 0 <= config.trunk_port <= 65535:
         raise CliError("--trunk-port must be 0-65535")
     signaling_host = split_host_port(config.signaling)[0] if config.signaling else config.listen

@@ -59,6 +59,9 @@ class RouterConfig:
     trunk_key: str = setting("", doc="PEM private key for --trunk-cert")
     trunk_ca: str = setting("", doc="PEM cluster CA certificate that trunk peers must chain to")
     trunk_port: int = setting(0, doc="UDP port of the trunk QUIC listener (0: any free port)")
+    trunk_paths: str = setting(
+        "loss-aware", doc="trunk media paths: loss-aware (direct or one relay router, two "
+        "paths above 2 %% loss) or direct (never relay; for comparisons)")
 
 
 __all__ = ["RouterConfig"]

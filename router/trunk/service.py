@@ -98,6 +98,7 @@ class TrunkService:
         node.mux.trunk_media = self.bridge.receive_media
         node.mux.trunk_envelope = self.bridge.receive_envelope
         self.driver = UdpDriver(self.sock, self.endpoint, self._after_batch)
+        self.loss_aware = node.config.trunk_paths != "direct"
         self.lease: Callable[[], int] = lambda: 0
         """The registration's live lease (0: none); link records are bound to it."""
 
@@ -141,8 +142,9 @@ class TrunkService:
         self._handle_events(now)
         self.bridge.sync(now)
         self.bridge.probe(now)
-        self.bridge.update_paths(self.link_map(), {n: r.jurisdiction for n, r in nodes.items()},
-                                 now)
+        if self.loss_aware:
+            self.bridge.update_paths(self.link_map(),
+                                     {n: r.jurisdiction for n, r in nodes.items()}, now)
         self._flush()
 
     def link_map(self) -> dict[tuple[str, str], LinkState]:

@@ -18,10 +18,12 @@ stale subscription behind.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from router.errors import RemoteProtocolError
 from router.forwarding.specs import (
     STRIPPED_EXTENSIONS,
     LayerSpec,
@@ -29,7 +31,7 @@ from router.forwarding.specs import (
     TrackSpec,
     codec_key,
 )
-from router.rtp import GenericNack
+from router.rtp import GenericNack, parse_rtcp_compound
 from router.sdp import NegotiatedCodec, NegotiatedMedia
 from router.sdp.attributes import Direction, ExtMap, RtcpFeedback
 from router.session.forwarder_adapter import ForwarderPlane
@@ -61,6 +63,10 @@ from router.trunk.session import Address, TrunkSession
 Outbox = list[tuple[bytes, Address]]
 NACK_SSRC = 1
 """Sender SSRC of the trunk's own NACKs (RTCP needs one; the peer does not look at it)."""
+MEDIA_WINDOW = 1.0
+"""Seconds of media (packets sent vs NACKed by the peer) behind the media loss estimate."""
+MEDIA_MIN_PACKETS = 30
+"""Fewer packets than this in the window say nothing about loss."""
 DUPLICATE_WINDOW = 5.0
 """Seconds after a relayed packet during which a replayed SRTP index counts as the second copy
 of a two-path flow rather than as a replay."""
@@ -104,6 +110,15 @@ def remote_track(ann: TrackAnnounce) -> PublishedTrack:
                             codecs=(codec,),
                             extensions=tuple(ExtMap(i, uri) for uri, i in ann.extensions))
     return PublishedTrack(ann.track, ann.participant, media)
+
+
+def nacked_count(rtcp: bytes) -> int:
+    """Packets a compound RTCP packet NACKs (0 if it cannot be parsed)."""
+    try:
+        packets = parse_rtcp_compound(rtcp)
+    except RemoteProtocolError:
+        return 0
+    return sum(len(p.lost_seqs()) for p in packets if isinstance(p, GenericNack))
 
 
 def _key(ann: TrackAnnounce) -> str:
@@ -150,6 +165,12 @@ class TrunkLeg:
     nack_ssrcs: set[int] = field(default_factory=set)
     """SSRCs of the peer's video tracks we subscribed: gaps are NACKed at once."""
     nacks_sent: int = 0
+    rtp_sent: int = 0
+    """Media packets sent to the peer (all paths count once)."""
+    nacked: int = 0
+    """Of those, how many the peer NACKed: media loss on our flow, seen long before probes."""
+    media_history: deque[tuple[float, int, int]] = field(default_factory=deque)
+    """``(now, rtp_sent, nacked)`` snapshots of the last :data:`MEDIA_WINDOW` seconds."""
 
 
 @dataclass(slots=True)
@@ -185,9 +206,12 @@ class _LegSink:
         leg = self.leg
         route = leg.route
         if route is None or (route.primary.relay is None and route.secondary is None):
-            return leg.session.protect_rtp_batch(packets, self.outbox, leg.media_address)
+            sent = leg.session.protect_rtp_batch(packets, self.outbox, leg.media_address)
+            leg.rtp_sent += sent
+            return sent
         protected: Outbox = []
         sent = leg.session.protect_rtp_batch(packets, protected, leg.media_address)
+        leg.rtp_sent += sent
         self._along(route.primary, protected, False)
         if route.secondary is not None:
             self._along(route.secondary, protected, False)
@@ -440,6 +464,8 @@ class TrunkBridge:
             if probe is not None:
                 self._on_probe(leg, probe, now)
                 return
+            if len(plain) > 1 and plain[1] == 205:  # RTPFB: count what the peer lost of ours
+                leg.nacked += nacked_count(plain)
             self.plane.on_leg_rtcp(leg_id(leg.peer), plain, now)
         else:
             if leg.nack_ssrcs and len(plain) >= 12:
@@ -453,14 +479,25 @@ class TrunkBridge:
 
     # -- paths ----------------------------------------------------------------------------
 
-    def own_links(self) -> dict[tuple[str, str], LinkState]:
-        """This router's fresh probe figures for its links (fresher than etcd's copy)."""
+    def own_links(self, now: float) -> dict[tuple[str, str], LinkState]:
+        """This router's fresh figures for its own links (fresher than etcd's copy): probes,
+        and media loss from the peer's NACKs over the last second when enough was sent (at a
+        few hundred packets a second it shows a loss within a tick, probes need seconds)."""
         out = {}
         for leg in self.legs.values():
             figures = leg.prober.figures() if leg.prober is not None else None
-            if figures is not None:
-                out[(self.local, leg.peer)] = LinkState(figures.loss, figures.rtt_ms,
-                                                        figures.jitter_ms)
+            history = leg.media_history
+            history.append((now, leg.rtp_sent, leg.nacked))
+            while history and history[0][0] < now - MEDIA_WINDOW:
+                history.popleft()
+            _, sent0, nacked0 = history[0]
+            sent, nacked = leg.rtp_sent - sent0, leg.nacked - nacked0
+            media_loss = min(1.0, nacked / sent) if sent >= MEDIA_MIN_PACKETS else None
+            if figures is None and media_loss is None:
+                continue
+            loss = max(figures.loss if figures else 0.0, media_loss or 0.0)
+            out[(self.local, leg.peer)] = LinkState(
+                loss, figures.rtt_ms if figures else 0.0, figures.jitter_ms if figures else 0.0)
         return out
 
     def strict(self, peer: str) -> bool:

@@ -152,7 +152,7 @@ class TrunkService:
         figures on top."""
         links = {pair: LinkState(r.loss, r.rtt_ms, r.jitter_ms)
                  for pair, r in self.view.links().items()}
-        links.update(self.bridge.own_links())
+        links.update(self.bridge.own_links(trio.current_time()))
         return links
 
     async def publish_links(self, interval: float = 1.0) -> None:

@@ -218,6 +218,7 @@ def test_trunk_loss_is_repaired_hop_by_hop(tmp_path: Path) -> None:
     b.plane.add_leg("bob", bob)
     b.plane.subscribe_leg(SubscriptionSpec("bob", "alice:1:1", 6, {"vp8/90000": 96}), 0.0)
     cluster.drop_direct = 0.05
+    a.bridge.own_links(0.0)  # the media loss window starts here
     sent = []
     for seq in range(200):
         payload = struct.pack("!I", seq) * 25
@@ -232,6 +233,9 @@ def test_trunk_loss_is_repaired_hop_by_hop(tmp_path: Path) -> None:
     assert len(got) == len(bob.rtp)  # no duplicates
     assert len(sent) - len(got) < cluster.dropped / 2
     assert a.plane.forwarder.counters.nack_served >= 1
+    # the sender sees its flow's loss in the peer's NACKs, long before probes would show it
+    own = a.bridge.own_links(0.5)[("A", "B")]
+    assert 0.02 < own.loss < 0.2
 
 
 def test_eea_room_media_never_touches_a_non_eea_router(tmp_path: Path) -> None:

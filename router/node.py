@@ -32,6 +32,7 @@ from hypercorn.trio import serve
 
 from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
+from control.sdnotify import SystemdNotifier, run_watchdog
 from router.config import RouterConfig
 from router.metrics import metrics_app, registry_for
 from router.sdp import host_candidate
@@ -204,6 +205,11 @@ class RouterNode:
             out.append(NodeAddress("metrics", mhost, mport))
         return tuple(out)
 
+    def healthy(self) -> bool:
+        """The watchdog's check: the media socket is open. (A crashed driver task ends the
+        whole process; a stalled loop stops the watchdog task itself.)"""
+        return self.sock.fileno() >= 0
+
     def begin_drain(self) -> None:
         """No new joins from now on; current sessions continue."""
         self.core.draining = True
@@ -218,14 +224,19 @@ class RouterNode:
 
     async def run_standalone(self) -> int:
         """Serve without etcd until SIGTERM/SIGINT; SIGTERM drains first."""
+        systemd = SystemdNotifier.from_environment()
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 await self.start(nursery)
                 nursery.start_soon(self._discard_notices)
                 print(self.addresses.ready_line(), flush=True)
+                systemd.ready(f"router {self.node_id} serving (standalone)")
+                nursery.start_soon(run_watchdog, systemd, self.healthy)
                 async for signum in signals:
                     if signum == signal.SIGTERM:
                         self.begin_drain()
+                        systemd.stopping(
+                            f"draining: {self.core.participant_count} participants left")
                         with trio.move_on_after(self.config.drain_deadline):
                             while self.core.participant_count:
                                 await trio.sleep(0.25)

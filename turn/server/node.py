@@ -32,6 +32,7 @@ from typing import Any
 import trio
 
 from control.logs import get_logger
+from control.sdnotify import SystemdNotifier, run_watchdog
 from turn.server.config import TurnConfig
 from turn.server.peer_policy import parse_endpoint
 from turn.server.server import TurnServer
@@ -87,14 +88,22 @@ async def run_standalone(config: TurnConfig) -> int:
         httpd = _serve_metrics(server, config.metrics) if config.metrics else None
         print(ready_line(server), flush=True)
         log.info("%s", ready_line(server))
+        systemd = SystemdNotifier.from_environment()
+        systemd.ready(f"turn serving in {config.region} (standalone)")
+        nursery.start_soon(run_watchdog, systemd, server.healthy)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 if signum != signal.SIGTERM:
                     break
+                systemd.stopping(f"draining: {len(server.core.allocations)} allocations left")
                 # Drain; a second SIGTERM or a SIGINT ends the drain at once.
+                # (The canceller lives in its own nursery: it must end before the signal
+                # receiver closes, or it would iterate a closed receiver.)
                 with trio.CancelScope() as drain_scope:
-                    nursery.start_soon(_cancel_on_signal, signals, drain_scope)
-                    await _drain_until_empty(server, config.drain_deadline)
+                    async with trio.open_nursery() as drain_nursery:
+                        drain_nursery.start_soon(_cancel_on_signal, signals, drain_scope)
+                        await _drain_until_empty(server, config.drain_deadline)
+                        drain_nursery.cancel_scope.cancel()
                 break
         if httpd is not None:
             httpd.shutdown()  # type: ignore[attr-defined]
@@ -158,13 +167,19 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
                     server.drain()
                 await trio.sleep(1.0)
 
+        systemd = SystemdNotifier.from_environment()
+
         async def follow_drain() -> None:
             await drain.started.wait()
             server.drain()
+            systemd.stopping(f"draining: {len(server.core.allocations)} allocations left")
 
         nursery.start_soon(publish_load)
         nursery.start_soon(follow_drain)
         print(ready_line(server) + f" node={node_id}", flush=True)
+        systemd.ready(f"turn {node_id} serving in {config.region}")
+        nursery.start_soon(run_watchdog, systemd,
+                           lambda: server.healthy() and registration.state != "fenced")
         outcome = await drain.run()
         log.info("drain finished (%s, %d left, trigger %s)", outcome.reason, outcome.remaining,
                  outcome.trigger)

@@ -24,6 +24,7 @@ from control.registry import (
     RegistryEvent,
     new_record,
 )
+from control.registry_metrics import RegistrationCollector
 from control.sdnotify import SystemdNotifier, run_watchdog
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
@@ -56,6 +57,8 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         record = new_record(node.node_id, "router", config.region, jurisdiction,
                             addresses=node.node_addresses(), capacity=config.capacity)
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
+        if node.metrics_registry is not None:
+            node.metrics_registry.register(RegistrationCollector(registration))
         events = registration.events()
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: node.core.participant_count,

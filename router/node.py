@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from prometheus_client import CollectorRegistry
 
 from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
@@ -152,6 +153,8 @@ class RouterNode:
         self.driver = UdpDriver(self.sock, TimedMux(self.mux, self.hub),
                                 lambda: self.hub.drain_transport(self.mux))
         self.hub.notify_transport = self.driver.notify
+        #: The /metrics registry once serving (the clustered node adds its registration's).
+        self.metrics_registry: CollectorRegistry | None = None
 
     @property
     def node_id(self) -> str:
@@ -187,7 +190,7 @@ class RouterNode:
             mc.bind = [cfg.metrics]
             mc.accesslog = None
             mc.errorlog = None
-            registry = registry_for(self.hub, cfg.region)
+            registry = self.metrics_registry = registry_for(self.hub, cfg.region)
             mbinds = await nursery.start(serve, metrics_app(registry), mc)
             mhost, _ = split_host_port(cfg.metrics)
             self.addresses.metrics_url = (

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -37,21 +37,26 @@ from turn.server.config import TurnConfig
 from turn.server.peer_policy import parse_endpoint
 from turn.server.server import TurnServer
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
 log = get_logger("turn.node")
 
 
-def _serve_metrics(server: TurnServer, spec: str) -> object:
+def _serve_metrics(server: TurnServer, spec: str) -> tuple[Any, CollectorRegistry]:
+    """The metrics HTTP server (a thread) and its registry, to which more collectors may be
+    added."""
     from prometheus_client import start_http_server
 
     from turn.server.metrics import registry_for
 
     host, port = parse_endpoint(spec)
-    httpd, _thread = start_http_server(port, addr=host,
-                                       registry=registry_for(server.core, server.config.region))
+    registry = registry_for(server.core, server.config.region)
+    httpd, _thread = start_http_server(port, addr=host, registry=registry)
     bound = httpd.server_address[:2]
     server.addresses.metrics = (str(bound[0]), int(bound[1]))
     server.add_denied_endpoint(str(bound[0]), int(bound[1]))
-    return httpd
+    return httpd, registry
 
 
 def ready_line(server: TurnServer) -> str:
@@ -85,7 +90,7 @@ async def run_standalone(config: TurnConfig) -> int:
     """Serve until SIGTERM/SIGINT, then drain (SIGTERM) or stop (SIGINT)."""
     async with trio.open_nursery() as nursery:
         server: TurnServer = await nursery.start(TurnServer(config).run)
-        httpd = _serve_metrics(server, config.metrics) if config.metrics else None
+        httpd = _serve_metrics(server, config.metrics)[0] if config.metrics else None
         print(ready_line(server), flush=True)
         log.info("%s", ready_line(server))
         systemd = SystemdNotifier.from_environment()
@@ -106,7 +111,7 @@ async def run_standalone(config: TurnConfig) -> int:
                         drain_nursery.cancel_scope.cancel()
                 break
         if httpd is not None:
-            httpd.shutdown()  # type: ignore[attr-defined]
+            httpd.shutdown()
         nursery.cancel_scope.cancel()
     return 0
 
@@ -138,7 +143,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
         if region is None:
             log.warning("region %s is not in the stored topology", config.region)
         server: TurnServer = await nursery.start(TurnServer(config, secrets=secrets).run)
-        httpd = _serve_metrics(server, config.metrics) if config.metrics else None
+        httpd, registry = _serve_metrics(server, config.metrics) if config.metrics else (None, None)
         a = server.addresses
         addresses = (
             *(NodeAddress("udp", h, p) for h, p in a.udp),
@@ -151,6 +156,10 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
         record = new_record(node_id, "turn", config.region, jurisdiction, addresses=addresses,
                             capacity=config.total_quota)
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
+        if registry is not None:
+            from control.registry_metrics import RegistrationCollector
+
+            registry.register(RegistrationCollector(registration))
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: len(server.core.allocations),
                                 DrainConfig(deadline=config.drain_deadline))
@@ -185,7 +194,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
                  outcome.trigger)
         await registration.deregister()
         if httpd is not None:
-            httpd.shutdown()  # type: ignore[attr-defined]
+            httpd.shutdown()
         nursery.cancel_scope.cancel()
     return 0
 

@@ -44,19 +44,26 @@ log = get_logger("turn.node")
 
 
 def _serve_metrics(server: TurnServer, spec: str) -> tuple[Any, CollectorRegistry]:
-    """The metrics HTTP server (a thread) and its registry, to which more collectors may be
-    added."""
-    from prometheus_client import start_http_server
-
+    """The ``/metrics`` + ``/healthz`` HTTP server (a thread) and its registry, to which more
+    collectors may be added."""
     from turn.server.metrics import registry_for
+    from turn.server.status_http import start_status_server
 
     host, port = parse_endpoint(spec)
     registry = registry_for(server.core, server.config.region)
-    httpd, _thread = start_http_server(port, addr=host, registry=registry)
+    httpd = start_status_server(host, port, registry, lambda: health(server))
     bound = httpd.server_address[:2]
     server.addresses.metrics = (str(bound[0]), int(bound[1]))
     server.add_denied_endpoint(str(bound[0]), int(bound[1]))
     return httpd, registry
+
+
+def health(server: TurnServer) -> dict[str, object]:
+    """``/healthz``: read from the HTTP thread (plain attribute reads, like the collector)."""
+    core = server.core
+    return {"status": "ok" if server.healthy() else "failing", "region": server.config.region,
+            "draining": core.draining, "allocations": len(core.allocations),
+            "quota": server.config.total_quota}
 
 
 def ready_line(server: TurnServer) -> str:

@@ -26,6 +26,7 @@ from control.etcd import EtcdClient, EtcdConfig, EtcdError
 from control.logs import get_logger
 from control.placement import NoRouterAvailable, PlacementError, place_room
 from control.schema import RoomRecord
+from control.sdnotify import SystemdNotifier, run_watchdog
 from control.topology import Topology, load_topology
 from control.view import ClusterView
 from geo.client_address import parse_trusted_proxies
@@ -173,14 +174,19 @@ async def run_frontdoor(
         )
         nursery.start_soon(_check_geoip, geoip, config.geoip_check_interval)
         shutdown = trio.Event()
+        systemd = SystemdNotifier.from_environment()
         if handle_signals:
-            nursery.start_soon(_signals, shutdown)
+            nursery.start_soon(_signals, shutdown, systemd)
         if config.http_server == "hypercorn":
             urls += await nursery.start(_serve, app, hconfig, shutdown)
         else:
             fast = FastServer(app, ssl_context=fast_tls)
             urls += await nursery.start(functools.partial(fast.serve, host, port))
         print(f"{READY_PREFIX} url={urls[0]} etcd={etcd.urls}", flush=True)
+        systemd.ready(f"front door serving on {urls[0]}")
+        # The front door serves from its cache through an etcd outage, so a restart would not
+        # help there: the watchdog only proves the event loop runs.
+        nursery.start_soon(run_watchdog, systemd, lambda: True)
         log.info("front door serving on %s", ", ".join(urls))
         task_status.started(Frontdoor(config, service, view, rooms, geoip, app, urls))
         await shutdown.wait()
@@ -194,9 +200,10 @@ async def _serve(app: FrontdoorApp, hconfig: HypercornConfig, shutdown: trio.Eve
                 task_status=task_status)
 
 
-async def _signals(shutdown: trio.Event) -> None:
+async def _signals(shutdown: trio.Event, systemd: SystemdNotifier) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
+            systemd.stopping("finishing requests in flight")
             shutdown.set()
             return
 

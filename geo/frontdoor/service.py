@@ -17,7 +17,6 @@ itself goes no further than this module: not into the answer, the token, etcd, m
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
@@ -25,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from control.jsonlimits import JsonRefused, loads_limited
 from control.logs import get_logger
 from control.schema import RoomRecord, SchemaError
 from control.tokens import JoinClaims, TokenError, sign_token, verify_token
@@ -60,6 +60,8 @@ SIZES: tuple[Size, ...] = ("small", "large")
 MODES: dict[str, str] = {"small": "p2p", "large": "sfu"}
 BODY_CACHE_SIZE = 1024
 BODY_CACHE_MAX_LEN = 256
+BODY_MAX_DEPTH = 4
+"""A join body is one flat object; anything nested deeper is refused before it is walked."""
 
 
 class BadRequest(ValueError):
@@ -91,9 +93,9 @@ def parse_join_body(body: bytes) -> JoinRequest:
     if not body.strip():
         return JoinRequest()
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON ({type(exc).__name__})") from None
+        data = loads_limited(body, max_depth=BODY_MAX_DEPTH)
+    except JsonRefused as exc:
+        raise BadRequest(f"body is not usable JSON: {exc.message}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     unknown = sorted(set(data) - set(BODY_FIELDS))

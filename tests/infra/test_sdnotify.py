@@ -23,8 +23,8 @@ from control.bootstrap import init_cluster
 from control.drain import request_drain
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
-from control.topology import load_topology
 from control.sdnotify import SystemdNotifier, run_watchdog, socket_address, watchdog_interval
+from control.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 import trio
 
 from control.localetcd import free_ports
+from control.netns import stop_process_group
 from tests.router.synth import SynthClient, rtp
 from tests.turn.netclient import NetClient
 from turn.stun import Lifetime, Method
@@ -261,16 +261,6 @@ async def _end_later(room: Room, at: float) -> None:
     room.scope.cancel()
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 async def main(out: Path, seconds: float) -> None:
     with tempfile.TemporaryDirectory(prefix="regio-dashboard-") as tmp:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -301,8 +291,9 @@ async def main(out: Path, seconds: float) -> None:
             render(url, start, time.time(), out)
         finally:
             if prometheus is not None:
-                stop(prometheus)
-            stop(cluster)
+                stop_process_group(prometheus.pid, process=prometheus)
+            # cluster up drains its nodes on SIGTERM, then stops etcd: give it time.
+            stop_process_group(cluster.pid, grace=60.0, process=cluster)
     print(f"wrote {out}")
 
 

@@ -147,6 +147,10 @@ async def publish(room: Room, publisher: SynthClient, audio: int, video: int,
 
 
 def prometheus_config(directory: Path, frontdoor: str, etcd: str) -> Path:
+    """Scrape what the front door's operator listener lists (``regio cluster up`` puts it on
+    the join port + 1), and etcd."""
+    scheme_host, _, port = frontdoor.rpartition(":")
+    operator = f"{scheme_host}:{int(port) + 1}"
     rules = [str(p) for p in sorted((MONITORING / "rules").glob("*.yml"))]
     etcd_target = etcd.split("://", 1)[1].split(",")[0]
     config = {
@@ -154,7 +158,7 @@ def prometheus_config(directory: Path, frontdoor: str, etcd: str) -> Path:
         "rule_files": rules,
         "scrape_configs": [
             {"job_name": "regio", "honor_labels": True,
-             "http_sd_configs": [{"url": f"{frontdoor}/v1/prometheus/targets",
+             "http_sd_configs": [{"url": f"{operator}/v1/prometheus/targets",
                                   "refresh_interval": "5s"}],
              "relabel_configs": [
                  {"source_labels": ["regio_region"], "target_label": "region"},

@@ -440,10 +440,12 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _kill_namespace_processes(ns: str) -> None:
-    """SIGKILL whatever still runs inside ``ns``, a namespace this module created."""
+    """SIGKILL whatever still runs inside ``ns``, a namespace this module created (except this
+    process, which may have entered it: see :func:`enter_host`)."""
     for raw in _run(["ip", "netns", "pids", ns], check=False).split():
         with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(raw), signal.SIGKILL)
+            if int(raw) != os.getpid():
+                os.kill(int(raw), signal.SIGKILL)
 
 
 def sweep_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
@@ -477,6 +479,28 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def enter_host(netns_name: str) -> None:
+    """Move the calling thread into namespace ``netns_name`` (``/run/netns/NAME``) for good.
+
+    For a process that must itself talk to the hosts (``regio cluster up --hosts`` reaching its
+    etcd, a benchmark driving clients): call it on the main thread before Trio or any library
+    starts threads, since a thread keeps the namespace it was created in. Subprocesses
+    inherit it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{netns_name}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, _CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise NetnsError(f"setns into {netns_name}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -35,9 +35,11 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _validity(days: float) -> tuple[datetime.datetime, datetime.datetime]:
+def _validity(days: float, from_days: float = 0.0
+              ) -> tuple[datetime.datetime, datetime.datetime]:
     now = datetime.datetime.now(datetime.UTC)
-    return now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
+    return (now + datetime.timedelta(days=from_days, minutes=-5),
+            now + datetime.timedelta(days=days))
 
 
 def make_ca(cn: str = "regio lab CA", days: float = 1.0) -> Authority:
@@ -58,10 +60,12 @@ def make_ca(cn: str = "regio lab CA", days: float = 1.0) -> Authority:
 
 def issue(ca: Authority, cn: str, *, ips: Sequence[str] = ("127.0.0.1",),
           dns: Sequence[str] = ("localhost",), usage: x509.ObjectIdentifier = SERVER_AUTH,
-          days: float = 1.0) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A leaf for ``ips``/``dns`` signed by ``ca``."""
+          days: float = 1.0, from_days: float = 0.0,
+          ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A leaf for ``ips``/``dns`` signed by ``ca``, valid from ``from_days`` (negative: in
+    the past) until ``days`` from now (negative: already expired, for tests)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    start, end = _validity(days)
+    start, end = _validity(days, from_days)
     names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     names += [x509.DNSName(d) for d in dns]
     cert = (

@@ -484,23 +484,42 @@ def _pid_alive(pid: int) -> bool:
 _CLONE_NEWNET = 0x40000000
 
 
-def enter_host(netns_name: str) -> None:
-    """Move the calling thread into namespace ``netns_name`` (``/run/netns/NAME``) for good.
+def enter_host(netns_name: str) -> int:
+    """Move the calling thread into namespace ``netns_name`` (``/run/netns/NAME``); returns a
+    descriptor of the namespace it was in, for :func:`leave_host`.
 
     For a process that must itself talk to the hosts (``regio cluster up --hosts`` reaching its
     etcd, a benchmark driving clients): call it on the main thread before Trio or any library
     starts threads, since a thread keeps the namespace it was created in. Subprocesses
-    inherit it."""
+    inherit it. A process that entered a host another process owns must leave it before that
+    owner deletes the host, which kills whatever still runs inside."""
+    previous = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    fd = os.open(f"/run/netns/{netns_name}", os.O_RDONLY)
+    try:
+        _setns(fd, netns_name)
+    except BaseException:
+        os.close(previous)
+        raise
+    finally:
+        os.close(fd)
+    return previous
+
+
+def leave_host(previous: int) -> None:
+    """Back to the namespace :func:`enter_host` left (and close its descriptor)."""
+    try:
+        _setns(previous, "the previous namespace")
+    finally:
+        os.close(previous)
+
+
+def _setns(fd: int, what: str) -> None:
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{netns_name}", os.O_RDONLY)
-    try:
-        if libc.setns(fd, _CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise NetnsError(f"setns into {netns_name}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
+    if libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise NetnsError(f"setns into {what}: {os.strerror(err)}")
 
 
 @contextlib.contextmanager

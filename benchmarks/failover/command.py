@@ -154,6 +154,8 @@ def run_command(args: Any) -> int:
             f"{figures.get('retried_joins')} retried; partition: lease lost after "
             f"{figures.get('partition_lease_lost_s')} s, router received "
             f"{figures.get('partition_media_packets')} media packets while cut off, "
-            f"registered again {figures.get('reregister_s')} s after heal",
+            f"registered again {figures.get('reregister_s')} s after heal; rejoin p50 "
+            f"{figures.get('rejoin_p50_s')} s, {figures.get('not_rejoined')} participants not "
+            f"back; join p99 {figures.get('join_p99_s')} s including retries",
         )
     return 0

@@ -9,8 +9,8 @@ state dict ``regio cluster up --hosts`` wrote; nodes are killed and links cut th
     participant rejoins by itself, and the time until it is back (joined, media connected) on
     another router is its rejoin time.
 (b) **etcd leader killed** during a steady stream of joins (Germany and the US), each opening a
-    new room (an etcd transaction); each join is retried like a client would (``Retry-After`` or 250 ms) for up to 5 s; a join still
-    failing then is a failed join.
+    new room (an etcd transaction); each join is retried like a client would (``Retry-After``
+    or 250 ms) for up to 5 s; a join still failing then is a failed join.
 (c) **region partitioned from etcd**: participants from Sweden in a room on the eu-north
     router; cut eu-north from every etcd host until the router's lease is gone, let another
     Swede join the room meanwhile, check the router kept receiving media, heal, wait for it

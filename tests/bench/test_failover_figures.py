@@ -16,7 +16,7 @@ def test_stop_assigning_is_the_first_answer_after_the_last_dead_one() -> None:
     probes = [(9.0, "r1"), (10.1, "r1"), (10.2, ""), (10.3, "r1"), (10.4, ""), (10.5, "r2"),
               (10.6, "r2")]
     assert math.isclose(figures.stop_assigning(probes, "r1", 10.0) or 0, 0.5)
-    assert figures.stop_assigning(probes + [(11.0, "r1")], "r1", 10.0) is None
+    assert figures.stop_assigning([*probes, (11.0, "r1")], "r1", 10.0) is None
     assert math.isclose(figures.stop_assigning([(10.2, "r2")], "r1", 10.0) or 0, 0.2)
     assert figures.stop_assigning([(10.2, "")], "r1", 10.0) is None
 

@@ -80,6 +80,10 @@ def add_commands(subparsers: Any) -> None:
 
     add_sfu(kinds)
 
+    from benchmarks.failover.command import add_command as add_failover
+
+    add_failover(kinds)
+
 
 def run_codec(args: argparse.Namespace) -> int:
     from benchmarks import codec, machine, results

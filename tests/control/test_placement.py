@@ -9,7 +9,16 @@ from control.bootstrap import init_cluster
 from control.drain import request_drain
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
-from control.placement import NoRouterAvailable, get_room, place_room, release_room
+from control.placement import (
+    NoRouterAvailable,
+    assign_router,
+    get_room,
+    hold_room,
+    least_loaded,
+    place_room,
+    read_room,
+)
+from control.rooms import room_routers
 from control.registry import NodeRegistration, RegistryConfig, new_record
 from control.topology import parse_topology
 from control.view import ClusterView, open_view
@@ -60,6 +69,7 @@ async def test_concurrent_front_doors_agree_on_one_router(etcd: LocalEtcd,
         await view.wait_until(lambda v=view: len(v.nodes()) == 4, 5)  # type: ignore[misc]
         doors.append((c, view))
     results: list[str] = []
+    members: list[str] = []
     created = 0
 
     async def join(door: int, shift: int) -> None:
@@ -70,6 +80,11 @@ async def test_concurrent_front_doors_agree_on_one_router(etcd: LocalEtcd,
         placement = await place_room(c, view, "standup", regions=regions)
         results.append(placement.room.router)
         created += placement.created
+        # Each door prefers another router for the next participant: the room record's guard
+        # makes them agree on one router anyway (one per region until it is loaded).
+        assignment = await assign_router(c, view, "spread", least_loaded(view, None,
+                                                                         f"r{door}"))
+        members.append(assignment.router.router)
 
     async with trio.open_nursery() as joins:
         for door in range(4):
@@ -78,6 +93,8 @@ async def test_concurrent_front_doors_agree_on_one_router(etcd: LocalEtcd,
     assert len(results) == 80
     assert len(set(results)) == 1, results
     assert created == 1
+    assert len(set(members)) == 1, members
+    assert [r.router for r in await room_routers(node_client, "spread")] == members[:1]
     stored = await get_room(node_client, "standup")
     assert stored is not None and stored.router == results[0]
     for c, _ in doors:
@@ -105,19 +122,22 @@ async def test_draining_router_gets_no_new_rooms_keeps_old(client: EtcdClient,
     try:
         await place_room(client, view, "nowhere")
     except NoRouterAvailable as exc:
-        assert "any region" in str(exc)
+        assert "no router accepts" in str(exc)
     else:
         raise AssertionError("placement must fail when every router drains")
 
 
-async def test_room_bound_to_router_lease_and_residency(client: EtcdClient,
-                                                        nursery: trio.Nursery) -> None:
+async def test_unconnected_placement_expires_and_residency(client: EtcdClient,
+                                                             nursery: trio.Nursery) -> None:
+    """Squatting (issue 15 item 1): what a join writes lives on a short pending lease, not on
+    the router's lease, so a placement nobody connects to is gone while the router lives."""
     eu = await start_router(client, nursery, "eu1", region="eu-central")
     await start_router(client, nursery, "us1", region="us-east", load=0)
     view = await open_view(client, nursery)
     await view.wait_until(lambda: len(view.nodes()) == 2, 5)
-    for i in range(5):
-        placement = await place_room(client, view, f"eu-room-{i}", regions=["eu-central"])
+    for i in range(3):
+        placement = await place_room(client, view, f"eu-room-{i}", regions=["eu-central"],
+                                     pending_ttl=2)
         assert placement.room.router == "eu1"
     try:
         await place_room(client, view, "x", regions=["eu-north"])
@@ -126,12 +146,18 @@ async def test_room_bound_to_router_lease_and_residency(client: EtcdClient,
     else:
         raise AssertionError("no fallback outside the allowed regions")
     kv = await client.get(schema.room_key("eu-room-0"))
-    assert kv is not None and kv.lease == eu.lease
-    assert await release_room(client, "eu-room-1", "eu1")
-    assert not await release_room(client, "eu-room-2", "us1")
-    # The router's lease goes: its rooms go with it.
-    await client.revoke(eu.lease)
-    assert await get_room(client, "eu-room-0") is None
+    assert kv is not None and kv.lease and kv.lease != eu.lease
+    assert [r.router for r in await room_routers(client, "eu-room-0", view)] == ["eu1"]
+    # A router that got a participant holds the room: its record outlives the pending lease.
+    held = await hold_room(client, "eu-room-1", "eu1", "eu-central", "eea", "sfu")
+    assert not held.created and held.lease == kv.lease or held.lease
+    with trio.fail_after(15):
+        while await get_room(client, "eu-room-0") is not None:
+            await client.keepalive(held.lease)
+            await trio.sleep(0.3)
+    state = await read_room(client, "eu-room-0")
+    assert state.record_kv is None and not state.members, "nothing of the placement remains"
+    assert view.node("eu1") is not None, "the router is alive all along"
 
 
 async def test_misconfigured_router_is_never_placed(client: EtcdClient,
@@ -150,6 +176,6 @@ async def test_misconfigured_router_is_never_placed(client: EtcdClient,
     honest = await start_router(client, nursery, "honest", region="us-east")
     await view.wait_until(lambda: len(view.nodes()) == 2, 5)
     placement = await place_room(client, view, "r1", regions=["us-east"], prefer="liar",
-                                 mode="p2p")
+                                 mode="p2p", policy="nearest")
     assert placement.room.router == honest.record.node_id
     assert placement.room.mode == "p2p"

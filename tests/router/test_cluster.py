@@ -22,7 +22,7 @@ from control.localetcd import LocalEtcd
 from control.schema import KeySet, RoomRecord, RoomRouterRecord
 from control.topology import load_topology
 from control.view import open_view
-from router.signaling.client import SignalingClient, SignalingClosed
+from router.signaling.client import SignalingClient
 from tests.control.conftest import python_env
 from tests.router.synth import token
 

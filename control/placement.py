@@ -26,8 +26,9 @@ room preferred within a region); this module makes that decision stick:
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -147,6 +148,7 @@ async def assign_router(
     state: RoomState | None = None,
     alive: Liveness | None = None,
     pending_ttl: int = PENDING_TTL,
+    pending_lease: Callable[[], Awaitable[int]] | None = None,
     attempts: int = 8,
     retry_delay: float = 0.05,
 ) -> Assignment:
@@ -154,7 +156,9 @@ async def assign_router(
 
     ``state`` is what the caller already knows (its watch cache); it is only trusted as far as
     the transaction's guards confirm it, and re-read from etcd when they fail. ``policy`` and
-    ``mode`` apply only if this call creates the room.
+    ``mode`` apply only if this call creates the room. ``pending_lease`` supplies the lease
+    to write under (:class:`PendingLeases` shares one per second); by default a fresh lease of
+    ``pending_ttl`` seconds is granted.
     """
     alive = alive or live_in(view)
     room_key = schema.room_key(room)
@@ -179,7 +183,8 @@ async def assign_router(
             continue
         if not lease:
             # One pending lease per call, reused by retries; unused, it expires with no keys.
-            lease = await client.grant(pending_ttl)
+            lease = await (pending_lease() if pending_lease is not None
+                           else client.grant(pending_ttl))
         now = time.time()
         member = RoomRouterRecord(room, node.node_id, node.region, node.jurisdiction, now)
         member_key = schema.room_router_key(room, node.node_id)
@@ -212,6 +217,30 @@ async def assign_router(
             # Nothing there: the node guard failed (our view of that router is behind).
             await trio.sleep(retry_delay)
     raise PlacementError(f"could not place a participant after {attempts} attempts")
+
+
+class PendingLeases:
+    """One pending lease shared by every placement of a short window (``reuse`` seconds).
+
+    Granting a lease is an etcd round trip; a front door creating many rooms would pay it per
+    room. Sharing one lease per second costs nothing in safety: a key written under it expires
+    between ``ttl - reuse`` and ``ttl`` seconds later unless a router took it over.
+    """
+
+    def __init__(self, client: EtcdClient, ttl: int = PENDING_TTL, reuse: float = 1.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.reuse = min(reuse, ttl / 4)
+        self._lease = 0
+        self._granted = -math.inf
+        self._lock = trio.Lock()
+
+    async def __call__(self) -> int:
+        async with self._lock:
+            if trio.current_time() - self._granted >= self.reuse:
+                self._lease = await self.client.grant(self.ttl)
+                self._granted = trio.current_time()
+            return self._lease
 
 
 def least_loaded(view: ClusterView, regions: Iterable[str] | None = None,
@@ -293,6 +322,7 @@ __all__ = [
     "Chooser",
     "HeldRoom",
     "NoRouterAvailable",
+    "PendingLeases",
     "Placement",
     "PlacementError",
     "RoomState",

@@ -69,7 +69,8 @@ class FrontdoorConfig:
         30, doc="seconds a router assignment nobody connects to stays in etcd (min 5)"
     )
     probe_interval: float = setting(
-        0.5, doc="seconds between the front door's health probes of each router"
+        0.5, doc="seconds between the front door's health probes of each router (0: no probes, "
+        "a dead router leaves with its lease)"
     )
     probe_failures: int = setting(
         2, doc="failed probes in a row after which a router gets no joins until it answers"

@@ -30,6 +30,7 @@ from control.placement import (
     Assignment,
     Chooser,
     NoRouterAvailable,
+    PendingLeases,
     PlacementError,
     RoomState,
     assign_router,
@@ -68,6 +69,7 @@ class EtcdPlacer:
         self.rooms = rooms
         self.timeout = timeout
         self.pending_ttl = max(5, pending_ttl)
+        self.leases = PendingLeases(client, self.pending_ttl)
 
     async def __call__(self, room: str, policy: str, mode: str, choose: Chooser,
                        alive: Liveness) -> Assignment:
@@ -77,7 +79,7 @@ class EtcdPlacer:
             try:
                 return await assign_router(
                     self.client, self.view, room, choose, policy=policy, mode=mode,
-                    state=self._cached(room), alive=alive, pending_ttl=self.pending_ttl,
+                    state=self._cached(room), alive=alive, pending_lease=self.leases,
                     attempts=6)
             except NoRouterAvailable as exc:
                 raise NoRouterForRoom(str(exc)) from None
@@ -104,7 +106,7 @@ class Frontdoor:
     view: ClusterView
     rooms: RoomCache
     geoip: GeoIP
-    health: RouterHealth
+    health: RouterHealth | None
     app: FrontdoorApp
     urls: list[str]
 
@@ -190,9 +192,11 @@ async def run_frontdoor(
         rooms = RoomCache(client)
         await nursery.start(view.run)
         await nursery.start(rooms.run)
-        probes = RouterHealth(lambda: view.nodes(), interval=config.probe_interval,
-                              failures=config.probe_failures)
-        await nursery.start(probes.run)
+        probes: RouterHealth | None = None
+        if config.probe_interval > 0:
+            probes = RouterHealth(lambda: view.nodes(), interval=config.probe_interval,
+                                  failures=config.probe_failures)
+            await nursery.start(probes.run)
         service = build_service(config, client, view, rooms, geoip, static, probes)
         urls: list[str] = []
         app = FrontdoorApp(

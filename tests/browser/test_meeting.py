@@ -221,13 +221,17 @@ def test_router_restart_mid_meeting(cluster: Cluster, join: Join) -> None:
     resumed = time.monotonic() - killed
     after = [regio(p) for p in pages]
     # Rejoined through the front door with their previous tokens: same participants, new
-    # sessions on the replacement router.
+    # sessions together on one router: the replacement, or (while the front door's probes
+    # found the node dead) another router the participants' jurisdiction allows.
     assert [s["participant"] for s in after] == before
     assert all(s["reconnects"] >= 1 for s in after)
-    assert all(s["node"] == node for s in after)
+    regions = {n.node: n.region for n in cluster.routers()}
+    [now] = {s["node"] for s in after}
+    assert regions[now] in EEA_REGIONS, (now, regions)
     assert resumed < 10, resumed
-    print(f"video resumed {resumed:.1f} s after the router was killed "
-          f"(its replacement listened after {listening:.1f} s)")
+    print(f"video resumed {resumed:.1f} s after the router was killed, on "
+          f"{'the replacement' if now == node else 'another router'} "
+          f"(the replacement listened after {listening:.1f} s)")
 
 
 def _wait_listening(port: int, timeout: float) -> float:

@@ -34,7 +34,6 @@ from control.placement import (
     PlacementError,
     RoomState,
     assign_router,
-    room_state,
 )
 from control.rooms import Liveness
 from control.topology import Topology, load_topology
@@ -93,8 +92,7 @@ class EtcdPlacer:
         kv = self.rooms.items.get(schema.room_key(room))
         if kv is None:
             return None  # unknown here: read it (another front door may have created it)
-        return room_state(room, [kv, *(v for k, v in self.rooms.items.items()
-                                       if k.startswith(schema.room_routers_prefix(room)))])
+        return RoomState(kv, {m.router: m for m in self.rooms.routers(room)})
 
 
 @dataclass(slots=True)

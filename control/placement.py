@@ -212,10 +212,12 @@ async def assign_router(
             log.info("room %s: router %s in %s added (%s)", "created" if record is None
                      else "grown", node.node_id, node.region, effective)
             return Assignment(stored, member, record is None, True)
-        state = room_state(room, result.ranges[0] if result.ranges else ())
-        if state.record_kv is None and not state.members:
-            # Nothing there: the node guard failed (our view of that router is behind).
+        fresh = room_state(room, result.ranges[0] if result.ranges else ())
+        if fresh == state or (fresh.record_kv is None and not fresh.members):
+            # The room did not change: the node guard failed (our view of that router is
+            # behind). Give the view a moment to catch up.
             await trio.sleep(retry_delay)
+        state = fresh
     raise PlacementError(f"could not place a participant after {attempts} attempts")
 
 

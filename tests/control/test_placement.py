@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import trio
 
 from control import schema
@@ -58,13 +60,26 @@ async def start_router(client: EtcdClient, nursery: trio.Nursery, node_id: str,
 
 async def test_concurrent_front_doors_agree_on_one_router(etcd: LocalEtcd,
                                                           nursery: trio.Nursery) -> None:
+    await _front_doors_agree(etcd, nursery)
+
+
+async def test_front_doors_agree_on_three_members(etcd3: LocalEtcd,
+                                                  nursery: trio.Nursery) -> None:
+    """The same race with each front door on another member of a three-member cluster."""
+    await _front_doors_agree(etcd3, nursery)
+
+
+async def _front_doors_agree(etcd: LocalEtcd, nursery: trio.Nursery) -> None:
     node_client = EtcdClient(etcd.config())
     for i in range(4):
         await start_router(node_client, nursery, f"r{i}")
     # Four front doors, each with its own connection and view, twenty joins each.
     doors: list[tuple[EtcdClient, ClusterView]] = []
-    for _ in range(4):
-        c = EtcdClient(etcd.config())
+    for door in range(4):
+        config = etcd.config()
+        endpoints = config.endpoints[door % len(config.endpoints):] + config.endpoints[
+            :door % len(config.endpoints)]
+        c = EtcdClient(dataclasses.replace(config, endpoints=endpoints))
         view = await open_view(c, nursery)
         await view.wait_until(lambda v=view: len(v.nodes()) == 4, 5)  # type: ignore[misc]
         doors.append((c, view))

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Iterator
 
+import pytest
 import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from control import schema
 from control.bootstrap import init_cluster
@@ -13,6 +18,7 @@ from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
 from control.placement import (
     NoRouterAvailable,
+    RoomState,
     assign_router,
     get_room,
     hold_room,
@@ -194,3 +200,74 @@ async def test_misconfigured_router_is_never_placed(client: EtcdClient,
                                  mode="p2p", policy="nearest")
     assert placement.room.router == honest.record.node_id
     assert placement.room.mode == "p2p"
+
+
+ROUTERS = {"eu1": "eu-central", "north1": "eu-north", "us1": "us-east"}
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEtcd]:
+    """One etcd for every example, with three honest routers and a liar (a us-east router
+    claiming the EEA) registered under one long lease."""
+    etcd = LocalEtcd(1, base_dir=tmp_path_factory.mktemp("etcd-props"))
+
+    async def setup() -> None:
+        await etcd.start()
+        async with EtcdClient(etcd.config()) as client:
+            await init_cluster(client, TOPOLOGY)
+            lease = await client.grant(600)
+            nodes = [*((n, r, TOPOLOGY.regions[r].jurisdiction) for n, r in ROUTERS.items()),
+                     ("liar", "us-east", "EEA")]
+            for node_id, region, jurisdiction in nodes:
+                record = new_record(node_id, "router", region, jurisdiction, capacity=100)
+                await client.put(schema.node_key(node_id), record.encode(), lease)
+
+    trio.run(setup)
+    try:
+        yield etcd
+    finally:
+        etcd.stop()
+
+
+_ROOM_NUMBERS = itertools.count()
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(["eea", "nearest"]),
+                                st.sampled_from([*ROUTERS, "liar"])), min_size=1, max_size=6))
+def test_placement_never_widens_residency(registered: LocalEtcd,
+                                          steps: list[tuple[str, str]]) -> None:
+    """Whatever a chooser proposes (here: anything, adversarially), the transaction layer
+    keeps the policy the room was created with and never adds a router outside the EEA to an
+    ``eea`` room, nor a router whose jurisdiction disagrees with its region's to any room."""
+    room = f"prop-{next(_ROOM_NUMBERS)}"
+
+    async def scenario() -> RoomState:
+        async with EtcdClient(registered.config()) as client, trio.open_nursery() as nursery:
+            view = await open_view(client, nursery)
+            for policy, proposed in steps:
+                record = view.node(proposed)
+                assert record is not None
+                try:
+                    assignment = await assign_router(
+                        client, view, room, lambda _p, _m, r=record: r, policy=policy)
+                except NoRouterAvailable:
+                    continue
+                assert assignment.router.router == proposed
+            state = await read_room(client, room)
+            nursery.cancel_scope.cancel()
+            return state
+
+    state = trio.run(scenario)
+    if state.record is None:
+        assert not state.members
+        return
+    created = next(p for p, node in steps if node != "liar" and (
+        p == "nearest" or TOPOLOGY.regions[ROUTERS[node]].jurisdiction == "EEA"))
+    assert state.record.policy == created, "the first successful join fixes the policy"
+    assert state.members, "a created room has its router"
+    for member in state.members.values():
+        assert member.router != "liar"
+        assert TOPOLOGY.regions[member.region].jurisdiction == member.jurisdiction
+        if state.record.policy == "eea":
+            assert member.jurisdiction == "EEA"

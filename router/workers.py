@@ -10,9 +10,10 @@ trunks that join routers join workers.
 
 This module is only the supervisor, a thin Trio driver: it starts the workers with the same
 command line (ports shifted per worker), prints each worker's ready line and then one line for
-the node, restarts a worker that died (same node id and ports: its rooms rejoin it), and on
-SIGTERM or SIGINT passes the signal to every worker, so the node drains its workers together,
-and exits when they all have.
+the node, restarts a worker that died (same node id and ports; its participants rejoin through
+the front door), and on SIGTERM or SIGINT passes the signal to every worker, so the node drains
+its workers together. A worker that exits cleanly (drained by ``regio node drain NODE``, which
+drains every ``NODE-w<k>``) is not restarted; the node exits when every worker has.
 """
 
 from __future__ import annotations
@@ -116,7 +117,9 @@ class Supervisor:
                 nursery.start_soon(self._relay, worker, process.stdout)
                 code = await process.wait()
             worker.process = None
-            if self.stopping:
+            if self.stopping or code == 0:
+                # Shut down, or drained (`regio node drain`) and empty: a finished worker
+                # stays finished; the node exits once every worker has.
                 return
             worker.restarts += 1
             log.warning("worker %d exited with %s; starting it again", worker.index, code)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -53,6 +54,24 @@ def _worker_pid(supervisor: int, node_id: str) -> int:
     raise AssertionError(f"no worker {node_id} under {supervisor}")
 
 
+async def _start_node(etcd_urls: str) -> tuple[trio.Process, list[dict[str, Any]]]:
+    """``regio router --workers 2`` as node ``wk``; returns it and its ready lines."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "control", "router", "--etcd", etcd_urls, "--region",
+         "eu-central", "--node-id", "wk", "--listen", "127.0.0.1", "--udp-port", "0",
+         "--signaling", "127.0.0.1:0", "--lease-ttl", "2", "--capacity", "11",
+         "--drain-deadline", "2", "--workers", "2"],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env(), cwd=str(REPO),
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    buffer = b""
+    with trio.fail_after(60):
+        while b'"workers"' not in buffer:
+            buffer += await process.stdout.receive_some(4096)
+    return process, [json.loads(x) for x in buffer.decode().splitlines() if x.startswith("{")]
+
+
 async def test_workers_register_restart_and_drain_together(tmp_path: Path) -> None:
     etcd = LocalEtcd(1, base_dir=tmp_path / "etcd")
     await etcd.start()
@@ -61,20 +80,7 @@ async def test_workers_register_restart_and_drain_together(tmp_path: Path) -> No
     try:
         await init_cluster(client, load_topology(REPO / "infra/local/topology.toml"))
         keyset = KeySet.decode((await client.get(schema.secrets_key("token"))).value)  # type: ignore[union-attr]
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "control", "router", "--etcd", etcd.urls, "--region",
-             "eu-central", "--node-id", "wk", "--listen", "127.0.0.1", "--udp-port", "0",
-             "--signaling", "127.0.0.1:0", "--lease-ttl", "2", "--capacity", "11",
-             "--drain-deadline", "2", "--workers", "2"],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env(), cwd=str(REPO),
-            start_new_session=True,
-        )  # fmt: skip
-        assert process.stdout is not None
-        buffer = b""
-        with trio.fail_after(60):
-            while b'"workers"' not in buffer:
-                buffer += await process.stdout.receive_some(4096)
-        lines = [json.loads(x) for x in buffer.decode().splitlines() if x.startswith("{")]
+        process, lines = await _start_node(etcd.urls)
         node = next(e for e in lines if "workers" in e)
         assert node["node"] == "wk"
         workers = {w["node"]: w for w in node["workers"]}
@@ -110,6 +116,34 @@ async def test_workers_register_restart_and_drain_together(tmp_path: Path) -> No
             while await _nodes(client):
                 await trio.sleep(0.2)
         await ws.close()
+    finally:
+        if process is not None and process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        client.close()
+        etcd.stop()
+
+
+async def test_draining_the_node_drains_every_worker(tmp_path: Path) -> None:
+    """``regio node drain wk`` (the node's id, not a worker's) drains both workers; drained
+    workers are not restarted and the node exits 0."""
+    etcd = LocalEtcd(1, base_dir=tmp_path / "etcd")
+    await etcd.start()
+    client = EtcdClient(etcd.config(timeout=2.0))
+    process = None
+    try:
+        await init_cluster(client, load_topology(REPO / "infra/local/topology.toml"))
+        process, _ = await _start_node(etcd.urls)
+        result = await trio.run_process(
+            [sys.executable, "-m", "control", "node", "drain", "wk", "--etcd", etcd.urls,
+             "--wait", "--timeout", "60"],
+            capture_stdout=True, capture_stderr=True, env=python_env(), cwd=str(REPO),
+            check=False)
+        assert result.returncode == 0, result.stderr
+        assert b"wk-w0" in result.stdout and b"wk-w1" in result.stdout
+        with trio.fail_after(60):
+            assert await process.wait() == 0
+        assert not await _nodes(client)
     finally:
         if process is not None and process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)

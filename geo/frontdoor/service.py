@@ -190,6 +190,8 @@ class JoinService:
         self._places: dict[tuple[int, str | None], ClientPlace] = {}
         self._bodies: dict[bytes, JoinRequest] = {}
         self._turns: dict[tuple[int, str | None, str], TurnServers | NoCapacity] = {}
+        self._routers: dict[tuple[int, int, str | None, str, tuple[str, ...]],
+                            Selected | NoCapacity] = {}
 
     def client_of(self, peer: str | None, headers: HeaderItems) -> IPAddress | None:
         """The client's address behind trusted proxies (None: unknown, fails closed)."""
@@ -324,10 +326,26 @@ class JoinService:
                              room_region=node.region, room_jurisdiction=node.jurisdiction,
                              client_jurisdiction=place.jurisdiction)
             return Selected(node, None)
-        chosen = select_router(topology, place, cast(RoomPolicy, policy), snapshot.routers,
-                               members)
+        chosen = self._select_router(snapshot, place, policy, members)
         if isinstance(chosen, NoCapacity):
             return self._no_capacity(place, chosen)
+        return chosen
+
+    def _select_router(self, snapshot: Snapshot, place: ClientPlace, policy: str,
+                       members: Sequence[str]) -> Selected | NoCapacity:
+        """:func:`select_router`, remembered per snapshot, client country, policy and the
+        room's routers: a join of a known room then costs a dictionary lookup, not a
+        distance to every router (the cache empties when the view or the probes move)."""
+        key = (snapshot.revision, snapshot.health_version, place.country, policy,
+               tuple(members))
+        chosen = self._routers.get(key)
+        if chosen is None:
+            if self._routers and (next(iter(self._routers))[:2] != key[:2]
+                                  or len(self._routers) > 4096):
+                self._routers.clear()
+            chosen = self._routers[key] = select_router(
+                snapshot.topology,  # type: ignore[arg-type]
+                place, cast(RoomPolicy, policy), snapshot.routers, members)
         return chosen
 
     def _chooser(self, topology: Topology, place: ClientPlace, mode: str) -> Chooser:

@@ -30,6 +30,7 @@ from router.forwarding.binding import locate_ssrc
 from router.forwarding.cache import PacketCache
 from router.forwarding.config import ForwarderConfig
 from router.forwarding.counters import Counters, ForwarderStats
+from router.forwarding.links import PublisherLinks
 from router.forwarding.packet import extension_table
 from router.forwarding.receive import ReceiveStats
 from router.forwarding.routing import forward, forward_rtx
@@ -86,6 +87,7 @@ class Forwarder:
         self._next_report: float | None = None
         self._rtp_out: list[tuple[str, bytes]] = []
         self._rtcp_out: list[tuple[str, bytes]] = []
+        self.links = PublisherLinks(self.config.link, self.config.reporter_ssrc, self.counters)
         self._rtcp_handlers: dict[type, Callable[[Participant, RtcpPacket, float], None]] = {
             SenderReport: self._on_sender_report,
             ReceiverReport: self._on_receiver_report,
@@ -112,6 +114,7 @@ class Forwarder:
             self.remove_track(track_id, now)
         for track_id in list(part.downstreams):
             self.unsubscribe(participant_id, track_id, now, send_bye=False)
+        self.links.forget_participant(part)
         del self._participants[participant_id]
         self._rtp_out = [item for item in self._rtp_out if item[0] != participant_id]
         self._rtcp_out = [item for item in self._rtcp_out if item[0] != participant_id]
@@ -132,6 +135,7 @@ class Forwarder:
         track = Track(spec, part)
         self._tracks[spec.track_id] = track
         part.tracks[spec.track_id] = track
+        self.links.on_track(track, now)
         for layer, layer_spec in zip(track.layers, spec.layers, strict=True):
             if layer_spec.ssrc is not None:
                 self._bind_stream(track, layer, layer_spec.ssrc, False, now)
@@ -179,6 +183,7 @@ class Forwarder:
         receive = ReceiveStats(track.spec.clock_rate, cfg.reorder_window, cfg.max_dropout)
         stream = Stream(ssrc, track, layer, is_rtx, receive, cache)
         part.streams[ssrc] = stream
+        self.links.on_stream(stream)
         self._stream_count += 1
         if self._next_report is None:
             self._next_report = now + self._report_delay()
@@ -226,6 +231,7 @@ class Forwarder:
         self._keyframe_pending.pop(stream, None)
         stream.keyframe_pending = False
         stream.nacked.clear()
+        self.links.forget_stream(stream)
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -383,6 +389,9 @@ class Forwarder:
             plen -= pad
         if type(packet) is not bytes:
             packet = bytes(packet)
+        twcc = part.twcc
+        if twcc is not None:
+            twcc.record(packet, now)
         stream = part.streams.get(ssrc)
         if stream is None:
             try:
@@ -573,6 +582,9 @@ class Forwarder:
         if self._stream_count == 0:
             self._next_report = None
         deadline = self._next_report
+        link_due = self.links.get_timer()
+        if link_due is not None and (deadline is None or link_due < deadline):
+            deadline = link_due
         interval = self.config.keyframe_min_interval
         for stream in self._keyframe_pending:
             due = (stream.keyframe_last or 0.0) + interval
@@ -586,6 +598,7 @@ class Forwarder:
         for stream in list(self._keyframe_pending):
             if (stream.keyframe_last or 0.0) + interval <= now:
                 self._send_keyframe_request(stream, now)
+        self.links.handle_timer(now, self._rtcp_out)
         if self._stream_count == 0:
             self._next_report = None
             return

@@ -29,7 +29,7 @@ from typing import Final
 
 from router.forwarding.counters import Counters
 from router.forwarding.packet import abs_send_time, outgoing_tail, unwrap_rtx
-from router.forwarding.receive import DUPLICATE, RESTARTED, TOO_OLD
+from router.forwarding.receive import ACCEPTED, DUPLICATE, LATE, RESTARTED, TOO_OLD
 from router.forwarding.state import Downstream, Stream, next_epoch
 from router.rtp import RtpDecodeError
 
@@ -69,6 +69,8 @@ def restart(stream: Stream, counters: Counters) -> None:
     if stream.cache is not None:
         stream.cache.clear()
     stream.nacked.clear()
+    if stream.gaps is not None:
+        stream.gaps.forget()
     counters.rtp_restarts += 1
 
 
@@ -89,6 +91,7 @@ def forward(
         counters.rtp_bad_payload_type += 1
         return 0
     rs = stream.receive
+    hi = rs.max_ext
     disposition = rs.update(seq, ts, now)
     if disposition > RESTARTED:
         if disposition == DUPLICATE:
@@ -101,6 +104,12 @@ def forward(
     if disposition == RESTARTED:
         restart(stream, counters)
     ext = rs.last_ext
+    gaps = stream.gaps
+    if gaps is not None:
+        if ext > hi + 1 and disposition == ACCEPTED and hi >= 0:
+            gaps.on_gap(hi + 1, ext, now)
+        elif disposition == LATE:
+            gaps.on_late(ext, now)
     cache = stream.cache
     if cache is not None:
         slot = ext & cache.mask  # PacketCache.put() inlined

@@ -132,9 +132,7 @@ def retransmissions(
     return packets, missing
 
 
-def rewrite_packet(
-    d: Downstream, original: bytes, out_ext: int, now: float = 0.0
-) -> bytes | None:
+def rewrite_packet(d: Downstream, original: bytes, out_ext: int, now: float = 0.0) -> bytes | None:
     """``original`` rewritten for ``d`` as the forwarding path did (None if not for it)."""
     b0, b1, _seq, ts, _ssrc = _HDR.unpack_from(original)
     ob1 = d.b1_table[b1] if d.b1_table else -1

@@ -14,10 +14,15 @@ attribute access is the hot path.
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 from router.forwarding.cache import PacketCache
 from router.forwarding.receive import ReceiveStats
 from router.forwarding.specs import ABS_SEND_TIME, SubscriptionSpec, TrackSpec
+
+if TYPE_CHECKING:
+    from router.forwarding.gaps import GapTracker
+    from router.forwarding.publisher_feedback import TwccRecorder
 
 __all__ = ["Downstream", "Layer", "Participant", "Stream", "Track", "next_epoch"]
 
@@ -32,10 +37,14 @@ def next_epoch() -> int:
 class Participant:
     """A peer connection: publishes tracks, receives subscriptions, or both."""
 
-    __slots__ = ("by_out_ssrc", "downstreams", "id", "streams", "tracks")
+    __slots__ = ("by_out_ssrc", "downstreams", "id", "link", "streams", "tracks", "twcc")
 
     def __init__(self, participant_id: str) -> None:
         self.id = participant_id
+        self.twcc: TwccRecorder | None = None
+        """Arrival recorder when the publisher negotiated transport-cc (read per packet)."""
+        self.link: object | None = None
+        """The link logic's per-connection state (:mod:`router.forwarding.links`)."""
         self.streams: dict[int, Stream] = {}
         """Incoming SSRC -> stream, over all tracks this participant publishes."""
         self.tracks: dict[str, Track] = {}
@@ -86,6 +95,7 @@ class Stream:
         "epoch",
         "fanout",
         "fir_seq",
+        "gaps",
         "is_rtx",
         "keyframe_last",
         "keyframe_pending",
@@ -117,6 +127,8 @@ class Stream:
         self.keyframe_last: float | None = None
         self.keyframe_pending = False
         self.fir_seq = 0
+        self.gaps: GapTracker | None = None
+        """Proactive upstream NACK state (video streams of publishers that negotiated nack)."""
         self.nacked: dict[int, float] = {}
         """Extended seq -> when it was last NACKed upstream (suppresses duplicate NACKs)."""
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from router.forwarding.forwarder import Forwarder
 from router.forwarding.specs import (
+    TRANSPORT_WIDE_CC,
     ForwardingUsageError,
     LayerSpec,
     SubscriptionSpec,
@@ -47,11 +48,19 @@ def track_spec(track: PublishedTrack, publisher_id: str) -> TrackSpec:
         keyframe = "fir"
     else:
         keyframe = "pli" if media.kind == "video" else "none"
+    ext_ids = {e.uri: e.id for e in media.extensions}
+    if codec.has_feedback("transport-cc") and TRANSPORT_WIDE_CC in ext_ids:
+        bandwidth = "transport-cc"
+    elif codec.has_feedback("goog-remb"):
+        bandwidth = "remb"
+    else:
+        bandwidth = "none"
     return TrackSpec(
         track_id=track.track_id, publisher=publisher_id, kind=media.kind,
         clock_rate=codec.clock_rate, codecs={codec.payload_type: _key(codec)},
-        rtx_payload_types=media.rtx_map(), extensions={e.uri: e.id for e in media.extensions},
+        rtx_payload_types=media.rtx_map(), extensions=ext_ids,
         mid=media.mid, layers=layers, nack=codec.has_feedback("nack"), keyframe_request=keyframe,
+        bandwidth_feedback=bandwidth,
     )  # fmt: skip
 
 

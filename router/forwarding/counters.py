@@ -50,6 +50,11 @@ class Counters:
     nack_proactive_seqs: int = 0
     nack_recovered: int = 0
     nack_given_up: int = 0
+    nack_repeats_ignored: int = 0
+    rtx_over_budget: int = 0
+    twcc_unmatched: int = 0
+    remb_absurd: int = 0
+    bandwidth_feedback_ignored: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """All counters by name."""

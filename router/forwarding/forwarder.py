@@ -44,11 +44,13 @@ from router.forwarding.rtcp import (
 from router.forwarding.specs import (
     ABS_SEND_TIME,
     STRIPPED_EXTENSIONS,
+    TRANSPORT_WIDE_CC,
     ForwardingUsageError,
     SubscriptionSpec,
     TrackSpec,
 )
 from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
+from router.forwarding.subscriber_links import SubscriberLink
 from router.rtp import (
     Bye,
     Fir,
@@ -115,6 +117,7 @@ class Forwarder:
         for track_id in list(part.downstreams):
             self.unsubscribe(participant_id, track_id, now, send_bye=False)
         self.links.forget_participant(part)
+        part.link = None
         del self._participants[participant_id]
         self._rtp_out = [item for item in self._rtp_out if item[0] != participant_id]
         self._rtcp_out = [item for item in self._rtcp_out if item[0] != participant_id]
@@ -248,6 +251,13 @@ class Forwarder:
             spec, sub, rng.randrange(1 << 15), rng.randrange(1 << 32), rng.randrange(1 << 15)
         )
         sub.downstreams[spec.track_id] = d
+        link = self.subscriber_link(sub)
+        tw_id = spec.extensions.get(TRANSPORT_WIDE_CC, 0)
+        if link is not None and 1 <= tw_id <= 255:
+            d.tw = link
+            d.tw_id = tw_id
+            d.tw_hdr = ((tw_id << 4) | 1) & 0xFF
+            link.twcc = True
         for ssrc in out_ssrcs:
             sub.by_out_ssrc[ssrc] = d
         self._subscriptions.setdefault(spec.track_id, []).append(d)
@@ -317,10 +327,14 @@ class Forwarder:
                 table[pt] = sub_pt
                 table[pt | 0x80] = sub_pt | 0x80
         d.b1_table = table
-        # The publisher's abs-send-time is stripped too: the router writes its own send time.
-        stripped = STRIPPED_EXTENSIONS | {ABS_SEND_TIME} if d.ast_id else STRIPPED_EXTENSIONS
+        # The publisher's abs-send-time and transport-wide number are stripped too: they
+        # describe its uplink; the router writes its own where the subscriber negotiated them
+        # (the transport-wide number when both were, as browsers then estimate with it).
+        stripped = STRIPPED_EXTENSIONS | {ABS_SEND_TIME, TRANSPORT_WIDE_CC}
+        ast_id = 0 if d.tw is not None else d.ast_id
         d.ext_table = extension_table(track.extensions, dict(d.spec.extensions), stripped)
-        d.tail_key = None if d.ext_table is None and not d.ast_id else (d.ext_table, d.ast_id)
+        d.tail_key = None if d.ext_table is None and not ast_id else (d.ext_table, ast_id)
+        d.tw_key = (d.ext_table, d.tw_id)
         self._select_layer(d, now)
 
     def _detach(self, d: Downstream) -> None:
@@ -460,23 +474,35 @@ class Forwarder:
         else:
             stream.receive.on_sender_report(packet.ntp_timestamp, now)
             translated = translate_sender_report(packet, stream)
+            for d in stream.fanout:
+                sub_link = self._participants[d.subscriber].link
+                if isinstance(sub_link, SubscriberLink):
+                    sub_link.note_sender_report(d.ssrc, packet.ntp_timestamp, now)
             self.counters.sr_sent += len(translated)
             self._rtcp_out.extend(translated)
-        self._report_blocks(part, packet.reports)
+        self._report_blocks(part, packet.reports, now)
 
     def _on_receiver_report(self, part: Participant, packet: RtcpPacket, now: float) -> None:
         assert isinstance(packet, ReceiverReport)
         self.counters.rr_received += 1
-        self._report_blocks(part, packet.reports)
+        self._report_blocks(part, packet.reports, now)
 
-    def _report_blocks(self, part: Participant, blocks: tuple[object, ...]) -> None:
-        """A subscriber's view of our outgoing streams: kept for the future rate control."""
+    def _report_blocks(
+        self, part: Participant, blocks: tuple[object, ...], now: float = 0.0
+    ) -> None:
+        """A subscriber's view of our outgoing streams: loss and RTT for its link."""
+        link = part.link
         for block in blocks:
             d = part.by_out_ssrc.get(getattr(block, "ssrc", -1))
             if d is not None:
                 d.remote_fraction_lost = getattr(block, "fraction_lost", 0)
                 d.remote_lost = getattr(block, "cumulative_lost", 0)
                 d.remote_jitter = getattr(block, "jitter", 0)
+                if isinstance(link, SubscriberLink) and d.ssrc == getattr(block, "ssrc", -1):
+                    link.on_report_block(
+                        d.ssrc, d.remote_fraction_lost, getattr(block, "lsr", 0),
+                        getattr(block, "dlsr", 0), now,
+                    )  # fmt: skip
 
     def _downstream_source(self, part: Participant, ssrc: int) -> Downstream | None:
         d = part.by_out_ssrc.get(ssrc)
@@ -509,7 +535,17 @@ class Forwarder:
         if d is None:
             return
         limit = self.config.max_nack_per_packet
-        packets, missing = retransmissions(d, packet.lost_seqs(), limit, now)
+        seqs = packet.lost_seqs()
+        link = part.link
+        if isinstance(link, SubscriberLink):
+            wanted = len(seqs)
+            seqs = link.nack_filter(d, seqs[:limit], now)
+            self.counters.nack_repeats_ignored += wanted - len(seqs)
+        packets, missing = retransmissions(d, seqs, limit, now)
+        if isinstance(link, SubscriberLink) and packets:
+            kept = link.spend(packets, self.config.link)
+            self.counters.rtx_over_budget += len(packets) - len(kept)
+            packets = kept
         self.counters.nack_served += len(packets)
         self._rtp_out.extend((part.id, p) for p in packets)
         stream = d.stream
@@ -532,7 +568,40 @@ class Forwarder:
         self.on_bandwidth_feedback(part.id, packet, now)
 
     def on_bandwidth_feedback(self, subscriber: str, packet: RtcpPacket, now: float) -> None:
-        """Hook for the bandwidth estimator: REMB/TWCC end here and are never forwarded."""
+        """REMB/TWCC from a subscriber feed its link's estimate; they are never forwarded."""
+        part = self._participants.get(subscriber)
+        link = part.link if part is not None else None
+        if not isinstance(link, SubscriberLink):
+            self.counters.bandwidth_feedback_ignored += 1
+            return
+        if isinstance(packet, TransportCc):
+            if not link.on_twcc(packet, now):
+                self.counters.twcc_unmatched += 1
+        elif isinstance(packet, Remb):
+            if packet.bitrate > self.config.link.subscriber_max_bitrate * 100:
+                self.counters.remb_absurd += 1  # dropped: no sane link carries this
+                return
+            link.estimator.on_remb(packet.bitrate)
+
+    def subscriber_link(self, part: Participant) -> SubscriberLink | None:
+        """The participant's downlink state (created on first use; None if links are off)."""
+        link = part.link
+        if isinstance(link, SubscriberLink):
+            return link
+        cfg = self.config.link
+        if not cfg.enabled:
+            return None
+        link = SubscriberLink(part, cfg, cfg.subscriber_initial_bitrate, cfg.subscriber_max_bitrate)
+        part.link = link
+        return link
+
+    def link_stats(self) -> dict[str, dict[str, float]]:
+        """Per-subscriber link figures (estimate, RTT, loss, repair budget), by participant."""
+        return {
+            pid: part.link.stats()
+            for pid, part in self._participants.items()
+            if isinstance(part.link, SubscriberLink)
+        }
 
     def _on_bye(self, part: Participant, packet: RtcpPacket, now: float) -> None:
         assert isinstance(packet, Bye)

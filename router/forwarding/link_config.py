@@ -31,6 +31,10 @@ class LinkConfig:
     """Upper bound of the REMB the router sends a publisher, bits per second."""
     publisher_min_bitrate: int = 150_000
     """Lower bound of the REMB the router sends a publisher, bits per second."""
+    subscriber_initial_bitrate: int = 1_000_000
+    """Estimate a subscriber starts with before any feedback (bits per second)."""
+    subscriber_max_bitrate: int = 20_000_000
+    """Upper bound of a subscriber's estimate (bits per second)."""
     nack_max_retries: int = 6
     """Times one missing publisher packet is NACKed upstream at most."""
     nack_min_interval: float = 0.02

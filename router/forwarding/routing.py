@@ -31,6 +31,13 @@ from router.forwarding.counters import Counters
 from router.forwarding.packet import abs_send_time, outgoing_tail, unwrap_rtx
 from router.forwarding.receive import ACCEPTED, DUPLICATE, LATE, RESTARTED, TOO_OLD
 from router.forwarding.state import Downstream, Stream, next_epoch
+from router.forwarding.subscriber_links import (
+    RING_MASK,
+    TW_ONE_BYTE,
+    TW_TWO_BYTE,
+    TransportTail,
+    transport_tail,
+)
 from router.rtp import RtpDecodeError
 
 __all__ = ["anchor", "forward", "forward_rtx"]
@@ -122,7 +129,11 @@ def forward(
     tail: bytes | memoryview = memoryview(packet)[12:]
     tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] | None = None
     pack = _HDR.pack
+    tw1 = TW_ONE_BYTE.pack
+    tw2 = TW_TWO_BYTE.pack
+    n = len(packet) + 4
     sent = 0
+    tw_tails: dict[tuple[bytes | None, int], TransportTail | None] | None = None
     for d in fanout:
         if d.epoch != epoch:
             anchor(d, stream, ext, ts, now)
@@ -132,6 +143,43 @@ def forward(
         ob1 = d.b1_table[b1]
         if ob1 < 0:
             continue
+        out_ext = ext + d.seq_offset
+        out_ts = (ts + d.ts_offset) & _TS_MASK
+        tw = d.tw
+        if tw is not None:
+            # Transport-wide number for this subscriber's estimate (see subscriber_links).
+            if tw_tails is None:
+                tw_tails = {}
+            twk = d.tw_key
+            if twk in tw_tails:
+                twt = tw_tails[twk]
+            else:
+                try:
+                    twt = tw_tails[twk] = transport_tail(packet, twk[0], twk[1])
+                except RtpDecodeError:
+                    counters.rtp_malformed += 1
+                    break
+            if twt is not None:
+                s = tw.seq
+                tw.seq = s + 1
+                slot = s & RING_MASK
+                tw.sent_at[slot] = now
+                tw.sizes[slot] = n
+                if twt[1]:
+                    data = tw2(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
+                               twk[1], 2, s & 0xFFFF) + twt[4]  # fmt: skip
+                else:
+                    data = tw1(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
+                               d.tw_hdr, s & 0xFFFF) + twt[4]  # fmt: skip
+                out.append((d.subscriber, data))
+                if out_ext > d.last_out_ext:
+                    d.last_out_ext = out_ext
+                    d.last_out_ts = out_ts
+                    d.last_out_time = now
+                d.packets += 1
+                d.octets += plen
+                sent += 1
+                continue
         key = d.tail_key
         if key is None or (not key[1] and not b0 & 0x10):
             ob0, t = b0, tail
@@ -147,8 +195,6 @@ def forward(
                     break
                 tails[key] = cached
             ob0, t = cached
-        out_ext = ext + d.seq_offset
-        out_ts = (ts + d.ts_offset) & _TS_MASK
         out.append((d.subscriber, pack(ob0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t))
         if out_ext > d.last_out_ext:
             d.last_out_ext = out_ext

@@ -16,6 +16,7 @@ from typing import Final
 
 from router.forwarding.packet import abs_send_time, build_rtx, outgoing_tail
 from router.forwarding.state import Downstream, Participant, Stream
+from router.forwarding.subscriber_links import stamp_transport_seq
 from router.rtp import (
     Fir,
     FirEntry,
@@ -146,6 +147,8 @@ def rewrite_packet(d: Downstream, original: bytes, out_ext: int, now: float = 0.
         except RtpDecodeError:
             return None
     header = _HDR.pack(b0, ob1, out_ext & 0xFFFF, (ts + d.ts_offset) & _U32, d.ssrc)
+    if d.tw is not None:
+        return stamp_transport_seq(d, header + tail, now)
     return header + tail
 
 

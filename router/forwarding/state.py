@@ -23,6 +23,7 @@ from router.forwarding.specs import ABS_SEND_TIME, SubscriptionSpec, TrackSpec
 if TYPE_CHECKING:
     from router.forwarding.gaps import GapTracker
     from router.forwarding.publisher_feedback import TwccRecorder
+    from router.forwarding.subscriber_links import SubscriberLink
 
 __all__ = ["Downstream", "Layer", "Participant", "Stream", "Track", "next_epoch"]
 
@@ -167,6 +168,10 @@ class Downstream:
         "tail_key",
         "track",
         "ts_offset",
+        "tw",
+        "tw_hdr",
+        "tw_id",
+        "tw_key",
     )
 
     def __init__(
@@ -203,6 +208,13 @@ class Downstream:
         self.tail_key: tuple[bytes | None, int] | None = None
         """``(ext_table, ast_id)``, or None when packets go out with the incoming tail as is;
         copies for subscribers with equal keys share one rewritten tail per packet."""
+        self.tw: SubscriberLink | None = None
+        """The subscriber's link when it negotiated transport-cc: every copy is numbered."""
+        self.tw_id = 0
+        self.tw_hdr = 0
+        """One-byte-form element header of the transport-cc element (id << 4 | 1)."""
+        self.tw_key: tuple[bytes | None, int] = (None, 0)
+        """Shares the prepared tail among subscribers with equal extension mappings."""
         self.last_fir_seq = -1
         self.remote_fraction_lost = 0
         self.remote_lost = 0

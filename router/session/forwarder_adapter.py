@@ -181,6 +181,29 @@ class ForwarderPlane:
         self.forwarder.handle_timer(now)
         self._flush()
 
+    def link_summary(self) -> dict[str, float]:
+        """Aggregates of the subscribers' downlink estimates and the link counters, for
+        Prometheus (no per-participant labels: bounded cardinality)."""
+        links = self.forwarder.link_stats()
+        estimates = sorted(v["estimate_bps"] for v in links.values())
+        counters = self.forwarder.counters
+        out: dict[str, float] = {
+            "subscribers": float(len(estimates)),
+            "estimate_min_bps": estimates[0] if estimates else 0.0,
+            "estimate_median_bps": estimates[len(estimates) // 2] if estimates else 0.0,
+            "estimate_max_bps": estimates[-1] if estimates else 0.0,
+            "rtt_max_ms": max((v["rtt_ms"] for v in links.values()), default=0.0),
+        }
+        for name in ("twcc_feedback_sent", "remb_sent", "nack_proactive_seqs", "nack_recovered",
+                     "nack_given_up", "rtx_over_budget", "nack_repeats_ignored", "twcc_received",
+                     "twcc_unmatched", "remb_absurd", "nack_served", "rtcp_malformed"):  # fmt: skip
+            out[name] = float(getattr(counters, name))
+        return out
+
+    def link_stats(self, participant: str) -> dict[str, float] | None:
+        """One participant's downlink figures (estimate, RTT, loss, repair budget), or None."""
+        return self.forwarder.link_stats().get(f"{participant}/sub")
+
     def state_counts(self) -> dict[str, int]:
         s = self.forwarder.stats()
         return {

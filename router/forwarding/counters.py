@@ -55,6 +55,7 @@ class Counters:
     twcc_unmatched: int = 0
     remb_absurd: int = 0
     bandwidth_feedback_ignored: int = 0
+    probe_packets: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """All counters by name."""

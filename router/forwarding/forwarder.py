@@ -30,6 +30,7 @@ from router.forwarding.binding import locate_ssrc
 from router.forwarding.cache import PacketCache
 from router.forwarding.config import ForwarderConfig
 from router.forwarding.counters import Counters, ForwarderStats
+from router.forwarding.layers import LayerChooser, LayerState, probe_packets
 from router.forwarding.links import PublisherLinks
 from router.forwarding.packet import extension_table
 from router.forwarding.receive import ReceiveStats
@@ -90,6 +91,8 @@ class Forwarder:
         self._rtp_out: list[tuple[str, bytes]] = []
         self._rtcp_out: list[tuple[str, bytes]] = []
         self.links = PublisherLinks(self.config.link, self.config.reporter_ssrc, self.counters)
+        self.chooser = LayerChooser(self._request_keyframe)
+        self._simulcast_subscriptions = 0
         self._rtcp_handlers: dict[type, Callable[[Participant, RtcpPacket, float], None]] = {
             SenderReport: self._on_sender_report,
             ReceiverReport: self._on_receiver_report,
@@ -309,8 +312,14 @@ class Forwarder:
         if d is None:
             raise ForwardingUsageError(f"{subscriber!r} does not subscribe {track_id!r}")
         d.pinned_layer = layer
-        if d.track is not None:
-            self._select_layer(d, now)
+        track = d.track
+        if track is None:
+            return
+        if d.sim is not None and d.stream is not None and layer is not None:
+            if 0 <= layer < len(track.layers):
+                self.chooser.switch(d, track.layers[layer], now)  # at its next keyframe
+            return
+        self._select_layer(d, now)
 
     def _unlist(self, track_id: str, d: Downstream) -> None:
         waiting = self._subscriptions[track_id]
@@ -335,9 +344,21 @@ class Forwarder:
         d.ext_table = extension_table(track.extensions, dict(d.spec.extensions), stripped)
         d.tail_key = None if d.ext_table is None and not ast_id else (d.ext_table, ast_id)
         d.tw_key = (d.ext_table, d.tw_id)
+        if len(track.layers) > 1 and track.is_video and self.config.link.enabled:
+            if d.sim is None:
+                d.sim = LayerState()  # kept across detach: picture ids continue
+            self._simulcast_subscriptions += 1
         self._select_layer(d, now)
 
     def _detach(self, d: Downstream) -> None:
+        sim = d.sim
+        if sim is not None and d.track is not None:
+            self._simulcast_subscriptions -= 1
+            if sim.target is not None and sim.target.stream is not None:
+                waiting = sim.target.stream.waiting
+                if d in waiting:
+                    waiting.remove(d)
+            sim.target = None
         if d.stream is not None:
             d.stream.fanout.remove(d)
         d.stream = None
@@ -353,6 +374,9 @@ class Forwarder:
         if track is None:
             return
         layers = track.layers
+        current = d.stream
+        if d.sim is not None and current is not None and current.layer.stream is current:
+            return  # simulcast: the layer choice moves it, at a keyframe
         target: Layer | None = None
         pinned = d.pinned_layer
         if pinned is not None and 0 <= pinned < len(layers) and layers[pinned].stream:
@@ -595,6 +619,44 @@ class Forwarder:
         part.link = link
         return link
 
+    def _subscriber_links(self) -> list[SubscriberLink]:
+        return [p.link for p in self._participants.values() if isinstance(p.link, SubscriberLink)]
+
+    def _layers_and_probes(self, now: float) -> None:
+        """Simulcast choice on its tick; probe traffic while a probe runs."""
+        if self._simulcast_subscriptions > 0 or any(
+            link.probe_until is not None for link in self._subscriber_links()
+        ):
+            self.chooser.tick(self._tracks.values(), self._participants.values(), now)
+        for link in self._subscriber_links():
+            if link.probe_until is not None:
+                packets = probe_packets(link, now)
+                self.counters.probe_packets += len(packets)
+                self._rtp_out.extend((link.part.id, p) for p in packets)
+
+    def set_max_height(self, subscriber: str, track_id: str, height: int, now: float) -> None:
+        """The subscriber shows ``track_id`` at most ``height`` pixels high (0: no limit);
+        the layer choice then picks the smallest layer that covers it."""
+        if not 0 <= height <= 16384:
+            raise ForwardingUsageError(f"height {height} out of range 0..16384")
+        d = self._participant(subscriber).downstreams.get(track_id)
+        if d is None:
+            raise ForwardingUsageError(f"{subscriber!r} does not subscribe {track_id!r}")
+        if d.sim is None:
+            d.sim = LayerState()
+        d.sim.max_height = height
+
+    def subscribed_tracks(self, subscriber: str) -> list[str]:
+        """Track ids the participant subscribes to."""
+        return list(self._participant(subscriber).downstreams)
+
+    def layer_of(self, subscriber: str, track_id: str) -> tuple[int | None, str | None]:
+        """``(layer index, rid)`` a subscription currently receives (for stats and tests)."""
+        d = self._participant(subscriber).downstreams.get(track_id)
+        if d is None or d.layer is None or d.track is None:
+            return None, None
+        return d.layer, d.track.layers[d.layer].rid
+
     def link_stats(self) -> dict[str, dict[str, float]]:
         """Per-subscriber link figures (estimate, RTT, loss, repair budget), by participant."""
         return {
@@ -654,6 +716,10 @@ class Forwarder:
         link_due = self.links.get_timer()
         if link_due is not None and (deadline is None or link_due < deadline):
             deadline = link_due
+        links = self._subscriber_links()
+        layer_due = self.chooser.deadline(links, self._simulcast_subscriptions > 0)
+        if layer_due is not None and (deadline is None or layer_due < deadline):
+            deadline = layer_due
         interval = self.config.keyframe_min_interval
         for stream in self._keyframe_pending:
             due = (stream.keyframe_last or 0.0) + interval
@@ -668,6 +734,7 @@ class Forwarder:
             if (stream.keyframe_last or 0.0) + interval <= now:
                 self._send_keyframe_request(stream, now)
         self.links.handle_timer(now, self._rtcp_out)
+        self._layers_and_probes(now)
         if self._stream_count == 0:
             self._next_report = None
             return

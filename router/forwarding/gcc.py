@@ -135,6 +135,19 @@ class SendSideEstimator:
             rate = max(rate, min(self._delay_rate, rate * 1.05))
         self._loss_rate = max(float(self.min_bitrate), min(float(self.max_bitrate), rate))
 
+    def on_probe_result(self, rate: float) -> bool:
+        """What a probe got through: a floor for the estimate unless the path congested."""
+        if self.state == OVERUSE or self.last_loss > 0.10:
+            return False
+        floor = min(float(self.max_bitrate), 0.95 * rate)
+        self._delay_rate = max(self._delay_rate, floor)
+        self._loss_rate = max(self._loss_rate, floor)
+        return True
+
+    def assume(self, rate: float) -> None:
+        """Continue from ``rate`` (a value learnt elsewhere, e.g. an earlier connection)."""
+        self._delay_rate = self._loss_rate = float(rate)
+
     def on_remb(self, bitrate: int) -> None:
         """The subscriber's own receive-side estimate (an upper bound)."""
         self.remb = max(0, bitrate)

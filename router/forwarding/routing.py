@@ -28,6 +28,7 @@ import struct
 from typing import Final
 
 from router.forwarding.counters import Counters
+from router.forwarding.layers import complete_switches, continue_vp8, rebase_vp8
 from router.forwarding.packet import abs_send_time, outgoing_tail, unwrap_rtx
 from router.forwarding.receive import ACCEPTED, DUPLICATE, LATE, RESTARTED, TOO_OLD
 from router.forwarding.state import Downstream, Stream, next_epoch
@@ -38,6 +39,7 @@ from router.forwarding.subscriber_links import (
     TransportTail,
     transport_tail,
 )
+from router.forwarding.vp8 import Vp8Info, vp8_info
 from router.rtp import RtpDecodeError
 
 __all__ = ["anchor", "forward", "forward_rtx"]
@@ -122,6 +124,22 @@ def forward(
         slot = ext & cache.mask  # PacketCache.put() inlined
         cache.packets[slot] = packet
         cache.exts[slot] = ext
+    stream.octets += plen
+    info: Vp8Info | None = None
+    ptail = 0
+    if stream.vp8:
+        # Simulcast VP8: where the picture id / TL0PICIDX are, and whether a keyframe starts
+        # (subscriptions waiting to switch to this layer move over on it).
+        hl = 12 + ((b0 & 0x0F) << 2)
+        if b0 & 0x10:
+            hl += 4 + (((packet[hl + 2] << 8) | packet[hl + 3]) << 2)
+        ptail = len(packet) - hl
+        info = vp8_info(packet, hl, hl + plen)
+        if info is not None and info.keyframe:
+            if info.height:
+                stream.height = info.height
+            if stream.waiting:
+                complete_switches(stream)
     fanout = stream.fanout
     if not fanout:
         return 0
@@ -137,6 +155,8 @@ def forward(
     for d in fanout:
         if d.epoch != epoch:
             anchor(d, stream, ext, ts, now)
+            if d.sim is not None:
+                rebase_vp8(d.sim, info)
         elif ext < d.min_ext:
             counters.rtp_too_old += 1
             continue
@@ -146,6 +166,7 @@ def forward(
         out_ext = ext + d.seq_offset
         out_ts = (ts + d.ts_offset) & _TS_MASK
         tw = d.tw
+        twt: TransportTail | None = None
         if tw is not None:
             # Transport-wide number for this subscriber's estimate (see subscriber_links).
             if tw_tails is None:
@@ -159,43 +180,39 @@ def forward(
                 except RtpDecodeError:
                     counters.rtp_malformed += 1
                     break
-            if twt is not None:
-                s = tw.seq
-                tw.seq = s + 1
-                slot = s & RING_MASK
-                tw.sent_at[slot] = now
-                tw.sizes[slot] = n
-                if twt[1]:
-                    data = tw2(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
-                               twk[1], 2, s & 0xFFFF) + twt[4]  # fmt: skip
-                else:
-                    data = tw1(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
-                               d.tw_hdr, s & 0xFFFF) + twt[4]  # fmt: skip
-                out.append((d.subscriber, data))
-                if out_ext > d.last_out_ext:
-                    d.last_out_ext = out_ext
-                    d.last_out_ts = out_ts
-                    d.last_out_time = now
-                d.packets += 1
-                d.octets += plen
-                sent += 1
-                continue
-        key = d.tail_key
-        if key is None or (not key[1] and not b0 & 0x10):
-            ob0, t = b0, tail
+        if twt is not None:
+            assert tw is not None
+            s = tw.seq
+            tw.seq = s + 1
+            slot = s & RING_MASK
+            tw.sent_at[slot] = now
+            tw.sizes[slot] = n
+            if twt[1]:
+                data = tw2(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
+                           d.tw_id, 2, s & 0xFFFF) + twt[4]  # fmt: skip
+            else:
+                data = tw1(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
+                           d.tw_hdr, s & 0xFFFF) + twt[4]  # fmt: skip
         else:
-            if tails is None:
-                tails = {}
-            cached = tails.get(key)
-            if cached is None:
-                try:
-                    cached = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
-                except RtpDecodeError:
-                    counters.rtp_malformed += 1
-                    break
-                tails[key] = cached
-            ob0, t = cached
-        out.append((d.subscriber, pack(ob0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t))
+            key = d.tail_key
+            if key is None or (not key[1] and not b0 & 0x10):
+                ob0, t = b0, tail
+            else:
+                if tails is None:
+                    tails = {}
+                cached = tails.get(key)
+                if cached is None:
+                    try:
+                        cached = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
+                    except RtpDecodeError:
+                        counters.rtp_malformed += 1
+                        break
+                    tails[key] = cached
+                ob0, t = cached
+            data = pack(ob0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t
+        if info is not None and d.sim is not None:
+            data = continue_vp8(d.sim, data, len(data) - ptail, info)
+        out.append((d.subscriber, data))
         if out_ext > d.last_out_ext:
             d.last_out_ext = out_ext
             d.last_out_ts = out_ts

@@ -110,6 +110,17 @@ class SubscriberLink:
         "estimator",
         "feedback_packets",
         "part",
+        "probe_backoff",
+        "probe_bytes",
+        "probe_first",
+        "probe_from",
+        "probe_last",
+        "probe_next",
+        "probe_rate",
+        "probe_target",
+        "probe_until",
+        "probes_failed",
+        "probes_ok",
         "rtt",
         "rtx_bytes",
         "rtx_credit",
@@ -138,6 +149,60 @@ class SubscriberLink:
         self.rtx_dropped = 0
         self.rtx_bytes = 0
         self.feedback_packets = 0
+        self.probe_until: float | None = None
+        """End of the running probe (None: none running)."""
+        self.probe_from = 0.0
+        self.probe_next = 0.0
+        self.probe_rate = 0.0
+        self.probe_target: Downstream | None = None
+        self.probe_bytes = 0
+        self.probe_first = 0.0
+        self.probe_last = 0.0
+        self.probe_backoff = 1.0
+        self.probes_ok = 0
+        self.probes_failed = 0
+
+    # -- probing --------------------------------------------------------------------------
+
+    def may_probe(self, now: float) -> bool:
+        """True when no probe runs, the backoff has passed and feedback can measure it."""
+        return self.twcc and self.probe_until is None and now >= self.probe_next
+
+    def start_probe(self, d: Downstream, rate: float, now: float, duration: float) -> None:
+        """Send ``rate`` bits/s of redundant copies of ``d``'s recent packets for a while."""
+        self.probe_target = d
+        self.probe_rate = rate
+        self.probe_from = now
+        self.probe_until = now + duration
+        self.probe_next = now
+        self.probe_bytes = 0
+        self.probe_first = self.probe_last = 0.0
+
+    def probe_budget(self, now: float, tick: float) -> int:
+        """Bytes of probe traffic to send now (0 when none is due)."""
+        until = self.probe_until
+        if until is None or now < self.probe_next or now >= until:
+            return 0
+        elapsed = min(now - self.probe_next + tick, 2 * tick)
+        self.probe_next = now + tick
+        return int(self.probe_rate * elapsed / 8)
+
+    def finish_probe(self, now: float) -> None:
+        """Once feedback about the whole probe is in, turn it into an estimate floor."""
+        until = self.probe_until
+        if until is None or now < until + max(0.15, 2 * self.rtt):
+            return
+        self.probe_until = None
+        self.probe_target = None
+        span = self.probe_last - self.probe_first
+        rate = 8.0 * self.probe_bytes / span if span > 0.05 else 0.0
+        if rate > 0 and self.estimator.on_probe_result(rate):
+            self.probes_ok += 1
+            self.probe_backoff = 1.0
+        else:
+            self.probes_failed += 1
+            self.probe_backoff = min(16.0, self.probe_backoff * 2)
+        self.probe_next = now + self.probe_backoff
 
     def take(self, size: int, now: float) -> int:
         """Number one outgoing packet (slow path); returns its 16-bit transport sequence."""
@@ -163,11 +228,20 @@ class SubscriberLink:
         t = fb.reference_time * 0.064
         deltas = iter(fb.deltas)
         sent_at, sizes = self.sent_at, self.sizes
+        probing = self.probe_until is not None
+        p_from, p_until = self.probe_from, self.probe_until or 0.0
         for i, status in enumerate(fb.statuses):
             slot = (base + i) & RING_MASK
             if status in (1, 2):
                 t += next(deltas) * 250e-6
-                results.append((sent_at[slot], t, sizes[slot]))
+                sent = sent_at[slot]
+                results.append((sent, t, sizes[slot]))
+                if probing and p_from <= sent <= p_until:
+                    # Everything acknowledged that was sent during the probe, media included.
+                    if not self.probe_bytes:
+                        self.probe_first = t
+                    self.probe_bytes += sizes[slot]
+                    self.probe_last = t
             elif status == 0:
                 results.append((sent_at[slot], None, sizes[slot]))
         # Arrival times are on the subscriber's clock: only their differences matter.
@@ -245,4 +319,6 @@ class SubscriberLink:
             "feedback_packets": float(self.feedback_packets),
             "rtx_bytes": float(self.rtx_bytes),
             "rtx_dropped": float(self.rtx_dropped),
+            "probes_ok": float(self.probes_ok),
+            "probes_failed": float(self.probes_failed),
         }

@@ -200,9 +200,31 @@ class ForwarderPlane:
             out[name] = float(getattr(counters, name))
         return out
 
-    def link_stats(self, participant: str) -> dict[str, float] | None:
-        """One participant's downlink figures (estimate, RTT, loss, repair budget), or None."""
-        return self.forwarder.link_stats().get(f"{participant}/sub")
+    def link_report(self, participant: str) -> dict[str, object]:
+        """One participant's downlink as the router sees it (the ``link_stats`` message)."""
+        fid = f"{participant}/sub"
+        figures = self.forwarder.link_stats().get(fid, {})
+        layers: dict[str, str | int | None] = {}
+        if fid in self._sinks:
+            for track_id in self.forwarder.subscribed_tracks(fid):
+                index, rid = self.forwarder.layer_of(fid, track_id)
+                if index is not None:
+                    layers[track_id] = rid if rid is not None else index
+        return {
+            "estimate_bps": int(figures.get("estimate_bps", 0)),
+            "rtt_ms": round(figures.get("rtt_ms", 0.0), 1),
+            "loss": round(figures.get("loss", 0.0), 4),
+            "layers": layers,
+        }
+
+    def set_video_size(self, participant: str, track_id: str, height: int, now: float) -> bool:
+        """Cap the layer sent for ``track_id``; False if the participant does not receive it."""
+        self._now = now
+        try:
+            self.forwarder.set_max_height(f"{participant}/sub", track_id, height, now)
+        except ForwardingUsageError:
+            return False
+        return True
 
     def state_counts(self) -> dict[str, int]:
         s = self.forwarder.stats()

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from router.forwarding import ForwardingUsageError, LayerSpec
+from router.forwarding.link_config import LinkConfig
 from router.forwarding.packet import abs_send_time, outgoing_tail
 from router.forwarding.specs import ABS_SEND_TIME, SDES_MID, TRANSPORT_WIDE_CC
 from router.rtp import ExtensionBlock, HeaderExtension, RtpDecodeError, RtpPacket
@@ -234,7 +235,9 @@ def test_retarget_to_another_track_continues() -> None:
 
 
 def test_simulcast_bound_by_rid_and_best_layer_chosen() -> None:
-    fwd = make_forwarder()
+    # Without the link logic the best receiving layer is taken at once (the layer choice and
+    # keyframe-aligned switching are in test_layers.py).
+    fwd = make_forwarder(link=LinkConfig(enabled=False))
     layers = (LayerSpec("h"), LayerSpec("m"), LayerSpec("l"))
     room(fwd, 1, track=video_track(ssrc=None, layers=layers))
     fwd.route_rtp("pub", rtp(1, ssrc=0x33, ext={1: b"0", 4: b"l"}, payload=b"low"), 0.0)

@@ -80,6 +80,10 @@ def add_commands(subparsers: Any) -> None:
 
     add_sfu(kinds)
 
+    from benchmarks.impair.command import add_command as add_impair
+
+    add_impair(subparsers)
+
 
 def run_codec(args: argparse.Namespace) -> int:
     from benchmarks import codec, machine, results

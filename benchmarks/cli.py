@@ -80,6 +80,10 @@ def add_commands(subparsers: Any) -> None:
 
     add_sfu(kinds)
 
+    from benchmarks.loss.command import add_command as add_loss
+
+    add_loss(kinds)
+
     from benchmarks.impair.command import add_command as add_impair
 
     add_impair(subparsers)

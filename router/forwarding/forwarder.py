@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Final
 
@@ -93,6 +93,7 @@ class Forwarder:
         self.links = PublisherLinks(self.config.link, self.config.reporter_ssrc, self.counters)
         self.chooser = LayerChooser(self._request_keyframe)
         self._simulcast_subscriptions = 0
+        self._sub_links: dict[str, SubscriberLink] = {}
         self._rtcp_handlers: dict[type, Callable[[Participant, RtcpPacket, float], None]] = {
             SenderReport: self._on_sender_report,
             ReceiverReport: self._on_receiver_report,
@@ -120,6 +121,7 @@ class Forwarder:
         for track_id in list(part.downstreams):
             self.unsubscribe(participant_id, track_id, now, send_bye=False)
         self.links.forget_participant(part)
+        self._sub_links.pop(participant_id, None)
         part.link = None
         del self._participants[participant_id]
         self._rtp_out = [item for item in self._rtp_out if item[0] != participant_id]
@@ -617,10 +619,11 @@ class Forwarder:
             return None
         link = SubscriberLink(part, cfg, cfg.subscriber_initial_bitrate, cfg.subscriber_max_bitrate)
         part.link = link
+        self._sub_links[part.id] = link
         return link
 
-    def _subscriber_links(self) -> list[SubscriberLink]:
-        return [p.link for p in self._participants.values() if isinstance(p.link, SubscriberLink)]
+    def _subscriber_links(self) -> Iterable[SubscriberLink]:
+        return self._sub_links.values()
 
     def _layers_and_probes(self, now: float) -> None:
         """Simulcast choice on its tick; probe traffic while a probe runs."""

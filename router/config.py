@@ -57,6 +57,12 @@ class RouterConfig:
     connect_timeout: float = setting(30.0, doc="seconds ICE+DTLS may take before giving up")
     drain_deadline: float = setting(300.0, doc="seconds a drain waits for sessions to end")
     lease_ttl: int = setting(10, doc="etcd lease TTL in seconds")
+    loss_aware: bool = setting(
+        True,
+        doc="bandwidth feedback to publishers, estimates and simulcast layer choice per "
+        "subscriber, proactive upstream NACK (off: plain forwarding with NACK from the cache; "
+        "for side-by-side cost measurements)",
+    )
 
 
 __all__ = ["RouterConfig"]

@@ -84,13 +84,16 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def make_media_plane() -> MediaPlane:
+def make_media_plane(loss_aware: bool = True) -> MediaPlane:
     """The full forwarder when its adapter is available, else the basic one."""
     try:
+        from router.forwarding import Forwarder, ForwarderConfig
+        from router.forwarding.link_config import LinkConfig
         from router.session.forwarder_adapter import ForwarderPlane
     except ImportError:
         return BasicForwarder()
-    plane: MediaPlane = ForwarderPlane()
+    config = ForwarderConfig(link=LinkConfig(enabled=loss_aware))
+    plane: MediaPlane = ForwarderPlane(Forwarder(config))
     return plane
 
 
@@ -146,7 +149,7 @@ class RouterNode:
                                                 connect_timeout=config.connect_timeout))
         self.core = SessionCore(
             node_id=self.addresses.node_id, keys=keys, mux=self.mux,
-            media=media or make_media_plane(), certificate=process_certificate(),
+            media=media or make_media_plane(config.loss_aware), certificate=process_certificate(),
             candidates=(host_candidate(public, port),), config=session_config(config),
             rng=random.Random(seed),
         )  # fmt: skip

@@ -83,6 +83,17 @@ def add_commands(subparsers: Any) -> None:
     from benchmarks.trunk.command import add_command as add_trunk
 
     add_trunk(kinds)
+    from benchmarks.failover.command import add_command as add_failover
+
+    add_failover(kinds)
+
+    from benchmarks.loss.command import add_command as add_loss
+
+    add_loss(kinds)
+
+    from benchmarks.impair.command import add_command as add_impair
+
+    add_impair(subparsers)
 
 
 def run_codec(args: argparse.Namespace) -> int:

@@ -61,6 +61,15 @@ class TrunkConfig:
     """Seconds a receiver keeps accepting the previous key after a new one arrived."""
 
 
+def covers(cert_node: str, node: str) -> bool:
+    """A node certificate covers its node and the node's workers (``<node>-w<k>``, the
+    processes of ``regio router --workers``), which register under those ids."""
+    if node == cert_node:
+        return True
+    suffix = node[len(cert_node) + 2:] if node.startswith(cert_node + "-w") else ""
+    return suffix.isdigit()
+
+
 class TrunkEvent:
     """Base of the events :meth:`TrunkSession.next_event` returns."""
 
@@ -141,7 +150,9 @@ class TrunkSession:
         self.is_client = conn.configuration.is_client
         self.peer: Hello | None = None
         self.peer_node: str | None = None
-        """The node id the peer's certificate names, once verified."""
+        """The peer's node id once verified (dialled: at the handshake; accepted: at hello)."""
+        self.cert_node: str | None = None
+        """The node id the peer's certificate names."""
         self.state = "handshake"
         self.media = MediaStats()
         self._events: deque[TrunkEvent] = deque()
@@ -318,20 +329,30 @@ class TrunkSession:
         except CertificateRefused as exc:
             self._refuse(exc.reason, str(exc))
             return
-        if self.expected_peer is not None and node != self.expected_peer:
-            self._refuse("wrong_node", f"certificate names {node}, expected {self.expected_peer}")
-            return
-        if node == self.local.node:
-            self._refuse("wrong_node", "the peer claims to be this router")
-            return
-        if not self.is_registered(node):
-            self._refuse("unregistered", f"{node} is not a registered router")
-            return
-        self.peer_node = node
+        self.cert_node = node
+        if self.expected_peer is not None:
+            # The dialling side knows whom it called: check it before saying anything.
+            if not self._admit(self.expected_peer):
+                return
+            self.peer_node = self.expected_peer
         self.state = "verified"
         if self.is_client:
             self._stream = self.conn.get_next_available_stream_id()
             self._write(self.local)
+
+    def _admit(self, node: str) -> bool:
+        """The peer may be ``node``: its certificate covers it, it is not us, it is registered."""
+        assert self.cert_node is not None
+        if not covers(self.cert_node, node):
+            self._refuse("wrong_node", f"certificate names {self.cert_node}, not {node}")
+            return False
+        if node == self.local.node:
+            self._refuse("wrong_node", "the peer claims to be this router")
+            return False
+        if not self.is_registered(node):
+            self._refuse("unregistered", f"{node} is not a registered router")
+            return False
+        return True
 
     def _on_stream(self, event: qe.StreamDataReceived, now: float) -> None:
         if self.state == "handshake":
@@ -359,9 +380,12 @@ class TrunkSession:
         if isinstance(message, Hello):
             if self.peer is not None:
                 self._breach("second hello")
-            elif message.node != self.peer_node:
-                self._breach(f"hello names {message.node}, certificate {self.peer_node}")
+            elif self.peer_node is None and not self._admit(message.node):
+                return
+            elif self.peer_node is not None and message.node != self.peer_node:
+                self._breach(f"hello names {message.node}, we called {self.peer_node}")
             else:
+                self.peer_node = message.node
                 self.peer = message
                 if not self.is_client:
                     self._write(self.local)
@@ -422,5 +446,15 @@ class TrunkSession:
                                         self.peer.jurisdiction))
 
 
-__all__ = ["Address", "MediaStats", "TrunkClosed", "TrunkConfig", "TrunkControl", "TrunkEvent",
-           "TrunkRefused", "TrunkSession", "TrunkUp"]
+__all__ = [
+    "Address",
+    "MediaStats",
+    "TrunkClosed",
+    "TrunkConfig",
+    "TrunkControl",
+    "TrunkEvent",
+    "TrunkRefused",
+    "TrunkSession",
+    "TrunkUp",
+    "covers",
+]

@@ -111,3 +111,17 @@ def test_a_silent_peer_times_out(tmp_path: Path) -> None:
     wire.drop = lambda data, direction: True
     wire.advance(10.0)
     assert wire.client.closed and isinstance(wire.client_events[-1], TrunkClosed)
+
+
+def test_a_node_certificate_covers_its_workers_only(tmp_path: Path) -> None:
+    ids = identities(tmp_path, "rA", "rB")
+    wire = Wire(ids["rA"], ids["rB"], client_node="rA-w2", server_node="rB-w1")
+    wire.settle()
+    assert wire.client_events == [TrunkUp("rB-w1", "eu-north", "EEA")]
+    assert wire.server_events == [TrunkUp("rA-w2", "eu-west", "EEA")]
+    for client_node, server_node in (("rA", "rB-x1"), ("rAx", "rB")):
+        wire = Wire(ids["rA"], ids["rB"], client_node=client_node, server_node=server_node)
+        wire.settle()
+        refused = [e for e in wire.client_events + wire.server_events
+                   if isinstance(e, TrunkRefused)]
+        assert refused and refused[0].reason == "wrong_node"

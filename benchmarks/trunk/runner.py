@@ -7,7 +7,8 @@ r1, the subscriber on r2; r3 is the only relay candidate. The same run then repe
 routers that never relay (``--trunk-paths direct``) and the loss on from the start. From the
 participants' packet records: delivered loss of both, seconds from loss onset to r1's path
 change (its metrics, polled every 100 ms), latency p50/p99 direct (before the loss) and through
-the relay (after the switch), and the routers' CPU per delivered packet.
+the relay (after the switch), and the routers' CPU per delivered packet (all three routers,
+less their idle upkeep measured for 3 s before the media starts).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ routers = 0
 turns = 0
 """
 REGIONS = {"1": "eu-a", "2": "eu-b", "3": "eu-c"}
+IDLE_SECONDS = 3.0
 
 
 class BenchError(RuntimeError):
@@ -116,6 +118,7 @@ class Lab:
         self.ctl = net.host("ctl").address
         self.etcd_url = f"http://{self.ctl}:2379"
         self.routers: dict[str, tuple[subprocess.Popen[bytes], dict[str, Any]]] = {}
+        self.idle_cpu_per_s = 0.0
 
     def start_etcd(self) -> None:
         peer = f"http://{self.ctl}:2380"
@@ -183,6 +186,9 @@ class Lab:
         """One client run; ``loss_after``: seconds into sending when the loss starts (None:
         already on). Returns the client's record, the loss onset and router CPU seconds."""
         pub, sub = self.routers[f"{prefix}1"][1], self.routers[f"{prefix}2"][1]
+        idle_from = self.cpu_seconds()
+        time.sleep(IDLE_SECONDS)  # the routers' own upkeep (trunks, probes, etcd), no media
+        self.idle_cpu_per_s = (self.cpu_seconds() - idle_from) / IDLE_SECONDS
         client = self.net.popen("ctl", [
             sys.executable, "-m", "benchmarks.trunk.client", "--etcd", self.etcd_url,
             "--pub", pub["signaling"], "--sub", sub["signaling"], "--pub-router", f"{prefix}1",
@@ -192,6 +198,7 @@ class Lab:
             "--seconds", str(spec.seconds)], stdout=subprocess.PIPE, env=_env())
         started = _readline(client, 90, "the measuring participants")
         cpu_before = self.cpu_seconds()
+        clock_before = time.monotonic()
         onset: int | None = None
         if loss_after is not None:
             wait = (started["start_ns"] + int(loss_after * 1e9) - time.monotonic_ns()) / 1e9
@@ -199,7 +206,8 @@ class Lab:
             self.net.set_loss("r1", "r2", spec.loss)
             onset = time.monotonic_ns()
         record = _read_rest(client, spec.seconds + 60, "the measuring participants")
-        return record, onset, self.cpu_seconds() - cpu_before
+        busy = self.cpu_seconds() - cpu_before
+        return record, onset, busy - self.idle_cpu_per_s * (time.monotonic() - clock_before)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -244,6 +252,7 @@ def analyse(aware: dict[str, Any], onset: int, direct: dict[str, Any],
         "relay_p99_ms": (None if p99_direct is None or p99_relay is None
                          else round(p99_relay - p99_direct, 3)),
         "router_cpu_us_per_packet": round(cpu_s * 1e6 / delivered, 1) if delivered else None,
+        "router_idle_cpu_percent": None,
         "packets_in_loss_window": window,
         "packets_direct_only": direct_window,
     }
@@ -263,6 +272,7 @@ def run(spec: TrunkBenchSpec) -> dict[str, Any]:
             lab.start_routers("la", "loss-aware")
             try:
                 aware, onset, cpu_s = lab.measure("la", "aware", spec, spec.warmup)
+                idle_percent = lab.idle_cpu_per_s * 100
             finally:
                 lab.stop_routers()
             assert onset is not None
@@ -272,6 +282,7 @@ def run(spec: TrunkBenchSpec) -> dict[str, Any]:
             finally:
                 lab.stop_routers()
         result = analyse(aware, onset, direct, cpu_s)
+        result["router_idle_cpu_percent"] = round(idle_percent, 1)
         result.update({"loss_percent": spec.loss, "seconds": spec.seconds, "pps": spec.pps,
                        "size": spec.size, "warmup": spec.warmup})
         return result

@@ -303,7 +303,7 @@ class TrunkBridge:
         elif isinstance(message, TrackWithdraw):
             ann = leg.incoming.pop(message.track, None)
             if ann is not None and ann.room == message.room:
-                self._drop_incoming(leg, ann)
+                self._drop_incoming(leg, ann, now)
         elif isinstance(message, Subscribe):
             self._peer_subscribes(leg, message, now)
         elif isinstance(message, Unsubscribe):
@@ -359,7 +359,7 @@ class TrunkBridge:
                 if here and ann.track not in leg.subscribed:
                     self._subscribe(leg, ann, now)
                 elif not here and ann.track in leg.subscribed:
-                    self._drop_incoming(leg, ann)
+                    self._drop_incoming(leg, ann, now)
                 if here:
                     rooms.add_remote_track(ann.room, remote_track(ann))  # no-op if present
 
@@ -382,7 +382,7 @@ class TrunkBridge:
         leg.session.send(Subscribe(ann.room, ann.track, ssrc), now)
         self.stats.subscribed += 1
 
-    def _drop_incoming(self, leg: TrunkLeg, ann: TrackAnnounce) -> None:
+    def _drop_incoming(self, leg: TrunkLeg, ann: TrackAnnounce, now: float) -> None:
         self.rooms.remove_remote_track(ann.room, ann.track)
         ssrc = leg.subscribed.pop(ann.track, None)
         if ssrc is not None:
@@ -390,7 +390,7 @@ class TrunkBridge:
             leg.gaps.forget(ssrc)
             self.plane.remove_track(ann.track)
             if leg.session.established and ann.track in leg.incoming:
-                leg.session.send(Unsubscribe(ann.room, ann.track), 0.0)
+                leg.session.send(Unsubscribe(ann.room, ann.track), now)
             self.stats.unsubscribed += 1
 
     # -- link probes ----------------------------------------------------------------------

@@ -119,13 +119,47 @@ def udp_rcvbuf_errors(proc: Path = Path("/proc")) -> int:
     return int(rows[1][rows[0].index("RcvbufErrors")])
 
 
+def process_udp_drops(pid: int, proc: Path = Path("/proc")) -> int:
+    """Datagrams the kernel dropped on ``pid``'s UDP sockets (full receive queue), summed over
+    its sockets' ``drops`` column in ``/proc/net/udp`` and ``udp6``. Unlike the host's
+    ``RcvbufErrors`` this ignores other processes' sockets (the machine is shared)."""
+    inodes = set()
+    try:
+        for fd in (proc / str(pid) / "fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return 0
+    total = 0
+    for table in ("udp", "udp6"):
+        try:
+            lines = (proc / str(pid) / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 13 and fields[9] in inodes:
+                total += int(fields[12])
+    return total
+
+
 def pin(pid: int, cpus: set[int]) -> bool:
-    """Restrict ``pid`` to ``cpus`` when the machine has them; False when not possible."""
+    """Restrict ``pid`` and all its threads to ``cpus`` when the machine has them; False when
+    not possible. Threads it starts later inherit the mask."""
     available = os.sched_getaffinity(0)
     if not cpus <= available:
         return False
     try:
-        os.sched_setaffinity(pid, cpus)
+        tasks = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        tasks = [pid]
+    try:
+        for task in tasks:
+            os.sched_setaffinity(task, cpus)
     except OSError:
         return False
     return True
@@ -137,6 +171,7 @@ __all__ = [
     "process_cpu_seconds",
     "process_name",
     "process_tree_cpu_seconds",
+    "process_udp_drops",
     "runqueue_wait_seconds",
     "udp_rcvbuf_errors",
 ]

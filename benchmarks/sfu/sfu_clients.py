@@ -18,7 +18,9 @@ from typing import Any
 
 import trio
 
+from benchmarks.media import ReceiverFeedback
 from benchmarks.sfu import sdp
+from benchmarks.sfu.meeting import MeetingReceiver, MeetingSender
 from benchmarks.sfu.pump import Control, Receiver, Sender
 from benchmarks.sfu.tokens import join_token
 from router.signaling.client import SignalingClient, SignalingClosed
@@ -62,6 +64,9 @@ class SfuParticipants:
     legs: list[Leg] = field(default_factory=list)
     senders: list[Sender] = field(default_factory=list)
     receivers: list[Receiver] = field(default_factory=list)
+    #: ``--load meeting``: the same participants as Chromium-shaped publishers/subscribers.
+    meeting_senders: list[MeetingSender] = field(default_factory=list)
+    meeting_receivers: list[MeetingReceiver] = field(default_factory=list)
 
     def run_timers(self) -> None:
         """Consent checks and DTLS retransmissions, from inside the pump (sync, Trio clock)."""
@@ -130,9 +135,10 @@ async def _start_leg(nursery: trio.Nursery, remote_sdp: str, ufrag: str, pwd: st
 
 
 async def setup(url: str, rooms: list[str], publishers: int, subscribers: int, *,
-                seed: int, timeout: float = 30.0) -> SfuParticipants:
+                seed: int, timeout: float = 30.0, meeting: bool = False) -> SfuParticipants:
     """Join, negotiate and connect every participant of ``rooms``; raise SetupError if any
-    step fails within ``timeout``."""
+    step fails within ``timeout``. ``meeting``: publishers offer audio and VP8 video with
+    Chromium's header extensions (``--load meeting``); otherwise audio alone."""
     out = SfuParticipants()
     cert = DtlsCertificate.generate()
     fingerprint = str(cert.fingerprint)
@@ -143,7 +149,7 @@ async def setup(url: str, rooms: list[str], publishers: int, subscribers: int, *
             async with trio.open_nursery() as nursery:
                 for room in rooms:
                     index = await _setup_room(nursery, out, url, room, publishers, subscribers,
-                                              cert, fingerprint, rng, index)
+                                              cert, fingerprint, rng, index, meeting)
                 for leg in out.legs:
                     await leg.connected.wait()
                     if leg.failed:
@@ -157,7 +163,8 @@ async def setup(url: str, rooms: list[str], publishers: int, subscribers: int, *
 
 async def _setup_room(nursery: trio.Nursery, out: SfuParticipants, url: str, room: str,
                       publishers: int, subscribers: int, cert: DtlsCertificate,
-                      fingerprint: str, rng: random.Random, index: int) -> int:
+                      fingerprint: str, rng: random.Random, index: int,
+                      meeting: bool = False) -> int:
     subs: list[tuple[SignalingClient, str, str]] = []
     for s in range(subscribers):
         ws = await SignalingClient.connect(url)
@@ -173,28 +180,50 @@ async def _setup_room(nursery: trio.Nursery, out: SfuParticipants, url: str, roo
         await _expect(ws, "joined")
         ufrag, pwd = generate_ufrag(), generate_password()
         ssrc = rng.randrange(1, 2**32)
-        await ws.send({"type": "publish",
-                       "sdp": sdp.publisher_offer(ufrag, pwd, fingerprint, ssrc)})
+        video_ssrc = rng.randrange(1, 2**32 - 1) if meeting else None
+        publish_sdp = sdp.publisher_offer(ufrag, pwd, fingerprint, ssrc, video_ssrc,
+                                          chromium_extensions=meeting)
+        await ws.send({"type": "publish", "sdp": publish_sdp})
         answer = await _expect(ws, "answer")
         leg = await _start_leg(nursery, answer["sdp"], ufrag, pwd, cert, rng)
         out.legs.append(leg)
         dest = leg.transport.remote_address
-        out.senders.append(Sender(leg.sock, (dest[0], dest[1]), None, ssrc, index))
-        out.receivers.append(Receiver(leg.sock, None, _control(leg), ()))
+        if meeting:
+            assert video_ssrc is not None
+            out.meeting_senders.append(MeetingSender(
+                leg.sock, (dest[0], dest[1]), None, _control(leg), [ssrc, video_ssrc],
+                2 * index, sdp.negotiated_extensions(answer["sdp"], "audio"),
+                sdp.negotiated_extensions(answer["sdp"], "video")))
+        else:
+            out.senders.append(Sender(leg.sock, (dest[0], dest[1]), None, ssrc, index))
+            out.receivers.append(Receiver(leg.sock, None, _control(leg), ()))
         index += 1
     expected = tuple(range(first_index, index))
+    tracks_per_publisher = 2 if meeting else 1
     for ws, ufrag, pwd in subs:
         tracks: dict[str, str] = {}
         sub_leg: Leg | None = None
-        while len(set(tracks.values())) < publishers:
+        while len(tracks) < publishers * tracks_per_publisher:
             offer = await _expect(ws, "offer")
             tracks = dict(offer["tracks"])
-            reply = sdp.subscriber_answer(offer["sdp"], ufrag, pwd, fingerprint)
+            reply = sdp.subscriber_answer(offer["sdp"], ufrag, pwd, fingerprint,
+                                          accept_extensions=meeting)
             await ws.send({"type": "answer", "sdp": reply})
             if sub_leg is None and tracks:
                 sub_leg = await _start_leg(nursery, offer["sdp"], ufrag, pwd, cert, rng)
                 out.legs.append(sub_leg)
-                out.receivers.append(Receiver(sub_leg.sock, None, _control(sub_leg), expected))
+                if not meeting:
+                    out.receivers.append(Receiver(sub_leg.sock, None, _control(sub_leg),
+                                                  expected))
+                    continue
+                ids = sdp.negotiated_extensions(offer["sdp"], "video")
+                address = sub_leg.transport.remote_address
+                feedback = ReceiverFeedback(ssrc=rng.randrange(1, 2**32), rng=rng,
+                                            transport_cc_id=ids.transport_cc)
+                streams = tuple(s for i in expected for s in (2 * i, 2 * i + 1))
+                out.meeting_receivers.append(MeetingReceiver(
+                    sub_leg.sock, None, _control(sub_leg), streams, feedback,
+                    (address[0], address[1])))
     return index
 
 
@@ -217,6 +246,11 @@ def bind_srtp(participants: SfuParticipants) -> None:
         srtp = by_sock[r.sock].transport.srtp
         assert srtp is not None
         r.unprotect = srtp.unprotect_rtp
+    meeting: list[MeetingSender | MeetingReceiver] = [*participants.meeting_senders,
+                                                      *participants.meeting_receivers]
+    for m in meeting:
+        m.srtp = by_sock[m.sock].transport.srtp
+        assert m.srtp is not None
 
 
 __all__ = ["SetupError", "SfuParticipants", "bind_srtp", "setup", "udp_socket"]

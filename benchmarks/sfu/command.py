@@ -31,6 +31,9 @@ def add_command(kinds: Any) -> None:
     parser.add_argument("--load", choices=("meeting", "audio"), default="meeting",
                         help="meeting: audio + VP8 video + RTCP (default); audio: today's "
                         "fixed-size packets at --pps")
+    parser.add_argument("--target", choices=("regio", "janus"), default="regio",
+                        help="janus: also run Janus VideoRoom under the same load, in the same "
+                        "run (needs root: Janus runs in a network namespace of its own)")
     parser.add_argument("--rooms", type=int, default=1, help="rooms (default 1)")
     parser.add_argument("--publishers", type=int, default=1, help="publishers per room")
     parser.add_argument("--subscribers", type=int, default=2, help="subscribers per room")
@@ -65,6 +68,8 @@ def add_command(kinds: Any) -> None:
 
 def _flags(args: argparse.Namespace) -> str:
     flags = f"--load {args.load}"
+    if args.target != "regio":
+        flags += f" --target {args.target}"
     flags += (f" --rooms {args.rooms} --publishers {args.publishers} "
               f"--subscribers {args.subscribers}")
     if args.load == "meeting":
@@ -88,7 +93,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     """The run the arguments ask for; CliError (exit 2) naming every problem."""
     from benchmarks.sfu.runner import BenchSpec
 
-    targets = ("regio", *(() if args.no_relay else ("relay",)))
+    targets = ("regio", *(() if args.no_relay else ("relay",)),
+               *(("janus",) if args.target == "janus" else ()))
     spec = BenchSpec(rooms=args.rooms, publishers=args.publishers,
                      subscribers=args.subscribers, pps=args.pps, seconds=args.seconds,
                      size=args.size, client_workers=args.client_workers,

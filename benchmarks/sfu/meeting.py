@@ -89,6 +89,7 @@ class MeetingReceiver:
     streams: tuple[int, ...]
     feedback: ReceiverFeedback
     dest: Address | None = None
+    rtx_payload_types: frozenset[int] = RTX_PAYLOAD_TYPES
     seen: dict[int, bytearray] = field(default_factory=dict)
     received: int = 0
     octets: int = 0
@@ -257,7 +258,7 @@ def _receive(events: list[tuple[int, int]], by_fd: dict[int, MeetingSender | Mee
             if plain is None:
                 receiver.corrupt += 1
                 continue
-            if plain[1] & 0x7F in RTX_PAYLOAD_TYPES:
+            if plain[1] & 0x7F in receiver.rtx_payload_types:
                 receiver.retransmissions += 1
                 continue
             try:

@@ -39,7 +39,7 @@ START_DELAY = 0.3
 SERVER_CPUS = {0}
 CLIENT_CPUS = {1}
 LOADS = ("meeting", "audio")
-TARGETS = ("regio", "relay")
+TARGETS = ("regio", "relay", "janus")
 #: --sweep: rate factor of each step over the previous one, and the most steps.
 SWEEP_STEP = 1.5
 SWEEP_STEPS = 10
@@ -96,6 +96,8 @@ class BenchSpec:
             out.append(f"servers must be distinct among {', '.join(TARGETS)} and include regio")
         if not 1 <= self.sweep_steps <= 30:
             out.append("--sweep-steps must be 1-30")
+        if "janus" in self.targets and self.load != "meeting":
+            out.append("--target janus needs --load meeting (Janus VideoRoom wants video)")
         if "janus" in self.targets and self.load != "meeting":
             out.append("--target janus needs --load meeting (Janus VideoRoom wants video)")
         return out
@@ -192,8 +194,10 @@ def _tell(process: subprocess.Popen[str], message: object) -> None:
 
 
 @contextmanager
-def _workers(spec: BenchSpec, mode: str, target: str) -> Iterator[list[subprocess.Popen[str]]]:
-    """Worker subprocesses, set up and connected; stopped by pid on the way out."""
+def _workers(spec: BenchSpec, mode: str, target: str,
+             prefix: list[str]) -> Iterator[list[subprocess.Popen[str]]]:
+    """Worker subprocesses (each command starts with ``prefix``, e.g. ``ip netns exec NS``),
+    set up and connected; stopped by pid on the way out."""
     shares = split_rooms(spec.rooms, spec.client_workers)
     total_publishers = spec.rooms * spec.publishers
     workers: list[subprocess.Popen[str]] = []
@@ -204,7 +208,7 @@ def _workers(spec: BenchSpec, mode: str, target: str) -> Iterator[list[subproces
                                   spec.seconds, spec.size, seed=i, load=spec.load,
                                   video_kbps=spec.video_kbps)
             process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.sfu.worker"], stdin=subprocess.PIPE,
+                [*prefix, sys.executable, "-m", "benchmarks.sfu.worker"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, env=child_env(), cwd=REPO_ROOT)
             workers.append(process)
             if spec.pin:
@@ -230,12 +234,13 @@ def _workers(spec: BenchSpec, mode: str, target: str) -> Iterator[list[subproces
 
 def run_phase(spec: BenchSpec, mode: str, target: str, server_pid: int, label: str, *,
               profile_path: Path | None = None, pin: bool = False,
-              stop_when: Callable[[PhaseReport], bool] | None = None) -> list[PhaseReport]:
+              stop_when: Callable[[PhaseReport], bool] | None = None,
+              prefix: list[str] | None = None) -> list[PhaseReport]:
     """Drive one server with the spec's load from worker subprocesses, one window per rate
     (stopping after the first window ``stop_when`` accepts); with ``profile_path``, py-spy
     samples the server during the first send window only (not setup)."""
     reports: list[PhaseReport] = []
-    with _workers(spec, mode, target) as workers:
+    with _workers(spec, mode, target, prefix or []) as workers:
         for rate in spec.rates():
             spy = None
             if profile_path is not None and not reports:
@@ -430,13 +435,27 @@ def run(spec: BenchSpec, profile_path: Path | None = None) -> BenchReport:
                                                   pin=pin, stop_when=stop)
             finally:
                 router.stop()
-        else:
+        elif target == "relay":
             process, port = _start_relay(pin)
             try:
                 outcome.phases[label] = run_phase(spec, "relay", f"127.0.0.1:{port}",
                                                   process.pid, label, stop_when=stop)
             finally:
                 stop_process(process)
+        else:
+            from benchmarks.sfu import janus_proc
+
+            try:
+                janus = janus_proc.start_janus()
+            except janus_proc.JanusStartError as exc:
+                raise BenchError(str(exc)) from None
+            try:
+                if pin:
+                    procstat.pin(janus.pid, SERVER_CPUS)
+                outcome.phases[label] = run_phase(spec, "janus", janus.url, janus.pid, label,
+                                                  stop_when=stop, prefix=janus.prefix())
+            finally:
+                janus.stop()
     return outcome
 
 

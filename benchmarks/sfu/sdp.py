@@ -61,6 +61,36 @@ def negotiated_extensions(sdp: str, kind: str) -> ExtensionIds:
                         audio_level=ids.get(AUDIO_LEVEL))
 
 
+def rtx_payload_types(sdp: str) -> frozenset[int]:
+    """Payload types the SDP maps to ``rtx`` (retransmissions, RFC 4588)."""
+    return frozenset(codec.payload_type for mi in describe(parse_sdp(sdp)).media
+                     for codec in mi.codecs if codec.name.lower() == "rtx")
+
+
+def with_candidate(sdp: str, address: tuple[str, int]) -> str:
+    """The SDP with our one host candidate in every active section (no trickle)."""
+    line = f"a=candidate:1 1 udp 2130706431 {address[0]} {address[1]} typ host"
+    out = []
+    for row in sdp.split("\r\n"):
+        out.append(row)
+        if row.startswith("a=mid:"):
+            out += [line, "a=end-of-candidates"]
+    return "\r\n".join(out)
+
+
+def server_transport(sdp: str) -> tuple[str, str, str, tuple[str, int]]:
+    """(ufrag, pwd, fingerprint, first IPv4 UDP candidate) of a server's first active section
+    (Janus lists link-local IPv6 candidates too)."""
+    media = next(mi for mi in describe(parse_sdp(sdp)).media if not mi.rejected)
+    t = media.transport
+    candidates = [c for c in t.candidates if ":" not in c.address]
+    if not (t.ice_ufrag and t.ice_pwd and t.fingerprints and candidates):
+        raise ValueError("the server's SDP lacks ICE credentials, fingerprint or an IPv4 "
+                         "candidate")
+    return (t.ice_ufrag, t.ice_pwd, t.fingerprints[0].value(),
+            (candidates[0].address, candidates[0].port))
+
+
 def subscriber_answer(offer: str, ufrag: str, pwd: str, fingerprint: str, *,
                       accept_extensions: bool = False) -> str:
     """recvonly for every active section, port 0 for disabled ones, one BUNDLE group;
@@ -96,4 +126,5 @@ def router_transport(sdp: str) -> tuple[str, str, str, tuple[str, int]]:
     return t.ice_ufrag, t.ice_pwd, t.fingerprints[0].value(), (cand.address, cand.port)
 
 
-__all__ = ["negotiated_extensions", "publisher_offer", "router_transport", "subscriber_answer"]
+__all__ = ["negotiated_extensions", "publisher_offer", "router_transport", "rtx_payload_types",
+           "server_transport", "subscriber_answer", "with_candidate"]

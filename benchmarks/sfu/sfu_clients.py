@@ -25,6 +25,7 @@ from benchmarks.sfu.pump import Control, Receiver, Sender
 from benchmarks.sfu.tokens import join_token
 from router.signaling.client import SignalingClient, SignalingClosed
 from router.transport import ClientTransport, DtlsCertificate, DtlsConnected, TransportClosed
+from router.transport.dtls import DtlsRole
 from router.transport.ice_lite import generate_password, generate_ufrag
 from router.transport.udp_driver import UdpDriver
 
@@ -36,11 +37,11 @@ class SetupError(RuntimeError):
     """A participant could not join, negotiate or connect."""
 
 
-def udp_socket() -> socket.socket:
+def udp_socket(address: str = "127.0.0.1") -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((address, 0))
     sock.setblocking(False)
     return sock
 
@@ -96,7 +97,7 @@ def _flush(leg: Leg, now: float) -> None:
         pass
 
 
-def _control(leg: Leg) -> Control:
+def control_of(leg: Leg) -> Control:
     def control(data: bytes, addr: tuple[str, int]) -> None:
         now = trio.current_time()
         leg.transport.receive_datagram(data, addr, now)
@@ -105,15 +106,22 @@ def _control(leg: Leg) -> Control:
     return control
 
 
-async def _start_leg(nursery: trio.Nursery, remote_sdp: str, ufrag: str, pwd: str,
-                     cert: DtlsCertificate, rng: random.Random) -> Leg:
-    r_ufrag, r_pwd, r_fp, addr = sdp.router_transport(remote_sdp)
+async def start_leg(nursery: trio.Nursery, remote_sdp: str, ufrag: str, pwd: str,
+                    cert: DtlsCertificate, rng: random.Random, *,
+                    transport_class: type[ClientTransport] = ClientTransport,
+                    dtls_role: DtlsRole = DtlsRole.CLIENT, sock: socket.socket | None = None,
+                    remote: tuple[str, str, str, tuple[str, int]] | None = None) -> Leg:
+    """Connect one media leg (ICE, then DTLS in ``dtls_role``) on ``sock`` (a new loopback
+    socket by default) to the server described by ``remote_sdp`` (or ``remote``: ufrag,
+    password, fingerprint, address); the driver runs in ``nursery`` until connected."""
+    r_ufrag, r_pwd, r_fp, addr = remote or sdp.router_transport(remote_sdp)
     now = trio.current_time()
-    transport = ClientTransport(
+    transport = transport_class(
         remote_address=addr, remote_ufrag=r_ufrag, remote_password=r_pwd, remote_fingerprint=r_fp,
         random=rng.random, local_ufrag=ufrag, local_password=pwd, certificate=cert, now=now,
+        dtls_role=dtls_role,
     )  # fmt: skip
-    leg = Leg(transport, udp_socket())
+    leg = Leg(transport, sock or udp_socket())
 
     def on_event() -> None:
         while (event := transport.next_event()) is not None:
@@ -185,18 +193,18 @@ async def _setup_room(nursery: trio.Nursery, out: SfuParticipants, url: str, roo
                                           chromium_extensions=meeting)
         await ws.send({"type": "publish", "sdp": publish_sdp})
         answer = await _expect(ws, "answer")
-        leg = await _start_leg(nursery, answer["sdp"], ufrag, pwd, cert, rng)
+        leg = await start_leg(nursery, answer["sdp"], ufrag, pwd, cert, rng)
         out.legs.append(leg)
         dest = leg.transport.remote_address
         if meeting:
             assert video_ssrc is not None
             out.meeting_senders.append(MeetingSender(
-                leg.sock, (dest[0], dest[1]), None, _control(leg), [ssrc, video_ssrc],
+                leg.sock, (dest[0], dest[1]), None, control_of(leg), [ssrc, video_ssrc],
                 2 * index, sdp.negotiated_extensions(answer["sdp"], "audio"),
                 sdp.negotiated_extensions(answer["sdp"], "video")))
         else:
             out.senders.append(Sender(leg.sock, (dest[0], dest[1]), None, ssrc, index))
-            out.receivers.append(Receiver(leg.sock, None, _control(leg), ()))
+            out.receivers.append(Receiver(leg.sock, None, control_of(leg), ()))
         index += 1
     expected = tuple(range(first_index, index))
     tracks_per_publisher = 2 if meeting else 1
@@ -210,10 +218,10 @@ async def _setup_room(nursery: trio.Nursery, out: SfuParticipants, url: str, roo
                                           accept_extensions=meeting)
             await ws.send({"type": "answer", "sdp": reply})
             if sub_leg is None and tracks:
-                sub_leg = await _start_leg(nursery, offer["sdp"], ufrag, pwd, cert, rng)
+                sub_leg = await start_leg(nursery, offer["sdp"], ufrag, pwd, cert, rng)
                 out.legs.append(sub_leg)
                 if not meeting:
-                    out.receivers.append(Receiver(sub_leg.sock, None, _control(sub_leg),
+                    out.receivers.append(Receiver(sub_leg.sock, None, control_of(sub_leg),
                                                   expected))
                     continue
                 ids = sdp.negotiated_extensions(offer["sdp"], "video")
@@ -222,7 +230,7 @@ async def _setup_room(nursery: trio.Nursery, out: SfuParticipants, url: str, roo
                                             transport_cc_id=ids.transport_cc)
                 streams = tuple(s for i in expected for s in (2 * i, 2 * i + 1))
                 out.meeting_receivers.append(MeetingReceiver(
-                    sub_leg.sock, None, _control(sub_leg), streams, feedback,
+                    sub_leg.sock, None, control_of(sub_leg), streams, feedback,
                     (address[0], address[1])))
     return index
 
@@ -253,4 +261,5 @@ def bind_srtp(participants: SfuParticipants) -> None:
         assert m.srtp is not None
 
 
-__all__ = ["SetupError", "SfuParticipants", "bind_srtp", "setup", "udp_socket"]
+__all__ = ["Leg", "SetupError", "SfuParticipants", "bind_srtp", "control_of", "setup",
+           "start_leg", "udp_socket"]

@@ -34,7 +34,8 @@ class WorkerConfig:
     """One worker's share of the load."""
 
     mode: str
-    """``sfu`` (signaling URL in ``target``) or ``relay`` (``HOST:PORT`` in ``target``)."""
+    """``sfu`` (signaling URL in ``target``), ``relay`` (``HOST:PORT``) or ``janus``
+    (``URL|ADDRESS``, see :mod:`benchmarks.sfu.janus_proc`)."""
     target: str
     rooms: list[str]
     publishers: int
@@ -95,9 +96,17 @@ def _measure(config: WorkerConfig, participants: Any, timers: Any = None) -> boo
 
 async def _run_sfu(config: WorkerConfig) -> int:
     try:
-        participants = await sfu_clients.setup(config.target, config.rooms, config.publishers,
-                                               config.subscribers, seed=config.seed,
-                                               meeting=config.load == "meeting")
+        if config.mode == "janus":
+            from benchmarks.sfu import janus_clients
+
+            participants = await janus_clients.setup(config.target, config.rooms,
+                                                     config.publishers, config.subscribers,
+                                                     seed=config.seed)
+        else:
+            participants = await sfu_clients.setup(config.target, config.rooms,
+                                                   config.publishers, config.subscribers,
+                                                   seed=config.seed,
+                                                   meeting=config.load == "meeting")
     except (SetupError, OSError) as exc:
         _say({"error": str(exc)})
         return 1
@@ -127,7 +136,7 @@ def _run_relay(config: WorkerConfig) -> int:
 
 def main() -> int:
     config = WorkerConfig.from_json(sys.stdin.readline())
-    if config.mode == "sfu":
+    if config.mode in ("sfu", "janus"):
         return trio.run(_run_sfu, config)
     return _run_relay(config)
 

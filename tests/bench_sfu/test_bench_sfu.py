@@ -7,6 +7,8 @@ and behaviour (clear errors, processes stopped).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,7 @@ def test_short_audio_run_still_measures_the_old_case(
         (["--video-kbps", "10"], "--video-kbps must be 50-50000"),
         (["--seconds", "1000"], "--seconds must be at most 600"),
         (["--sweep", "--sweep-steps", "0"], "--sweep-steps must be 1-30"),
+        (["--target", "janus", "--load", "audio"], "--target janus needs --load meeting"),
         (["--plot", "out.svg"], "--plot must name a .png file"),
         (["--plot", "/nonexistent-dir/x.png"], "--plot: directory"),
     ],
@@ -118,6 +121,7 @@ def test_bad_arguments_get_one_clear_line(
 @pytest.mark.parametrize(("argv", "message"), [
     (["--pps", "fast"], "invalid float value"),
     (["--load", "video"], "invalid choice"),
+    (["--target", "mediasoup"], "invalid choice"),
 ])
 def test_non_numeric_or_unknown_argument_is_an_argparse_error(
         capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -131,3 +135,33 @@ def test_rooms_are_split_whole_across_workers() -> None:
     assert split_rooms(5, 2) == [["room0", "room2", "room4"], ["room1", "room3"]]
     assert split_rooms(2, 8) == [["room0"], ["room1"]]
     assert BenchSpec(1, 1, 1, 1.0, 1.0).problems() == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("janus") is None or os.geteuid() != 0,
+                    reason="needs Debian's janus and root (network namespace)")
+def test_short_run_through_janus_side_by_side(
+    capsys: pytest.CaptureFixture[str], no_leftover_processes: None,
+) -> None:
+    namespaces_before = _namespaces()
+    status, out, _ = run_cli(capsys, "--target", "janus", "--no-relay", "--subscribers", "2",
+                             "--video-kbps", "300", "--seconds", "1", "--json")
+    assert status == 0
+    document = json.loads(out)
+    for phase in ("sfu", "janus"):
+        figures = document[phase]
+        drops = figures["server_kernel_drops"] + figures["client_kernel_drops"]
+        assert figures["sent"] > 50
+        assert figures["expected"] - figures["delivered"] <= drops
+        assert figures["corrupt"] == 0
+    assert document["janus"]["server"] == "janus"
+    assert document["ratio"]["cpu_per_packet_vs_janus"] is not None
+    assert _namespaces() == namespaces_before  # the bench deleted its namespace
+
+
+def _namespaces() -> set[str]:
+    import subprocess
+
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                             check=False).stdout
+    return {line.split()[0] for line in listing.splitlines() if line.startswith("sfub-")}

@@ -50,6 +50,11 @@ def add_command(kinds: Any) -> None:
                         "> 0.1 %% or p99 > 5 ms; report the highest sustainable forwarded pps")
     parser.add_argument("--sweep-steps", type=int, default=10,
                         help="--sweep: at most this many steps (default 10)")
+    parser.add_argument("--sweep-all", action="store_true",
+                        help="--sweep: run every step, also past the limits (curves to plot)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every server's phase N times, interleaved; ratios use "
+                        "each server's median (default 1)")
     parser.add_argument("--client-workers", type=int, default=1,
                         help="load-generator processes, each owning whole rooms (default 1)")
     parser.add_argument("--no-relay", action="store_true", help="skip the bare relay ceiling")
@@ -82,6 +87,9 @@ def _flags(args: argparse.Namespace) -> str:
     if args.sweep:
         flags += " --sweep" + (f" --sweep-steps {args.sweep_steps}"
                                if args.sweep_steps != 10 else "")
+        flags += " --sweep-all" if args.sweep_all else ""
+    if args.rounds != 1:
+        flags += f" --rounds {args.rounds}"
     if args.client_workers != 1:
         flags += f" --client-workers {args.client_workers}"
     if args.no_relay:
@@ -100,7 +108,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                      size=args.size, client_workers=args.client_workers,
                      relay=not args.no_relay, pin=not args.no_pin, load=args.load,
                      video_kbps=args.video_kbps, sweep=args.sweep, targets=targets,
-                     sweep_steps=args.sweep_steps)
+                     sweep_steps=args.sweep_steps, sweep_all=args.sweep_all,
+                     rounds=args.rounds)
     problems = spec.problems()
     if args.plot and not args.plot.lower().endswith(".png"):
         problems.append("--plot must name a .png file")

@@ -46,6 +46,12 @@ def _cell(phase: PhaseReport | None, key: str) -> str:
 def ratio_lines(outcome: BenchReport) -> list[str]:
     """The side-by-side ratios, one sentence each."""
     out = []
+    if outcome.spec.rounds > 1:
+        medians = ", ".join(f"{label} {w.server_cpu_us_per_packet} us (round {w.round})"
+                            for label in outcome.phases
+                            if (w := outcome.median(label)) is not None)
+        out.append(f"median CPU per forwarded packet over {outcome.spec.rounds} interleaved "
+                   f"rounds: {medians}")
     if outcome.cpu_ratio is not None:
         out.append(f"router CPU per forwarded packet / bare SRTP relay's: "
                    f"{outcome.cpu_ratio:.2f}x (target <= 1.4x)")
@@ -76,8 +82,12 @@ def print_table(outcome: BenchReport, title: str) -> None:
     columns = [(label, window) for label, windows in outcome.phases.items()
                for window in windows]
     for label, window in columns:
-        table.add_column(f"{label} x{window.rate:g}" if outcome.spec.sweep else label,
-                         justify="right")
+        name = label
+        if outcome.spec.sweep:
+            name += f" x{window.rate:g}"
+        elif outcome.spec.rounds > 1:
+            name += f" #{window.round}"
+        table.add_column(name, justify="right")
     for name, key in ROWS:
         table.add_row(name, *(_cell(window, key) for _, window in columns))
     console = Console()
@@ -98,13 +108,13 @@ def print_profile(summary: dict[str, list[tuple[str, float]]]) -> None:
 
 
 def record(outcome: BenchReport, command: str, plots: list[str] | None = None) -> None:
-    columns = ["server", "rate", "forwarded pps", "Mbit/s", "loss %", "p50 us", "p99 us",
+    columns = ["server", "round", "rate", "forwarded pps", "Mbit/s", "loss %", "p50 us", "p99 us",
                "p99.9 us", "CPU us/pkt", "CPU ms/MB", "server CPU %", "kernel drops srv/cli",
                "server CPU wait %", "generator CPU %", "other CPU %"]
     rows = []
     for windows in outcome.phases.values():
         for w in windows:
-            rows.append([w.server, f"x{w.rate:g}", _cell(w, "forwarded_pps"),
+            rows.append([w.server, w.round, f"x{w.rate:g}", _cell(w, "forwarded_pps"),
                          _cell(w, "forwarded_mbps"), _cell(w, "loss_pct"),
                          _cell(w, "latency_p50_us"), _cell(w, "latency_p99_us"),
                          _cell(w, "latency_p999_us"), _cell(w, "server_cpu_us_per_packet"),

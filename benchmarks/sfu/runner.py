@@ -71,6 +71,11 @@ class BenchSpec:
     sweep: bool = False
     targets: tuple[str, ...] = ("regio", "relay")
     sweep_steps: int = SWEEP_STEPS
+    #: Run every sweep step, also past the limits (curves for --plot).
+    sweep_all: bool = False
+    #: Repeat every server's phase this many times, interleaved (regio, relay, janus, regio,
+    #: ...): the ratios use each server's median, which a machine whose speed drifts needs.
+    rounds: int = 1
 
     def problems(self) -> list[str]:
         """Why these arguments cannot run (empty when they can)."""
@@ -96,6 +101,12 @@ class BenchSpec:
             out.append(f"servers must be distinct among {', '.join(TARGETS)} and include regio")
         if not 1 <= self.sweep_steps <= 30:
             out.append("--sweep-steps must be 1-30")
+        if not 1 <= self.rounds <= 9:
+            out.append("--rounds must be 1-9")
+        if self.rounds > 1 and self.sweep:
+            out.append("--rounds and --sweep do not combine (a sweep is already a series)")
+        if self.sweep_all and not self.sweep:
+            out.append("--sweep-all needs --sweep")
         if "janus" in self.targets and self.load != "meeting":
             out.append("--target janus needs --load meeting (Janus VideoRoom wants video)")
         if "janus" in self.targets and self.load != "meeting":
@@ -113,6 +124,7 @@ class PhaseReport:
 
     server: str
     rate: float
+    round: int
     sent: int
     expected: int
     delivered: int
@@ -302,7 +314,8 @@ def _aggregate(label: str, rate: float, results: list[PumpResult], server_cpu: f
     generator = sum(r.cpu_seconds for r in results)
     lost = max(0, expected - delivered)
     return PhaseReport(
-        server=label, rate=round(rate, 4), sent=sent, expected=expected, delivered=delivered,
+        server=label, rate=round(rate, 4), round=1, sent=sent, expected=expected,
+        delivered=delivered,
         lost=lost, loss_pct=round(100.0 * lost / expected, 4) if expected else 0.0,
         duplicates=sum(r.duplicates for r in results), corrupt=sum(r.corrupt for r in results),
         send_errors=sum(r.send_errors for r in results), send_window_s=round(window, 4),
@@ -349,8 +362,17 @@ class BenchReport:
     pinned: bool = False
 
     def _first(self, target: str) -> PhaseReport | None:
-        windows = self.phases.get(LABELS[target])
-        return windows[0] if windows else None
+        return self.median(LABELS[target])
+
+    def median(self, label: str) -> PhaseReport | None:
+        """The sweep's first window, or the round with the median CPU per forwarded packet."""
+        windows = self.phases.get(label)
+        if not windows:
+            return None
+        if self.spec.sweep or len(windows) == 1:
+            return windows[0]
+        ranked = sorted(windows, key=lambda w: w.server_cpu_us_per_packet or float("inf"))
+        return ranked[(len(ranked) - 1) // 2]
 
     @property
     def sfu(self) -> PhaseReport:
@@ -391,8 +413,9 @@ class BenchReport:
             windows = self.phases.get(label)
             key = "sfu" if target == "regio" else target
             document[key] = asdict(windows[0]) if windows else None
-            if self.spec.sweep:
-                document.setdefault("sweep", {})[key] = [asdict(w) for w in windows or []]
+            if self.spec.sweep or self.spec.rounds > 1:
+                series = "sweep" if self.spec.sweep else "rounds"
+                document.setdefault(series, {})[key] = [asdict(w) for w in windows or []]
         relay, janus = self.relay, self.janus
         document["ratio"] = {
             "cpu_per_packet_vs_relay": self.cpu_ratio,
@@ -419,44 +442,53 @@ def run(spec: BenchSpec, profile_path: Path | None = None) -> BenchReport:
         raise BenchError("; ".join(problems))
     pin = spec.pin and len(os.sched_getaffinity(0)) >= 2
     outcome = BenchReport(spec, pinned=pin)
-    stop = (lambda w: not w.sustainable) if spec.sweep else None
-    for target in spec.targets:
-        label = LABELS[target]
-        if target == "regio":
-            try:
-                router = start_router()
-            except RouterStartError as exc:
-                raise BenchError(str(exc)) from None
-            try:
-                if pin:
-                    procstat.pin(router.pid, SERVER_CPUS)
-                outcome.phases[label] = run_phase(spec, "sfu", router.signaling_url,
-                                                  router.pid, label, profile_path=profile_path,
-                                                  pin=pin, stop_when=stop)
-            finally:
-                router.stop()
-        elif target == "relay":
-            process, port = _start_relay(pin)
-            try:
-                outcome.phases[label] = run_phase(spec, "relay", f"127.0.0.1:{port}",
-                                                  process.pid, label, stop_when=stop)
-            finally:
-                stop_process(process)
-        else:
-            from benchmarks.sfu import janus_proc
-
-            try:
-                janus = janus_proc.start_janus()
-            except janus_proc.JanusStartError as exc:
-                raise BenchError(str(exc)) from None
-            try:
-                if pin:
-                    procstat.pin(janus.pid, SERVER_CPUS)
-                outcome.phases[label] = run_phase(spec, "janus", janus.url, janus.pid, label,
-                                                  stop_when=stop, prefix=janus.prefix())
-            finally:
-                janus.stop()
+    for number in range(1, spec.rounds + 1):
+        for target in spec.targets:
+            windows = _run_target(spec, target, pin, profile_path if number == 1 else None)
+            for window in windows:
+                window.round = number
+            outcome.phases.setdefault(LABELS[target], []).extend(windows)
     return outcome
+
+
+def _run_target(spec: BenchSpec, target: str, pin: bool,
+                profile_path: Path | None) -> list[PhaseReport]:
+    """One server's phase: start it, measure its windows, stop it by pid."""
+    stop = (lambda w: not w.sustainable) if spec.sweep and not spec.sweep_all else None
+    label = LABELS[target]
+    if target == "regio":
+        try:
+            router = start_router()
+        except RouterStartError as exc:
+            raise BenchError(str(exc)) from None
+        try:
+            if pin:
+                procstat.pin(router.pid, SERVER_CPUS)
+            return run_phase(spec, "sfu", router.signaling_url, router.pid, label,
+                             profile_path=profile_path, pin=pin, stop_when=stop)
+        finally:
+            router.stop()
+    elif target == "relay":
+        process, port = _start_relay(pin)
+        try:
+            return run_phase(spec, "relay", f"127.0.0.1:{port}", process.pid, label,
+                             stop_when=stop)
+        finally:
+            stop_process(process)
+    else:
+        from benchmarks.sfu import janus_proc
+
+        try:
+            janus = janus_proc.start_janus()
+        except janus_proc.JanusStartError as exc:
+            raise BenchError(str(exc)) from None
+        try:
+            if pin:
+                procstat.pin(janus.pid, SERVER_CPUS)
+            return run_phase(spec, "janus", janus.url, janus.pid, label,
+                             stop_when=stop, prefix=janus.prefix())
+        finally:
+            janus.stop()
 
 
 __all__ = ["BenchError", "BenchReport", "BenchSpec", "PhaseReport", "run", "split_rooms"]

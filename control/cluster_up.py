@@ -11,7 +11,8 @@ follow (the later router/TURN/front-door issues implement it)::
 
     regio router    --etcd URL --node-id ID --region REGION --host 127.0.0.1 --port PORT
     regio turn      --etcd URL --node-id ID --region REGION --listen 127.0.0.1:PORT
-    regio frontdoor --etcd URL --host 127.0.0.1 --port PORT [--trusted-proxy CIDR ...]
+    regio frontdoor --etcd URL --host 127.0.0.1 --port PORT --metrics-listen 127.0.0.1:PORT+1
+                    [--trusted-proxy CIDR ...]
 
 Each node gets a block of :data:`PORTS_PER_NODE` ports starting at PORT. A kind whose
 subcommand does not exist yet is skipped with a printed note. ``$REGIO_CLUSTER_UP_<KIND>``
@@ -152,6 +153,7 @@ def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...]) -> list
     else:
         cmd += ["--host", HOST, "--port", str(plan.port)]
     if plan.kind == FRONTDOOR:
+        cmd += ["--metrics-listen", f"{HOST}:{plan.port + 1}"]
         for cidr in trusted:
             cmd += ["--trusted-proxy", cidr]
     else:

@@ -24,6 +24,8 @@ from control.registry import (
     RegistryEvent,
     new_record,
 )
+from control.registry_metrics import RegistrationCollector
+from control.sdnotify import SystemdNotifier, run_watchdog
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
 from router.node import RouterNode
@@ -55,6 +57,8 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         record = new_record(node.node_id, "router", config.region, jurisdiction,
                             addresses=node.node_addresses(), capacity=config.capacity)
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
+        if node.metrics_registry is not None:
+            node.metrics_registry.register(RegistrationCollector(registration))
         events = registration.events()
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: node.core.participant_count,
@@ -65,11 +69,16 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         nursery.start_soon(_rebind_on_new_lease, node, client, events, config.region)
         print(node.addresses.ready_line(), flush=True)
         log.info("router %s ready in %s", node.node_id, config.region)
+        systemd = SystemdNotifier.from_environment()
+        systemd.ready(f"router {node.node_id} serving in {config.region}")
+        nursery.start_soon(run_watchdog, systemd,
+                           lambda: node.healthy() and registration.state != "fenced")
         task_status.started(node)
 
         async def follow_drain() -> None:
             await drain.started.wait()
             node.begin_drain()
+            systemd.stopping(f"draining: {node.core.participant_count} participants left")
 
         nursery.start_soon(follow_drain)
         outcome = await drain.run()

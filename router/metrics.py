@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -142,6 +142,8 @@ class RouterCollector:
 def registry_for(hub: Hub, region: str) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RouterCollector(hub, region))
+    # process_cpu_seconds_total: dashboards divide it by forwarded packets (CPU per packet).
+    ProcessCollector(registry=registry)
     return registry
 
 

@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from prometheus_client import CollectorRegistry
 
 from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
+from control.sdnotify import SystemdNotifier, run_watchdog
 from router.config import RouterConfig
 from router.metrics import metrics_app, registry_for
 from router.sdp import host_candidate
@@ -151,6 +153,8 @@ class RouterNode:
         self.driver = UdpDriver(self.sock, TimedMux(self.mux, self.hub),
                                 lambda: self.hub.drain_transport(self.mux))
         self.hub.notify_transport = self.driver.notify
+        #: The /metrics registry once serving (the clustered node adds its registration's).
+        self.metrics_registry: CollectorRegistry | None = None
 
     @property
     def node_id(self) -> str:
@@ -186,7 +190,7 @@ class RouterNode:
             mc.bind = [cfg.metrics]
             mc.accesslog = None
             mc.errorlog = None
-            registry = registry_for(self.hub, cfg.region)
+            registry = self.metrics_registry = registry_for(self.hub, cfg.region)
             mbinds = await nursery.start(serve, metrics_app(registry), mc)
             mhost, _ = split_host_port(cfg.metrics)
             self.addresses.metrics_url = (
@@ -204,6 +208,11 @@ class RouterNode:
             out.append(NodeAddress("metrics", mhost, mport))
         return tuple(out)
 
+    def healthy(self) -> bool:
+        """The watchdog's check: the media socket is open. (A crashed driver task ends the
+        whole process; a stalled loop stops the watchdog task itself.)"""
+        return self.sock.fileno() >= 0
+
     def begin_drain(self) -> None:
         """No new joins from now on; current sessions continue."""
         self.core.draining = True
@@ -218,14 +227,19 @@ class RouterNode:
 
     async def run_standalone(self) -> int:
         """Serve without etcd until SIGTERM/SIGINT; SIGTERM drains first."""
+        systemd = SystemdNotifier.from_environment()
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 await self.start(nursery)
                 nursery.start_soon(self._discard_notices)
                 print(self.addresses.ready_line(), flush=True)
+                systemd.ready(f"router {self.node_id} serving (standalone)")
+                nursery.start_soon(run_watchdog, systemd, self.healthy)
                 async for signum in signals:
                     if signum == signal.SIGTERM:
                         self.begin_drain()
+                        systemd.stopping(
+                            f"draining: {self.core.participant_count} participants left")
                         with trio.move_on_after(self.config.drain_deadline):
                             while self.core.participant_count:
                                 await trio.sleep(0.25)

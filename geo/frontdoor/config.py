@@ -68,6 +68,10 @@ class FrontdoorConfig:
     signaling_path: str = setting(
         "/v1/signal", doc="path of the routers' WebSocket signaling endpoint"
     )
+    metrics_listen: str = setting(
+        "", doc="HOST:PORT of the operators' listener (plain HTTP): /metrics and "
+        "/v1/prometheus/targets; empty: none. The public join port never serves them"
+    )
     access_log: bool = setting(False, doc="log every request (addresses truncated)")
     http_server: Literal["regio", "hypercorn"] = setting(
         "regio", doc="HTTP server: regio (own HTTP/1.1 server, joins on the fast path; "

@@ -26,10 +26,11 @@ from control.etcd import EtcdClient, EtcdConfig, EtcdError
 from control.logs import get_logger
 from control.placement import NoRouterAvailable, PlacementError, place_room
 from control.schema import RoomRecord
+from control.sdnotify import SystemdNotifier, run_watchdog
 from control.topology import Topology, load_topology
 from control.view import ClusterView
 from geo.client_address import parse_trusted_proxies
-from geo.frontdoor.app import FrontdoorApp, prometheus_targets, uptime_clock
+from geo.frontdoor.app import FrontdoorApp, operator_app, prometheus_targets, uptime_clock
 from geo.frontdoor.config import FrontdoorConfig
 from geo.frontdoor.fastserver import FastServer
 from geo.frontdoor.metrics import FrontdoorMetrics
@@ -83,6 +84,8 @@ class Frontdoor:
     geoip: GeoIP
     app: FrontdoorApp
     urls: list[str]
+    metrics_url: str | None = None
+    """The ``--metrics-listen`` listener (``/metrics``, ``/v1/prometheus/targets``), if any."""
 
 
 def build_service(config: FrontdoorConfig, client: EtcdClient, view: ClusterView,
@@ -166,37 +169,62 @@ async def run_frontdoor(
         await nursery.start(rooms.run)
         service = build_service(config, client, view, rooms, geoip, static)
         urls: list[str] = []
-        app = FrontdoorApp(
-            service,
-            lambda: health(view, rooms, geoip, service),
-            lambda: prometheus_targets(service, urls[0].split("://", 1)[1] if urls else None),
-        )
+        app = FrontdoorApp(service, lambda: health(view, rooms, geoip, service))
         nursery.start_soon(_check_geoip, geoip, config.geoip_check_interval)
         shutdown = trio.Event()
+        systemd = SystemdNotifier.from_environment()
         if handle_signals:
-            nursery.start_soon(_signals, shutdown)
+            nursery.start_soon(_signals, shutdown, systemd)
+        metrics_url: str | None = None
+        if config.metrics_listen:
+            metrics_url = await _start_operator_listener(config.metrics_listen, service,
+                                                         shutdown, nursery)
         if config.http_server == "hypercorn":
             urls += await nursery.start(_serve, app, hconfig, shutdown)
         else:
             fast = FastServer(app, ssl_context=fast_tls)
             urls += await nursery.start(functools.partial(fast.serve, host, port))
-        print(f"{READY_PREFIX} url={urls[0]} etcd={etcd.urls}", flush=True)
-        log.info("front door serving on %s", ", ".join(urls))
-        task_status.started(Frontdoor(config, service, view, rooms, geoip, app, urls))
+        shown_metrics = f" metrics={metrics_url}" if metrics_url else ""
+        print(f"{READY_PREFIX} url={urls[0]} etcd={etcd.urls}{shown_metrics}", flush=True)
+        systemd.ready(f"front door serving on {urls[0]}")
+        # The front door serves from its cache through an etcd outage, so a restart would not
+        # help there: the watchdog only proves the event loop runs.
+        nursery.start_soon(run_watchdog, systemd, lambda: True)
+        log.info("front door serving on %s%s", ", ".join(urls),
+                 f"; metrics on {metrics_url}" if metrics_url else "")
+        task_status.started(Frontdoor(config, service, view, rooms, geoip, app, urls,
+                                      metrics_url))
         await shutdown.wait()
         nursery.cancel_scope.cancel()
     geoip.close()
 
 
-async def _serve(app: FrontdoorApp, hconfig: HypercornConfig, shutdown: trio.Event, *,
+async def _start_operator_listener(listen: str, service: JoinService, shutdown: trio.Event,
+                                   nursery: trio.Nursery) -> str:
+    """Serve :func:`operator_app` on ``listen`` (Hypercorn, plain HTTP); its URL. Prometheus
+    discovery lists this listener as the front door's own target."""
+    host, port = split_host_port(listen)
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = get_logger("geo.frontdoor.hypercorn")
+    own: list[str] = []
+    app = operator_app(service, lambda: prometheus_targets(service, own[0] if own else None))
+    binds: list[str] = await nursery.start(_serve, app, config, shutdown)
+    own.append(binds[0].split("://", 1)[1])
+    return binds[0]
+
+
+async def _serve(app: Any, hconfig: HypercornConfig, shutdown: trio.Event, *,
                  task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    await serve(app, hconfig, shutdown_trigger=shutdown.wait,  # type: ignore[arg-type]
+    await serve(app, hconfig, shutdown_trigger=shutdown.wait,
                 task_status=task_status)
 
 
-async def _signals(shutdown: trio.Event) -> None:
+async def _signals(shutdown: trio.Event, systemd: SystemdNotifier) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _ in signals:
+            systemd.stopping("finishing requests in flight")
             shutdown.set()
             return
 

@@ -17,7 +17,6 @@ itself goes no further than this module: not into the answer, the token, etcd, m
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
@@ -25,11 +24,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from control.jsonlimits import JsonRefused, loads_limited
+from control.logs import get_logger
 from control.schema import RoomRecord, SchemaError
 from control.tokens import JoinClaims, TokenError, sign_token, verify_token
 from control.turn_credentials import mint_turn_credential
 from geo.client_address import HeaderItems, IPNetwork, client_address
 from geo.frontdoor.config import FrontdoorConfig, Policy, Size
+from geo.frontdoor.guard import Breach, residency_breaches
 from geo.frontdoor.metrics import FrontdoorMetrics
 from geo.frontdoor.ratelimit import RateLimiter, network_key
 from geo.frontdoor.snapshot import Snapshot, SnapshotCache
@@ -47,6 +49,8 @@ from geo.selection import (
     select_turn,
 )
 
+log = get_logger("geo.frontdoor.service")
+
 IPAddress = Any  # ipaddress.IPv4Address | ipaddress.IPv6Address (kept loose for speed)
 
 ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -56,6 +60,8 @@ SIZES: tuple[Size, ...] = ("small", "large")
 MODES: dict[str, str] = {"small": "p2p", "large": "sfu"}
 BODY_CACHE_SIZE = 1024
 BODY_CACHE_MAX_LEN = 256
+BODY_MAX_DEPTH = 4
+"""A join body is one flat object; anything nested deeper is refused before it is walked."""
 
 
 class BadRequest(ValueError):
@@ -87,9 +93,9 @@ def parse_join_body(body: bytes) -> JoinRequest:
     if not body.strip():
         return JoinRequest()
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON ({type(exc).__name__})") from None
+        data = loads_limited(body, max_depth=BODY_MAX_DEPTH)
+    except JsonRefused as exc:
+        raise BadRequest(f"body is not usable JSON: {exc.message}") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     unknown = sorted(set(data) - set(BODY_FIELDS))
@@ -294,6 +300,19 @@ class JoinService:
         return error(503, "no_capacity", none.reason, (("Retry-After", "5"),),
                      kind=none.kind, jurisdictions=allowed)
 
+    def _refuse_breach(self, place: ClientPlace, router: NodeInfo, breaches: list[Breach]
+                       ) -> JoinAnswer:
+        """Fail closed on what the residency guard caught (it should never fire: counted as a
+        violation that pages someone, logged with node ids only)."""
+        for breach in breaches:
+            self.metrics.residency_violation(breach.kind)
+            log.error("residency guard refused a join: %s %s: %s", breach.kind, breach.node_id,
+                      breach.reason)
+        self.metrics.count_join(place.jurisdiction, router.region, "unavailable")
+        return error(503, "residency_check_failed",
+                     "no node this client may use could be confirmed; retry shortly",
+                     (("Retry-After", "5"),))
+
     def _rejoining(self, room: str, request: JoinRequest, snapshot: Snapshot, now: float
                    ) -> tuple[str, str | None] | JoinAnswer:
         """The participant id (and name) a rejoin may keep, or the 400 explaining why not."""
@@ -326,6 +345,7 @@ class JoinService:
             participant = secrets.token_urlsafe(12)
         turns = self._select_turns(snapshot, place, policy)
         ice_servers: list[dict[str, Any]] = []
+        handed_out = [router]
         if isinstance(turns, NoCapacity):
             if self.config.require_turn:
                 return self._no_capacity(place, turns)
@@ -347,10 +367,15 @@ class JoinService:
                     cred = minted[node.region] = (c.username, c.credential)
                 ice_servers.append({"urls": list(urls), "username": cred[0],
                                     "credential": cred[1]})
+                handed_out.append(node)
         if snapshot.token_key is None:
             self.metrics.count_join(place.jurisdiction, router.region, "unavailable")
             return error(503, "no_secrets", "the join-token key is not in etcd yet",
                          (("Retry-After", "5"),))
+        breaches = residency_breaches(snapshot.topology,  # type: ignore[arg-type]
+                                      place, policy, handed_out)
+        if breaches:
+            return self._refuse_breach(place, router, breaches)
         mode = record_mode
         expires = int(now + self.config.token_ttl)
         claims = JoinClaims(

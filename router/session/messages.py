@@ -14,7 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from control.jsonlimits import JsonRefused, loads_limited
+
 PROTOCOL_VERSION: Final = 1
+MAX_DEPTH: Final = 16
+"""Deepest JSON nesting a client message may have (a relayed ICE candidate is 3 deep)."""
 
 # Error codes (the ``code`` of an ``error`` message). Stable identifiers for clients.
 E_MALFORMED: Final = "malformed"
@@ -100,9 +104,9 @@ def parse_client_message(data: str | bytes, max_bytes: int) -> ClientMessage:
     if size > max_bytes:
         raise MessageError(E_TOO_LARGE, f"message of {size} bytes exceeds {max_bytes}")
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MessageError(E_MALFORMED, f"not JSON: {type(exc).__name__}") from None
+        obj = loads_limited(data, max_depth=MAX_DEPTH)
+    except JsonRefused as exc:
+        raise MessageError(E_MALFORMED, exc.message) from None
     if not isinstance(obj, dict):
         raise MessageError(E_MALFORMED, "a message must be a JSON object")
     kind = obj.get("type")

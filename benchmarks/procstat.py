@@ -98,13 +98,20 @@ def process_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
 
 
 def runqueue_wait_seconds(pid: int, proc: Path = Path("/proc")) -> float:
-    """Seconds ``pid`` was runnable but waiting for a CPU (``/proc/PID/schedstat`` field 2):
-    on a shared machine this says whether a server lost packets to the scheduler, not to
-    its own cost."""
+    """Seconds ``pid``'s threads were runnable but waiting for a CPU (``schedstat`` field 2,
+    summed over ``/proc/PID/task/*``): on a shared machine this says whether a server lost
+    packets to the scheduler, not to its own cost."""
     try:
-        return int((proc / str(pid) / "schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+        tasks = list((proc / str(pid) / "task").iterdir())
+    except OSError:
+        tasks = [proc / str(pid)]
+    total = 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
 
 
 def udp_rcvbuf_errors(proc: Path = Path("/proc")) -> int:

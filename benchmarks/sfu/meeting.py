@@ -233,6 +233,7 @@ def _receive(events: list[tuple[int, int]], by_fd: dict[int, MeetingSender | Mee
         owner = by_fd[fd]
         sock, srtp = owner.sock, owner.srtp
         receiver = owner if isinstance(owner, MeetingReceiver) else None
+        sender = owner if isinstance(owner, MeetingSender) else None
         while True:
             try:
                 n, addr = sock.recvfrom_into(view)
@@ -249,8 +250,8 @@ def _receive(events: list[tuple[int, int]], by_fd: dict[int, MeetingSender | Mee
                 continue
             if 192 <= data[1] <= 223:
                 plain = srtp.unprotect_rtcp(data) if srtp is not None else data
-                if plain is not None and receiver is None:
-                    _publisher_rtcp(owner, plain)  # type: ignore[arg-type]
+                if plain is not None and sender is not None:
+                    _publisher_rtcp(sender, plain)
                 continue
             if receiver is None:
                 continue

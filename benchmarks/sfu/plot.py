@@ -1,7 +1,8 @@
 """``--plot FILE``: server CPU per forwarded packet and p99 latency against forwarded load.
 
 One PNG with two panels, one line per server (router, SRTP relay, Janus), a point per window
-(the ``--sweep`` steps, or the single window); the 5 ms p99 goal is drawn on the right panel.
+(the ``--sweep`` steps, or the single window) at the load it was offered (expected deliveries
+per second); the 5 ms p99 goal is drawn on the right panel.
 matplotlib runs headless (Agg) and is imported only when a plot is asked for.
 """
 
@@ -23,18 +24,20 @@ def plot(outcome: BenchReport, path: Path) -> list[Path]:
 
     figure, (cpu, latency) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, windows in outcome.phases.items():
-        points = sorted((w.forwarded_pps, w.server_cpu_us_per_packet, w.latency_p99_us)
-                        for w in windows if w.forwarded_pps)
+        # Against the load asked for (what the server should forward), not what it managed:
+        # a starved server's delivered rate falls while the load rises.
+        points = sorted((w.expected / w.send_window_s, w.server_cpu_us_per_packet,
+                         w.latency_p99_us) for w in windows if w.forwarded_pps)
         if not points:
             continue
         load = [p[0] for p in points]
         marker = MARKERS.get(label, "x")
         cpu.plot(load, [p[1] or 0 for p in points], marker=marker, label=label)
         latency.plot(load, [(p[2] or 0) / 1000 for p in points], marker=marker, label=label)
-    cpu.set_xlabel("forwarded packets per second")
+    cpu.set_xlabel("offered load: packets per second to forward")
     cpu.set_ylabel("server CPU µs per forwarded packet")
     cpu.set_ylim(bottom=0)
-    latency.set_xlabel("forwarded packets per second")
+    latency.set_xlabel("offered load: packets per second to forward")
     latency.set_ylabel("p99 latency, ms (send to decrypt)")
     latency.axhline(SWEEP_MAX_P99_US / 1000, color="grey", linestyle="--", linewidth=1,
                     label="5 ms goal")

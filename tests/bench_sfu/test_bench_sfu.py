@@ -50,9 +50,12 @@ def test_short_meeting_sweep_accounts_for_every_packet(
     monkeypatch.setattr(report.results, "record_section", record_here)
     status, out, _ = run_cli(capsys, "--rooms", "1", "--publishers", "1", "--subscribers", "2",
                              "--video-kbps", "300", "--seconds", "1", "--sweep",
-                             "--sweep-steps", "2", "--json", "--record")
+                             "--sweep-steps", "2", "--json", "--record",
+                             "--plot", str(tmp_path / "sfu.png"))
     assert status == 0
     document = json.loads(out)
+    assert document["plots"] == [str(tmp_path / "sfu.png")]
+    assert (tmp_path / "sfu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"machine", "spec", "pinned", "sfu", "relay", "janus", "ratio", "sweep",
             "sustained_forwarded_pps", "router_pps_per_core_estimate"} <= set(document)
     assert document["spec"]["load"] == "meeting" and document["janus"] is None

@@ -246,15 +246,20 @@ class RequestHandler:
         available = core.relays.families()
         if family not in available:
             return error(request, 440)
+        refused = core.stats.refused_allocations
         if core.draining:
+            refused["draining"] += 1
             return error(request, 508, reason="Draining")
         if core.per_user.get(cred.username, 0) >= self.config.user_quota:
+            refused["user_quota"] += 1
             return error(request, 486)
         if len(core.allocations) >= self.config.total_quota:
+            refused["total_quota"] += 1
             return error(request, 508)
         del even  # EVEN-PORT: any port is acceptable to every client we know; no reservation.
         relay = core.relays.open(family)
         if relay is None:
+            refused["relay_ports"] += 1
             return error(request, 508)
         relays: dict[int, Relay] = {family: relay}
         extra: list[AddressErrorCode] = []

@@ -20,6 +20,7 @@ class TurnStats:
         "packets_from_peers",
         "packets_to_peers",
         "peer_denied",
+        "refused_allocations",
         "requests",
     )
 
@@ -36,6 +37,10 @@ class TurnStats:
         self.dropped: Counter[str] = Counter()
         #: Requests by method name.
         self.requests: Counter[str] = Counter()
+        #: Allocate requests refused for lack of room, by reason: ``user_quota`` (486),
+        #: ``total_quota``, ``relay_ports`` and ``draining`` (508). Quota exhaustion alerts
+        #: read this.
+        self.refused_allocations: Counter[str] = Counter()
 
 
 __all__ = ["TurnStats"]

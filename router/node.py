@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import signal
 import socket
 import ssl
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from hypercorn.trio import serve
 
 from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
+from control.stopsignals import StopSignals
 from router.config import RouterConfig
 from router.metrics import metrics_app, registry_for
 from router.sdp import host_candidate
@@ -217,21 +217,19 @@ class RouterNode:
         self.sock.close()
 
     async def run_standalone(self) -> int:
-        """Serve without etcd until SIGTERM/SIGINT; SIGTERM drains first."""
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-                await self.start(nursery)
-                nursery.start_soon(self._discard_notices)
-                print(self.addresses.ready_line(), flush=True)
-                async for signum in signals:
-                    if signum == signal.SIGTERM:
-                        self.begin_drain()
-                        with trio.move_on_after(self.config.drain_deadline):
-                            while self.core.participant_count:
-                                await trio.sleep(0.25)
-                    break
-                await self.finish()
-                nursery.cancel_scope.cancel()
+        """Serve without etcd until SIGTERM (drain, then stop) or SIGINT / a second SIGTERM."""
+        signals = StopSignals()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(signals.run)
+            await self.start(nursery)
+            nursery.start_soon(self._discard_notices)
+            print(self.addresses.ready_line(), flush=True)
+            await signals.drain.wait()
+            self.begin_drain()
+            await signals.until_stopped_or(lambda: not self.core.participant_count,
+                                           self.config.drain_deadline)
+            await self.finish()
+            nursery.cancel_scope.cancel()
         return 0
 
     async def _discard_notices(self) -> None:

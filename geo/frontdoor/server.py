@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import signal
 import ssl
 import sys
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from control.etcd import EtcdClient, EtcdConfig, EtcdError
 from control.logs import get_logger
 from control.placement import NoRouterAvailable, PlacementError, place_room
 from control.schema import RoomRecord
+from control.stopsignals import StopSignals
 from control.topology import Topology, load_topology
 from control.view import ClusterView
 from geo.client_address import parse_trusted_proxies
@@ -174,7 +174,9 @@ async def run_frontdoor(
         nursery.start_soon(_check_geoip, geoip, config.geoip_check_interval)
         shutdown = trio.Event()
         if handle_signals:
-            nursery.start_soon(_signals, shutdown)
+            signals = StopSignals(drain_on_sigterm=False)
+            await nursery.start(signals.run)
+            nursery.start_soon(_set_on, signals.stop, shutdown)
         if config.http_server == "hypercorn":
             urls += await nursery.start(_serve, app, hconfig, shutdown)
         else:
@@ -194,11 +196,9 @@ async def _serve(app: FrontdoorApp, hconfig: HypercornConfig, shutdown: trio.Eve
                 task_status=task_status)
 
 
-async def _signals(shutdown: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            shutdown.set()
-            return
+async def _set_on(source: trio.Event, target: trio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 def main(config: FrontdoorConfig, etcd: EtcdConfig) -> int:

@@ -217,8 +217,9 @@ async def test_metrics_have_no_address_labels(start_server: Start) -> None:
     await client.close()
 
 
-async def test_small_first_allocate_gets_401_on_retransmission(start_server: Start) -> None:
-    """A browser/aioice-sized 36-byte first Allocate, over real UDP, with no slack configured."""
+async def test_small_first_allocate_answered_without_retransmission(start_server: Start) -> None:
+    """A browser/aioice-sized 36-byte first Allocate, over real UDP, sent once: its 401 comes
+    back at once (issue 15 #10: the 3x budget), no retransmission timeout to pay."""
     import os
 
     from turn.stun import Lifetime, MessageClass, Nonce, RequestedTransport, StunMessage
@@ -231,9 +232,7 @@ async def test_small_first_allocate_gets_401_on_retransmission(start_server: Sta
         first = StunMessage(Method.ALLOCATE, MessageClass.REQUEST, os.urandom(12),
                             (RequestedTransport(17), Lifetime(600))).encode()
         assert len(first) == 36
-        await client.send_raw(first)
-        assert await _quiet(client.sock, 0.3)  # no answer: 52 bytes would not fit in 36
-        await client.send_raw(first)  # the retransmission
+        await client.send_raw(first)  # once: never retransmitted
         challenge = await client.response()
         assert code(challenge) == 401
         nonce = challenge.get(Nonce)
@@ -241,7 +240,7 @@ async def test_small_first_allocate_gets_401_on_retransmission(start_server: Sta
         client.nonce = nonce.value
         assert code(await client.allocate()) == 200
         stats = server.core.stats
-        assert stats.dropped["amplification_deferred"] == 1
+        assert stats.dropped["amplification_deferred"] == 0
         assert len(server.core.amplification) == 0
     finally:
         await client.close()
@@ -292,3 +291,19 @@ async def test_free_relay_range_port_is_denied(start_server: Start) -> None:
     finally:
         blocker.close()
         await client.close()
+
+
+@pytest.mark.parametrize("factor, retransmitted", [(3, 0), (1, 5)])
+async def test_first_contact_probe_sees_the_budget(start_server: Start, factor: int,
+                                                   retransmitted: int) -> None:
+    """The bench's browser-style first-contact probe over real UDP: with the default 3x budget
+    no first Allocate waits for a retransmission; at 1x every one does (issue 15 #10)."""
+    from benchmarks.turn_load.first_contact import measure_first_contact
+    from tests.turn.conftest import REGION, SECRET
+
+    server = await start_server(turn_config(udp_amplification_factor=factor))
+    host, port = server.addresses.udp[0]
+    first = await trio.to_thread.run_sync(lambda: measure_first_contact(
+        host, port, SECRET, realm=None, region=REGION, clients=5))
+    assert first.clients == 5 and first.retransmitted == retransmitted
+    assert server.core.stats.dropped["amplification_deferred"] == retransmitted

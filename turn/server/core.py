@@ -105,6 +105,7 @@ class TurnServerCore:
         self.failures = FailureLimiter(config.auth_fail_rate, config.auth_fail_burst)
         #: Byte budgets of unauthenticated UDP sources (anti-amplification).
         self.amplification = AmplificationBudget(
+            factor=config.udp_amplification_factor,
             slack=config.udp_challenge_slack,
             ttl=config.unauth_budget_ttl,
             max_entries=config.unauth_budget_sources,

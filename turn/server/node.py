@@ -23,15 +23,14 @@ until each allocation expires or the drain deadline passes.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import trio
 
 from control.logs import get_logger
+from control.stopsignals import StopSignals
 from turn.server.config import TurnConfig
 from turn.server.peer_policy import parse_endpoint
 from turn.server.server import TurnServer
@@ -65,37 +64,22 @@ def ready_line(server: TurnServer) -> str:
     return "regio turn ready " + " ".join(parts)
 
 
-async def _drain_until_empty(server: TurnServer, deadline: float) -> None:
-    server.drain()
-    log.info("draining: %d allocations left, deadline %.0f s",
-             len(server.core.allocations), deadline)
-    with trio.move_on_after(deadline):
-        while server.core.allocations:
-            await trio.sleep(0.25)
-
-
-async def _cancel_on_signal(signals: Any, scope: trio.CancelScope) -> None:
-    async for _ in signals:
-        scope.cancel()
-        return
-
-
 async def run_standalone(config: TurnConfig) -> int:
-    """Serve until SIGTERM/SIGINT, then drain (SIGTERM) or stop (SIGINT)."""
+    """Serve until SIGTERM (drain, then stop) or SIGINT / a second SIGTERM (stop now)."""
+    signals = StopSignals()
     async with trio.open_nursery() as nursery:
+        await nursery.start(signals.run)
         server: TurnServer = await nursery.start(TurnServer(config).run)
         httpd = _serve_metrics(server, config.metrics) if config.metrics else None
         print(ready_line(server), flush=True)
         log.info("%s", ready_line(server))
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                if signum != signal.SIGTERM:
-                    break
-                # Drain; a second SIGTERM or a SIGINT ends the drain at once.
-                with trio.CancelScope() as drain_scope:
-                    nursery.start_soon(_cancel_on_signal, signals, drain_scope)
-                    await _drain_until_empty(server, config.drain_deadline)
-                break
+        await signals.drain.wait()
+        server.drain()
+        log.info("draining: %d allocations left, deadline %.0f s",
+                 len(server.core.allocations), config.drain_deadline)
+        outcome = await signals.until_stopped_or(lambda: not server.core.allocations,
+                                                 config.drain_deadline)
+        log.info("drain ended (%s, %d allocations left)", outcome, len(server.core.allocations))
         if httpd is not None:
             httpd.shutdown()  # type: ignore[attr-defined]
         nursery.cancel_scope.cancel()
@@ -112,6 +96,8 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
 
     assert isinstance(etcd_config, EtcdConfig)
     async with EtcdClient(etcd_config) as client, trio.open_nursery() as nursery:
+        signals = StopSignals()
+        await nursery.start(signals.run)
         view = await open_view(client, nursery)
         static = tuple(config.auth_secret)
 
@@ -144,7 +130,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: len(server.core.allocations),
-                                DrainConfig(deadline=config.drain_deadline))
+                                DrainConfig(deadline=config.drain_deadline), signals=signals)
 
         async def publish_load() -> None:
             stats = server.core.stats

@@ -69,6 +69,12 @@ class RelayAllocator(Protocol):
         """Release a relay (its port becomes free again)."""
         ...
 
+    def open_even(self, family: int, reserve_next: bool) -> tuple[Relay, Relay | None] | None:
+        """A relay on an even port (RFC 8656 EVEN-PORT); with ``reserve_next`` also a relay on
+        the port just above it, held for a later reservation. None when no such port (pair) is
+        free."""
+        ...
+
 
 @dataclass(slots=True)
 class ChannelBinding:

@@ -35,6 +35,7 @@ from turn.server.config import TurnConfig
 from turn.server.events import AllocationDeleted, TurnEvent
 from turn.server.peer_policy import PeerPolicy
 from turn.server.quotas import FailureLimiter
+from turn.server.reservations import Reservations
 from turn.server.stats import TurnStats
 from turn.server.timers import DeadlineHeap
 from turn.stun import (
@@ -72,6 +73,7 @@ Outgoing = ToClient | ToPeer
 _EXPIRE_ALLOCATION = 0
 _EXPIRE_PERMISSION = 1
 _EXPIRE_CHANNEL = 2
+_EXPIRE_RESERVATION = 3
 
 
 class TurnServerCore:
@@ -120,6 +122,8 @@ class TurnServerCore:
         #: Channels bound to a live relay address of this node (canonical address to
         #: (five-tuple, channel)): unbound when that relay's allocation goes away.
         self._channels_to_relays: dict[Addr, set[tuple[FiveTuple, int]]] = {}
+        #: Ports held by EVEN-PORT's R bit for a later Allocate with RESERVATION-TOKEN.
+        self.reservations = Reservations()
         self._timers = DeadlineHeap()
         self._out: list[Outgoing] = []
         self._events: deque[TurnEvent] = deque()
@@ -338,6 +342,13 @@ class TurnServerCore:
                 other.channel_by_peer.pop(binding.peer, None)
                 self.stats.dropped["channel_to_dead_relay"] += 1
 
+    def reserve(self, relay: Relay, now: float) -> bytes:
+        """Hold ``relay`` for a later Allocate; the token that redeems it."""
+        token, expires = self.reservations.hold(relay, now)
+        self.stats.reservations["held"] += 1
+        self._timers.push(expires, (_EXPIRE_RESERVATION, None, token))
+        return token
+
     def set_draining(self) -> None:
         """Refuse new allocations from now on; existing ones live until they expire."""
         self.draining = True
@@ -352,8 +363,14 @@ class TurnServerCore:
         """Expire every allocation, permission and channel binding due at ``now``."""
         for when, entry in self._timers.pop_due(now):
             kind: int = entry[0]
-            alloc: Allocation = entry[1]
             key = entry[2]
+            if kind == _EXPIRE_RESERVATION:
+                relay = self.reservations.expire(key, when)
+                if relay is not None:
+                    self.stats.reservations["expired"] += 1
+                    self.relays.close(relay)
+                continue
+            alloc: Allocation = entry[1]
             if self.allocations.get(alloc.five_tuple) is not alloc:
                 continue
             if kind == _EXPIRE_ALLOCATION:

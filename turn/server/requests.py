@@ -29,6 +29,7 @@ from turn.stun import (
     TRANSPORT_UDP,
     AdditionalAddressFamily,
     AddressErrorCode,
+    Attribute,
     AttrType,
     ChannelNumber,
     Data,
@@ -231,12 +232,17 @@ class RequestHandler:
         requested = request.get(RequestedAddressFamily)
         additional = request.get(AdditionalAddressFamily)
         even = request.get(EvenPort)
-        if request.get(ReservationToken) is not None:
-            return error(request, 508, reason="Reservations not supported")
+        token = request.get(ReservationToken)
+        if token is not None and (even is not None or requested is not None
+                                  or additional is not None):
+            # RFC 8656 §7.2: a token names one relay; it combines with no port or family ask.
+            return error(request, 400, reason="RESERVATION-TOKEN with EVEN-PORT or a family")
         if requested is not None and additional is not None:
             return error(request, 400, reason="Both address family attributes")
         if additional is not None and additional.family != 0x02:
             return error(request, 400, reason="ADDITIONAL-ADDRESS-FAMILY must be IPv6")
+        if additional is not None and even is not None and even.reserve:
+            return error(request, 400, reason="EVEN-PORT reservation in a dual allocation")
         family = 4
         if requested is not None:
             wanted = _FAMILY_BY_WIRE.get(requested.family)
@@ -252,12 +258,28 @@ class RequestHandler:
             return error(request, 486)
         if len(core.allocations) >= self.config.total_quota:
             return error(request, 508)
-        del even  # EVEN-PORT: any port is acceptable to every client we know; no reservation.
-        relay = core.relays.open(family)
+        reserved_token: bytes | None = None
+        if token is not None:
+            relay = core.reservations.take(token.token)
+            if relay is None:
+                core.stats.reservations["refused"] += 1
+                return error(request, 508, reason="No such reservation")
+            core.stats.reservations["redeemed"] += 1
+        elif even is not None:
+            pair = core.relays.open_even(family, even.reserve)
+            if pair is None:
+                return error(request, 508)
+            relay, held = pair
+            if held is not None:
+                reserved_token = core.reserve(held, now)
+        else:
+            relay = core.relays.open(family)
         if relay is None:
             return error(request, 508)
-        relays: dict[int, Relay] = {family: relay}
-        extra: list[AddressErrorCode] = []
+        relays: dict[int, Relay] = {relay.family: relay}
+        extra: list[Attribute] = []
+        if reserved_token is not None:
+            extra.append(ReservationToken(reserved_token))
         if additional is not None:
             if 6 not in available:
                 extra.append(AddressErrorCode(0x02, 440, "Address Family not Supported"))

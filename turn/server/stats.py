@@ -21,6 +21,7 @@ class TurnStats:
         "packets_to_peers",
         "peer_denied",
         "requests",
+        "reservations",
     )
 
     def __init__(self) -> None:
@@ -36,6 +37,8 @@ class TurnStats:
         self.dropped: Counter[str] = Counter()
         #: Requests by method name.
         self.requests: Counter[str] = Counter()
+        #: EVEN-PORT reservations by outcome (``held``, ``redeemed``, ``expired``, ``refused``).
+        self.reservations: Counter[str] = Counter()
 
 
 __all__ = ["TurnStats"]

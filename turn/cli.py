@@ -47,6 +47,8 @@ def build_config(args: argparse.Namespace) -> TurnConfig:
             ipaddress.ip_network(cidr, strict=False)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    if config.network_quota < 1 or config.user_quota < 1:
+        raise CliError("--network-quota and --user-quota must be at least 1")
     if config.udp_amplification_factor < 1:
         raise CliError("--udp-amplification-factor must be at least 1")
     if config.lease_ttl < 1:

@@ -58,6 +58,11 @@ class TurnConfig:
     channel_lifetime: int = setting(600, doc="channel binding lifetime (s), RFC 8656 fixes 600")
     nonce_lifetime: int = setting(600, doc="seconds a nonce stays valid before 438 Stale Nonce")
     user_quota: int = setting(10, doc="allocations per username (486 beyond)")
+    network_quota: int = setting(
+        100,
+        doc="allocations per client network, /24 or /48 (486 beyond): usernames are minted per "
+        "join, so only this bounds what one network can hold",
+    )
     total_quota: int = setting(10000, doc="allocations on this node (508 beyond)")
     max_bps: int = setting(0, doc="bandwidth cap per allocation in bytes/s each way (0: none)")
     auth_fail_burst: int = setting(20, doc="failed authentications per /24 or /48 before limiting")

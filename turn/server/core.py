@@ -34,7 +34,7 @@ from turn.server.auth import NonceIssuer, RestAuthenticator
 from turn.server.config import TurnConfig
 from turn.server.events import AllocationDeleted, TurnEvent
 from turn.server.peer_policy import PeerPolicy
-from turn.server.quotas import FailureLimiter
+from turn.server.quotas import FailureLimiter, source_network
 from turn.server.reservations import Reservations
 from turn.server.stats import TurnStats
 from turn.server.timers import DeadlineHeap
@@ -119,6 +119,8 @@ class TurnServerCore:
         #: UDP allocations per server address, then client address: the UDP hot path's table.
         self.udp_tables: dict[Addr, dict[Addr, Allocation]] = {}
         self.per_user: dict[str, int] = {}
+        #: Allocations per client network (/24 or /48, :func:`source_network`).
+        self.per_network: dict[str, int] = {}
         #: Channels bound to a live relay address of this node (canonical address to
         #: (five-tuple, channel)): unbound when that relay's allocation goes away.
         self._channels_to_relays: dict[Addr, set[tuple[FiveTuple, int]]] = {}
@@ -262,6 +264,8 @@ class TurnServerCore:
         if ft.protocol == "udp":
             self.udp_tables.setdefault(ft.server, {})[ft.client] = alloc
         self.per_user[alloc.username] = self.per_user.get(alloc.username, 0) + 1
+        net = source_network(ft.client[0])
+        self.per_network[net] = self.per_network.get(net, 0) + 1
         for relay in alloc.relays.values():
             relay.allocation = alloc
             self.policy.add_relay(relay.advertised)
@@ -286,6 +290,11 @@ class TurnServerCore:
             self.per_user[alloc.username] = left
         else:
             self.per_user.pop(alloc.username, None)
+        net = source_network(ft.client[0])
+        if (on_net := self.per_network.get(net, 1) - 1) > 0:
+            self.per_network[net] = on_net
+        else:
+            self.per_network.pop(net, None)
         for relay in alloc.relays.values():
             relay.allocation = None
             for addr in {relay.advertised, relay.address}:

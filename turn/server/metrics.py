@@ -69,6 +69,7 @@ class TurnCollector(Collector):
             ("regio_turn_peer_denied", "Refused peer addresses by reason", stats.peer_denied),
             ("regio_turn_dropped", "Dropped input by reason", stats.dropped),
             ("regio_turn_requests", "STUN requests by method", stats.requests),
+            ("regio_turn_refused", "Allocations refused by a quota, by reason", stats.refused),
             ("regio_turn_reservations", "EVEN-PORT port reservations by outcome",
              stats.reservations),
         ):

@@ -19,6 +19,7 @@ from turn.server.allocation import Allocation, FiveTuple, Relay
 from turn.server.auth import Credential
 from turn.server.core import ToClient, ToPeer
 from turn.server.events import AllocationCreated, AuthFailed, PeerDenied
+from turn.server.quotas import source_network
 from turn.server.responses import (
     encode_authenticated,
     encode_unauthenticated,
@@ -256,6 +257,9 @@ class RequestHandler:
             return error(request, 508, reason="Draining")
         if core.per_user.get(cred.username, 0) >= self.config.user_quota:
             return error(request, 486)
+        if core.per_network.get(source_network(ft.client[0]), 0) >= self.config.network_quota:
+            core.stats.refused["network_quota"] += 1
+            return error(request, 486, reason="Allocation Quota Reached for this network")
         if len(core.allocations) >= self.config.total_quota:
             return error(request, 508)
         reserved_token: bytes | None = None

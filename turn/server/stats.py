@@ -20,6 +20,7 @@ class TurnStats:
         "packets_from_peers",
         "packets_to_peers",
         "peer_denied",
+        "refused",
         "requests",
         "reservations",
     )
@@ -35,6 +36,8 @@ class TurnStats:
         self.peer_denied: Counter[str] = Counter()
         #: Dropped input by reason (``malformed``, ``no_allocation``, ``rate_limited``, ...).
         self.dropped: Counter[str] = Counter()
+        #: Allocations refused by a quota, by reason (``network_quota``).
+        self.refused: Counter[str] = Counter()
         #: Requests by method name.
         self.requests: Counter[str] = Counter()
         #: EVEN-PORT reservations by outcome (``held``, ``redeemed``, ``expired``, ``refused``).

@@ -37,12 +37,15 @@ from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd, die_with_parent, free_ports
 from control.logs import get_logger
+from control.secretbox import write_key_file
 from control.topology import Topology
 from control.view import open_view
 
 log = get_logger("control.cluster_up")
 
 PORTS_PER_NODE = 10
+DEMO_TURN_CONFIG = Path(__file__).resolve().parents[1] / "infra" / "local" / "turn-demo.toml"
+"""TURN settings only a loopback demo cluster may use (see the file's header)."""
 HOST = "127.0.0.1"
 NODE_KINDS = ("router", "turn")
 FRONTDOOR = "frontdoor"
@@ -137,18 +140,20 @@ def plan_nodes(topology: Topology, first_port: int | None, kinds: set[str]) -> l
     ]
 
 
-def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...]) -> list[str]:
+def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...],
+                secrets_key: str = "") -> list[str]:
     values = {"etcd": etcd_url, "node": plan.node_id, "region": plan.region or "",
               "host": HOST, "port": str(plan.port)}
     override = _override(plan.kind)
     if override is not None:
         return [part.format(**values) for part in override]
     cmd = [sys.executable, "-m", "control", plan.kind, "--etcd", etcd_url]
+    if secrets_key:
+        cmd += ["--secrets-key", secrets_key]
     if plan.kind == "turn":
-        # The local cluster's clients and peers are all on loopback, which TURN refuses to
-        # relay to by default; a loopback-only demo cluster opens exactly that range.
-        cmd += ["--listen", f"{HOST}:{plan.port}", "--metrics", f"{HOST}:{plan.port + 1}",
-                "--allow-peer", "127.0.0.0/8"]
+        # The demo-only TURN settings (relaying to loopback) live in their own, labelled file.
+        cmd += ["--config", str(DEMO_TURN_CONFIG),
+                "--listen", f"{HOST}:{plan.port}", "--metrics", f"{HOST}:{plan.port + 1}"]
     else:
         cmd += ["--host", HOST, "--port", str(plan.port)]
     if plan.kind == FRONTDOOR:
@@ -167,6 +172,7 @@ class ClusterUp:
         self.out = out
         self.state = ClusterState()
         self.stop_requested = trio.Event()
+        self.secrets_key = ""
 
     def note(self, text: str, **event: object) -> None:
         if self.config.json:
@@ -203,7 +209,10 @@ class ClusterUp:
         await etcd.start()
         etcd_url = etcd.urls
         self.note(f"etcd running at {etcd_url} (pid {etcd.pids[0]})")
-        client = EtcdClient(etcd.config())
+        # The secrets key of this local cluster: outside etcd, readable only by us.
+        self.secrets_key = str(write_key_file(etcd.base_dir / "secrets.key"))
+        self.note(f"secrets key {self.secrets_key}")
+        client = EtcdClient(etcd.config(secrets_key=self.secrets_key))
         nursery.start_soon(_close_at_exit, client)
         await init_cluster(client, cfg.topology)
         self.note(f"topology ({len(cfg.topology.regions)} regions) and secrets written")
@@ -250,10 +259,11 @@ class ClusterUp:
                   "pid": r.process.pid} for r in self.state.running if r.plan.kind in NODE_KINDS]
         if cfg.json:
             self.out(json.dumps({"event": "ready", "frontdoor": fd_url, "etcd": etcd_url,
-                                 "meeting": meeting, "nodes": nodes}))
+                                 "secrets_key": self.secrets_key, "meeting": meeting,
+                                 "nodes": nodes}))
         else:
             self.out(f"ready: front door {fd_url or '(not available yet)'}, etcd {etcd_url}, "
-                     f"{len(nodes)} nodes")
+                     f"{len(nodes)} nodes, secrets key {self.secrets_key}")
             for n in nodes:
                 self.out(f"  {n['kind']:<7} {n['node']:<28} pid {n['pid']}")
             if meeting:
@@ -267,7 +277,8 @@ class ClusterUp:
         # the forking thread's lifetime.
         with open(log_path, "ab") as logf:
             process = subprocess.Popen(
-                die_with_parent(command_for(plan, etcd_url, self.config.trusted_proxies)),
+                die_with_parent(command_for(plan, etcd_url, self.config.trusted_proxies,
+                                            self.secrets_key)),
                 stdin=subprocess.DEVNULL,
                 stdout=logf,
                 stderr=subprocess.STDOUT,

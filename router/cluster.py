@@ -24,6 +24,7 @@ from control.registry import (
     RegistryEvent,
     new_record,
 )
+from control.secrets import require_secrets
 from control.stopsignals import StopSignals
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
@@ -53,6 +54,7 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         if signals is not None:
             await nursery.start(signals.run)
         view = await open_view(client, nursery)
+        require_secrets(view, ("token",))
         jurisdiction = jurisdiction_of(view, config.region)
         node = RouterNode(config, lambda: view.keyset("token"))
         await node.start(nursery)

@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.turn_load.client import Allocated, ClientConfig, Failed, TurnClient
 from benchmarks.turn_load.credentials import rest_password, rest_username
-from benchmarks.turn_load.session import LoadError
+from benchmarks.turn_load.session import LoadError, describe_failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ def _one(host: str, port: int, config: ClientConfig, timeout: float) -> tuple[fl
                         sock.send(datagram)  # delete it; the answer does not matter here
                     return elapsed, sent
                 if isinstance(event, Failed):
-                    raise LoadError(f"first allocation at {host}:{port}: {event.describe()}")
+                    raise LoadError(describe_failure(event, f"{host}:{port}"))
             if now >= deadline:
                 raise LoadError(f"no allocation from {host}:{port} within {timeout:.0f} s")
             timer = client.get_timer()

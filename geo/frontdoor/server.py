@@ -25,6 +25,7 @@ from control.etcd import EtcdClient, EtcdConfig, EtcdError
 from control.logs import get_logger
 from control.placement import NoRouterAvailable, PlacementError, place_room
 from control.schema import RoomRecord
+from control.secrets import require_secrets
 from control.stopsignals import StopSignals
 from control.topology import Topology, load_topology
 from control.view import ClusterView
@@ -163,6 +164,7 @@ async def run_frontdoor(
         view = ClusterView(client)
         rooms = RoomCache(client)
         await nursery.start(view.run)
+        require_secrets(view)
         await nursery.start(rooms.run)
         service = build_service(config, client, view, rooms, geoip, static)
         urls: list[str] = []

@@ -92,6 +92,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
     from control.etcd import EtcdClient, EtcdConfig
     from control.registry import NodeRegistration, RegistryConfig, new_record
     from control.schema import NodeAddress
+    from control.secrets import require_secrets
     from control.view import open_view
 
     assert isinstance(etcd_config, EtcdConfig)
@@ -99,6 +100,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
         signals = StopSignals()
         await nursery.start(signals.run)
         view = await open_view(client, nursery)
+        require_secrets(view, ("turn",))
         static = tuple(config.auth_secret)
 
         def secrets() -> Sequence[str]:

@@ -208,6 +208,7 @@ def test_router_restart_mid_meeting(cluster: Cluster, join: Join) -> None:
     replacement = cluster.restart_node(node)
     wait_until(pages, lambda s: s["reconnects"] >= 1, 5, "the pages noticed")
     listening = _wait_listening(replacement.port + 1, 10) - killed
+    # The 10 s recovery bound is this wait's timeout (the time is printed, not asserted).
     wait_media(pages, timeout=10 - (time.monotonic() - killed))
     resumed = time.monotonic() - killed
     after = [regio(p) for p in pages]
@@ -216,7 +217,6 @@ def test_router_restart_mid_meeting(cluster: Cluster, join: Join) -> None:
     assert [s["participant"] for s in after] == before
     assert all(s["reconnects"] >= 1 for s in after)
     assert all(s["node"] == node for s in after)
-    assert resumed < 10, resumed
     print(f"video resumed {resumed:.1f} s after the router was killed "
           f"(its replacement listened after {listening:.1f} s)")
 

@@ -208,9 +208,9 @@ async def test_sigterm_drain_ends_at_the_deadline(etcd: tuple[LocalEtcd, EtcdCli
     node.proc.send_signal(signal.SIGTERM)
     refused = await _allocate_until(node, secret, "bob", 508)
     await refused.close()
-    start = time.monotonic()
-    assert await node.wait_exit(10) == 0  # the allocation is still there: the deadline ends it
-    assert time.monotonic() - start < 5
+    # The allocation (600 s) is still there: only the 2 s drain deadline can end the process
+    # within wait_exit's generous timeout. How fast is not asserted here (no wall clock in tests).
+    assert await node.wait_exit(30) == 0
     assert await client.get(schema.node_key("turn-eu-2")) is None
     await holder.close()
 

@@ -35,7 +35,7 @@ from control.stopsignals import StopSignals
 from router.config import RouterConfig
 from router.metrics import metrics_app, registry_for
 from router.sdp import host_candidate
-from router.session import BasicForwarder, MediaPlane, RoomNotice, SessionConfig, SessionCore
+from router.session import MediaPlane, RoomNotice, SessionConfig, SessionCore
 from router.signaling.app import SIGNAL_PATH, build_app
 from router.signaling.hub import Hub, TimedMux
 from router.transport import TransportConfig, TransportMux, process_certificate
@@ -79,11 +79,9 @@ def _bracket(host: str) -> str:
 
 
 def make_media_plane() -> MediaPlane:
-    """The full forwarder when its adapter is available, else the basic one."""
-    try:
-        from router.session.forwarder_adapter import ForwarderPlane
-    except ImportError:
-        return BasicForwarder()
+    """The forwarder (router.forwarding) behind the session core's media-plane interface."""
+    from router.session.forwarder_adapter import ForwarderPlane
+
     plane: MediaPlane = ForwarderPlane()
     return plane
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from turn.server.quotas import TokenBucket
+from control.tokenbucket import TokenBucket
 
 Addr = tuple[str, int]
 

@@ -213,7 +213,7 @@ class TurnServerCore:
             self.stats.dropped["no_channel"] += 1
             return None
         bucket = alloc.out_bucket
-        if bucket is not None and not bucket.take(length, now):
+        if bucket is not None and not bucket.take(now, length):
             self.stats.dropped["bandwidth"] += 1
             return None
         stats = self.stats
@@ -231,7 +231,7 @@ class TurnServerCore:
             self.stats.dropped["no_permission"] += 1
             return -1
         bucket = alloc.in_bucket
-        if bucket is not None and not bucket.take(length, now):
+        if bucket is not None and not bucket.take(now, length):
             self.stats.dropped["bandwidth"] += 1
             return -1
         stats = self.stats

@@ -424,7 +424,7 @@ class RequestHandler:
             return
         payload = data.data
         bucket = alloc.out_bucket
-        if bucket is not None and not bucket.take(len(payload), now):
+        if bucket is not None and not bucket.take(now, len(payload)):
             stats.dropped["bandwidth"] += 1
             return
         stats.packets_to_peers += 1

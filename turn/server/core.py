@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from turn.server.allocation import (
     Addr,
@@ -32,9 +31,11 @@ from turn.server.allocation import (
 from turn.server.amplification import AmplificationBudget
 from turn.server.auth import NonceIssuer, RestAuthenticator
 from turn.server.config import TurnConfig
+from turn.server.core_api import Outgoing, ToClient, ToPeer
 from turn.server.events import AllocationDeleted, TurnEvent
 from turn.server.peer_policy import PeerPolicy
 from turn.server.quotas import FailureLimiter, source_network
+from turn.server.requests import RequestHandler
 from turn.server.reservations import Reservations
 from turn.server.stats import TurnStats
 from turn.server.timers import DeadlineHeap
@@ -49,26 +50,6 @@ from turn.stun import (
     parse_message,
 )
 from turn.stun.header import Buffer
-
-
-@dataclass(frozen=True, slots=True)
-class ToClient:
-    """Bytes for a client, on the transport its five-tuple names."""
-
-    five_tuple: FiveTuple
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ToPeer:
-    """Bytes for a peer, sent from a relay."""
-
-    relay: Relay
-    peer: Addr
-    data: bytes
-
-
-Outgoing = ToClient | ToPeer
 
 _EXPIRE_ALLOCATION = 0
 _EXPIRE_PERMISSION = 1
@@ -129,8 +110,6 @@ class TurnServerCore:
         self._timers = DeadlineHeap()
         self._out: list[Outgoing] = []
         self._events: deque[TurnEvent] = deque()
-        from turn.server.requests import RequestHandler
-
         self._handler = RequestHandler(self)
 
     # -- input ------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from turn.server.allocation import Allocation, FiveTuple, Relay
 from turn.server.auth import Credential
-from turn.server.core import ToClient, ToPeer
+from turn.server.core_api import CoreState, ToClient, ToPeer
 from turn.server.events import AllocationCreated, AuthFailed, PeerDenied
 from turn.server.quotas import source_network
 from turn.server.responses import (
@@ -53,9 +53,6 @@ from turn.stun import (
     is_valid_channel_number,
 )
 
-if TYPE_CHECKING:
-    from turn.server.core import TurnServerCore
-
 _FAMILY_BY_WIRE: Final = {0x01: 4, 0x02: 6}
 _WIRE_BY_FAMILY: Final = {4: 0x01, 6: 0x02}
 _METHOD_NAMES: Final = {m.value: m.name.lower() for m in Method}
@@ -66,7 +63,7 @@ Handler = Callable[[StunMessage, FiveTuple, Credential, float], StunMessage | No
 class RequestHandler:
     """Answers the requests of one core."""
 
-    def __init__(self, core: TurnServerCore) -> None:
+    def __init__(self, core: CoreState) -> None:
         self.core = core
         self.config = core.config
         self._authenticated: dict[int, Handler] = {

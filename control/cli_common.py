@@ -45,6 +45,51 @@ def load_process_config(
         raise CliError(str(exc)) from None
 
 
+def require_region(region: str) -> None:
+    """Every node belongs to one region (routers and TURN nodes alike)."""
+    if not region:
+        raise CliError("--region is required")
+
+
+def run_node(
+    args: argparse.Namespace,
+    clustered: Callable[[EtcdConfig], Awaitable[int]],
+    standalone: Callable[[], Awaitable[int]],
+) -> int:
+    """Run a node process under Trio: ``clustered`` with ``--etcd``, else ``standalone``.
+
+    What the router and TURN commands share: the etcd options are checked before anything
+    starts, and the mistakes an operator fixes (a port in use, an unknown region, etcd out of
+    reach) end as one :class:`CliError` line even when raised inside a task nursery.
+    """
+    etcd = etcd_config(args) if args.etcd else None
+    try:
+        if etcd is not None:
+            return trio.run(clustered, etcd)
+        return trio.run(standalone)
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as exc:
+        raise _operator_error(exc) or exc from None
+
+
+def _operator_error(exc: BaseException) -> CliError | None:
+    """The one-line error for an operator's mistake, looking inside single-error groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, CliError):
+        return exc
+    if isinstance(exc, EtcdUnavailable):
+        return CliError(str(exc))
+    if isinstance(exc, EtcdError):
+        return CliError(f"etcd: {exc}")
+    if isinstance(exc, OSError):
+        return CliError(f"cannot listen: {exc.strerror or exc}")
+    if isinstance(exc, LookupError):
+        return CliError(str(exc))
+    return None
+
+
 def add_etcd_arguments(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
     """``--etcd URL[,URL...]`` plus the TLS files for https endpoints."""
     parser.add_argument(

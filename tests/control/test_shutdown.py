@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from benchmarks.frontdoor_cluster import LocalFrontdoorCluster, Proc, spawn
 from control import schema
 from control.etcd import EtcdClient
 from control.localetcd import free_ports
+
+from .conftest import REPO, python_env
 
 TERM, INT = signal.SIGTERM, signal.SIGINT
 
@@ -108,3 +111,28 @@ def test_frontdoor_stops_cleanly(cluster: LocalFrontdoorCluster,
                                  signals: tuple[int, ...]) -> None:
     proc, _ = cluster.add_frontdoor("frontdoor-shutdown")
     _assert_clean(proc, _signal_and_wait(proc, signals))
+
+
+@pytest.mark.parametrize("kind", ["turn", "router"])
+def test_port_in_use_is_one_clear_line(tmp_path: Path, kind: str) -> None:
+    """The router and TURN commands share their runner: a taken port is one line, exit 2."""
+    import socket as socket_module
+
+    taken = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        if kind == "turn":
+            argv = ["turn", "--region", "eu-central", "--auth-secret", "s",
+                    "--listen", f"127.0.0.1:{port}", "--relay-ports", "50000-50010"]
+        else:
+            argv = ["router", "--region", "eu-central", "--token-key", "k1:secret",
+                    "--listen", "127.0.0.1", "--udp-port", str(port)]
+        done = subprocess.run([sys.executable, "-m", "control", *argv], capture_output=True,
+                              text=True, timeout=60, env=python_env(), cwd=str(REPO))
+    finally:
+        taken.close()
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"regio {kind}: error: cannot listen"), done.stderr
+    assert "Traceback" not in done.stderr

@@ -23,7 +23,6 @@ until each allocation expires or the drain deadline passes.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 
@@ -163,12 +162,4 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
     return 0
 
 
-def main_standalone(config: TurnConfig) -> int:
-    try:
-        return trio.run(run_standalone, config)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-__all__ = ["main_standalone", "ready_line", "run_clustered", "run_standalone"]
+__all__ = ["ready_line", "run_clustered", "run_standalone"]

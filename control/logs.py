@@ -18,14 +18,17 @@ IPV6_PREFIX = 48
 
 _LOGGER_ROOT = "regio"
 
-# Candidate address literals: dotted quads, and runs of hex groups with at least two colons.
-# Each candidate is confirmed with ``ipaddress`` before it is rewritten, so times such as
-# "12:30:00" survive.
-_ADDRESS_CANDIDATE = re.compile(
-    r"(?<![\w.:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{1,4})?(?![\w.:/])"
-    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w./])"
+# Runs of characters an address literal is made of (hex digits, ':' and '.', with at least one
+# ':' or '.'), with an optional zone and an optional prefix length. A run is only a *candidate*:
+# :func:`_scrub_run` confirms it with ``ipaddress`` (trimming punctuation that merely follows or
+# precedes the address) before anything is rewritten, so times such as "12:30:00" and versions
+# such as "v1.2.3.4" survive.
+_RUN = re.compile(
+    r"[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*(?P<zone>%[0-9A-Za-z_.-]+)?(?P<prefix>/[0-9]{1,3})?"
 )
-
+_IPV4_IN_RUN = re.compile(r"(?<![0-9.])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])(?!\.[0-9])")
+_WORD_BEFORE = re.compile(r"[G-Zg-z]")
+_IP_PREFIX_MAX = {4: IPV4_PREFIX, 6: IPV6_PREFIX}
 
 def truncate_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """The loggable form of a client address: its /24 (IPv4) or /48 (IPv6) network.
@@ -45,31 +48,87 @@ def truncate_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Addres
     return str(network)
 
 
+def _keep(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback and unspecified addresses identify no one and are left as written."""
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return mapped is not None and (mapped.is_loopback or mapped.is_unspecified)
+
+
+def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _truncated(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: str | None) -> str:
+    """The loggable form of ``ip``, or of ``ip/prefix``: a network at most as precise as the
+    /24 or /48 (a coarser network is kept as it is)."""
+    if prefix is None or (ip.version == 6 and ip.ipv4_mapped is not None):
+        return truncate_address(ip)
+    length = min(int(prefix[1:]), _IP_PREFIX_MAX[ip.version])
+    try:
+        return str(ipaddress.ip_network(f"{ip}/{length}", strict=False))
+    except ValueError:
+        return truncate_address(ip)
+
+
+def _scrub_run(match: re.Match[str]) -> str:
+    text = match.group(0)
+    zone, prefix = match.group("zone"), match.group("prefix")
+    run = text[: len(text) - len(zone or "") - len(prefix or "")]
+    # The address may be followed by punctuation and more text (end of a sentence, "addr:",
+    # "addr...", "addr.because" whose "beca" is hex), or follow a single ':' or dots
+    # ("peer:2001:db8::1", "...192.0.2.7"): the longest prefix that parses is the address.
+    lead = len(run) - len(run.lstrip("."))
+    if run[lead : lead + 1] == ":" and run[lead + 1 : lead + 2] != ":":
+        lead += 1
+    before = match.string[match.start() - 1 : match.start()] if match.start() else ""
+    if not lead and before and _WORD_BEFORE.match(before):
+        return text  # part of a word ("v1.2.3.4")
+    body = run[lead:]
+    cuts = (body[:i] for i in range(len(body) - 1, 0, -1) if body[i] in ".:")
+    for candidate in (body, *cuts):
+        ip = _parse(candidate)
+        if ip is None:
+            continue
+        if _keep(ip):
+            return text
+        whole = candidate == body
+        return (run[:lead] + _truncated(ip, prefix if whole else None)
+                + body[len(candidate):] + ("" if whole else (zone or "") + (prefix or "")))
+    # Not one address: it may still hold IPv4 addresses ("192.0.2.7:3478", "x:192.0.2.7").
+    return _IPV4_IN_RUN.sub(_scrub_ipv4, run) + (zone or "") + (prefix or "")
+
+
+def _scrub_ipv4(match: re.Match[str]) -> str:
+    ip = _parse(match.group(0))
+    if ip is None or _keep(ip):
+        return match.group(0)
+    return truncate_address(ip)
+
+
 def scrub_addresses(text: str) -> str:
-    """Replace every IP address literal in ``text`` by its truncated network.
+    """Replace every IP address literal in ``text`` by its truncated network: bare, bracketed
+    (``[2001:db8::1]:443``), with a port, a zone or a prefix length (``192.0.2.7/32`` becomes
+    ``192.0.2.0/24``), inside quotes or followed by punctuation.
 
     Loopback and unspecified addresses are left alone: they identify no one, and operators need
     to see ``127.0.0.1:3478`` when a local cluster starts.
     """
-
-    def replace(match: re.Match[str]) -> str:
-        literal = match.group(0)
-        try:
-            ip = ipaddress.ip_address(literal)
-        except ValueError:
-            return literal
-        if ip.is_loopback or ip.is_unspecified:
-            return literal
-        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-        if mapped is not None and (mapped.is_loopback or mapped.is_unspecified):
-            return literal
-        return truncate_address(ip)
-
-    return _ADDRESS_CANDIDATE.sub(replace, text)
+    if "." not in text and ":" not in text:
+        return text
+    return _RUN.sub(_scrub_run, text)
 
 
 class AddressScrubbingFilter(logging.Filter):
-    """Rewrites a record's final message so no raw address reaches any handler."""
+    """Rewrites a record so no raw address reaches any handler: its message, and the text of
+    its exception and stack (``log.exception`` puts the exception's message, which often names
+    an address, into the traceback text a handler's formatter adds)."""
+
+    _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -77,6 +136,14 @@ class AddressScrubbingFilter(logging.Filter):
         if scrubbed != message:
             record.msg = scrubbed
             record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            # Formatters print exc_text as it is; without exc_info none formats it again.
+            record.exc_text = scrub_addresses(record.exc_text)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = scrub_addresses(record.stack_info)
         return True
 
 
@@ -88,7 +155,11 @@ def get_logger(name: str) -> logging.Logger:
 
 
 def configure_logging(level: str | int = "INFO") -> None:
-    """Send ``regio`` logs to stderr, scrubbed, one line per record. Idempotent."""
+    """Send ``regio`` logs to stderr, scrubbed, one line per record. Idempotent.
+
+    The same handler also takes the records of other libraries' loggers (Hypercorn, Trio,
+    asyncio...) when nothing else handles them: Python's last-resort handler would print them
+    unscrubbed."""
     root = logging.getLogger(_LOGGER_ROOT)
     root.setLevel(level)
     for handler in root.handlers:
@@ -102,3 +173,6 @@ def configure_logging(level: str | int = "INFO") -> None:
     handler._regio_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.propagate = False
+    python_root = logging.getLogger()
+    if not python_root.handlers:
+        python_root.addHandler(handler)

@@ -133,6 +133,11 @@ class NodeRegistration:
         self._last_load_write = -math.inf
         self._subscribers: list[trio.MemorySendChannel[RegistryEvent]] = []
         self._lock = trio.Lock()
+        #: Times the lease went unconfirmed past its TTL or expired (the node's rooms were at
+        #: risk), and times a fresh lease replaced an expired one; exported as metrics.
+        self.lease_losses = 0
+        self.reregistrations = 0
+        self._loss_counted = False
 
     # -- node-facing API --------------------------------------------------------------------
 
@@ -218,6 +223,12 @@ class NodeRegistration:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.remove(send)
 
+    def _lose(self, reason: str) -> None:
+        if not self._loss_counted:
+            self.lease_losses += 1
+            self._loss_counted = True
+        self._emit(LeaseLost(reason))
+
     def _fence(self, other: NodeRecord) -> None:
         if self.state == "fenced":
             return
@@ -281,6 +292,12 @@ class NodeRegistration:
                         self._dirty.set()
                     self.state = "registered"
                     self.registered.set()
+                    if reregistration:
+                        # A lease found gone (key deleted, expired) without a LeaseLost
+                        # before it is a loss too; count each loss once.
+                        self.reregistrations += 1
+                        self.lease_losses += not self._loss_counted
+                    self._loss_counted = False
                     self._emit(Registered(self.lease, reregistration))
                     log.info("registered %s %s in %s (lease %x)", record.kind,
                              record.node_id, record.region, self.lease)
@@ -369,7 +386,7 @@ class NodeRegistration:
                 if (self.state == "registered"
                         and time.monotonic() - self._last_ok > self.config.ttl):
                     self.state = "lost"
-                    self._emit(LeaseLost(f"etcd unreachable for more than {self.config.ttl} s"))
+                    self._lose(f"etcd unreachable for more than {self.config.ttl} s")
                     log.warning("lease of %s unconfirmed for > TTL: %s",
                                 self._record.node_id, exc)
                 continue
@@ -378,10 +395,11 @@ class NodeRegistration:
                 if self.state == "lost":
                     # etcd came back and kept our lease alive: make sure the record is there.
                     self.state = "registered"
+                    self._loss_counted = False
                     self._dirty.set()
                 continue
             if self.state == "registered":
-                self._emit(LeaseLost("lease expired"))
+                self._lose("lease expired")
             self.state = "lost"
             self._need_claim = True
             try:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from control.jsonlimits import JsonRefused, loads_limited
 from control.schema import KeySet, SecretKey
 
 ALGORITHM = "HS256"
@@ -169,8 +170,8 @@ def peek_kid(token: str) -> str:
     if len(token) > MAX_TOKEN_LENGTH or len(parts) != 3:
         raise MalformedToken("not a three-part compact token")
     try:
-        header = json.loads(_unb64(parts[0]))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = loads_limited(_unb64(parts[0]), max_depth=1)
+    except JsonRefused:
         raise MalformedToken("header is not JSON") from None
     if (not isinstance(header, dict) or header.get("alg") != ALGORITHM
             or not isinstance(header.get("kid"), str) or set(header) - {"alg", "kid", "typ"}):
@@ -208,8 +209,8 @@ def verify_token(
     if not hmac.compare_digest(expected, _unb64(signature)):
         raise BadSignature("signature does not match")
     try:
-        claims = JoinClaims.from_json(json.loads(_unb64(payload)))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        claims = JoinClaims.from_json(loads_limited(_unb64(payload), max_depth=1))
+    except JsonRefused:
         raise MalformedToken("claims are not JSON") from None
     if claims.kid != kid:
         raise MalformedToken("claims name another key than the header")

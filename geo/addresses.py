@@ -236,6 +236,12 @@ def embedded_ipv4(value: int) -> tuple[int, Embedding] | None:
     return None
 
 
+def _teredo_server(value: int) -> int:
+    """The Teredo server of a Teredo address (bits 32-63). A client whose server is not a
+    public address fails closed, as TURN's relay filter (:mod:`control.ipclass`) denies it."""
+    return (value >> 64) & _MASK32
+
+
 def kind_of_ipv4(value: int) -> AddressKind:
     return _V4_TABLE.find(value) or AddressKind.PUBLIC
 
@@ -274,7 +280,10 @@ def classify(address: IPAddress) -> Classified:
     embedded = embedded_ipv4(value)
     if embedded is not None:
         v4, how = embedded
-        return Classified(ipaddress.IPv4Address(v4), kind_of_ipv4(v4), how)
+        kind = kind_of_ipv4(v4)
+        if how is Embedding.TEREDO and kind is AddressKind.PUBLIC:
+            kind = kind_of_ipv4(_teredo_server(value))
+        return Classified(ipaddress.IPv4Address(v4), kind, how)
     return Classified(address, kind_of_ipv6(value))
 
 
@@ -302,6 +311,8 @@ def classify_text(text: str) -> tuple[str | None, AddressKind | None]:
     if embedded is not None:
         v4 = embedded[0]
         kind = _V4_TABLE.find(v4) or AddressKind.PUBLIC
+        if embedded[1] is Embedding.TEREDO and kind is AddressKind.PUBLIC:
+            kind = kind_of_ipv4(_teredo_server(value))
         if kind is not AddressKind.PUBLIC:
             return None, kind
         return socket.inet_ntop(socket.AF_INET, v4.to_bytes(4, "big")), kind

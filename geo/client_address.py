@@ -10,8 +10,12 @@ Exactly one header is read, the one the operator's proxies write: if the proxy a
 ``X-Forwarded-For``, a ``Forwarded`` header in the same request came from the client, and
 reading it would let any client choose its own country.
 
-The result is None when no address can be known (an unparsable peer, or the client's hop is
-``unknown`` or obfuscated); the caller then fails closed.
+The result is None when no address can be known, and the caller then fails closed: an
+unparsable peer; the client's hop ``unknown`` or obfuscated; a trusted proxy's request whose
+header is missing, empty, or has an empty, garbled or out-of-range element anywhere; or a chain
+of trusted proxies only. The proxy's own address is never the answer for a request it
+forwarded: a proxy outside the restricted jurisdiction would place its clients in its own
+country (issue 15, item 2).
 """
 
 from __future__ import annotations
@@ -82,21 +86,17 @@ def client_address(
         return peer_address
     value = _header_value(headers, header)
     if value is None:
-        return peer_address
+        return None  # a trusted proxy that names no client: the client cannot be known
     try:
         hops: list[Hop] = (
             parse_forwarded(value) if header == "forwarded" else parse_x_forwarded_for(value)
         )
     except MalformedHeader:
-        return peer_address
-    if not hops:
-        return peer_address
+        return None
     for hop in reversed(hops):
         if hop is None:
             return None  # the client's hop (or a proxy's we cannot vouch for) is hidden
         address = _normalize(hop)
         if not is_trusted(address, trusted):
             return address
-    # Every hop is a trusted proxy: the request started at one of them.
-    first = hops[0]
-    return _normalize(first) if first is not None else None
+    return None  # every hop is a trusted proxy: there is no client to locate

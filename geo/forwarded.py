@@ -4,9 +4,14 @@ Both give the hops a request passed through, oldest first. A hop is an address, 
 proxy wrote ``unknown`` or an obfuscated identifier (RFC 7239 §6.2-6.3): a hop that exists but
 cannot be located.
 
-Syntax errors raise :class:`MalformedHeader`; the caller then ignores the header entirely, since
-a header that does not parse cannot be trusted to say which part a trusted proxy wrote. Empty
-list elements are ignored, as HTTP list syntax requires (RFC 9110 §5.6.1).
+Syntax errors raise :class:`MalformedHeader`. The caller must then fail closed (the client's
+address is unknown), never fall back to the connection's peer: the peer is the proxy, and a
+proxy outside the restricted jurisdiction would locate every such client in its own country.
+
+An empty ``X-Forwarded-For`` element is an error too, although HTTP list syntax lets a
+recipient skip empty elements (RFC 9110 §5.6.1): a proxy that appends nothing for a client it
+could not name (``8.8.8.8, `` after the client sent ``8.8.8.8``) would otherwise hand the
+choice of address to the client.
 """
 
 from __future__ import annotations
@@ -66,18 +71,21 @@ def _check_port(rest: str) -> None:
 
 
 def parse_x_forwarded_for(value: str) -> list[Hop]:
-    """The hops of an ``X-Forwarded-For`` value (all header lines joined with commas)."""
+    """The hops of an ``X-Forwarded-For`` value (all header lines joined with commas); an
+    empty value or an empty element raises :class:`MalformedHeader`."""
     hops: list[Hop] = []
     for item in value.split(","):
         item = item.strip(_OWS)
-        if item:
-            hops.append(parse_node(item, bare_ipv6=True))
+        if not item:
+            raise MalformedHeader("empty element")
+        hops.append(parse_node(item, bare_ipv6=True))
     return hops
 
 
 def parse_forwarded(value: str) -> list[Hop]:
     """The ``for=`` hop of each element of a ``Forwarded`` value. An element without ``for``
-    is a hop that did not say who it forwarded for: an unknown hop."""
+    is a hop that did not say who it forwarded for: an unknown hop. An empty value or element
+    raises :class:`MalformedHeader`, as in ``X-Forwarded-For``."""
     hops: list[Hop] = []
     for element in _forwarded_elements(value):
         if "for" in element:
@@ -122,7 +130,9 @@ def _forwarded_elements(value: str) -> list[dict[str, str]]:
             pos += 1
         if pos < end and value[pos] not in ",;":
             raise MalformedHeader("expected , or ; after a value")
-    return [element for element in elements if element]
+    if not all(elements):
+        raise MalformedHeader("empty element")
+    return elements
 
 
 def _quoted_string(value: str, pos: int) -> tuple[str, int]:

@@ -97,6 +97,14 @@ def cmd_router(args: argparse.Namespace) -> int:
     from router.node import RouterNode
 
     config = build_config(args)
+    if config.workers < 1:
+        raise CliError("--workers must be at least 1")
+    if config.workers > 1:
+        if not args.etcd:
+            raise CliError("--workers needs --etcd (the workers register as routers)")
+        from router.workers import run_workers
+
+        return run_workers(args.argv, config, config.workers)
     keys = static_keys(config.token_key) if not args.etcd else {}
 
     async def standalone() -> int:

@@ -11,8 +11,8 @@ Wiring, all in one Trio thread so the session core needs no locks:
   :class:`~control.registry.NodeRegistration` (kind ``router``, load = participants), a
   :class:`~control.drain.DrainController` (SIGTERM or ``regio node drain``: no new joins,
   existing sessions and joins into rooms it hosts continue until empty or the deadline; no new
-  rooms), room placements claimed when a room opens here (:mod:`router.rooms`), released when it
-  empties and re-bound after a lease was replaced.
+  rooms), the router's room memberships bound when a room opens here (:mod:`router.rooms`),
+  removed when it empties and re-bound after a lease was replaced.
 """
 
 from __future__ import annotations
@@ -24,15 +24,21 @@ import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from prometheus_client import CollectorRegistry
 
 from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
+from control.sdnotify import SystemdNotifier, run_watchdog
 from control.stopsignals import StopSignals
 from router.config import RouterConfig
+
+if TYPE_CHECKING:
+    from router.rooms import RoomPlacements
 from router.metrics import metrics_app, registry_for
 from router.sdp import host_candidate
 from router.session import MediaPlane, RoomNotice, SessionConfig, SessionCore
@@ -78,11 +84,14 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def make_media_plane() -> MediaPlane:
+def make_media_plane(loss_aware: bool = True) -> MediaPlane:
     """The forwarder (router.forwarding) behind the session core's media-plane interface."""
+    from router.forwarding import Forwarder, ForwarderConfig
+    from router.forwarding.link_config import LinkConfig
     from router.session.forwarder_adapter import ForwarderPlane
 
-    plane: MediaPlane = ForwarderPlane()
+    config = ForwarderConfig(link=LinkConfig(enabled=loss_aware))
+    plane: MediaPlane = ForwarderPlane(Forwarder(config))
     return plane
 
 
@@ -138,7 +147,7 @@ class RouterNode:
                                                 connect_timeout=config.connect_timeout))
         self.core = SessionCore(
             node_id=self.addresses.node_id, keys=keys, mux=self.mux,
-            media=media or make_media_plane(), certificate=process_certificate(),
+            media=media or make_media_plane(config.loss_aware), certificate=process_certificate(),
             candidates=(host_candidate(public, port),), config=session_config(config),
             rng=random.Random(seed),
         )  # fmt: skip
@@ -146,9 +155,13 @@ class RouterNode:
         self._notice_recv: trio.MemoryReceiveChannel[RoomNotice]
         self.notices, self._notice_recv = trio.open_memory_channel[RoomNotice](math.inf)
         self.hub = Hub(self.core, on_notice=self.notices.send_nowait)
+        self.placements: RoomPlacements | None = None
+        """Set while the clustered router follows its rooms in etcd (``follow_rooms``)."""
         self.driver = UdpDriver(self.sock, TimedMux(self.mux, self.hub),
                                 lambda: self.hub.drain_transport(self.mux))
         self.hub.notify_transport = self.driver.notify
+        #: The /metrics registry once serving (the clustered node adds its registration's).
+        self.metrics_registry: CollectorRegistry | None = None
 
     @property
     def node_id(self) -> str:
@@ -184,7 +197,7 @@ class RouterNode:
             mc.bind = [cfg.metrics]
             mc.accesslog = None
             mc.errorlog = None
-            registry = registry_for(self.hub, cfg.region)
+            registry = self.metrics_registry = registry_for(self.hub, cfg.region)
             mbinds = await nursery.start(serve, metrics_app(registry), mc)
             mhost, _ = split_host_port(cfg.metrics)
             self.addresses.metrics_url = (
@@ -202,6 +215,11 @@ class RouterNode:
             out.append(NodeAddress("metrics", mhost, mport))
         return tuple(out)
 
+    def healthy(self) -> bool:
+        """The watchdog's check: the media socket is open. (A crashed driver task ends the
+        whole process; a stalled loop stops the watchdog task itself.)"""
+        return self.sock.fileno() >= 0
+
     def begin_drain(self) -> None:
         """No new joins from now on; current sessions continue."""
         self.core.draining = True
@@ -216,14 +234,18 @@ class RouterNode:
 
     async def run_standalone(self) -> int:
         """Serve without etcd until SIGTERM (drain, then stop) or SIGINT / a second SIGTERM."""
+        systemd = SystemdNotifier.from_environment()
         signals = StopSignals()
         async with trio.open_nursery() as nursery:
             await nursery.start(signals.run)
             await self.start(nursery)
             nursery.start_soon(self._discard_notices)
             print(self.addresses.ready_line(), flush=True)
+            systemd.ready(f"router {self.node_id} serving (standalone)")
+            nursery.start_soon(run_watchdog, systemd, self.healthy)
             await signals.drain.wait()
             self.begin_drain()
+            systemd.stopping(f"draining: {self.core.participant_count} participants left")
             await signals.until_stopped_or(lambda: not self.core.participant_count,
                                            self.config.drain_deadline)
             await self.finish()
@@ -234,17 +256,18 @@ class RouterNode:
         async for _ in self._notice_recv:
             pass
 
-    async def follow_rooms(self, client: object, lease: Callable[[], int]) -> None:
-        """Keep etcd's room placements equal to this router's rooms (see router.rooms):
-        claimed under the current ``lease()`` when a room opens here, released when it empties.
-        """
+    async def follow_rooms(self, client: object, lease: Callable[[], int],
+                           jurisdiction: str) -> None:
+        """Keep etcd's room records and memberships equal to this router's rooms (see
+        router.rooms): membership bound to the current ``lease()`` when a room opens here,
+        removed when it empties, room records kept alive meanwhile."""
         from control.etcd import EtcdClient
         from router.rooms import RoomPlacements
 
         assert isinstance(client, EtcdClient)
-        placements = RoomPlacements(client, self.node_id, self.config.region, lease,
-                                    self.hub.evict_room, self.core.stats)
-        await placements.follow(self._notice_recv)
+        self.placements = RoomPlacements(client, self.node_id, self.config.region, jurisdiction,
+                                         lease, self.hub.evict_room, self.core.stats)
+        await self.placements.follow(self._notice_recv)
 
 
 __all__ = ["RouterAddresses", "RouterNode", "split_host_port", "tls_context"]

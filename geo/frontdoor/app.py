@@ -3,8 +3,12 @@
 ``POST /v1/rooms/{room}/join`` is handled by :class:`FrontdoorApp` directly on the ASGI
 messages: it is the one hot endpoint, and Starlette's routing, request and response objects
 cost about a third of a join's server time under Hypercorn. Everything else (``/healthz``,
-``/metrics``, ``/v1/prometheus/targets``, the meeting page ``/r/{room}`` with its
-``/static/`` files, 404/405 answers, lifespan) is a plain Starlette app.
+the meeting page ``/r/{room}`` with its ``/static/`` files, 404/405 answers, lifespan) is a
+plain Starlette app.
+
+``/metrics`` and ``/v1/prometheus/targets`` are not on the public join port: they tell anyone
+who asks the cluster's internal addresses and its traffic. :func:`operator_app` serves them
+on the ``--metrics-listen`` listener, which the operator keeps off the public network.
 
 The body limit is enforced before the body is read (``Content-Length``) and while it is read
 (chunked bodies), so a large body never reaches memory: 413.
@@ -86,17 +90,13 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 class FrontdoorApp:
     """The ASGI application Hypercorn serves."""
 
-    def __init__(self, service: JoinService, health: Callable[[], dict[str, Any]],
-                 targets: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(self, service: JoinService, health: Callable[[], dict[str, Any]]) -> None:
         self.service = service
         self.health = health
-        self.targets = targets
         self.max_body = service.config.max_body
         self.access_log = service.config.access_log
         self.starlette = Starlette(routes=[
             Route("/healthz", self._healthz, methods=["GET", "HEAD"]),
-            Route("/metrics", self._metrics, methods=["GET"]),
-            Route("/v1/prometheus/targets", self._targets, methods=["GET"]),
             Route("/v1/rooms/{room:path}/join", self._join_slow, methods=["POST"]),
             *page_routes(),
         ])
@@ -139,16 +139,28 @@ class FrontdoorApp:
         return JSONResponse(state, status_code=200 if state["status"] != "starting" else 503,
                             headers={"cache-control": "no-store"})
 
-    async def _metrics(self, request: Request) -> Response:
-        return Response(self.service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    async def _targets(self, request: Request) -> Response:
-        return JSONResponse(self.targets(), headers={"cache-control": "no-store"})
+
+def operator_app(service: JoinService, targets: Callable[[], list[dict[str, Any]]]
+                 ) -> Starlette:
+    """The ``--metrics-listen`` listener's app: ``/metrics`` (this front door's metrics, no
+    address labels) and ``/v1/prometheus/targets`` (Prometheus HTTP service discovery)."""
+
+    async def metrics(request: Request) -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def prometheus_sd(request: Request) -> Response:
+        return JSONResponse(targets(), headers={"cache-control": "no-store"})
+
+    return Starlette(routes=[
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/prometheus/targets", prometheus_sd, methods=["GET"]),
+    ])
 
 
 def prometheus_targets(service: JoinService, own: str | None) -> list[dict[str, Any]]:
     """Prometheus HTTP service discovery: one group per node that publishes a ``metrics``
-    address, plus this front door (``own``, its host:port) if given."""
+    address, plus this front door (``own``, its metrics listener's host:port) if given."""
     groups: list[dict[str, Any]] = []
     snapshot = service.snapshots.get()
     for node_id, record in sorted(snapshot.records.items()):
@@ -170,4 +182,4 @@ def uptime_clock() -> Callable[[], float]:
     return lambda: time.monotonic() - started
 
 
-__all__ = ["FrontdoorApp", "prometheus_targets"]
+__all__ = ["FrontdoorApp", "operator_app", "prometheus_targets"]

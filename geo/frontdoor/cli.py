@@ -24,10 +24,11 @@ def add_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "frontdoor",
         help="run the GeoIP front door (join API: residency-first router and TURN assignment)",
-        description="Serve POST /v1/rooms/{room}/join, /healthz, /metrics and "
-        "/v1/prometheus/targets. HTTPS (TLS 1.2+) with --tls-cert/--tls-key; plain HTTP only "
-        "on a loopback address. Clients of a restricted jurisdiction only ever get nodes "
-        "inside it; no allowed node answers 503.",
+        description="Serve POST /v1/rooms/{room}/join, /healthz and the meeting page; "
+        "/metrics and /v1/prometheus/targets only on the separate --metrics-listen listener. "
+        "HTTPS (TLS 1.2+) with --tls-cert/--tls-key; plain HTTP only on a loopback address. "
+        "Clients of a restricted jurisdiction only ever get nodes inside it; no allowed node "
+        "answers 503.",
     )
     parser.add_argument("--host", help="listen host (with --port: same as --listen HOST:PORT)")
     parser.add_argument("--port", type=int, help="listen port (with --host)")
@@ -59,9 +60,13 @@ def build_config(args: argparse.Namespace) -> FrontdoorConfig:
 
     try:
         parse_trusted_proxies(config.trusted_proxy)
-        host, _ = split_host_port(config.listen)
+        host, port = split_host_port(config.listen)
         if not config.tls_cert:
             check_plain_listen(host)
+        if config.metrics_listen:
+            metrics = split_host_port(config.metrics_listen)
+            if metrics == (host, port) and port != 0:
+                raise ValueError("--metrics-listen must not be the public --listen address")
     except ValueError as exc:
         raise CliError(str(exc)) from None
     return config

@@ -8,7 +8,8 @@ everything else with a precise status, so what it does accept is unambiguous:
 - request line ``METHOD SP request-target SP HTTP/1.x CRLF`` (RFC 9112 §3), origin-form or
   absolute-form targets of visible ASCII; leading empty lines are skipped (§2.2);
 - header fields ``token ":" OWS value OWS CRLF``; no obs-fold, no whitespace before the colon,
-  no bare CR or LF (§5); at most ``max_headers`` fields and ``max_head`` bytes of head (431),
+  no bare CR or LF (§5), a bare LF refused as soon as it arrives, even one ending the request
+  line; at most ``max_headers`` fields and ``max_head`` bytes of head (431),
   a request line of at most ``max_line`` bytes (414);
 - bodies framed by ``Content-Length`` only (at most ``max_body`` bytes, else 413 before the body
   is read); ``Transfer-Encoding`` is refused (411 for chunked, 501 for other codings), and
@@ -166,6 +167,15 @@ class RequestParser:
         while buffer[:2] == b"\r\n":
             del buffer[:2]
             self._scan_from = 0
+        first_lf = buffer.find(b"\n")
+        if first_lf >= 0 and buffer[first_lf - 1 : first_lf] != b"\r":
+            # A request line ended by a bare LF: refused as soon as the LF arrives (waiting
+            # for a CRLF that such a client never sends would hold the connection until the
+            # request timeout). Longer than a request line may be, it is a 414 however the
+            # bytes were split into reads.
+            if first_lf > self.max_line:
+                raise HttpError(414, f"request line longer than {self.max_line} bytes")
+            raise HttpError(400, "the request line must end with CRLF")
         end = buffer.find(b"\r\n\r\n", self._scan_from)
         if end < 0:
             self._scan_from = max(0, len(buffer) - 3)

@@ -85,6 +85,14 @@ class FrontdoorMetrics:
             "regio_frontdoor_join_seconds", "Join handling time inside the front door",
             buckets=FAST_BUCKETS, registry=self.registry,
         )
+        self.residency_violations = Counter(
+            "regio_frontdoor_residency_violations",
+            "Nodes the last residency check caught about to be handed to a client who may "
+            "not use them (the join was refused; any increase is a bug upstream)",
+            ["kind"], registry=self.registry,
+        )
+        for kind in ("router", "turn"):  # both series exist from the start, at 0
+            self.residency_violations.labels(kind)
         self._children: dict[tuple[str, str, str], Counter] = {}
         self._assignment = {path: self.assignment_seconds.labels(path)
                             for path in ("cached", "placed")}
@@ -99,6 +107,9 @@ class FrontdoorMetrics:
         if child is None:
             child = self._assignment[path] = self.assignment_seconds.labels(path)
         return child
+
+    def residency_violation(self, kind: str) -> None:
+        self.residency_violations.labels(kind).inc()
 
     def count_join(self, jurisdiction: str | None, region: str | None, result: str) -> None:
         key = (jurisdiction or "none", region or "none", result)

@@ -14,7 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from control.jsonlimits import JsonRefused, loads_limited
+
 PROTOCOL_VERSION: Final = 1
+MAX_DEPTH: Final = 16
+"""Deepest JSON nesting a client message may have (a relayed ICE candidate is 3 deep)."""
 
 # Error codes (the ``code`` of an ``error`` message). Stable identifiers for clients.
 E_MALFORMED: Final = "malformed"
@@ -35,6 +39,7 @@ E_DRAINING: Final = "draining"
 E_MODE_MISMATCH: Final = "mode_mismatch"
 E_NO_PEER: Final = "no_peer"
 E_TOO_MANY_TRACKS: Final = "too_many_tracks"
+E_UNKNOWN_TRACK: Final = "unknown_track"
 
 #: Errors after which the router closes the connection (the client has no session).
 FATAL_CODES: Final = frozenset(
@@ -61,6 +66,7 @@ CLOSE_SHUTDOWN: Final = 1001
 _STR = (str,)
 _OBJ = (dict,)
 _BOOL = (bool,)
+_INT = (int,)
 
 #: type -> {field: (allowed python types, required)}; ``type`` itself is implied.
 CLIENT_SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
@@ -71,6 +77,8 @@ CLIENT_SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
     "relay": {"payload": (_OBJ, True), "to": (_STR, False)},
     "leave": {},
     "ping": {"id": ((str, int), False)},
+    "video_size": {"track": (_STR, True), "height": (_INT, True)},
+    "link_stats": {},
 }
 
 #: Relayed p2p payload kinds: SDP and ICE candidates only (the router reads nothing else).
@@ -100,9 +108,9 @@ def parse_client_message(data: str | bytes, max_bytes: int) -> ClientMessage:
     if size > max_bytes:
         raise MessageError(E_TOO_LARGE, f"message of {size} bytes exceeds {max_bytes}")
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MessageError(E_MALFORMED, f"not JSON: {type(exc).__name__}") from None
+        obj = loads_limited(data, max_depth=MAX_DEPTH)
+    except JsonRefused as exc:
+        raise MessageError(E_MALFORMED, exc.message) from None
     if not isinstance(obj, dict):
         raise MessageError(E_MALFORMED, "a message must be a JSON object")
     kind = obj.get("type")

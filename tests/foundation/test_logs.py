@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control.logs import (
@@ -89,3 +91,103 @@ def test_configure_logging_is_idempotent() -> None:
     assert sum(1 for h in root.handlers if getattr(h, "_regio_handler", False)) == 1
     assert get_logger("turn.server").name == "regio.turn.server"
     assert get_logger("regio.x").name == "regio.x"
+
+
+# --- issue 15 item 3: every form an address takes in a log line -----------------------------
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return not (ip.is_loopback or ip.is_unspecified
+                or (mapped is not None and (mapped.is_loopback or mapped.is_unspecified)))
+
+
+def _leaks(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool:
+    """True if ``text`` still holds ``ip`` (its network address, which the truncated form
+    itself starts with, does not count)."""
+    network = ipaddress.ip_network(truncate_address(ip))
+    if ip == network.network_address:
+        return False
+    forms = {str(ip), ip.exploded}
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        forms.add(str(ip.ipv4_mapped))
+    return any(form in text for form in forms)
+
+
+@pytest.mark.parametrize(("text", "scrubbed"), [
+    ("from 198.51.100.9.", "from 198.51.100.0/24."),
+    ("from 198.51.100.9...", "from 198.51.100.0/24..."),
+    ("peer 2a00:1450:4001:81b::200e: refused", "peer 2a00:1450:4001::/48: refused"),
+    ("peer 2a00:1450::1.", "peer 2a00:1450::/48."),
+    ("peer 2a00:1450::1.because", "peer 2a00:1450::/48.because"),
+    ("peer:2a00:1450::1", "peer:2a00:1450::/48"),
+    ("net 198.51.100.9/32", "net 198.51.100.0/24"),
+    ("net 198.51.100.9/28 and 8.0.0.0/8", "net 198.51.100.0/24 and 8.0.0.0/8"),
+    ("net 2a00:1450:4001:81b::200e/128", "net 2a00:1450:4001::/48"),
+    ("[2a00:1450:4001:81b::200e]:443", "[2a00:1450:4001::/48]:443"),
+    ("[2a00:1450:4001:81b:1:2:3:4]:443,", "[2a00:1450:4001::/48]:443,"),
+    ("[::ffff:198.51.100.9]:80", "[198.51.100.0/24]:80"),
+    ("('198.51.100.9', 3478)", "('198.51.100.0/24', 3478)"),
+    ("host:198.51.100.9:3478", "host:198.51.100.0/24:3478"),
+    ("fe80::1234%eth0 said", "fe80::/48 said"),
+])
+def test_address_forms_are_truncated(text: str, scrubbed: str) -> None:
+    assert scrub_addresses(text) == scrubbed
+
+
+_punctuation = ["", " ", ".", "...", ",", ";", ":", "!", "?", ")", "(", "'", '"', "[", "]",
+                "=", "\n", "-", "_", "<", ">", "{", "}", "peer:", "ip="]
+_before = st.sampled_from(_punctuation)
+_after = st.sampled_from([*_punctuation, "/32", "/128", "/7", ".because", ": refused",
+                          "%eth0", ":443", "]:443", ".Conn"])
+
+
+@settings(max_examples=500)
+@given(st.ip_addresses().filter(_public), _before, _after)
+def test_no_address_survives_any_punctuation(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, before: str, after: str
+) -> None:
+    text = f"x {before}{ip}{after} y"
+    assert not _leaks(ip, scrub_addresses(text)), (text, scrub_addresses(text))
+
+
+def _record_text(record: logging.LogRecord) -> str:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(AddressScrubbingFilter())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(record)
+    return stream.getvalue()
+
+
+def test_exception_text_is_scrubbed() -> None:
+    """``log.exception`` appends the traceback, whose last line is the exception's message."""
+    logger = logging.getLogger("regio.test.scrub")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    logger.addHandler(keep)
+    try:
+        try:
+            raise ConnectionRefusedError("connect to ('198.51.100.9', 3478) and "
+                                         "[2a00:1450:4001:81b::200e]:443 failed")
+        except OSError:
+            logger.exception("while talking to %s", "203.0.113.77")
+    finally:
+        logger.removeHandler(keep)
+    text = _record_text(records[0])
+    assert "Traceback" in text and "ConnectionRefusedError" in text
+    assert "198.51.100.0/24" in text and "2a00:1450:4001::/48" in text
+    assert "203.0.113.0/24" in text
+    for raw in ("198.51.100.9", "2a00:1450:4001:81b::200e", "203.0.113.77"):
+        assert raw not in text
+
+
+def test_stack_info_is_scrubbed() -> None:
+    record = logging.LogRecord("regio.t", logging.INFO, __file__, 1, "m", None, None,
+                               sinfo="Stack (most recent call last):\n  peer=198.51.100.9")
+    text = _record_text(record)
+    assert "198.51.100.0/24" in text and "198.51.100.9" not in text

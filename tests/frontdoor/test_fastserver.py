@@ -47,7 +47,7 @@ def make_app(max_body: int = 4096) -> FrontdoorApp:
     config = FrontdoorConfig(rate_limit=1e9, rate_burst=1e9, max_body=max_body)
     service = JoinService(config, GEO, SnapshotCache(view, "/s"), rooms, rooms.place,
                           FrontdoorMetrics(), trusted=parse_trusted_proxies(["127.0.0.1/32"]))
-    return FrontdoorApp(service, lambda: {"status": "ok"}, lambda: [])
+    return FrontdoorApp(service, lambda: {"status": "ok"})
 
 
 @asynccontextmanager
@@ -224,11 +224,11 @@ async def test_refused_requests_close_the_connection(request_bytes: bytes, statu
 async def test_asgi_routes_through_the_bridge() -> None:
     async with serving() as (_, port):
         stream, reader = await connect(port)
-        requests = [b"GET /metrics", b"GET /r/room1", b"HEAD /r/room1", b"GET /nope",
+        requests = [b"GET /healthz", b"GET /r/room1", b"HEAD /r/room1", b"GET /nope",
                     b"GET /v1/rooms/a/join", b"GET /static/../../etc/passwd"]
         await stream.send_all(b"".join(r + b" HTTP/1.1\r\nHost: t\r\n\r\n" for r in requests))
-        metrics = await reader.response()
-        assert metrics[0] == 200 and b"regio_frontdoor_joins" in metrics[2]
+        health = await reader.response()
+        assert health[0] == 200 and json.loads(health[2]) == {"status": "ok"}
         page = await reader.response()
         assert page[0] == 200 and page[2].lower().startswith(b"<!doctype html")
         assert "content-security-policy" in page[1]

@@ -37,6 +37,7 @@ from control import schema
 from control.drain import request_drain
 from control.etcd import EtcdClient
 from control.localetcd import free_ports
+from control.rooms import room_routers
 from control.schema import NodeRecord
 from geo.locations import country_location, haversine_km
 from router.signaling.client import SignalingClient, SignalingClosed
@@ -59,6 +60,8 @@ class Cluster:
     routers: dict[str, RouterProc]
     turns: dict[str, Proc]
     used: set[str]
+    metrics: str = ""
+    """host:port of the front door's --metrics-listen listener."""
 
     @property
     def hostport(self) -> str:
@@ -82,8 +85,9 @@ class Cluster:
         finally:
             conn.close()
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(self.hostport, timeout=10)
+    def get(self, path: str, *, metrics: bool = False) -> tuple[int, bytes]:
+        """GET ``path`` from the public port, or (``metrics``) from the metrics listener."""
+        conn = http.client.HTTPConnection(self.metrics if metrics else self.hostport, timeout=10)
         try:
             conn.request("GET", path)
             response = conn.getresponse()
@@ -105,10 +109,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                    for region in REGIONS}
         for proc in turns.values():
             proc.wait_line("regio turn ready", timeout=60)
+        metrics = f"127.0.0.1:{free_ports(1)[0]}"
         frontdoor, url = cluster.add_frontdoor(
             "frontdoor", "--trusted-proxy", "127.0.0.1/32", "--rate-limit", "1",
-            "--rate-burst", "8", "--access-log", "--token-ttl", "120")
-        live = Cluster(cluster, frontdoor, url, routers, turns, set())
+            "--rate-burst", "8", "--access-log", "--token-ttl", "120",
+            "--metrics-listen", metrics)
+        live = Cluster(cluster, frontdoor, url, routers, turns, set(), metrics)
         _wait_for_every_node(live)
         yield live
     finally:
@@ -133,11 +139,11 @@ def _wait_for_every_node(live: Cluster, timeout: float = 60.0) -> None:
     while not wanted <= set(_nodes(live)):
         assert time.monotonic() < deadline, f"nodes missing: {wanted - set(_nodes(live))}"
         time.sleep(0.2)
-    _, body = live.get("/v1/prometheus/targets")
+    _, body = live.get("/v1/prometheus/targets", metrics=True)
     while not wanted <= {g["labels"].get("regio_node") for g in json.loads(body)}:
         assert time.monotonic() < deadline, body
         time.sleep(0.2)
-        _, body = live.get("/v1/prometheus/targets")
+        _, body = live.get("/v1/prometheus/targets", metrics=True)
 
 
 def _nearest_region(live: Cluster, country: str) -> str:
@@ -203,11 +209,25 @@ def test_join_answer_shape_and_existing_room(live: Cluster,
     assert all(s["username"].split(":")[1].startswith("eu-") for s in third["ice_servers"])
 
 
-def test_room_outside_jurisdiction_is_409(live: Cluster,
-                                          country_addresses: dict[str, list[str]]) -> None:
+def test_room_spans_routers_each_client_nearest_allowed(
+        live: Cluster, country_addresses: dict[str, list[str]]) -> None:
+    """A ``nearest`` room opened in us-east: a German participant gets the EEA router nearest
+    to them (no 409), and the room's etcd record lists both routers. A ``p2p`` room never
+    spans, so there the German client still gets 409."""
     status, body, _ = live.join("us-room", country_addresses["US"][2])
     assert status == 200 and body["region"] == "us-east"
     status, body, _ = live.join("us-room", country_addresses["DE"][2])
+    assert status == 200, body
+    assert body["router"]["jurisdiction"] == "EEA" and body["policy"] == "nearest"
+    assert body["region"] == _nearest_region(live, "DE")
+
+    async def members(client: EtcdClient) -> set[str]:
+        return {r.router for r in await room_routers(client, "us-room")}
+
+    assert live.cluster.run(members) == {live.routers["us-east"].node_id, body["router"]["node"]}
+    status, body, _ = live.join("us-p2p", country_addresses["US"][1], {"size": "small"})
+    assert status == 200 and body["mode"] == "p2p"
+    status, body, _ = live.join("us-p2p", country_addresses["DE"][1])
     assert status == 409
     assert body["error"] == "room_outside_jurisdiction"
 
@@ -256,7 +276,9 @@ def test_rate_limit_is_429_with_retry_after(live: Cluster,
 def test_health_metrics_and_targets(live: Cluster) -> None:
     status, body = live.get("/healthz")
     assert status == 200 and json.loads(body)["status"] == "ok"
-    status, body = live.get("/metrics")
+    for path in ("/metrics", "/v1/prometheus/targets"):
+        assert live.get(path)[0] == 404  # never on the public join port (issue 15 item 8)
+    status, body = live.get("/metrics", metrics=True)
     assert status == 200
     text = body.decode()
     assert 'regio_frontdoor_joins_total{jurisdiction="EEA",region="eu-central",result="ok"}' \
@@ -264,10 +286,12 @@ def test_health_metrics_and_targets(live: Cluster) -> None:
     assert "regio_frontdoor_geoip_lookup_seconds_bucket" in text
     assert "regio_frontdoor_assignment_seconds_bucket" in text
     assert 'regio_frontdoor_geoip_lookups_total{outcome="found"}' in text
-    status, body = live.get("/v1/prometheus/targets")
+    status, body = live.get("/v1/prometheus/targets", metrics=True)
     groups = json.loads(body)
     nodes = {g["labels"].get("regio_node") for g in groups}
     assert {"eu-central-router-1", "eu-north-router-1", "us-east-router-1"} <= nodes
+    own = [g["targets"] for g in groups if g["labels"]["job"] == "regio-frontdoor"]
+    assert own == [[live.metrics]]
     assert all(len(g["targets"]) == 1 and ":" in g["targets"][0] for g in groups)
 
 
@@ -421,8 +445,8 @@ def test_no_raw_client_address_anywhere(live: Cluster) -> None:
                 and a.count(".") == 3}
     assert len(literals) >= 15
     pattern = re.compile(r"(?<![\d.])(" + "|".join(map(re.escape, literals)) + r")(?![\d])")
-    _, metrics = live.get("/metrics")
-    _, targets = live.get("/v1/prometheus/targets")
+    _, metrics = live.get("/metrics", metrics=True)
+    _, targets = live.get("/v1/prometheus/targets", metrics=True)
     texts = {"metrics": metrics.decode(), "targets": targets.decode()}
     for proc in live.cluster.procs:
         texts[f"log {proc.name}"] = proc.log_tail(10_000_000) + "\n".join(proc.lines)

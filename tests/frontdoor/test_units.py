@@ -105,6 +105,7 @@ def test_cluster_up_command_is_accepted() -> None:
     config = build_config(args)
     assert config.listen == "127.0.0.1:18443"
     assert config.trusted_proxy == ["127.0.0.1/32"]
+    assert config.metrics_listen == "127.0.0.1:18444"  # its own listener (issue 15 item 8)
 
 
 def test_cli_refuses_bad_combinations() -> None:

@@ -139,7 +139,8 @@ def test_every_embedding_classifies_as_its_ipv4(value: int) -> None:
         ipaddress.IPv6Address((0x2002 << 112) | (value << 80) | 1),
         ipaddress.IPv6Address((0x64FF9B << 96) | value),
         ipaddress.IPv6Address((0x64FF9B0001 << 80) | value),
-        ipaddress.IPv6Address((0x20010000 << 96) | (value ^ 0xFFFFFFFF)),
+        # Teredo, with a public server (a special server fails closed: see below)
+        ipaddress.IPv6Address((0x20010000 << 96) | (0x4136E378 << 64) | (value ^ 0xFFFFFFFF)),
     ]
     if value > 1:
         forms.append(ipaddress.IPv6Address(value))
@@ -148,6 +149,14 @@ def test_every_embedding_classifies_as_its_ipv4(value: int) -> None:
         assert result.address == v4
         assert result.kind is expected
         assert classify_text(str(form))[1] is expected
+
+
+def test_teredo_with_a_special_server_fails_closed() -> None:
+    """TURN's relay filter denies a Teredo address whose server is special (a relay sends it
+    bubbles); the front door must not be less strict."""
+    address = ipaddress.IPv6Address("2001:0:a00:1:8000:63bf:f7f7:f7f7")  # server 10.0.0.1
+    assert classify(address).kind is AddressKind.PRIVATE
+    assert classify_text(str(address)) == (None, AddressKind.PRIVATE)
 
 
 @given(v4_ints)

@@ -50,7 +50,7 @@ def test_multiple_header_lines_join_in_order() -> None:
         ("[2001:67c:2e8::1]:443", "2001:67c:2e8::1"),
         ("2001:67c:2e8::1", "2001:67c:2e8::1"),
         ("193.0.0.1:5060", "193.0.0.1"),
-        (" 193.0.0.1 ,, 10.1.1.1 ", "193.0.0.1"),
+        (" 193.0.0.1 , 10.1.1.1 ", "193.0.0.1"),
     ],
 )
 def test_xff_forms(value: str, expected: str) -> None:
@@ -66,10 +66,21 @@ def test_xff_forms(value: str, expected: str) -> None:
         "[2001:db8::1",
         "1.2.3.4:x",
         "fe80::1%eth0",
+        "",
+        " ",
+        "193.0.0.1,",
+        "193.0.0.1, , 10.1.1.1",
+        ",193.0.0.1",
+        "1.2.3.256",
+        "193.0.0.1, 10.0.0.300",
+        "[2001:67c:2e8::1]:65536",
+        "2001:67c:2e8::1::1",
     ],
 )
-def test_malformed_xff_leaves_the_peer(value: str) -> None:
-    assert client_address("10.0.0.1", xff(value), TRUSTED) == ip("10.0.0.1")
+def test_malformed_xff_fails_closed(value: str) -> None:
+    """Issue 15 item 2: empty, garbled or out-of-range elements give no address at all (the
+    caller fails closed), never the proxy's own address."""
+    assert client_address("10.0.0.1", xff(value), TRUSTED) is None
 
 
 @pytest.mark.parametrize(
@@ -98,11 +109,20 @@ def test_forwarded_forms(value: str, expected: str) -> None:
         "for=",
         "for=193.0.0.1 proto=http",
         'for="300.1.1.1"',
+        "",
+        "for=193.0.0.1, , for=10.0.0.2",
+        "for=193.0.0.1,",
+        'for="[2001:db8::1]:70000"',
     ],
 )
-def test_malformed_forwarded_leaves_the_peer(value: str) -> None:
+def test_malformed_forwarded_fails_closed(value: str) -> None:
     got = client_address("10.0.0.1", fwd(value), TRUSTED, header="forwarded")
-    assert got == ip("10.0.0.1")
+    assert got is None
+
+
+def test_trusted_proxy_without_a_header_names_no_client() -> None:
+    assert client_address("10.0.0.1", [], TRUSTED) is None
+    assert client_address("10.0.0.1", xff("193.0.0.1"), TRUSTED, header="forwarded") is None
 
 
 def test_unknown_or_obfuscated_client_hop_is_unlocatable() -> None:
@@ -121,8 +141,8 @@ def test_only_the_configured_header_is_read() -> None:
     assert got == ip("8.8.8.8")
 
 
-def test_all_hops_trusted_gives_the_first() -> None:
-    assert client_address("10.0.0.1", xff("10.0.0.7, 10.0.0.8"), TRUSTED) == ip("10.0.0.7")
+def test_all_hops_trusted_names_no_client() -> None:
+    assert client_address("10.0.0.1", xff("10.0.0.7, 10.0.0.8"), TRUSTED) is None
 
 
 def test_bad_peer() -> None:
@@ -138,10 +158,12 @@ def test_trusted_proxy_parsing() -> None:
 
 
 def test_parsers_directly() -> None:
-    assert parse_x_forwarded_for("") == []
-    assert parse_forwarded(" , ;, ") == []
-    with pytest.raises(MalformedHeader):
-        parse_forwarded('for="unterminated')
+    for value in ("", " , ;, ", 'for="unterminated'):
+        with pytest.raises(MalformedHeader):
+            parse_forwarded(value)
+    for value in ("", "1.1.1.1,,2.2.2.2", " "):
+        with pytest.raises(MalformedHeader):
+            parse_x_forwarded_for(value)
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -220,9 +242,38 @@ def test_untrusted_peer_always_wins(peer: IPAddress, value: str, header: str) ->
 )
 def test_arbitrary_headers_never_raise(peer: IPAddress, value: str, header: str) -> None:
     got = client_address(peer, [(header, value)], TRUSTED, header=header)  # type: ignore[arg-type]
-    # The result is the peer, nothing (unlocatable), or an address the header really carries.
-    if got is not None and got != peer:
+    # The result is nothing (unlocatable) or an address the header really carries: never the
+    # trusted proxy's own address unless the header names it.
+    if got is not None:
         assert str(got) in value or got.exploded in value or _in_header(got, value)
+        assert not any(got in network for network in TRUSTED)
+
+
+bad_elements = st.sampled_from([
+    "", " ", "garbage", "1.2.3.256", "300.1.1.1", "1.2.3.4:65536", "1.2.3.4:-1", "[::1]:99999",
+    "1.2.3", "1.2.3.4.5", "::g", "[2001:db8::1", "1.2.3.4:", "0x01020304", "01.2.3.4",
+])
+
+
+@given(
+    client=clients,
+    proxies=st.lists(st.tuples(trusted_hops, ports), max_size=3),
+    bad=bad_elements,
+    position=st.integers(0, 5),
+    peer=trusted_hops,
+)
+def test_one_bad_xff_element_anywhere_fails_closed(
+    client: IPAddress,
+    proxies: list[tuple[IPAddress, int | None]],
+    bad: str,
+    position: int,
+    peer: IPAddress,
+) -> None:
+    """An empty, garbled or out-of-range element anywhere in the chain: no address (the join
+    fails closed), whatever else the chain holds."""
+    items = [xff_item(a, p) for a, p in [(client, None), *proxies]]
+    items.insert(min(position, len(items)), bad)
+    assert client_address(peer, xff(", ".join(items)), TRUSTED) is None
 
 
 def _in_header(address: IPAddress, value: str) -> bool:

@@ -79,6 +79,40 @@ async def test_bad_messages_get_errors_and_session_survives(start_router) -> Non
     await ws.close()
 
 
+async def test_hostile_json_gets_errors_and_session_survives(start_router) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15 item 5: nesting past the limit, an integer over the interpreter's digit limit
+    and a token whose header nests a thousand arrays are answered with an error; before, the
+    last two escaped the core as exceptions and ended the connection."""
+    import base64
+
+    node = await start_router()
+    ws = await SignalingClient.connect(node.addresses.signaling_url)
+    deep_header = base64.urlsafe_b64encode(b"[" * 2900).rstrip(b"=").decode()
+    await ws.send({"type": "join", "token": f"{deep_header}.e30.c2ln"})
+    reply = await ws.recv()
+    assert reply["type"] == "error" and reply["code"] == "token_invalid", reply
+    ws = await SignalingClient.connect(node.addresses.signaling_url)
+    await ws.send({"type": "join", "token": token("r", "p", router="r1")})
+    assert (await ws.recv())["type"] == "joined"
+    nested: object = "x"
+    for _ in range(40):
+        nested = [nested]
+    for bad in [
+        '{"type":"ping","id":' + "1" * 5000 + "}",
+        json.dumps({"type": "relay", "payload": {"kind": "candidate", "candidate": nested}}),
+        json.dumps({"type": "join", "token": "t", "room_options": {"a": nested}}),
+        "[" * 50_000,
+        '{"type":"chat","text":"' + "\\" * 20_000 + '"',
+    ]:
+        await ws.send(bad)
+        reply = await ws.recv()
+        assert reply["type"] == "error" and reply["code"] == "malformed", (bad[:40], reply)
+    await ws.send({"type": "ping", "id": 8})
+    assert await ws.recv() == {"type": "pong", "id": 8}
+    assert node.core.participant_count == 1
+    await ws.close()
+
+
 async def test_message_rate_limit(start_router) -> None:  # type: ignore[no-untyped-def]
     node = await start_router(message_rate=1.0, message_burst=5.0)
     ws = await SignalingClient.connect(node.addresses.signaling_url)

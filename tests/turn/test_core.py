@@ -207,6 +207,7 @@ def test_user_quota_and_recovery() -> None:
     core, _ = make_core(user_quota=2)
     clients = [Client(core, ft(43000 + i)) for i in range(3)]
     assert [code(c.allocate()) for c in clients] == [200, 200, 486]
+    assert core.stats.refused_allocations == {"user_quota": 1}
     assert code(Client(core, ft(44000), participant="bob").allocate()) == 200
     assert code(clients[0].request(Method.REFRESH, Lifetime(0))) == 200
     assert code(clients[2].allocate()) == 200
@@ -216,6 +217,7 @@ def test_total_quota_is_508() -> None:
     core, _ = make_core(total_quota=1)
     assert code(Client(core, ft(1)).allocate()) == 200
     assert code(Client(core, ft(2), participant="b").allocate()) == 508
+    assert core.stats.refused_allocations == {"total_quota": 1}
 
 
 def test_port_exhaustion_508_refresh_still_works_then_recovers() -> None:
@@ -225,6 +227,7 @@ def test_port_exhaustion_508_refresh_still_works_then_recovers() -> None:
     assert code(first.allocate()) == 200
     second = Client(core, ft(2), participant="b")
     assert code(second.allocate()) == 508
+    assert core.stats.refused_allocations == {"relay_ports": 1}
     assert code(first.request(Method.REFRESH)) == 200
     assert code(first.request(Method.REFRESH, Lifetime(0))) == 200
     assert code(second.allocate()) == 200
@@ -434,7 +437,7 @@ def test_network_quota_counts_every_username_of_one_network() -> None:
     same_net = [Client(core, ft(1000 + i, ip=f"203.0.113.{5 + i}"), participant=f"p{i}")
                 for i in range(3)]
     assert [code(c.allocate()) for c in same_net] == [200, 200, 486]
-    assert core.stats.refused["network_quota"] == 1
+    assert core.stats.refused_allocations == {"network_quota": 1}
     assert code(Client(core, ft(1, ip="198.51.100.9"), participant="other").allocate()) == 200
     assert code(same_net[0].request(Method.REFRESH, Lifetime(0))) == 200
     assert code(same_net[2].allocate()) == 200

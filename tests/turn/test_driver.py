@@ -219,6 +219,9 @@ async def test_metrics_have_no_address_labels(start_server: Start) -> None:
     assert 'regio_turn_unauthenticated_sources{region="eu-west"} 0.0' in text
     assert ('regio_turn_amplification_budget_total{reason="tracked",region="eu-west"} 1.0'
             in text)
+    assert f'regio_turn_allocation_quota{{region="eu-west"}} {server.config.total_quota}.0' in text
+    assert 'regio_turn_allocations_refused_total{reason="total_quota",region="eu-west"} 0.0' in text
+    assert "process_cpu_seconds_total " in text
     assert "127.0.0.1" not in text
     await client.close()
 

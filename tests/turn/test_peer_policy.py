@@ -41,6 +41,21 @@ DENIED = [
     ("64:ff9b::a9fe:a9fe", "link-local"),
     ("64:ff9b::7f00:1", "loopback"),
     ("2001:0:1:2:3:4:80ff:fffe", "loopback"),  # Teredo, client 127.0.0.1 (inverted)
+    ("2001:0:4136:e378:3:4:80ff:fffe", "loopback"),  # Teredo, client 127.0.0.1 (inverted)
+    # Issue 15 item 4: forms that passed before, and the rest of ::/8 and reserved space.
+    ("::ffff:0:7f00:1", "loopback"),  # IPv4-translated (RFC 2765)
+    ("::ffff:0:a9fe:a9fe", "link-local"),
+    ("::ffff:0:a00:1", "private"),
+    ("64:ff9b:1::a00:1", "private"),  # local-use NAT64 (RFC 8215), /96 reading
+    ("64:ff9b:1::7f00:1", "loopback"),
+    ("64:ff9b:1:0:a:0:100::", "private"),  # local-use NAT64, /64 reading 10.0.0.1
+    ("2001:0:7f00:1:8000:63bf:f7f7:f7f7", "loopback"),  # Teredo server 127.0.0.1
+    ("::1:0:0:1", "reserved"),
+    ("0:0:1::1", "reserved"),
+    ("ff:ffff::1", "reserved"),
+    ("4000::1", "reserved"),
+    ("e000::1", "reserved"),
+    ("2001:1::2", "ietf-protocol"),
 ]
 
 

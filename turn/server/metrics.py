@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -35,6 +36,8 @@ class TurnCollector(Collector):
             ("regio_turn_channels", "Bound channels", channels),
             ("regio_turn_draining", "1 while the node refuses new allocations",
              int(core.draining)),
+            ("regio_turn_allocation_quota", "Allocations this node accepts (--total-quota)",
+             core.config.total_quota),
         ):
             gauge = GaugeMetricFamily(name, doc, labels=["region"])
             gauge.add_metric([self.region], value)
@@ -53,6 +56,15 @@ class TurnCollector(Collector):
         octets.add_metric([self.region, "to_peer"], stats.bytes_to_peers)
         octets.add_metric([self.region, "to_client"], stats.bytes_from_peers)
         yield octets
+        refused = CounterMetricFamily(
+            "regio_turn_allocations_refused",
+            "Allocate requests refused for lack of room, by reason (user_quota and "
+            "network_quota are 486; total_quota, relay_ports and draining are 508)",
+            labels=["region", "reason"],
+        )
+        for reason in ("user_quota", "network_quota", "total_quota", "relay_ports", "draining"):
+            refused.add_metric([self.region, reason], stats.refused_allocations[reason])
+        yield refused
         sources = GaugeMetricFamily(
             "regio_turn_unauthenticated_sources",
             "Unauthenticated UDP sources with a tracked byte budget (anti-amplification)",
@@ -69,7 +81,6 @@ class TurnCollector(Collector):
             ("regio_turn_peer_denied", "Refused peer addresses by reason", stats.peer_denied),
             ("regio_turn_dropped", "Dropped input by reason", stats.dropped),
             ("regio_turn_requests", "STUN requests by method", stats.requests),
-            ("regio_turn_refused", "Allocations refused by a quota, by reason", stats.refused),
             ("regio_turn_reservations", "EVEN-PORT port reservations by outcome",
              stats.reservations),
         ):
@@ -83,6 +94,8 @@ def registry_for(core: TurnServerCore, region: str) -> CollectorRegistry:
     """A fresh registry holding only this core's metrics (no global state, test-friendly)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TurnCollector(core, region))
+    # process_cpu_seconds_total: dashboards divide it by forwarded packets (CPU per packet).
+    ProcessCollector(registry=registry)
     return registry
 
 

@@ -25,30 +25,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from control.logs import get_logger
+from control.sdnotify import SystemdNotifier, run_watchdog
 from control.stopsignals import StopSignals
 from turn.server.config import TurnConfig
 from turn.server.peer_policy import parse_endpoint
 from turn.server.server import TurnServer
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
 log = get_logger("turn.node")
 
 
-def _serve_metrics(server: TurnServer, spec: str) -> object:
-    from prometheus_client import start_http_server
-
+def _serve_metrics(server: TurnServer, spec: str) -> tuple[Any, CollectorRegistry]:
+    """The ``/metrics`` + ``/healthz`` HTTP server (a thread) and its registry, to which more
+    collectors may be added."""
     from turn.server.metrics import registry_for
+    from turn.server.status_http import start_status_server
 
     host, port = parse_endpoint(spec)
-    httpd, _thread = start_http_server(port, addr=host,
-                                       registry=registry_for(server.core, server.config.region))
+    registry = registry_for(server.core, server.config.region)
+    httpd = start_status_server(host, port, registry, lambda: health(server))
     bound = httpd.server_address[:2]
     server.addresses.metrics = (str(bound[0]), int(bound[1]))
     server.add_denied_endpoint(str(bound[0]), int(bound[1]))
-    return httpd
+    return httpd, registry
+
+
+def health(server: TurnServer) -> dict[str, object]:
+    """``/healthz``: read from the HTTP thread (plain attribute reads, like the collector)."""
+    core = server.core
+    return {"status": "ok" if server.healthy() else "failing", "region": server.config.region,
+            "draining": core.draining, "allocations": len(core.allocations),
+            "quota": server.config.total_quota}
 
 
 def ready_line(server: TurnServer) -> str:
@@ -69,10 +83,14 @@ async def run_standalone(config: TurnConfig) -> int:
     async with trio.open_nursery() as nursery:
         await nursery.start(signals.run)
         server: TurnServer = await nursery.start(TurnServer(config).run)
-        httpd = _serve_metrics(server, config.metrics) if config.metrics else None
+        httpd = _serve_metrics(server, config.metrics)[0] if config.metrics else None
         print(ready_line(server), flush=True)
         log.info("%s", ready_line(server))
+        systemd = SystemdNotifier.from_environment()
+        systemd.ready(f"turn serving in {config.region} (standalone)")
+        nursery.start_soon(run_watchdog, systemd, server.healthy)
         await signals.drain.wait()
+        systemd.stopping(f"draining: {len(server.core.allocations)} allocations left")
         server.drain()
         log.info("draining: %d allocations left, deadline %.0f s",
                  len(server.core.allocations), config.drain_deadline)
@@ -80,7 +98,7 @@ async def run_standalone(config: TurnConfig) -> int:
                                                  config.drain_deadline)
         log.info("drain ended (%s, %d allocations left)", outcome, len(server.core.allocations))
         if httpd is not None:
-            httpd.shutdown()  # type: ignore[attr-defined]
+            httpd.shutdown()
         nursery.cancel_scope.cancel()
     return 0
 
@@ -116,7 +134,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
         if region is None:
             log.warning("region %s is not in the stored topology", config.region)
         server: TurnServer = await nursery.start(TurnServer(config, secrets=secrets).run)
-        httpd = _serve_metrics(server, config.metrics) if config.metrics else None
+        httpd, registry = _serve_metrics(server, config.metrics) if config.metrics else (None, None)
         a = server.addresses
         addresses = (
             *(NodeAddress("udp", h, p) for h, p in a.udp),
@@ -129,6 +147,10 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
         record = new_record(node_id, "turn", config.region, jurisdiction, addresses=addresses,
                             capacity=config.total_quota)
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
+        if registry is not None:
+            from control.registry_metrics import RegistrationCollector
+
+            registry.register(RegistrationCollector(registration))
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: len(server.core.allocations),
                                 DrainConfig(deadline=config.drain_deadline), signals=signals)
@@ -145,19 +167,25 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
                     server.drain()
                 await trio.sleep(1.0)
 
+        systemd = SystemdNotifier.from_environment()
+
         async def follow_drain() -> None:
             await drain.started.wait()
             server.drain()
+            systemd.stopping(f"draining: {len(server.core.allocations)} allocations left")
 
         nursery.start_soon(publish_load)
         nursery.start_soon(follow_drain)
         print(ready_line(server) + f" node={node_id}", flush=True)
+        systemd.ready(f"turn {node_id} serving in {config.region}")
+        nursery.start_soon(run_watchdog, systemd,
+                           lambda: server.healthy() and registration.state != "fenced")
         outcome = await drain.run()
         log.info("drain finished (%s, %d left, trigger %s)", outcome.reason, outcome.remaining,
                  outcome.trigger)
         await registration.deregister()
         if httpd is not None:
-            httpd.shutdown()  # type: ignore[attr-defined]
+            httpd.shutdown()
         nursery.cancel_scope.cancel()
     return 0
 

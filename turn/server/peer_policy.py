@@ -2,10 +2,10 @@
 
 Relay abuse ("SSRF on steroids") is the TURN threat. pion/turn once filtered ChannelBind but not
 CreatePermission, coturn's loopback block missed ``0.0.0.0``, ``::1`` and ``::``
-(CVE-2020-26262), and IPv4-mapped/NAT64/6to4 forms smuggled private addresses past several
-servers. So: every peer address is reduced to the IPv4 address it embeds first
-(``control.ipclass``, explicit IANA tables), and the same :meth:`PeerPolicy.check` answers
-CreatePermission, ChannelBind and Send.
+(CVE-2020-26262), and IPv4-mapped/translated/NAT64/6to4/Teredo forms smuggled private
+addresses past several servers. So: every peer address is reduced to the IPv4 address it
+embeds first (``control.ipclass``, explicit IANA tables), and the same
+:meth:`PeerPolicy.check` answers CreatePermission, ChannelBind and Send.
 
 Order of the checks, and why:
 

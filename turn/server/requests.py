@@ -250,14 +250,18 @@ class RequestHandler:
         available = core.relays.families()
         if family not in available:
             return error(request, 440)
+        refused = core.stats.refused_allocations
         if core.draining:
+            refused["draining"] += 1
             return error(request, 508, reason="Draining")
         if core.per_user.get(cred.username, 0) >= self.config.user_quota:
+            refused["user_quota"] += 1
             return error(request, 486)
         if core.per_network.get(source_network(ft.client[0]), 0) >= self.config.network_quota:
-            core.stats.refused["network_quota"] += 1
+            refused["network_quota"] += 1
             return error(request, 486, reason="Allocation Quota Reached for this network")
         if len(core.allocations) >= self.config.total_quota:
+            refused["total_quota"] += 1
             return error(request, 508)
         reserved_token: bytes | None = None
         if token is not None:
@@ -269,6 +273,7 @@ class RequestHandler:
         elif even is not None:
             pair = core.relays.open_even(family, even.reserve)
             if pair is None:
+                refused["relay_ports"] += 1
                 return error(request, 508)
             relay, held = pair
             if held is not None:
@@ -276,6 +281,7 @@ class RequestHandler:
         else:
             relay = core.relays.open(family)
         if relay is None:
+            refused["relay_ports"] += 1
             return error(request, 508)
         relays: dict[int, Relay] = {relay.family: relay}
         extra: list[Attribute] = []

@@ -276,6 +276,10 @@ class TurnServer:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    def healthy(self) -> bool:
+        """The systemd watchdog's check: every client-facing UDP socket is still open."""
+        return all(sock.fileno() >= 0 for sock in self.udp_sockets.values())
+
     def drain(self) -> None:
         """Refuse new allocations; existing ones live on."""
         self.core.set_draining()

@@ -20,7 +20,7 @@ class TurnStats:
         "packets_from_peers",
         "packets_to_peers",
         "peer_denied",
-        "refused",
+        "refused_allocations",
         "requests",
         "reservations",
     )
@@ -36,10 +36,12 @@ class TurnStats:
         self.peer_denied: Counter[str] = Counter()
         #: Dropped input by reason (``malformed``, ``no_allocation``, ``rate_limited``, ...).
         self.dropped: Counter[str] = Counter()
-        #: Allocations refused by a quota, by reason (``network_quota``).
-        self.refused: Counter[str] = Counter()
         #: Requests by method name.
         self.requests: Counter[str] = Counter()
+        #: Allocate requests refused for lack of room, by reason: ``user_quota`` and
+        #: ``network_quota`` (486), ``total_quota``, ``relay_ports`` and ``draining`` (508).
+        #: Quota exhaustion alerts read this.
+        self.refused_allocations: Counter[str] = Counter()
         #: EVEN-PORT reservations by outcome (``held``, ``redeemed``, ``expired``, ``refused``).
         self.reservations: Counter[str] = Counter()
 

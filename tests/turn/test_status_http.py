@@ -1,0 +1,42 @@
+"""The TURN node's HTTP listener: ``/healthz`` for probes and ``/metrics`` on one port, over a
+real TURN server and a real HTTP client on loopback."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+import trio
+
+from tests.turn.conftest import turn_config
+from tests.turn.netclient import NetClient
+from turn.server.node import _serve_metrics
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.headers["Content-Type"], response.read()
+
+
+async def test_healthz_and_metrics_share_the_listener(start_server: Any) -> None:
+    server = await start_server(turn_config())
+    httpd, _registry = _serve_metrics(server, "127.0.0.1:0")
+    try:
+        base = "http://{}:{}".format(*server.addresses.metrics)
+        client = NetClient("udp", server.addresses.udp[0])
+        await client.connect()
+        await client.allocate()
+        status, kind, body = await trio.to_thread.run_sync(_get, base + "/healthz")
+        assert status == 200 and kind == "application/json"
+        health = json.loads(body)
+        assert health == {"status": "ok", "region": server.config.region, "draining": False,
+                          "allocations": 1, "quota": server.config.total_quota}
+        server.drain()
+        _, _, body = await trio.to_thread.run_sync(_get, base + "/healthz")
+        assert json.loads(body)["draining"] is True  # still 200: it relays what it has
+        status, _, text = await trio.to_thread.run_sync(_get, base + "/metrics")
+        assert status == 200 and b"regio_turn_allocations{" in text
+        await client.close()
+    finally:
+        httpd.shutdown()

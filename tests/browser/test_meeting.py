@@ -217,6 +217,7 @@ def test_router_restart_mid_meeting(cluster: Cluster, join: Join) -> None:
     replacement = cluster.restart_node(node)
     wait_until(pages, lambda s: s["reconnects"] >= 1, 5, "the pages noticed")
     listening = _wait_listening(replacement.port + 1, 10) - killed
+    # The 10 s recovery bound is this wait's timeout (the time is printed, not asserted).
     wait_media(pages, timeout=10 - (time.monotonic() - killed))
     resumed = time.monotonic() - killed
     after = [regio(p) for p in pages]
@@ -228,7 +229,6 @@ def test_router_restart_mid_meeting(cluster: Cluster, join: Join) -> None:
     regions = {n.node: n.region for n in cluster.routers()}
     [now] = {s["node"] for s in after}
     assert regions[now] in EEA_REGIONS, (now, regions)
-    assert resumed < 10, resumed
     print(f"video resumed {resumed:.1f} s after the router was killed, on "
           f"{'the replacement' if now == node else 'another router'} "
           f"(the replacement listened after {listening:.1f} s)")

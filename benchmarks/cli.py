@@ -80,6 +80,18 @@ def add_commands(subparsers: Any) -> None:
 
     add_sfu(kinds)
 
+    from benchmarks.failover.command import add_command as add_failover
+
+    add_failover(kinds)
+
+    from benchmarks.loss.command import add_command as add_loss
+
+    add_loss(kinds)
+
+    from benchmarks.impair.command import add_command as add_impair
+
+    add_impair(subparsers)
+
 
 def run_codec(args: argparse.Namespace) -> int:
     from benchmarks import codec, machine, results

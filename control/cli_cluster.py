@@ -49,7 +49,11 @@ def add_commands(subparsers: Any) -> None:
     up.add_argument("--etcd-binary", metavar="PATH", help="etcd binary (default /usr/bin/etcd)")
     up.add_argument("--kinds", metavar="KIND[,KIND]", default="router,turn,frontdoor",
                     help="which of router, turn, frontdoor to start (default all)")
+    from control.cli_hosts import add_hosts_arguments, add_hosts_commands
+
+    add_hosts_arguments(up)
     up.set_defaults(handler=cmd_up)
+    add_hosts_commands(sub)
 
     secrets = subparsers.add_parser("secrets", help="TURN and join-token secrets")
     ssub = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
@@ -191,6 +195,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     try:
+        if args.hosts:
+            from control.cli_hosts import run_hosts_cluster
+
+            if args.base_port is not None:
+                raise CliError("--base-port does not apply to --hosts (every host has the "
+                               "same fixed ports)")
+            return run_hosts_cluster(config, args.state_dir, out)
         return trio.run(ClusterUp(config, out).run)
     except LocalEtcdError as exc:
         raise CliError(f"cannot start etcd: {exc}") from None

@@ -84,6 +84,14 @@ def add_commands(subparsers: Any) -> None:
 
     add_failover(kinds)
 
+    from benchmarks.loss.command import add_command as add_loss
+
+    add_loss(kinds)
+
+    from benchmarks.impair.command import add_command as add_impair
+
+    add_impair(subparsers)
+
 
 def run_codec(args: argparse.Namespace) -> int:
     from benchmarks import codec, machine, results

@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # re-run by worker supervisors
     configure_logging(args.log_level)
     try:
         status = args.handler(args)

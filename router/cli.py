@@ -94,6 +94,14 @@ def static_keys(specs: list[str]) -> dict[str, Any]:
 
 def cmd_router(args: argparse.Namespace) -> int:
     config = build_config(args)
+    if config.workers < 1:
+        raise CliError("--workers must be at least 1")
+    if config.workers > 1:
+        if not args.etcd:
+            raise CliError("--workers needs --etcd (the workers register as routers)")
+        from router.workers import run_workers
+
+        return run_workers(args.argv, config, config.workers)
     import trio
 
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
@@ -125,6 +125,9 @@ class RouterCollector:
             for key, value in sorted(table.items()):
                 family.add_metric([self.region, key], value)
             yield family
+        summary = getattr(core.media, "link_summary", None)
+        if summary is not None:
+            yield from _link_metrics(summary(), gauge, counter)
         lat = self.hub.latency
         buckets: list[tuple[str, float]] = []
         running = 0
@@ -159,3 +162,34 @@ def metrics_app(registry: CollectorRegistry) -> Starlette:
 
 
 __all__ = ["RouterCollector", "metrics_app", "registry_for"]
+
+
+_LINK_GAUGES = (
+    ("subscribers", "subscribers", "Subscriber connections with a downlink estimate"),
+    ("estimate_min_bps", "estimate_min_bps", "Lowest subscriber downlink estimate"),
+    ("estimate_median_bps", "estimate_median_bps", "Median subscriber downlink estimate"),
+    ("estimate_max_bps", "estimate_max_bps", "Highest subscriber downlink estimate"),
+    ("rtt_max_ms", "rtt_max_ms", "Highest subscriber RTT (from RR/SR)"),
+)
+_LINK_COUNTERS = (
+    ("twcc_feedback_sent", "Transport-cc feedback packets sent to publishers"),
+    ("remb_sent", "REMB packets sent to goog-remb-only publishers"),
+    ("nack_proactive_seqs", "Publisher packets NACKed by the router on seeing a gap"),
+    ("nack_recovered", "Publisher packets repaired after a proactive NACK"),
+    ("nack_given_up", "Publisher packets given up after the NACK retries"),
+    ("nack_served", "Retransmissions sent to subscribers"),
+    ("rtx_over_budget", "Retransmissions not sent: over the subscriber's repair budget"),
+    ("nack_repeats_ignored", "NACKed numbers already retransmitted within one RTT"),
+    ("twcc_received", "Transport-cc feedback packets received from subscribers"),
+    ("twcc_unmatched", "Transport-cc feedback naming numbers never sent (dropped)"),
+    ("remb_absurd", "REMB with an absurd bitrate (dropped)"),
+    ("rtcp_malformed", "Malformed RTCP compounds (dropped)"),
+)
+
+
+def _link_metrics(summary: dict[str, float], gauge: Any, counter: Any) -> Iterable[Metric]:
+    """The loss-aware link figures (aggregates only; no per-participant labels)."""
+    for key, name, doc in _LINK_GAUGES:
+        yield gauge(f"regio_router_link_{name}", doc, summary.get(key, 0.0))
+    for key, doc in _LINK_COUNTERS:
+        yield counter(f"regio_router_link_{key}", doc, summary.get(key, 0.0))

@@ -11,8 +11,8 @@ Wiring, all in one Trio thread so the session core needs no locks:
   :class:`~control.registry.NodeRegistration` (kind ``router``, load = participants), a
   :class:`~control.drain.DrainController` (SIGTERM or ``regio node drain``: no new joins,
   existing sessions and joins into rooms it hosts continue until empty or the deadline; no new
-  rooms), room placements claimed when a room opens here (:mod:`router.rooms`), released when it
-  empties and re-bound after a lease was replaced.
+  rooms), the router's room memberships bound when a room opens here (:mod:`router.rooms`),
+  removed when it empties and re-bound after a lease was replaced.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -35,6 +36,9 @@ from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
 from control.sdnotify import SystemdNotifier, run_watchdog
 from router.config import RouterConfig
+
+if TYPE_CHECKING:
+    from router.rooms import RoomPlacements
 from router.metrics import metrics_app, registry_for
 from router.sdp import host_candidate
 from router.session import BasicForwarder, MediaPlane, RoomNotice, SessionConfig, SessionCore
@@ -80,13 +84,16 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def make_media_plane() -> MediaPlane:
+def make_media_plane(loss_aware: bool = True) -> MediaPlane:
     """The full forwarder when its adapter is available, else the basic one."""
     try:
+        from router.forwarding import Forwarder, ForwarderConfig
+        from router.forwarding.link_config import LinkConfig
         from router.session.forwarder_adapter import ForwarderPlane
     except ImportError:
         return BasicForwarder()
-    plane: MediaPlane = ForwarderPlane()
+    config = ForwarderConfig(link=LinkConfig(enabled=loss_aware))
+    plane: MediaPlane = ForwarderPlane(Forwarder(config))
     return plane
 
 
@@ -142,7 +149,7 @@ class RouterNode:
                                                 connect_timeout=config.connect_timeout))
         self.core = SessionCore(
             node_id=self.addresses.node_id, keys=keys, mux=self.mux,
-            media=media or make_media_plane(), certificate=process_certificate(),
+            media=media or make_media_plane(config.loss_aware), certificate=process_certificate(),
             candidates=(host_candidate(public, port),), config=session_config(config),
             rng=random.Random(seed),
         )  # fmt: skip
@@ -150,6 +157,8 @@ class RouterNode:
         self._notice_recv: trio.MemoryReceiveChannel[RoomNotice]
         self.notices, self._notice_recv = trio.open_memory_channel[RoomNotice](math.inf)
         self.hub = Hub(self.core, on_notice=self.notices.send_nowait)
+        self.placements: RoomPlacements | None = None
+        """Set while the clustered router follows its rooms in etcd (``follow_rooms``)."""
         self.driver = UdpDriver(self.sock, TimedMux(self.mux, self.hub),
                                 lambda: self.hub.drain_transport(self.mux))
         self.hub.notify_transport = self.driver.notify
@@ -252,17 +261,18 @@ class RouterNode:
         async for _ in self._notice_recv:
             pass
 
-    async def follow_rooms(self, client: object, lease: Callable[[], int]) -> None:
-        """Keep etcd's room placements equal to this router's rooms (see router.rooms):
-        claimed under the current ``lease()`` when a room opens here, released when it empties.
-        """
+    async def follow_rooms(self, client: object, lease: Callable[[], int],
+                           jurisdiction: str) -> None:
+        """Keep etcd's room records and memberships equal to this router's rooms (see
+        router.rooms): membership bound to the current ``lease()`` when a room opens here,
+        removed when it empties, room records kept alive meanwhile."""
         from control.etcd import EtcdClient
         from router.rooms import RoomPlacements
 
         assert isinstance(client, EtcdClient)
-        placements = RoomPlacements(client, self.node_id, self.config.region, lease,
-                                    self.hub.evict_room, self.core.stats)
-        await placements.follow(self._notice_recv)
+        self.placements = RoomPlacements(client, self.node_id, self.config.region, jurisdiction,
+                                         lease, self.hub.evict_room, self.core.stats)
+        await self.placements.follow(self._notice_recv)
 
 
 __all__ = ["RouterAddresses", "RouterNode", "split_host_port", "tls_context"]

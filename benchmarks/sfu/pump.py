@@ -78,6 +78,12 @@ class PumpResult:
     cpu_seconds: float
     #: Latency histogram: microseconds -> count (JSON turns keys into strings).
     latency_us: dict[int, int]
+    #: Bytes of the delivered (decrypted) RTP packets, headers included.
+    delivered_octets: int = 0
+    #: RTX packets subscribers received (answers to their NACKs; not counted as delivered).
+    retransmissions: int = 0
+    #: PLI/FIR the publishers received from the server.
+    keyframe_requests: int = 0
 
 
 def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seconds: float,
@@ -88,6 +94,10 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
     per_sender = total // len(senders) + 1 if senders else 0
     for r in receivers:
         r.seen = {p: bytearray(per_sender + 1) for p in r.publishers}
+        r.received = r.duplicates = r.corrupt = 0
+    # Later windows continue each sender's RTP numbering (SRTP must see no jump); stamps
+    # count from 0 in every window.
+    bases = {s.index: s.seq for s in senders}
     poller = select.epoll()
     by_fd = {r.sock.fileno(): r for r in receivers}
     for fd in by_fd:
@@ -115,7 +125,8 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
             seq = s.seq
             stamp = time.monotonic_ns()
             packet = HEADER.pack(0x80, PAYLOAD_TYPE, seq & 0xFFFF, (seq * 960) & 0xFFFFFFFF,
-                                 s.ssrc) + STAMP.pack(s.index, seq, stamp) + padding
+                                 s.ssrc) + STAMP.pack(s.index, seq - bases[s.index], stamp) \
+                + padding
             if s.protect is not None:
                 protected = s.protect(packet)
                 if protected is None:
@@ -161,7 +172,7 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
         duplicates=sum(r.duplicates for r in receivers),
         corrupt=sum(r.corrupt for r in receivers), send_errors=send_errors,
         first_send_ns=first_send, last_send_ns=last_send, end_ns=end, cpu_seconds=cpu,
-        latency_us=histogram,
+        latency_us=histogram, delivered_octets=sum(r.received for r in receivers) * (size + 12),
     )  # fmt: skip
 
 

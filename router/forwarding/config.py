@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from router.forwarding.link_config import LinkConfig
 from router.forwarding.specs import ForwardingUsageError
 
 __all__ = ["ForwarderConfig"]
@@ -37,6 +38,8 @@ class ForwarderConfig:
     upstream_nack_suppress: float = 0.1
     """Seconds during which the same missing packet is not NACKed upstream again (several
     subscribers usually miss the same packet)."""
+    link: LinkConfig = field(default_factory=LinkConfig)
+    """Loss-aware link logic (bandwidth feedback, estimates, layer choice, proactive NACK)."""
 
     def __post_init__(self) -> None:
         if self.cache_size and self.cache_size & (self.cache_size - 1):

@@ -43,6 +43,19 @@ class Counters:
     sr_received: int = 0
     sr_sent: int = 0
     twcc_received: int = 0
+    # Loss-aware link logic (router.forwarding.links).
+    twcc_feedback_sent: int = 0
+    remb_sent: int = 0
+    nack_proactive: int = 0
+    nack_proactive_seqs: int = 0
+    nack_recovered: int = 0
+    nack_given_up: int = 0
+    nack_repeats_ignored: int = 0
+    rtx_over_budget: int = 0
+    twcc_unmatched: int = 0
+    remb_absurd: int = 0
+    bandwidth_feedback_ignored: int = 0
+    probe_packets: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """All counters by name."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Final
 
@@ -30,6 +30,8 @@ from router.forwarding.binding import locate_ssrc
 from router.forwarding.cache import PacketCache
 from router.forwarding.config import ForwarderConfig
 from router.forwarding.counters import Counters, ForwarderStats
+from router.forwarding.layers import LayerChooser, LayerState, probe_packets
+from router.forwarding.links import PublisherLinks
 from router.forwarding.packet import extension_table
 from router.forwarding.receive import ReceiveStats
 from router.forwarding.routing import forward, forward_rtx
@@ -43,11 +45,13 @@ from router.forwarding.rtcp import (
 from router.forwarding.specs import (
     ABS_SEND_TIME,
     STRIPPED_EXTENSIONS,
+    TRANSPORT_WIDE_CC,
     ForwardingUsageError,
     SubscriptionSpec,
     TrackSpec,
 )
 from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
+from router.forwarding.subscriber_links import SubscriberLink
 from router.rtp import (
     Bye,
     Fir,
@@ -86,6 +90,10 @@ class Forwarder:
         self._next_report: float | None = None
         self._rtp_out: list[tuple[str, bytes]] = []
         self._rtcp_out: list[tuple[str, bytes]] = []
+        self.links = PublisherLinks(self.config.link, self.config.reporter_ssrc, self.counters)
+        self.chooser = LayerChooser(self._request_keyframe)
+        self._simulcast_subscriptions = 0
+        self._sub_links: dict[str, SubscriberLink] = {}
         self._rtcp_handlers: dict[type, Callable[[Participant, RtcpPacket, float], None]] = {
             SenderReport: self._on_sender_report,
             ReceiverReport: self._on_receiver_report,
@@ -112,6 +120,9 @@ class Forwarder:
             self.remove_track(track_id, now)
         for track_id in list(part.downstreams):
             self.unsubscribe(participant_id, track_id, now, send_bye=False)
+        self.links.forget_participant(part)
+        self._sub_links.pop(participant_id, None)
+        part.link = None
         del self._participants[participant_id]
         self._rtp_out = [item for item in self._rtp_out if item[0] != participant_id]
         self._rtcp_out = [item for item in self._rtcp_out if item[0] != participant_id]
@@ -132,6 +143,7 @@ class Forwarder:
         track = Track(spec, part)
         self._tracks[spec.track_id] = track
         part.tracks[spec.track_id] = track
+        self.links.on_track(track, now)
         for layer, layer_spec in zip(track.layers, spec.layers, strict=True):
             if layer_spec.ssrc is not None:
                 self._bind_stream(track, layer, layer_spec.ssrc, False, now)
@@ -179,6 +191,7 @@ class Forwarder:
         receive = ReceiveStats(track.spec.clock_rate, cfg.reorder_window, cfg.max_dropout)
         stream = Stream(ssrc, track, layer, is_rtx, receive, cache)
         part.streams[ssrc] = stream
+        self.links.on_stream(stream)
         self._stream_count += 1
         if self._next_report is None:
             self._next_report = now + self._report_delay()
@@ -226,6 +239,7 @@ class Forwarder:
         self._keyframe_pending.pop(stream, None)
         stream.keyframe_pending = False
         stream.nacked.clear()
+        self.links.forget_stream(stream)
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -242,6 +256,13 @@ class Forwarder:
             spec, sub, rng.randrange(1 << 15), rng.randrange(1 << 32), rng.randrange(1 << 15)
         )
         sub.downstreams[spec.track_id] = d
+        link = self.subscriber_link(sub)
+        tw_id = spec.extensions.get(TRANSPORT_WIDE_CC, 0)
+        if link is not None and 1 <= tw_id <= 255:
+            d.tw = link
+            d.tw_id = tw_id
+            d.tw_hdr = ((tw_id << 4) | 1) & 0xFF
+            link.twcc = True
         for ssrc in out_ssrcs:
             sub.by_out_ssrc[ssrc] = d
         self._subscriptions.setdefault(spec.track_id, []).append(d)
@@ -293,8 +314,14 @@ class Forwarder:
         if d is None:
             raise ForwardingUsageError(f"{subscriber!r} does not subscribe {track_id!r}")
         d.pinned_layer = layer
-        if d.track is not None:
-            self._select_layer(d, now)
+        track = d.track
+        if track is None:
+            return
+        if d.sim is not None and d.stream is not None and layer is not None:
+            if 0 <= layer < len(track.layers):
+                self.chooser.switch(d, track.layers[layer], now)  # at its next keyframe
+            return
+        self._select_layer(d, now)
 
     def _unlist(self, track_id: str, d: Downstream) -> None:
         waiting = self._subscriptions[track_id]
@@ -311,13 +338,29 @@ class Forwarder:
                 table[pt] = sub_pt
                 table[pt | 0x80] = sub_pt | 0x80
         d.b1_table = table
-        # The publisher's abs-send-time is stripped too: the router writes its own send time.
-        stripped = STRIPPED_EXTENSIONS | {ABS_SEND_TIME} if d.ast_id else STRIPPED_EXTENSIONS
+        # The publisher's abs-send-time and transport-wide number are stripped too: they
+        # describe its uplink; the router writes its own where the subscriber negotiated them
+        # (the transport-wide number when both were, as browsers then estimate with it).
+        stripped = STRIPPED_EXTENSIONS | {ABS_SEND_TIME, TRANSPORT_WIDE_CC}
+        ast_id = 0 if d.tw is not None else d.ast_id
         d.ext_table = extension_table(track.extensions, dict(d.spec.extensions), stripped)
-        d.tail_key = None if d.ext_table is None and not d.ast_id else (d.ext_table, d.ast_id)
+        d.tail_key = None if d.ext_table is None and not ast_id else (d.ext_table, ast_id)
+        d.tw_key = (d.ext_table, d.tw_id)
+        if len(track.layers) > 1 and track.is_video and self.config.link.enabled:
+            if d.sim is None:
+                d.sim = LayerState()  # kept across detach: picture ids continue
+            self._simulcast_subscriptions += 1
         self._select_layer(d, now)
 
     def _detach(self, d: Downstream) -> None:
+        sim = d.sim
+        if sim is not None and d.track is not None:
+            self._simulcast_subscriptions -= 1
+            if sim.target is not None and sim.target.stream is not None:
+                waiting = sim.target.stream.waiting
+                if d in waiting:
+                    waiting.remove(d)
+            sim.target = None
         if d.stream is not None:
             d.stream.fanout.remove(d)
         d.stream = None
@@ -333,6 +376,9 @@ class Forwarder:
         if track is None:
             return
         layers = track.layers
+        current = d.stream
+        if d.sim is not None and current is not None and current.layer.stream is current:
+            return  # simulcast: the layer choice moves it, at a keyframe
         target: Layer | None = None
         pinned = d.pinned_layer
         if pinned is not None and 0 <= pinned < len(layers) and layers[pinned].stream:
@@ -383,6 +429,9 @@ class Forwarder:
             plen -= pad
         if type(packet) is not bytes:
             packet = bytes(packet)
+        twcc = part.twcc
+        if twcc is not None:
+            twcc.record(packet, now)
         stream = part.streams.get(ssrc)
         if stream is None:
             try:
@@ -451,23 +500,35 @@ class Forwarder:
         else:
             stream.receive.on_sender_report(packet.ntp_timestamp, now)
             translated = translate_sender_report(packet, stream)
+            for d in stream.fanout:
+                sub_link = self._participants[d.subscriber].link
+                if isinstance(sub_link, SubscriberLink):
+                    sub_link.note_sender_report(d.ssrc, packet.ntp_timestamp, now)
             self.counters.sr_sent += len(translated)
             self._rtcp_out.extend(translated)
-        self._report_blocks(part, packet.reports)
+        self._report_blocks(part, packet.reports, now)
 
     def _on_receiver_report(self, part: Participant, packet: RtcpPacket, now: float) -> None:
         assert isinstance(packet, ReceiverReport)
         self.counters.rr_received += 1
-        self._report_blocks(part, packet.reports)
+        self._report_blocks(part, packet.reports, now)
 
-    def _report_blocks(self, part: Participant, blocks: tuple[object, ...]) -> None:
-        """A subscriber's view of our outgoing streams: kept for the future rate control."""
+    def _report_blocks(
+        self, part: Participant, blocks: tuple[object, ...], now: float = 0.0
+    ) -> None:
+        """A subscriber's view of our outgoing streams: loss and RTT for its link."""
+        link = part.link
         for block in blocks:
             d = part.by_out_ssrc.get(getattr(block, "ssrc", -1))
             if d is not None:
                 d.remote_fraction_lost = getattr(block, "fraction_lost", 0)
                 d.remote_lost = getattr(block, "cumulative_lost", 0)
                 d.remote_jitter = getattr(block, "jitter", 0)
+                if isinstance(link, SubscriberLink) and d.ssrc == getattr(block, "ssrc", -1):
+                    link.on_report_block(
+                        d.ssrc, d.remote_fraction_lost, getattr(block, "lsr", 0),
+                        getattr(block, "dlsr", 0), now,
+                    )  # fmt: skip
 
     def _downstream_source(self, part: Participant, ssrc: int) -> Downstream | None:
         d = part.by_out_ssrc.get(ssrc)
@@ -500,7 +561,17 @@ class Forwarder:
         if d is None:
             return
         limit = self.config.max_nack_per_packet
-        packets, missing = retransmissions(d, packet.lost_seqs(), limit, now)
+        seqs = packet.lost_seqs()
+        link = part.link
+        if isinstance(link, SubscriberLink):
+            wanted = len(seqs)
+            seqs = link.nack_filter(d, seqs[:limit], now)
+            self.counters.nack_repeats_ignored += wanted - len(seqs)
+        packets, missing = retransmissions(d, seqs, limit, now)
+        if isinstance(link, SubscriberLink) and packets:
+            kept = link.spend(packets, self.config.link)
+            self.counters.rtx_over_budget += len(packets) - len(kept)
+            packets = kept
         self.counters.nack_served += len(packets)
         self._rtp_out.extend((part.id, p) for p in packets)
         stream = d.stream
@@ -523,7 +594,79 @@ class Forwarder:
         self.on_bandwidth_feedback(part.id, packet, now)
 
     def on_bandwidth_feedback(self, subscriber: str, packet: RtcpPacket, now: float) -> None:
-        """Hook for the bandwidth estimator: REMB/TWCC end here and are never forwarded."""
+        """REMB/TWCC from a subscriber feed its link's estimate; they are never forwarded."""
+        part = self._participants.get(subscriber)
+        link = part.link if part is not None else None
+        if not isinstance(link, SubscriberLink):
+            self.counters.bandwidth_feedback_ignored += 1
+            return
+        if isinstance(packet, TransportCc):
+            if not link.on_twcc(packet, now):
+                self.counters.twcc_unmatched += 1
+        elif isinstance(packet, Remb):
+            if packet.bitrate > self.config.link.subscriber_max_bitrate * 100:
+                self.counters.remb_absurd += 1  # dropped: no sane link carries this
+                return
+            link.estimator.on_remb(packet.bitrate)
+
+    def subscriber_link(self, part: Participant) -> SubscriberLink | None:
+        """The participant's downlink state (created on first use; None if links are off)."""
+        link = part.link
+        if isinstance(link, SubscriberLink):
+            return link
+        cfg = self.config.link
+        if not cfg.enabled:
+            return None
+        link = SubscriberLink(part, cfg, cfg.subscriber_initial_bitrate, cfg.subscriber_max_bitrate)
+        part.link = link
+        self._sub_links[part.id] = link
+        return link
+
+    def _subscriber_links(self) -> Iterable[SubscriberLink]:
+        return self._sub_links.values()
+
+    def _layers_and_probes(self, now: float) -> None:
+        """Simulcast choice on its tick; probe traffic while a probe runs."""
+        if self._simulcast_subscriptions > 0 or any(
+            link.probe_until is not None for link in self._subscriber_links()
+        ):
+            self.chooser.tick(self._tracks.values(), self._participants.values(), now)
+        for link in self._subscriber_links():
+            if link.probe_until is not None:
+                packets = probe_packets(link, now)
+                self.counters.probe_packets += len(packets)
+                self._rtp_out.extend((link.part.id, p) for p in packets)
+
+    def set_max_height(self, subscriber: str, track_id: str, height: int, now: float) -> None:
+        """The subscriber shows ``track_id`` at most ``height`` pixels high (0: no limit);
+        the layer choice then picks the smallest layer that covers it."""
+        if not 0 <= height <= 16384:
+            raise ForwardingUsageError(f"height {height} out of range 0..16384")
+        d = self._participant(subscriber).downstreams.get(track_id)
+        if d is None:
+            raise ForwardingUsageError(f"{subscriber!r} does not subscribe {track_id!r}")
+        if d.sim is None:
+            d.sim = LayerState()
+        d.sim.max_height = height
+
+    def subscribed_tracks(self, subscriber: str) -> list[str]:
+        """Track ids the participant subscribes to."""
+        return list(self._participant(subscriber).downstreams)
+
+    def layer_of(self, subscriber: str, track_id: str) -> tuple[int | None, str | None]:
+        """``(layer index, rid)`` a subscription currently receives (for stats and tests)."""
+        d = self._participant(subscriber).downstreams.get(track_id)
+        if d is None or d.layer is None or d.track is None:
+            return None, None
+        return d.layer, d.track.layers[d.layer].rid
+
+    def link_stats(self) -> dict[str, dict[str, float]]:
+        """Per-subscriber link figures (estimate, RTT, loss, repair budget), by participant."""
+        return {
+            pid: part.link.stats()
+            for pid, part in self._participants.items()
+            if isinstance(part.link, SubscriberLink)
+        }
 
     def _on_bye(self, part: Participant, packet: RtcpPacket, now: float) -> None:
         assert isinstance(packet, Bye)
@@ -573,6 +716,13 @@ class Forwarder:
         if self._stream_count == 0:
             self._next_report = None
         deadline = self._next_report
+        link_due = self.links.get_timer()
+        if link_due is not None and (deadline is None or link_due < deadline):
+            deadline = link_due
+        links = self._subscriber_links()
+        layer_due = self.chooser.deadline(links, self._simulcast_subscriptions > 0)
+        if layer_due is not None and (deadline is None or layer_due < deadline):
+            deadline = layer_due
         interval = self.config.keyframe_min_interval
         for stream in self._keyframe_pending:
             due = (stream.keyframe_last or 0.0) + interval
@@ -586,6 +736,8 @@ class Forwarder:
         for stream in list(self._keyframe_pending):
             if (stream.keyframe_last or 0.0) + interval <= now:
                 self._send_keyframe_request(stream, now)
+        self.links.handle_timer(now, self._rtcp_out)
+        self._layers_and_probes(now)
         if self._stream_count == 0:
             self._next_report = None
             return

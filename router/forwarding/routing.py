@@ -28,9 +28,18 @@ import struct
 from typing import Final
 
 from router.forwarding.counters import Counters
+from router.forwarding.layers import complete_switches, continue_vp8, rebase_vp8
 from router.forwarding.packet import abs_send_time, outgoing_tail, unwrap_rtx
-from router.forwarding.receive import DUPLICATE, RESTARTED, TOO_OLD
+from router.forwarding.receive import ACCEPTED, DUPLICATE, LATE, RESTARTED, TOO_OLD
 from router.forwarding.state import Downstream, Stream, next_epoch
+from router.forwarding.subscriber_links import (
+    RING_MASK,
+    TW_ONE_BYTE,
+    TW_TWO_BYTE,
+    TransportTail,
+    transport_tail,
+)
+from router.forwarding.vp8 import Vp8Info, vp8_info
 from router.rtp import RtpDecodeError
 
 __all__ = ["anchor", "forward", "forward_rtx"]
@@ -69,6 +78,8 @@ def restart(stream: Stream, counters: Counters) -> None:
     if stream.cache is not None:
         stream.cache.clear()
     stream.nacked.clear()
+    if stream.gaps is not None:
+        stream.gaps.forget()
     counters.rtp_restarts += 1
 
 
@@ -89,6 +100,7 @@ def forward(
         counters.rtp_bad_payload_type += 1
         return 0
     rs = stream.receive
+    hi = rs.max_ext
     disposition = rs.update(seq, ts, now)
     if disposition > RESTARTED:
         if disposition == DUPLICATE:
@@ -101,11 +113,33 @@ def forward(
     if disposition == RESTARTED:
         restart(stream, counters)
     ext = rs.last_ext
+    gaps = stream.gaps
+    if gaps is not None:
+        if ext > hi + 1 and disposition == ACCEPTED and hi >= 0:
+            gaps.on_gap(hi + 1, ext, now)
+        elif disposition == LATE:
+            gaps.on_late(ext, now)
     cache = stream.cache
     if cache is not None:
         slot = ext & cache.mask  # PacketCache.put() inlined
         cache.packets[slot] = packet
         cache.exts[slot] = ext
+    stream.octets += plen
+    info: Vp8Info | None = None
+    ptail = 0
+    if stream.vp8:
+        # Simulcast VP8: where the picture id / TL0PICIDX are, and whether a keyframe starts
+        # (subscriptions waiting to switch to this layer move over on it).
+        hl = 12 + ((b0 & 0x0F) << 2)
+        if b0 & 0x10:
+            hl += 4 + (((packet[hl + 2] << 8) | packet[hl + 3]) << 2)
+        ptail = len(packet) - hl
+        info = vp8_info(packet, hl, hl + plen)
+        if info is not None and info.keyframe:
+            if info.height:
+                stream.height = info.height
+            if stream.waiting:
+                complete_switches(stream)
     fanout = stream.fanout
     if not fanout:
         return 0
@@ -113,34 +147,72 @@ def forward(
     tail: bytes | memoryview = memoryview(packet)[12:]
     tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] | None = None
     pack = _HDR.pack
+    tw1 = TW_ONE_BYTE.pack
+    tw2 = TW_TWO_BYTE.pack
+    n = len(packet) + 4
     sent = 0
+    tw_tails: dict[tuple[bytes | None, int], TransportTail | None] | None = None
     for d in fanout:
         if d.epoch != epoch:
             anchor(d, stream, ext, ts, now)
+            if d.sim is not None:
+                rebase_vp8(d.sim, info)
         elif ext < d.min_ext:
             counters.rtp_too_old += 1
             continue
         ob1 = d.b1_table[b1]
         if ob1 < 0:
             continue
-        key = d.tail_key
-        if key is None or (not key[1] and not b0 & 0x10):
-            ob0, t = b0, tail
-        else:
-            if tails is None:
-                tails = {}
-            cached = tails.get(key)
-            if cached is None:
+        out_ext = ext + d.seq_offset
+        out_ts = (ts + d.ts_offset) & _TS_MASK
+        tw = d.tw
+        twt: TransportTail | None = None
+        if tw is not None:
+            # Transport-wide number for this subscriber's estimate (see subscriber_links).
+            if tw_tails is None:
+                tw_tails = {}
+            twk = d.tw_key
+            if twk in tw_tails:
+                twt = tw_tails[twk]
+            else:
                 try:
-                    cached = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
+                    twt = tw_tails[twk] = transport_tail(packet, twk[0], twk[1])
                 except RtpDecodeError:
                     counters.rtp_malformed += 1
                     break
-                tails[key] = cached
-            ob0, t = cached
-        out_ext = ext + d.seq_offset
-        out_ts = (ts + d.ts_offset) & _TS_MASK
-        out.append((d.subscriber, pack(ob0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t))
+        if twt is not None:
+            assert tw is not None
+            s = tw.seq
+            tw.seq = s + 1
+            slot = s & RING_MASK
+            tw.sent_at[slot] = now
+            tw.sizes[slot] = n
+            if twt[1]:
+                data = tw2(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
+                           d.tw_id, 2, s & 0xFFFF) + twt[4]  # fmt: skip
+            else:
+                data = tw1(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
+                           d.tw_hdr, s & 0xFFFF) + twt[4]  # fmt: skip
+        else:
+            key = d.tail_key
+            if key is None or (not key[1] and not b0 & 0x10):
+                ob0, t = b0, tail
+            else:
+                if tails is None:
+                    tails = {}
+                cached = tails.get(key)
+                if cached is None:
+                    try:
+                        cached = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
+                    except RtpDecodeError:
+                        counters.rtp_malformed += 1
+                        break
+                    tails[key] = cached
+                ob0, t = cached
+            data = pack(ob0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t
+        if info is not None and d.sim is not None:
+            data = continue_vp8(d.sim, data, len(data) - ptail, info)
+        out.append((d.subscriber, data))
         if out_ext > d.last_out_ext:
             d.last_out_ext = out_ext
             d.last_out_ts = out_ts

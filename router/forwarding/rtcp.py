@@ -16,6 +16,7 @@ from typing import Final
 
 from router.forwarding.packet import abs_send_time, build_rtx, outgoing_tail
 from router.forwarding.state import Downstream, Participant, Stream
+from router.forwarding.subscriber_links import stamp_transport_seq
 from router.rtp import (
     Fir,
     FirEntry,
@@ -132,9 +133,7 @@ def retransmissions(
     return packets, missing
 
 
-def rewrite_packet(
-    d: Downstream, original: bytes, out_ext: int, now: float = 0.0
-) -> bytes | None:
+def rewrite_packet(d: Downstream, original: bytes, out_ext: int, now: float = 0.0) -> bytes | None:
     """``original`` rewritten for ``d`` as the forwarding path did (None if not for it)."""
     b0, b1, _seq, ts, _ssrc = _HDR.unpack_from(original)
     ob1 = d.b1_table[b1] if d.b1_table else -1
@@ -148,6 +147,8 @@ def rewrite_packet(
         except RtpDecodeError:
             return None
     header = _HDR.pack(b0, ob1, out_ext & 0xFFFF, (ts + d.ts_offset) & _U32, d.ssrc)
+    if d.tw is not None:
+        return stamp_transport_seq(d, header + tail, now)
     return header + tail
 
 

@@ -105,8 +105,14 @@ class TrackSpec:
     """The publisher negotiated ``nack``: cache misses may be NACKed upstream."""
     keyframe_request: str = "pli"
     """``"pli"``, ``"fir"`` (only ``ccm fir`` negotiated) or ``"none"``."""
+    bandwidth_feedback: str = "none"
+    """What the publisher's estimator listens to: ``"transport-cc"`` (rtcp-fb transport-cc
+    and the transport-wide-cc extension negotiated), ``"remb"`` (goog-remb only) or
+    ``"none"``. The router generates that feedback for the publisher's connection."""
 
     def __post_init__(self) -> None:
+        if self.bandwidth_feedback not in ("transport-cc", "remb", "none"):
+            raise ForwardingUsageError(f"unknown bandwidth feedback {self.bandwidth_feedback!r}")
         if self.kind not in (KIND_AUDIO, KIND_VIDEO):
             raise ForwardingUsageError(f"track kind must be audio or video, not {self.kind!r}")
         if self.clock_rate <= 0:

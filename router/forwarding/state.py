@@ -14,10 +14,17 @@ attribute access is the hot path.
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 from router.forwarding.cache import PacketCache
 from router.forwarding.receive import ReceiveStats
 from router.forwarding.specs import ABS_SEND_TIME, SubscriptionSpec, TrackSpec
+
+if TYPE_CHECKING:
+    from router.forwarding.gaps import GapTracker
+    from router.forwarding.layers import LayerState
+    from router.forwarding.publisher_feedback import TwccRecorder
+    from router.forwarding.subscriber_links import SubscriberLink
 
 __all__ = ["Downstream", "Layer", "Participant", "Stream", "Track", "next_epoch"]
 
@@ -32,10 +39,14 @@ def next_epoch() -> int:
 class Participant:
     """A peer connection: publishes tracks, receives subscriptions, or both."""
 
-    __slots__ = ("by_out_ssrc", "downstreams", "id", "streams", "tracks")
+    __slots__ = ("by_out_ssrc", "downstreams", "id", "link", "streams", "tracks", "twcc")
 
     def __init__(self, participant_id: str) -> None:
         self.id = participant_id
+        self.twcc: TwccRecorder | None = None
+        """Arrival recorder when the publisher negotiated transport-cc (read per packet)."""
+        self.link: object | None = None
+        """The link logic's per-connection state (:mod:`router.forwarding.links`)."""
         self.streams: dict[int, Stream] = {}
         """Incoming SSRC -> stream, over all tracks this participant publishes."""
         self.tracks: dict[str, Track] = {}
@@ -63,6 +74,10 @@ class Track:
         """Video tracks get keyframe requests and a NACK cache."""
         return self.spec.kind == "video"
 
+    def pts_keys(self) -> list[str]:
+        """The codec keys of this track's payload types."""
+        return list(self.codec_of_pt.values())
+
 
 class Layer:
     """One encoding of a track: its current primary and RTX streams (None until bound)."""
@@ -86,14 +101,21 @@ class Stream:
         "epoch",
         "fanout",
         "fir_seq",
+        "gaps",
+        "height",
         "is_rtx",
         "keyframe_last",
         "keyframe_pending",
         "layer",
         "nacked",
+        "octets",
+        "rate",
+        "rate_mark",
         "receive",
         "ssrc",
         "track",
+        "vp8",
+        "waiting",
     )
 
     def __init__(
@@ -117,8 +139,39 @@ class Stream:
         self.keyframe_last: float | None = None
         self.keyframe_pending = False
         self.fir_seq = 0
+        self.octets = 0
+        """Payload bytes received (layer rates for the simulcast choice)."""
+        self.rate = 0.0
+        """Smoothed receive rate in bits per second (updated by :meth:`measure`)."""
+        self.rate_mark: tuple[float, int] | None = None
+        self.height = 0
+        """Frame height seen in this stream's last VP8 keyframe (0: not yet)."""
+        self.vp8 = (
+            len(track.layers) > 1 and not is_rtx and any("vp8" in k for k in track.pts_keys())
+        )
+        """Simulcast VP8: picture ids are read per packet and continued across switches."""
+        self.waiting: list[Downstream] = []
+        """Subscriptions switching to this stream at its next keyframe."""
+        self.gaps: GapTracker | None = None
+        """Proactive upstream NACK state (video streams of publishers that negotiated nack)."""
         self.nacked: dict[int, float] = {}
         """Extended seq -> when it was last NACKed upstream (suppresses duplicate NACKs)."""
+
+    @property
+    def last_packet(self) -> float:
+        """Arrival time of the newest packet (-inf before the first)."""
+        if self.receive.max_ext < 0:
+            return float("-inf")
+        return self.receive.last_arrival / self.clock_rate
+
+    def measure(self, now: float) -> None:
+        """Update :attr:`rate` from the bytes received since the last call."""
+        mark = self.rate_mark
+        self.rate_mark = (now, self.octets)
+        if mark is None or now <= mark[0]:
+            return
+        sample = 8.0 * (self.octets - mark[1]) / (now - mark[0])
+        self.rate = sample if not self.rate else 0.7 * self.rate + 0.3 * sample
 
 
 class Downstream:
@@ -148,6 +201,7 @@ class Downstream:
         "remote_lost",
         "rtx_seq",
         "seq_offset",
+        "sim",
         "spec",
         "ssrc",
         "stream",
@@ -155,6 +209,10 @@ class Downstream:
         "tail_key",
         "track",
         "ts_offset",
+        "tw",
+        "tw_hdr",
+        "tw_id",
+        "tw_key",
     )
 
     def __init__(
@@ -191,6 +249,15 @@ class Downstream:
         self.tail_key: tuple[bytes | None, int] | None = None
         """``(ext_table, ast_id)``, or None when packets go out with the incoming tail as is;
         copies for subscribers with equal keys share one rewritten tail per packet."""
+        self.sim: LayerState | None = None
+        """Simulcast subscription state (pending switch, VP8 continuation), else None."""
+        self.tw: SubscriberLink | None = None
+        """The subscriber's link when it negotiated transport-cc: every copy is numbered."""
+        self.tw_id = 0
+        self.tw_hdr = 0
+        """One-byte-form element header of the transport-cc element (id << 4 | 1)."""
+        self.tw_key: tuple[bytes | None, int] = (None, 0)
+        """Shares the prepared tail among subscribers with equal extension mappings."""
         self.last_fir_seq = -1
         self.remote_fraction_lost = 0
         self.remote_lost = 0

@@ -179,10 +179,10 @@ DEFAULT_CAPABILITIES: Final = Capabilities(
     extensions=(
         ExtensionCapability(SDES_MID, _AV, offer_id=1),
         ExtensionCapability(ABS_SEND_TIME, _AV, offer_id=2),
-        # Accepted from publishers, not offered to subscribers: answering transport-cc needs
-        # per-subscriber transport sequence numbers and TWCC feedback handling, which is the
-        # bandwidth-estimation issue's work. Subscribers estimate with abs-send-time + REMB.
-        ExtensionCapability(TRANSPORT_WIDE_CC, _AV),
+        # Offered to subscribers too: the router numbers every packet it sends them
+        # (router.forwarding.subscriber_links) and estimates their downlink from the feedback.
+        # A subscriber that accepts only abs-send-time gets that, and is estimated from REMB.
+        ExtensionCapability(TRANSPORT_WIDE_CC, _AV, offer_id=3),
         ExtensionCapability(RTP_STREAM_ID, _VIDEO),
         ExtensionCapability(REPAIRED_RTP_STREAM_ID, _VIDEO),
     ),

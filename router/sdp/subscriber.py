@@ -35,7 +35,7 @@ from typing import Final
 
 from router.sdp.answer import DTLS_SRTP_PROTOS
 from router.sdp.attributes import Direction, ExtMap, Group, Msid, Setup, SsrcGroup
-from router.sdp.capabilities import DEFAULT_CAPABILITIES, TRANSPORT_CC, Capabilities
+from router.sdp.capabilities import DEFAULT_CAPABILITIES, Capabilities
 from router.sdp.description import MediaInfo, SessionInfo, describe
 from router.sdp.errors import SdpError, SdpUsageError
 from router.sdp.model import Attribute, MediaDescription, Origin, SessionDescription, parse_sdp
@@ -212,9 +212,9 @@ def subscriber_codec(
     if cap is None:
         raise SdpUsageError(f"codec {publisher.name}/{publisher.clock_rate} has no capability")
     rtx = cap.rtx_payload_type if capabilities.rtx else None
-    # transport-cc feedback goes with the transport-wide-cc extension, which subscriber offers
-    # leave out (see DEFAULT_CAPABILITIES); goog-remb with abs-send-time stays.
-    feedback = tuple(fb for fb in cap.feedback if fb != TRANSPORT_CC)
+    # transport-cc goes with the transport-wide-cc extension subscriber offers carry;
+    # goog-remb with abs-send-time stays for subscribers that accept only that.
+    feedback = cap.feedback
     return NegotiatedCodec(
         cap.payload_type, cap.name, cap.clock_rate, cap.channels, cap.parameters, feedback, rtx
     )

@@ -99,6 +99,8 @@ class SessionCore:
             "chat": self._on_chat,
             "relay": self._on_relay,
             "leave": self._on_leave,
+            "video_size": self._on_video_size,
+            "link_stats": self._on_link_stats,
         }
 
     # -- counts ---------------------------------------------------------------------------------
@@ -446,6 +448,26 @@ class SessionCore:
         # Delivered from memory to the current participants only; never stored or logged.
         self.stats.chat_relayed += 1
         self._broadcast(p.room, {"type": "chat", "from": p.public(), "text": text}, p.id)
+
+    def _on_video_size(self, conn: Connection, p: Participant, msg: m.ClientMessage,
+                       now: float) -> None:
+        """The client shows a track at most ``height`` pixels high: the router then sends the
+        smallest simulcast layer that covers it (0 lifts the limit)."""
+        track_id, height = msg.fields["track"], msg.fields["height"]
+        if isinstance(height, bool) or not 0 <= height <= 16384:
+            self._error(conn, m.E_MALFORMED, "height must be an integer 0..16384", "video_size")
+            return
+        setter = getattr(self.media, "set_video_size", None)
+        if setter is None or not setter(p.id, track_id, height, now):
+            self._error(conn, m.E_UNKNOWN_TRACK, f"not subscribed to track {track_id!r}",
+                        "video_size")
+
+    def _on_link_stats(self, conn: Connection, p: Participant, msg: m.ClientMessage,
+                       now: float) -> None:
+        """The router's view of this client's downlink: estimate, RTT, loss, layers."""
+        getter = getattr(self.media, "link_report", None)
+        report = getter(p.id) if getter is not None else None
+        self._send(conn.id, {"type": "link_stats", **(report or {})})
 
     def _on_relay(self, conn: Connection, p: Participant, msg: m.ClientMessage,
                   now: float) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from router.forwarding.forwarder import Forwarder
 from router.forwarding.specs import (
+    TRANSPORT_WIDE_CC,
     ForwardingUsageError,
     LayerSpec,
     SubscriptionSpec,
@@ -47,11 +48,19 @@ def track_spec(track: PublishedTrack, publisher_id: str) -> TrackSpec:
         keyframe = "fir"
     else:
         keyframe = "pli" if media.kind == "video" else "none"
+    ext_ids = {e.uri: e.id for e in media.extensions}
+    if codec.has_feedback("transport-cc") and TRANSPORT_WIDE_CC in ext_ids:
+        bandwidth = "transport-cc"
+    elif codec.has_feedback("goog-remb"):
+        bandwidth = "remb"
+    else:
+        bandwidth = "none"
     return TrackSpec(
         track_id=track.track_id, publisher=publisher_id, kind=media.kind,
         clock_rate=codec.clock_rate, codecs={codec.payload_type: _key(codec)},
-        rtx_payload_types=media.rtx_map(), extensions={e.uri: e.id for e in media.extensions},
+        rtx_payload_types=media.rtx_map(), extensions=ext_ids,
         mid=media.mid, layers=layers, nack=codec.has_feedback("nack"), keyframe_request=keyframe,
+        bandwidth_feedback=bandwidth,
     )  # fmt: skip
 
 
@@ -171,6 +180,51 @@ class ForwarderPlane:
         self._now = now
         self.forwarder.handle_timer(now)
         self._flush()
+
+    def link_summary(self) -> dict[str, float]:
+        """Aggregates of the subscribers' downlink estimates and the link counters, for
+        Prometheus (no per-participant labels: bounded cardinality)."""
+        links = self.forwarder.link_stats()
+        estimates = sorted(v["estimate_bps"] for v in links.values())
+        counters = self.forwarder.counters
+        out: dict[str, float] = {
+            "subscribers": float(len(estimates)),
+            "estimate_min_bps": estimates[0] if estimates else 0.0,
+            "estimate_median_bps": estimates[len(estimates) // 2] if estimates else 0.0,
+            "estimate_max_bps": estimates[-1] if estimates else 0.0,
+            "rtt_max_ms": max((v["rtt_ms"] for v in links.values()), default=0.0),
+        }
+        for name in ("twcc_feedback_sent", "remb_sent", "nack_proactive_seqs", "nack_recovered",
+                     "nack_given_up", "rtx_over_budget", "nack_repeats_ignored", "twcc_received",
+                     "twcc_unmatched", "remb_absurd", "nack_served", "rtcp_malformed"):  # fmt: skip
+            out[name] = float(getattr(counters, name))
+        return out
+
+    def link_report(self, participant: str) -> dict[str, object]:
+        """One participant's downlink as the router sees it (the ``link_stats`` message)."""
+        fid = f"{participant}/sub"
+        figures = self.forwarder.link_stats().get(fid, {})
+        layers: dict[str, str | int | None] = {}
+        if fid in self._sinks:
+            for track_id in self.forwarder.subscribed_tracks(fid):
+                index, rid = self.forwarder.layer_of(fid, track_id)
+                if index is not None:
+                    layers[track_id] = rid if rid is not None else index
+        return {
+            "estimate_bps": int(figures.get("estimate_bps", 0)),
+            "rtt_ms": round(figures.get("rtt_ms", 0.0), 1),
+            "loss": round(figures.get("loss", 0.0), 4),
+            "layers": layers,
+        }
+
+    def set_video_size(self, participant: str, track_id: str, height: int, now: float) -> bool:
+        """Cap the layer sent for ``track_id``; False if the participant does not receive it."""
+        self._now = now
+        try:
+            self.forwarder.set_max_height(f"{participant}/sub", track_id, height, now)
+        except ForwardingUsageError:
+            return False
+        return True
 
     def state_counts(self) -> dict[str, int]:
         s = self.forwarder.stats()

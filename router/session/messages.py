@@ -39,6 +39,7 @@ E_DRAINING: Final = "draining"
 E_MODE_MISMATCH: Final = "mode_mismatch"
 E_NO_PEER: Final = "no_peer"
 E_TOO_MANY_TRACKS: Final = "too_many_tracks"
+E_UNKNOWN_TRACK: Final = "unknown_track"
 
 #: Errors after which the router closes the connection (the client has no session).
 FATAL_CODES: Final = frozenset(
@@ -65,6 +66,7 @@ CLOSE_SHUTDOWN: Final = 1001
 _STR = (str,)
 _OBJ = (dict,)
 _BOOL = (bool,)
+_INT = (int,)
 
 #: type -> {field: (allowed python types, required)}; ``type`` itself is implied.
 CLIENT_SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
@@ -75,6 +77,8 @@ CLIENT_SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool]]]] = {
     "relay": {"payload": (_OBJ, True), "to": (_STR, False)},
     "leave": {},
     "ping": {"id": ((str, int), False)},
+    "video_size": {"track": (_STR, True), "height": (_INT, True)},
+    "link_stats": {},
 }
 
 #: Relayed p2p payload kinds: SDP and ICE candidates only (the router reads nothing else).

@@ -35,7 +35,8 @@ PUB_EXT = {
     RTP_STREAM_ID: 4,
     REPAIRED_RTP_STREAM_ID: 5,
 }
-SUB_EXT = {ABS_SEND_TIME: 2, TRANSPORT_WIDE_CC: 3}
+SUB_EXT = {ABS_SEND_TIME: 2}
+"""Subscribers without transport-cc (the router writes abs-send-time); see test_subscriber_links."""
 
 
 def make_forwarder(**config: object) -> Forwarder:

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from router.forwarding import ForwardingUsageError, LayerSpec
+from router.forwarding.link_config import LinkConfig
 from router.forwarding.packet import abs_send_time, outgoing_tail
 from router.forwarding.specs import ABS_SEND_TIME, SDES_MID, TRANSPORT_WIDE_CC
 from router.rtp import ExtensionBlock, HeaderExtension, RtpDecodeError, RtpPacket
@@ -72,7 +73,7 @@ def test_extension_ids_rewritten_mid_and_rid_stripped_abs_send_time_ours() -> No
     fwd.add_participant("pub")
     fwd.add_track(video_track(), 0.0)
     fwd.add_participant("a")
-    fwd.subscribe(subscription("a", extensions={ABS_SEND_TIME: 2, TRANSPORT_WIDE_CC: 3}), 0.0)
+    fwd.subscribe(subscription("a", extensions={ABS_SEND_TIME: 2}), 0.0)
     fwd.add_participant("b")
     fwd.subscribe(subscription("b", extensions={ABS_SEND_TIME: 9, TRANSPORT_WIDE_CC: 14}), 0.0)
     fwd.add_participant("c")
@@ -85,13 +86,15 @@ def test_extension_ids_rewritten_mid_and_rid_stripped_abs_send_time_ours() -> No
     [c] = parsed(out, "c")
     ours = abs_send_time(1.5).to_bytes(3, "big")
     assert ours == b"\x06\x00\x00"
-    # The publisher's abs-send-time is replaced by the router's send time (see routing.py).
-    assert _elements(a) == {2: ours, 3: b"\x00\x07"}
-    assert _elements(b) == {9: ours, 14: b"\x00\x07"}
-    assert _elements(c) == {}
+    # The publisher's abs-send-time is replaced by the router's send time (see routing.py);
+    # with transport-cc negotiated too, the router's transport-wide number replaces both.
+    assert _elements(a) == {2: ours}
+    assert _elements(b) == {14: b"\x00\x00"}
+    assert c.extension is None
     assert a.payload == b.payload == c.payload == b"xyz"
-    assert len(dict(out)["c"]) == len(packet)
-    assert len(dict(out)["a"]) == len(packet) + 4  # the stripped element stays as padding
+    # Stripped elements are left out (the 16-byte block shrinks, or goes when nothing is left).
+    assert len(dict(out)["c"]) == len(packet) - 16
+    assert len(dict(out)["a"]) == len(packet) - 8
 
 
 def test_abs_send_time_inserted_when_the_publisher_sent_none() -> None:
@@ -133,12 +136,13 @@ def test_outgoing_tail_appends_to_an_existing_block() -> None:
 
 def test_identity_extension_mapping_keeps_bytes() -> None:
     fwd = make_forwarder()
-    ext = {SDES_MID: 1, TRANSPORT_WIDE_CC: 3}
+    toffset = "urn:ietf:params:rtp-hdrext:toffset"
+    ext = {SDES_MID: 1, toffset: 5}
     fwd.add_participant("pub")
-    fwd.add_track(video_track(extensions={TRANSPORT_WIDE_CC: 3}), 0.0)
+    fwd.add_track(video_track(extensions={toffset: 5}), 0.0)
     fwd.add_participant("s")
     fwd.subscribe(subscription("s", extensions=ext), 0.0)
-    packet = rtp(1, ext={3: b"\x00\x01"})
+    packet = rtp(1, ext={5: b"\x00\x00\x01"})
     fwd.route_rtp("pub", packet, 0.0)
     [(_, data)] = fwd.rtp_to_send()
     assert data[12:] == packet[12:]
@@ -232,7 +236,9 @@ def test_retarget_to_another_track_continues() -> None:
 
 
 def test_simulcast_bound_by_rid_and_best_layer_chosen() -> None:
-    fwd = make_forwarder()
+    # Without the link logic the best receiving layer is taken at once (the layer choice and
+    # keyframe-aligned switching are in test_layers.py).
+    fwd = make_forwarder(link=LinkConfig(enabled=False))
     layers = (LayerSpec("h"), LayerSpec("m"), LayerSpec("l"))
     room(fwd, 1, track=video_track(ssrc=None, layers=layers))
     fwd.route_rtp("pub", rtp(1, ssrc=0x33, ext={1: b"0", 4: b"l"}, payload=b"low"), 0.0)

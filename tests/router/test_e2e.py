@@ -45,6 +45,15 @@ async def test_publish_subscribe_every_payload_in_order(start_router, nursery) -
     seqs = [int.from_bytes(p[2:4], "big") for p in bob.subscriber.received]
     assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
     assert all(p[1] & 0x7F == 111 for p in bob.subscriber.received)
+    # The router's view of bob's downlink, and a size request for the video track.
+    video_track = next(iter(offer["tracks"].values()))
+    await bob.ws.send({"type": "link_stats"})
+    stats = await bob.ws.recv_type("link_stats")
+    assert stats["estimate_bps"] > 0 and set(stats["layers"]) <= set(offer["tracks"].values())
+    await bob.ws.send({"type": "video_size", "track": video_track, "height": 360})
+    await bob.ws.send({"type": "video_size", "track": "nope", "height": 360})
+    error = await bob.ws.recv_type("error")
+    assert error["code"] == "unknown_track" and "nope" in error["message"]
     await alice.leave()
     await bob.leave()
     await wait_for(lambda: node.core.participant_count == 0)

@@ -70,10 +70,13 @@ def test_offer_shape() -> None:
         assert [c.value() for c in media.transport.candidates] == [
             "1 1 udp 2130706431 127.0.0.1 40000 typ host"
         ]
-        # transport-wide-cc is left out (no TWCC towards subscribers yet), and so is the
-        # transport-cc feedback that goes with it; abs-send-time + goog-remb remain.
-        assert {e.uri: e.id for e in media.extensions} == {SDES_MID: 1, ABS_SEND_TIME: 2}
-        assert all(fb.type != "transport-cc" for c in media.codecs for fb in c.feedback)
+        # transport-wide-cc with its transport-cc feedback (the router numbers packets to
+        # subscribers); abs-send-time + goog-remb for those that accept only that.
+        assert {e.uri: e.id for e in media.extensions} == {
+            SDES_MID: 1, ABS_SEND_TIME: 2, TRANSPORT_WIDE_CC: 3
+        }  # fmt: skip
+        assert all(any(fb.type == "transport-cc" for fb in c.feedback) for c in media.codecs
+                   if c.name != "rtx")  # fmt: skip
         assert media.msid is not None and media.msid.stream_id == "alice-stream"
     assert [(c.payload_type, c.name) for c in audio.codecs] == [(111, "opus")]
     assert audio.codecs[0].parameters == (("minptime", "10"), ("useinbandfec", "1"))

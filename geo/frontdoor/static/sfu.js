@@ -4,6 +4,13 @@
 
 import { Serial } from "./serial.js";
 
+/** Lowest first; rids q/h/f at 1/4, 1/2 and full resolution. */
+export const SIMULCAST_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 export class SfuSession {
   /**
    * @param {import("./signaling.js").Signaling} signaling
@@ -36,6 +43,9 @@ export class SfuSession {
     this.sig.on("track_unpublished", (msg) => this.onUnpublished(msg.track));
     this.sig.on("transport", () => {});
     for (const t of joined.tracks ?? []) this.tracks.set(t.id, { participant: t.participant, track: null });
+    // Rooms of three or more: camera video goes out as three simulcast layers and the router
+    // sends each subscriber the one its link and window fit (docs/signaling.md, Simulcast).
+    this.simulcast = (joined.participants ?? []).length + 1 >= 3;
     const stream = this.opts.localStream;
     if (stream && stream.getTracks().length) this.serial.run(() => this.publish(stream));
   }
@@ -53,7 +63,9 @@ export class SfuSession {
   async publish(stream) {
     this.pub = this.newConnection("publisher");
     for (const track of stream.getTracks()) {
-      this.pub.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      const init = { direction: "sendonly", streams: [stream] };
+      if (track.kind === "video" && this.simulcast) init.sendEncodings = SIMULCAST_LAYERS;
+      this.pub.addTransceiver(track, init);
     }
     const offer = await this.pub.createOffer();
     await this.pub.setLocalDescription(offer);

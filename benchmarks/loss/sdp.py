@@ -1,0 +1,55 @@
+"""SDP of the loss bench's clients: an audio+video publisher offer that negotiates what
+Chromium does (mid, abs-send-time, transport-wide-cc; nack, pli, transport-cc), and subscriber
+answers that accept the router's extensions, so it numbers packets and expects feedback."""
+
+from __future__ import annotations
+
+from benchmarks.media import CHROMIUM_AUDIO, CHROMIUM_VIDEO
+from router.sdp import describe, parse_sdp
+
+
+def publisher_offer(ufrag: str, pwd: str, fingerprint: str, audio_ssrc: int,
+                    video_ssrc: int) -> str:
+    """sendonly Opus and VP8 in one BUNDLE group, Chromium's extension ids."""
+    lines = ["v=0", "o=- 4611731400430051337 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+             "a=group:BUNDLE 0 1", "a=extmap-allow-mixed", "a=msid-semantic: WMS s1"]
+
+    def common(mid: str, extmaps: list[str]) -> list[str]:
+        return ["c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0", f"a=ice-ufrag:{ufrag}",
+                f"a=ice-pwd:{pwd}", "a=ice-options:trickle", f"a=fingerprint:{fingerprint}",
+                "a=setup:actpass", f"a=mid:{mid}", *(f"a=extmap:{e}" for e in extmaps),
+                "a=sendonly", "a=rtcp-mux"]
+
+    lines += ["m=audio 9 UDP/TLS/RTP/SAVPF 111", *common("0", CHROMIUM_AUDIO.extmaps()),
+              "a=msid:s1 a1", "a=rtpmap:111 opus/48000/2", "a=rtcp-fb:111 transport-cc",
+              "a=fmtp:111 minptime=10;useinbandfec=1", f"a=ssrc:{audio_ssrc} cname:bench"]
+    lines += ["m=video 9 UDP/TLS/RTP/SAVPF 96", *common("1", CHROMIUM_VIDEO.extmaps()),
+              "a=msid:s1 v1", "a=rtcp-rsize", "a=rtpmap:96 VP8/90000",
+              "a=rtcp-fb:96 goog-remb", "a=rtcp-fb:96 transport-cc", "a=rtcp-fb:96 ccm fir",
+              "a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli", f"a=ssrc:{video_ssrc} cname:bench"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def subscriber_answer(offer: str, ufrag: str, pwd: str, fingerprint: str) -> tuple[str, int | None]:
+    """recvonly answer accepting the offered extensions; also the transport-cc id, if any."""
+    desc = parse_sdp(offer)
+    info = describe(desc)
+    accepted = [mi.mid for mi in info.media if not mi.rejected]
+    lines = ["v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
+    if accepted:
+        lines.append(f"a=group:BUNDLE {' '.join(str(a) for a in accepted)}")
+    twcc: int | None = None
+    for mi, md in zip(info.media, desc.media, strict=True):
+        if mi.rejected:
+            lines += [f"m={mi.kind} 0 {mi.proto} {md.formats[0]}", "c=IN IP4 0.0.0.0",
+                      f"a=mid:{mi.mid}", "a=inactive"]
+            continue
+        lines += [f"m={mi.kind} 9 {mi.proto} {' '.join(md.formats)}", "c=IN IP4 0.0.0.0",
+                  f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", f"a=fingerprint:{fingerprint}",
+                  "a=setup:active", f"a=mid:{mi.mid}", "a=recvonly", "a=rtcp-mux"]
+        lines += [f"a={a.name}:{a.value}" for a in md.attributes
+                  if a.name in ("rtpmap", "fmtp", "rtcp-fb", "extmap")]
+        for ext in mi.extensions:
+            if ext.uri.endswith("transport-wide-cc-extensions-01"):
+                twcc = ext.id
+    return "\r\n".join(lines) + "\r\n", twcc

@@ -1,0 +1,31 @@
+"""``regio bench loss`` end to end, short: real router processes, real ICE/DTLS/SRTP, a real
+impairment proxy; checks the document's shape and that loss was applied and repaired (never
+a speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from benchmarks.sfu.router_proc import REPO_ROOT, child_env
+
+
+def test_one_case_json() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from control.cli import main; raise SystemExit(main())",
+         "bench", "loss", "--loss", "8", "--rtt", "40", "--seconds", "4", "--subscribers", "1",
+         "--json"],
+        capture_output=True, text=True, timeout=240, env=child_env(), cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads(result.stdout)
+    [case] = document["cases"]
+    assert case["loss_pct"] == 8 and case["loss_aware"] is True
+    assert {"residual_loss", "recovery_p99_ms", "audio_residual_loss"} <= set(case)
+    [sub] = case["subscribers"]
+    assert sub["wire_loss"] > 0.02  # the proxy did drop packets
+    assert sub["nacks"] > 0 and sub["recovered"] > 0  # and the router repaired some
+    assert sub["frames_complete"] > 0
+    assert document["loss_aware_off"]["loss_aware"] is False
+    assert document["cpu_ratio_on_off"] is not None

@@ -133,7 +133,7 @@ def cases() -> list[tuple[str, Callable[[], object]]]:
         ("forward: video 1100 B to 1 subscriber", _setup(1)),
         ("forward: video 1100 B to 10 subscribers", _setup(10)),
         ("forward: video 1100 B to 10 subscribers, loss-aware off",
-         _setup(10, loss_aware=False)),  # fmt: skip
+         _setup(10, loss_aware=False)),
         ("forward: video to 10 subscribers, ext ids rewritten", _setup(10, same_ext_ids=False)),
         ("forward: audio 120 B to 10 subscribers", _setup(10, kind="audio", payload=AUDIO_PAYLOAD)),
         ("forward: video 1100 B to 50 subscribers", _setup(50)),

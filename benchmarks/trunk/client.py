@@ -28,6 +28,7 @@ from benchmarks.sfu.sdp import publisher_offer, router_transport, subscriber_ans
 from control import schema
 from control.etcd import EtcdClient, EtcdConfig
 from control.schema import KeySet, RoomRouterRecord
+from control.secretbox import load_box
 from control.tokens import JoinClaims, sign_token
 from router.signaling.client import SignalingClient
 from router.transport import ClientTransport, DtlsCertificate, DtlsConnected, RtpReceived
@@ -43,7 +44,8 @@ async def _token(client: EtcdClient, room: str, participant: str, router: str) -
     kv = await client.get(schema.secrets_key("token"))
     if kv is None:
         raise RuntimeError("no join-token key in etcd")
-    key = KeySet.decode(kv.value).current_key
+    plain = load_box(client.config.secrets_key).open(kv.key, kv.value)
+    key = KeySet.decode(plain).current_key
     now = int(time.time())
     claims = JoinClaims(kid=key.kid, room=room, participant=participant, router=router,
                         region="bench", policy="nearest", mode="sfu", expires_at=now + 3600,

@@ -30,6 +30,7 @@ from benchmarks.procstat import process_tree_cpu_seconds
 from control.cluster_ca import create_ca, issue_node_certificate
 from control.localetcd import find_etcd_binary
 from control.netns import Network, network, require_root
+from control.secretbox import ENV_VAR, write_key_file
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = """
@@ -56,6 +57,8 @@ turns = 0
 """
 REGIONS = {"1": "eu-a", "2": "eu-b", "3": "eu-c"}
 IDLE_SECONDS = 3.0
+_SECRETS_KEY = ""
+"""The lab's secrets key file (etcd secrets are sealed with it; it never enters etcd)."""
 
 
 class BenchError(RuntimeError):
@@ -73,6 +76,8 @@ class TrunkBenchSpec:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    if _SECRETS_KEY:
+        env[ENV_VAR] = _SECRETS_KEY
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -113,6 +118,8 @@ class Lab:
     """The namespace network, etcd and the routers of one phase."""
 
     def __init__(self, net: Network, work: Path) -> None:
+        global _SECRETS_KEY
+        _SECRETS_KEY = str(write_key_file(work / "secrets.key"))
         self.net = net
         self.work = work
         self.ctl = net.host("ctl").address

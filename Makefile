@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.regio-installed
 
-.PHONY: setup system-packages test lint typecheck pytest demo bench screenshot clean
+.PHONY: setup system-packages test lint typecheck pytest demo bench screenshot dashboard clean
 
 setup: system-packages $(STAMP)
 
@@ -43,6 +43,10 @@ bench: setup
 
 screenshot: setup
 	$(BIN)/python -m tests.browser.screenshot docs/meeting.png
+
+# The Grafana dashboard's panels over a real local cluster, drawn with matplotlib (not Grafana).
+dashboard: setup
+	$(BIN)/python -m tests.infra.dashboard docs/dashboard.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

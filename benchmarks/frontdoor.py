@@ -105,7 +105,9 @@ def run(concurrency: int = 32, seconds: float = 5.0, lookup_seconds: float = 2.0
                 extra += ["--tls-cert", cert, "--tls-key", key]
             proc, url = cluster.add_frontdoor(
                 "frontdoor", "--trusted-proxy", "127.0.0.1/32", "--rate-limit", "1e12",
-                "--rate-burst", "1e12", *extra, cpu=server_cpu)
+                "--rate-burst", "1e12", "--room-rate", "1e12", "--room-burst", "1e12",
+                # The nodes are registry records with nothing listening: no health probes.
+                "--probe-interval", "0", *extra, cpu=server_cpu)
             phases = {mode: _drive(url, mode, concurrency, seconds, client_cpu,
                                    proc.popen.pid)
                       for mode in ("existing", "new")}

@@ -98,13 +98,20 @@ def process_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
 
 
 def runqueue_wait_seconds(pid: int, proc: Path = Path("/proc")) -> float:
-    """Seconds ``pid`` was runnable but waiting for a CPU (``/proc/PID/schedstat`` field 2):
-    on a shared machine this says whether a server lost packets to the scheduler, not to
-    its own cost."""
+    """Seconds ``pid``'s threads were runnable but waiting for a CPU (``schedstat`` field 2,
+    summed over ``/proc/PID/task/*``): on a shared machine this says whether a server lost
+    packets to the scheduler, not to its own cost."""
     try:
-        return int((proc / str(pid) / "schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+        tasks = list((proc / str(pid) / "task").iterdir())
+    except OSError:
+        tasks = [proc / str(pid)]
+    total = 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
 
 
 def udp_rcvbuf_errors(proc: Path = Path("/proc")) -> int:
@@ -119,13 +126,47 @@ def udp_rcvbuf_errors(proc: Path = Path("/proc")) -> int:
     return int(rows[1][rows[0].index("RcvbufErrors")])
 
 
+def process_udp_drops(pid: int, proc: Path = Path("/proc")) -> int:
+    """Datagrams the kernel dropped on ``pid``'s UDP sockets (full receive queue), summed over
+    its sockets' ``drops`` column in ``/proc/net/udp`` and ``udp6``. Unlike the host's
+    ``RcvbufErrors`` this ignores other processes' sockets (the machine is shared)."""
+    inodes = set()
+    try:
+        for fd in (proc / str(pid) / "fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return 0
+    total = 0
+    for table in ("udp", "udp6"):
+        try:
+            lines = (proc / str(pid) / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 13 and fields[9] in inodes:
+                total += int(fields[12])
+    return total
+
+
 def pin(pid: int, cpus: set[int]) -> bool:
-    """Restrict ``pid`` to ``cpus`` when the machine has them; False when not possible."""
+    """Restrict ``pid`` and all its threads to ``cpus`` when the machine has them; False when
+    not possible. Threads it starts later inherit the mask."""
     available = os.sched_getaffinity(0)
     if not cpus <= available:
         return False
     try:
-        os.sched_setaffinity(pid, cpus)
+        tasks = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        tasks = [pid]
+    try:
+        for task in tasks:
+            os.sched_setaffinity(task, cpus)
     except OSError:
         return False
     return True
@@ -137,6 +178,7 @@ __all__ = [
     "process_cpu_seconds",
     "process_name",
     "process_tree_cpu_seconds",
+    "process_udp_drops",
     "runqueue_wait_seconds",
     "udp_rcvbuf_errors",
 ]

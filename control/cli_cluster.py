@@ -1,4 +1,4 @@
-"""``regio cluster init|status|up`` and ``regio secrets rotate``."""
+"""``regio cluster init|status|up`` and ``regio secrets rotate|new-key|seal``."""
 
 from __future__ import annotations
 
@@ -49,7 +49,11 @@ def add_commands(subparsers: Any) -> None:
     up.add_argument("--etcd-binary", metavar="PATH", help="etcd binary (default /usr/bin/etcd)")
     up.add_argument("--kinds", metavar="KIND[,KIND]", default="router,turn,frontdoor",
                     help="which of router, turn, frontdoor to start (default all)")
+    from control.cli_hosts import add_hosts_arguments, add_hosts_commands
+
+    add_hosts_arguments(up)
     up.set_defaults(handler=cmd_up)
+    add_hosts_commands(sub)
 
     secrets = subparsers.add_parser("secrets", help="TURN and join-token secrets")
     ssub = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
@@ -57,6 +61,12 @@ def add_commands(subparsers: Any) -> None:
     add_etcd_arguments(rot)
     rot.add_argument("--overlap", metavar="SECONDS", type=float, default=DEFAULT_OVERLAP,
                      help=f"how long the previous key stays valid (default {DEFAULT_OVERLAP:g})")
+    new_key = ssub.add_parser("new-key", help="write a new secrets key file (mode 0600)")
+    new_key.add_argument("file", metavar="FILE", help="where to write it (must not exist)")
+    new_key.set_defaults(handler=cmd_new_key)
+    seal = ssub.add_parser("seal", help="seal secrets an older version stored in clear")
+    add_etcd_arguments(seal)
+    seal.set_defaults(handler=cmd_seal)
     rot.add_argument("--which", choices=["turn", "token", "all"], default="all",
                      help="which secret to rotate (default all)")
     rot.set_defaults(handler=cmd_rotate)
@@ -159,6 +169,25 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_key(args: argparse.Namespace) -> int:
+    from control.secretbox import SecretBox, write_key_file
+
+    try:
+        path = write_key_file(args.file)
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    print(f"secrets key {SecretBox.from_file(path).key_id} written to {path}")
+    return 0
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    from control.secrets import seal_stored
+
+    sealed = run_with_etcd(args, seal_stored)
+    print(f"sealed: {', '.join(sealed)}" if sealed else "nothing stored in clear")
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from control.cluster_up import ClusterUp, ClusterUpConfig
 
@@ -191,6 +220,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     try:
+        if args.hosts:
+            from control.cli_hosts import run_hosts_cluster
+
+            if args.base_port is not None:
+                raise CliError("--base-port does not apply to --hosts (every host has the "
+                               "same fixed ports)")
+            return run_hosts_cluster(config, args.state_dir, out)
         return trio.run(ClusterUp(config, out).run)
     except LocalEtcdError as exc:
         raise CliError(f"cannot start etcd: {exc}") from None

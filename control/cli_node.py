@@ -34,21 +34,40 @@ def cmd_drain(args: argparse.Namespace) -> int:
     except SchemaError as exc:
         raise CliError(str(exc)) from None
 
-    async def run(client: EtcdClient) -> tuple[NodeRecord, bool]:
+    async def run(client: EtcdClient) -> tuple[list[NodeRecord], bool]:
         try:
-            record = await request_drain(client, args.node)
+            records = [await request_drain(client, args.node)]
         except NodeNotFound:
-            raise CliError(f"node {args.node} is not registered") from None
+            # A node run with --workers N registers its workers as NODE-w0 ... NODE-wN-1:
+            # draining the node drains them together.
+            workers = await worker_ids(client, args.node)
+            if not workers:
+                raise CliError(f"node {args.node} is not registered") from None
+            records = [await request_drain(client, w) for w in workers]
         if not args.wait:
-            return record, False
+            return records, False
         with trio.move_on_after(args.timeout):
-            while await client.get(schema.node_key(args.node)) is not None:
-                await trio.sleep(0.5)
-            return record, True
+            for record in records:
+                while await client.get(schema.node_key(record.node_id)) is not None:
+                    await trio.sleep(0.5)
+            return records, True
         raise CliError(f"node {args.node} still registered after {args.timeout:g} s")
 
-    record, gone = run_with_etcd(args, run)
-    print(f"node {record.node_id} ({record.kind}, {record.region}) is draining")
+    records, gone = run_with_etcd(args, run)
+    for record in records:
+        print(f"node {record.node_id} ({record.kind}, {record.region}) is draining")
     if gone:
-        print(f"node {record.node_id} has left the cluster")
+        print(f"node {args.node} has left the cluster")
     return 0
+
+
+async def worker_ids(client: EtcdClient, node_id: str) -> list[str]:
+    """Registered workers of ``node_id`` (``<node_id>-w<k>``), in worker order."""
+    prefix = schema.node_key(node_id) + "-w"
+    _, kvs = await client.get_prefix(prefix)
+    found = []
+    for kv in kvs:
+        suffix = kv.key[len(prefix):]
+        if suffix.isdigit():
+            found.append((int(suffix), kv.key[len(schema.NODES_PREFIX):]))
+    return [worker for _, worker in sorted(found)]

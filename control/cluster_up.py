@@ -38,12 +38,15 @@ from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd, die_with_parent, free_ports
 from control.logs import get_logger
+from control.secretbox import write_key_file
 from control.topology import Topology
 from control.view import open_view
 
 log = get_logger("control.cluster_up")
 
 PORTS_PER_NODE = 10
+DEMO_TURN_CONFIG = Path(__file__).resolve().parents[1] / "infra" / "local" / "turn-demo.toml"
+"""TURN settings only a loopback demo cluster may use (see the file's header)."""
 HOST = "127.0.0.1"
 NODE_KINDS = ("router", "turn")
 FRONTDOOR = "frontdoor"
@@ -138,20 +141,26 @@ def plan_nodes(topology: Topology, first_port: int | None, kinds: set[str]) -> l
     ]
 
 
-def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...]) -> list[str]:
+def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...], *,
+                host: str = HOST, peers: str = "127.0.0.0/8", secrets_key: str = "") -> list[str]:
+    """The command starting ``plan`` on ``host``; TURN may relay to ``peers`` (a CIDR)."""
     values = {"etcd": etcd_url, "node": plan.node_id, "region": plan.region or "",
-              "host": HOST, "port": str(plan.port)}
+              "host": host, "port": str(plan.port)}
     override = _override(plan.kind)
     if override is not None:
         return [part.format(**values) for part in override]
     cmd = [sys.executable, "-m", "control", plan.kind, "--etcd", etcd_url]
+    if secrets_key:
+        cmd += ["--secrets-key", secrets_key]
     if plan.kind == "turn":
-        # The local cluster's clients and peers are all on loopback, which TURN refuses to
-        # relay to by default; a loopback-only demo cluster opens exactly that range.
-        cmd += ["--listen", f"{HOST}:{plan.port}", "--metrics", f"{HOST}:{plan.port + 1}",
-                "--allow-peer", "127.0.0.0/8"]
+        # The demo-only TURN settings (relaying to loopback) live in their own, labelled file;
+        # a lab on namespace hosts relays inside its own subnet instead.
+        cmd += ["--config", str(DEMO_TURN_CONFIG),
+                "--listen", f"{host}:{plan.port}", "--metrics", f"{host}:{plan.port + 1}"]
+        if peers != "127.0.0.0/8":
+            cmd += ["--allow-peer", peers]
     else:
-        cmd += ["--host", HOST, "--port", str(plan.port)]
+        cmd += ["--host", host, "--port", str(plan.port)]
     if plan.kind == FRONTDOOR:
         cmd += ["--metrics-listen", f"{HOST}:{plan.port + 1}"]
         for cidr in trusted:
@@ -169,6 +178,7 @@ class ClusterUp:
         self.out = out
         self.state = ClusterState()
         self.stop_requested = trio.Event()
+        self.secrets_key = ""
 
     def note(self, text: str, **event: object) -> None:
         if self.config.json:
@@ -197,15 +207,48 @@ class ClusterUp:
             self.stop_requested.set()
             return
 
-    async def _start(self, nursery: trio.Nursery) -> None:
-        cfg = self.config
-        base = cfg.base_port
-        etcd = LocalEtcd(1, binary=cfg.etcd_binary, base_port=base)
+    # Hooks `regio cluster up --hosts` (control.cluster_hosts) overrides.
+    async def start_etcd(self) -> LocalEtcd:
+        """Start etcd (here: one member on loopback) and return it running."""
+        etcd = LocalEtcd(1, binary=self.config.etcd_binary, base_port=self.config.base_port)
         self.state.etcd = etcd
         await etcd.start()
+        return etcd
+
+    def plan_all(self, kinds: set[str]) -> list[NodePlan]:
+        """Every node process to start, the front door (if any) last."""
+        base = self.config.base_port
+        plans = plan_nodes(self.config.topology, None if base is None else base + 100, kinds)
+        if FRONTDOOR in kinds:
+            port = free_ports(1)[0] if base is None else base + 10
+            plans.append(NodePlan(FRONTDOOR, FRONTDOOR, None, port))
+        return plans
+
+    def node_command(self, plan: NodePlan, etcd_url: str) -> list[str]:
+        """The command line of one planned process (without the parent-death wrapper)."""
+        return command_for(plan, etcd_url, self.config.trusted_proxies,
+                           secrets_key=self.secrets_key)
+
+    def frontdoor_url(self, plan: NodePlan) -> str:
+        # Local clusters run without certificates: the front door serves plain HTTP on
+        # loopback (it refuses plain HTTP anywhere else).
+        return f"http://{HOST}:{plan.port}"
+
+    def frontdoor_address(self, plan: NodePlan) -> tuple[str, int]:
+        return HOST, plan.port
+
+    async def on_ready(self, ready: dict[str, object]) -> None:
+        """Called once every node registered, before the ready report is printed."""
+
+    async def _start(self, nursery: trio.Nursery) -> None:
+        cfg = self.config
+        etcd = await self.start_etcd()
         etcd_url = etcd.urls
-        self.note(f"etcd running at {etcd_url} (pid {etcd.pids[0]})")
-        client = EtcdClient(etcd.config())
+        self.note(f"etcd running at {etcd_url} (pids {', '.join(map(str, etcd.pids))})")
+        # The secrets key of this local cluster: outside etcd, readable only by us.
+        self.secrets_key = str(write_key_file(etcd.base_dir / "secrets.key"))
+        self.note(f"secrets key {self.secrets_key}")
+        client = EtcdClient(etcd.config(secrets_key=self.secrets_key))
         nursery.start_soon(_close_at_exit, client)
         await init_cluster(client, cfg.topology)
         self.note(f"topology ({len(cfg.topology.regions)} regions) and secrets written")
@@ -219,12 +262,8 @@ class ClusterUp:
             elif kind not in kinds:
                 self.note(f"note: `regio {kind}` is not available yet; starting no {kind} nodes",
                           event="skipped", kind=kind, reason="subcommand not available")
-        plans = plan_nodes(cfg.topology, None if base is None else base + 100, kinds)
-        frontdoor: NodePlan | None = None
-        if FRONTDOOR in kinds:
-            port = free_ports(1)[0] if base is None else base + 10
-            frontdoor = NodePlan(FRONTDOOR, FRONTDOOR, None, port)
-            plans.append(frontdoor)
+        plans = self.plan_all(kinds)
+        frontdoor = next((p for p in plans if p.kind == FRONTDOOR), None)
         logdir = etcd.base_dir / "logs"
         logdir.mkdir(parents=True, exist_ok=True)
         for plan in plans:
@@ -236,7 +275,7 @@ class ClusterUp:
                 await view.wait_until(lambda: node_ids <= set(view.nodes()),
                                       cfg.ready_timeout)
                 if frontdoor is not None:
-                    await _wait_port(frontdoor.port)
+                    await _wait_port(*self.frontdoor_address(frontdoor))
         except trio.TooSlowError:
             missing = sorted(node_ids - set(view.nodes()))
             self.note(f"error: not ready after {cfg.ready_timeout} s (missing: {missing})",
@@ -244,18 +283,19 @@ class ClusterUp:
             self.stop_requested.set()
             return
         nursery.start_soon(self._watch_exits)
-        # Local clusters run without certificates: the front door serves plain HTTP on
-        # loopback (it refuses plain HTTP anywhere else).
-        fd_url = f"http://{HOST}:{frontdoor.port}" if frontdoor else None
+        fd_url = self.frontdoor_url(frontdoor) if frontdoor else None
         meeting = f"{fd_url}/r/demo" if fd_url else None
         nodes = [{"node": r.plan.node_id, "kind": r.plan.kind, "region": r.plan.region,
                   "pid": r.process.pid} for r in self.state.running if r.plan.kind in NODE_KINDS]
+        ready: dict[str, object] = {"event": "ready", "frontdoor": fd_url, "etcd": etcd_url,
+                                    "secrets_key": self.secrets_key, "meeting": meeting,
+                                    "nodes": nodes}
+        await self.on_ready(ready)
         if cfg.json:
-            self.out(json.dumps({"event": "ready", "frontdoor": fd_url, "etcd": etcd_url,
-                                 "meeting": meeting, "nodes": nodes}))
+            self.out(json.dumps(ready))
         else:
             self.out(f"ready: front door {fd_url or '(not available yet)'}, etcd {etcd_url}, "
-                     f"{len(nodes)} nodes")
+                     f"{len(nodes)} nodes, secrets key {self.secrets_key}")
             for n in nodes:
                 self.out(f"  {n['kind']:<7} {n['node']:<28} pid {n['pid']}")
             if meeting:
@@ -269,7 +309,7 @@ class ClusterUp:
         # the forking thread's lifetime.
         with open(log_path, "ab") as logf:
             process = subprocess.Popen(
-                die_with_parent(command_for(plan, etcd_url, self.config.trusted_proxies)),
+                die_with_parent(self.node_command(plan, etcd_url)),
                 stdin=subprocess.DEVNULL,
                 stdout=logf,
                 stderr=subprocess.STDOUT,
@@ -314,10 +354,10 @@ async def _close_at_exit(client: EtcdClient) -> None:
         client.close()
 
 
-async def _wait_port(port: int) -> None:
+async def _wait_port(host: str, port: int) -> None:
     while True:
         try:
-            stream = await trio.open_tcp_stream(HOST, port)
+            stream = await trio.open_tcp_stream(host, port)
         except OSError:
             await trio.sleep(0.1)
             continue

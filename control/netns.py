@@ -440,10 +440,12 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _kill_namespace_processes(ns: str) -> None:
-    """SIGKILL whatever still runs inside ``ns``, a namespace this module created."""
+    """SIGKILL whatever still runs inside ``ns``, a namespace this module created (except this
+    process, which may have entered it: see :func:`enter_host`)."""
     for raw in _run(["ip", "netns", "pids", ns], check=False).split():
         with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(raw), signal.SIGKILL)
+            if int(raw) != os.getpid():
+                os.kill(int(raw), signal.SIGKILL)
 
 
 def sweep_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
@@ -458,7 +460,7 @@ def sweep_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
             pid, name = int(record["pid"]), str(record["name"])
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
             continue
-        if _pid_alive(pid):
+        if pid_alive(pid):
             continue
         for ns in namespaces:
             if ns.startswith(f"{name}-"):
@@ -469,7 +471,10 @@ def sweep_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (0 and negative: never)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -477,6 +482,47 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def enter_host(netns_name: str) -> int:
+    """Move the calling thread into namespace ``netns_name`` (``/run/netns/NAME``); returns a
+    descriptor of the namespace it was in, for :func:`leave_host`.
+
+    For a process that must itself talk to the hosts (``regio cluster up --hosts`` reaching its
+    etcd, a benchmark driving clients): call it on the main thread before Trio or any library
+    starts threads, since a thread keeps the namespace it was created in. Subprocesses
+    inherit it. A process that entered a host another process owns must leave it before that
+    owner deletes the host, which kills whatever still runs inside."""
+    previous = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    fd = os.open(f"/run/netns/{netns_name}", os.O_RDONLY)
+    try:
+        _setns(fd, netns_name)
+    except BaseException:
+        os.close(previous)
+        raise
+    finally:
+        os.close(fd)
+    return previous
+
+
+def leave_host(previous: int) -> None:
+    """Back to the namespace :func:`enter_host` left (and close its descriptor)."""
+    try:
+        _setns(previous, "the previous namespace")
+    finally:
+        os.close(previous)
+
+
+def _setns(fd: int, what: str) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise NetnsError(f"setns into {what}: {os.strerror(err)}")
 
 
 @contextlib.contextmanager

@@ -237,7 +237,8 @@ class RoomRecord:
 
     room: str
     router: str
-    """Node id of the hosting router."""
+    """Node id of the room's first router (every router serving the room has its own key
+    under ``routers/``: docs/architecture.md §10)."""
     region: str
     policy: str
     """``eea`` (strict residency) or ``nearest`` (ARCHITECTURE.md §4)."""

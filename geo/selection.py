@@ -11,7 +11,8 @@ The order of decisions is the contract of ARCHITECTURE.md §4:
    never given to anyone: a misconfigured node is not evidence of where media would go.
 2. Availability filters: draining nodes and nodes at capacity are skipped.
 3. Nearest region (great-circle distance from the client's country) among what is left, then
-   the least-loaded node in it. An unknown client location makes every allowed region equally
+   in it a router already serving the room (one router per region until it is loaded), else
+   the least-loaded node. An unknown client location makes every allowed region equally
    near, so the least-loaded node wins.
 4. Nothing left: :class:`NoCapacity`. There is no fallback to a region the rules exclude —
    unlike LiveKit's and Jitsi's region selectors (REFERENCES.md).
@@ -163,9 +164,11 @@ def _ranked(
     kind: NodeKind,
     allowed: frozenset[str] | None,
     nodes: Iterable[NodeInfo],
+    members: frozenset[str] = frozenset(),
 ) -> list[tuple[float, NodeInfo]]:
-    """Allowed, available nodes of ``kind`` ordered by (distance, load ratio, load, names)."""
-    ranked: list[tuple[tuple[float, float, int, str, str], float, NodeInfo]] = []
+    """Allowed, available nodes of ``kind`` ordered by (distance, not a member, load ratio,
+    load, names): within equally near regions a node in ``members`` comes first."""
+    ranked: list[tuple[tuple[float, bool, float, int, str, str], float, NodeInfo]] = []
     for node in nodes:
         if node.kind != kind or not node.available or not node_allowed(topology, node, allowed):
             continue
@@ -176,7 +179,8 @@ def _ranked(
         )
         # Regions closer than a kilometre apart count as equally near: float noise must not
         # decide between two regions in one city.
-        key = (round(distance), node.load_ratio, node.load, node.region, node.node_id)
+        key = (round(distance), node.node_id not in members, node.load_ratio, node.load,
+               node.region, node.node_id)
         ranked.append((key, distance, node))
     ranked.sort(key=lambda item: item[0])
     return [(distance, node) for _, distance, node in ranked]
@@ -197,10 +201,14 @@ def select_router(
     client: ClientPlace,
     policy: RoomPolicy,
     nodes: Iterable[NodeInfo],
+    members: Iterable[str] = (),
 ) -> Selected | NoCapacity:
-    """The router for a new room (or a new participant's nearest router)."""
+    """The router for one participant: the nearest router their own jurisdiction and the
+    room's ``policy`` allow. In the nearest region a router already serving the room
+    (``members``) is preferred while it has capacity: one router per region until it is
+    loaded, then the least-loaded other router of that region joins the room."""
     allowed = allowed_jurisdictions(client, policy)
-    ranked = _ranked(topology, client, "router", allowed, nodes)
+    ranked = _ranked(topology, client, "router", allowed, nodes, frozenset(members))
     if not ranked:
         return _no_capacity("router", allowed, policy)
     distance, node = ranked[0]

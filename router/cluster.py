@@ -1,12 +1,11 @@
 """The clustered router: etcd registration (kind ``router``), token keys from the cluster view,
 placement upkeep, and drain on SIGTERM or ``regio node drain``.
 
-Placement is honoured through the token: the front door places a room (etcd transaction bound to
-this router's lease) and signs a join token naming this node; the core refuses tokens naming
-another node. The router keeps placements true (:mod:`router.rooms`): it claims a room's key
-under its current lease when the room opens here, releases it when the room empties, and after
-its lease was replaced (etcd lost it) it re-binds the rooms it still hosts; a room that another
-router took meanwhile is a stray here, and its participants are sent to rejoin.
+Placement is honoured through the token: the front door assigns each participant a router (an
+etcd transaction adding the router to the room, docs/architecture.md §10) and signs a join token
+naming this node; the core refuses tokens naming another node. The router keeps its membership
+true (:mod:`router.rooms`): bound to its own lease when a room opens here, removed when its
+share of the room empties, and bound again after its lease was replaced (etcd lost it).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import trio
 from control.drain import DrainConfig, DrainController
 from control.etcd import EtcdClient, EtcdConfig
 from control.logs import get_logger
-from control.placement import rebind_rooms
 from control.registry import (
     NodeRegistration,
     Registered,
@@ -26,11 +24,11 @@ from control.registry import (
 )
 from control.registry_metrics import RegistrationCollector
 from control.sdnotify import SystemdNotifier, run_watchdog
+from control.secrets import require_secrets
+from control.stopsignals import StopSignals
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
 from router.node import RouterNode
-from router.rooms import MOVED_TEXT
-from router.session.messages import E_WRONG_ROUTER
 
 log = get_logger("router.cluster")
 
@@ -50,7 +48,11 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
                         ) -> int:
     """Serve as a cluster member until drained (or cancelled)."""
     async with EtcdClient(etcd) as client, trio.open_nursery() as nursery:
+        signals = StopSignals() if handle_sigterm else None
+        if signals is not None:
+            await nursery.start(signals.run)
         view = await open_view(client, nursery)
+        require_secrets(view, ("token",))
         jurisdiction = jurisdiction_of(view, config.region)
         node = RouterNode(config, lambda: view.keyset("token"))
         await node.start(nursery)
@@ -63,10 +65,12 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: node.core.participant_count,
                                 DrainConfig(deadline=config.drain_deadline,
-                                            handle_sigterm=handle_sigterm))
-        nursery.start_soon(node.follow_rooms, client, lambda: _live_lease(registration))
+                                            handle_sigterm=handle_sigterm),
+                                signals=signals)
+        nursery.start_soon(node.follow_rooms, client, lambda: _live_lease(registration),
+                           jurisdiction)
         nursery.start_soon(_publish_load, node, registration)
-        nursery.start_soon(_rebind_on_new_lease, node, client, events, config.region)
+        nursery.start_soon(_reclaim_on_new_lease, node, events)
         print(node.addresses.ready_line(), flush=True)
         log.info("router %s ready in %s", node.node_id, config.region)
         systemd = SystemdNotifier.from_environment()
@@ -107,25 +111,11 @@ async def _publish_load(node: RouterNode, registration: NodeRegistration) -> Non
         registration.set_load(node.core.participant_count, {"forwarded_pps": round(pps, 1)})
 
 
-async def _rebind_on_new_lease(
-    node: RouterNode,
-    client: EtcdClient,
-    events: trio.MemoryReceiveChannel[RegistryEvent],
-    region: str,
-) -> None:
+async def _reclaim_on_new_lease(node: RouterNode,
+                                events: trio.MemoryReceiveChannel[RegistryEvent]) -> None:
     async for event in events:
-        if isinstance(event, Registered) and event.reregistered:
-            rooms = {name: (room.policy, room.mode) for name, room in node.core.rooms.items()}
-            for policy, mode in set(rooms.values()):
-                lost = await rebind_rooms(client, node.node_id, event.lease,
-                                          [r for r, pm in rooms.items() if pm == (policy, mode)],
-                                          region, policy, mode)
-                if lost:
-                    log.warning("%d rooms were placed elsewhere while our lease was lost",
-                                len(lost))
-                for room in lost:  # the copies here are strays: send them where the room is
-                    node.hub.evict_room(room, E_WRONG_ROUTER, MOVED_TEXT)
-                    node.core.stats.room_claims["elsewhere"] += 1
+        if isinstance(event, Registered) and event.reregistered and node.placements:
+            await node.placements.reclaim(event.lease)
 
 
 __all__ = ["run_clustered"]

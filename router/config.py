@@ -32,6 +32,10 @@ class RouterConfig:
         doc="KID:SECRET join-token key for use without etcd (secret as in etcd: base64url)",
     )
     capacity: int = setting(1000, doc="participants this router accepts (registered capacity)")
+    workers: int = setting(
+        1, doc="router processes on this node, one per core (each registers as router "
+        "<node-id>-w<k> with its own ports and a share of --capacity)"
+    )
     max_room_participants: int = setting(100, doc="participants per SFU room")
     chat: bool = setting(True, doc="allow chat in new rooms unless the first joiner disables it")
     chat_rate: float = setting(2.0, doc="chat messages per second per participant")

@@ -119,6 +119,22 @@ class VideoStream:
         """A PLI or FIR arrived: the next frame is a keyframe."""
         self._keyframe_requested = True
 
+    @property
+    def next_number(self) -> int:
+        """The stamp number the next packet of this stream gets."""
+        return self._number
+
+    def resume(self, now: float, bitrate_bps: float | None = None) -> None:
+        """Continue after a pause (the camera was off): nothing is owed for the time in
+        between, the next frame is encoded at ``now``, optionally at a new bitrate."""
+        if bitrate_bps is not None:
+            if bitrate_bps <= 0:
+                raise ValueError("bitrate must be positive")
+            self.pacing_bps *= bitrate_bps / self.bitrate
+            self.bitrate = bitrate_bps
+        self._queue.clear()
+        self._next_frame_at = self._pacer_free_at = now
+
     def next_due(self) -> float:
         """When :meth:`poll` next has something to give."""
         return self._queue[0].due if self._queue else self._next_frame_at
@@ -135,7 +151,12 @@ class VideoStream:
                 break
             due += 1
         out, self._queue = self._queue[:due], self._queue[due:]
+        counters = self.counters
         for packet in out:
+            packet.number = self._number
+            self._number += 1
+            counters.packets += 1
+            counters.octets += len(packet.data)
             packet.data = self.template.render(
                 packet.data, seq=self._seq, timestamp=self.counters.rtp_timestamp,
                 marker=packet.marker, now=packet.due,
@@ -172,11 +193,8 @@ class VideoStream:
                 body += header
             body += bytes(max(TAIL_SIZE, each - len(body)))
             # The payload for now: poll() puts the header in front when the packet is due.
-            self._queue.append(MediaPacket(body, self.stream, self._number, send_at, "video",
+            self._queue.append(MediaPacket(body, self.stream, -1, send_at, "video",
                                            keyframe, tid, marker=i == count - 1))
-            self._number += 1
-            self.counters.packets += 1
-            self.counters.octets += len(body)
             send_at += (len(body) + 40) * 8 / self.pacing_bps
         self._pacer_free_at = send_at
         self.counters.last_sent = at
@@ -209,6 +227,14 @@ class AudioStream:
 
     def request_keyframe(self) -> None:
         """Audio has no keyframes."""
+
+    @property
+    def next_number(self) -> int:
+        return self._number
+
+    def resume(self, now: float, bitrate_bps: float | None = None) -> None:
+        """Continue after a pause (muted): nothing is owed for the time in between."""
+        self._next_at = now
 
     def next_due(self) -> float:
         return self._next_at
@@ -275,12 +301,14 @@ class Publisher:
     def meeting(cls, *, first_stream: int, ssrcs: list[int], start: float, rng: random.Random,
                 video_bps: float = 1_000_000, audio: bool = True,
                 simulcast: tuple[SimulcastLayer, ...] = (), temporal_layers: int = 1,
-                max_payload: int = 1100) -> Publisher:
+                max_payload: int = 1100, audio_ids: ExtensionIds = CHROMIUM_AUDIO,
+                video_ids: ExtensionIds = CHROMIUM_VIDEO) -> Publisher:
         """Audio (if ``audio``) then video: one VP8 stream, or one per simulcast layer.
 
         ``ssrcs`` gives one SSRC per stream in that order; stream ids count up from
         ``first_stream``; frames of the participants start at staggered instants (not all
-        keyframes at once) because ``start`` is offset by up to one frame interval."""
+        keyframes at once) because ``start`` is offset by up to one frame interval. The ids
+        are the ones negotiated with the other side (Chromium sends only those)."""
         out = cls()
         layers = simulcast or (SimulcastLayer("", video_bps, 1280, 720),)
         need = len(layers) + (1 if audio else 0)
@@ -290,13 +318,13 @@ class Publisher:
         it = iter(ssrcs)
         if audio:
             out.add(AudioStream(stream=stream, ssrc=next(it), start=start + rng.uniform(0, 0.02),
-                                transport=None, rng=rng))
+                                transport=None, rng=rng, ids=audio_ids))
             stream += 1
         offset = rng.uniform(0, 1 / 30)
         for layer in layers:
             out.add(VideoStream(
                 stream=stream, ssrc=next(it), start=start + offset, bitrate_bps=layer.bitrate_bps,
-                transport=None, rng=rng, rid=layer.rid or None,
+                transport=None, rng=rng, rid=layer.rid or None, ids=video_ids,
                 temporal_layers=temporal_layers, max_payload=max_payload,
                 width=layer.width, height=layer.height))
             stream += 1
@@ -317,6 +345,16 @@ class Publisher:
         for packet in out:
             self._templates[packet.stream].set_transport_seq(packet.data, take())
         return out
+
+    def resume(self, now: float, video_bps: float | None = None) -> None:
+        """Continue every stream after a pause; ``video_bps`` is split over the video
+        streams in proportion to their current bitrates."""
+        videos = [s for s in self.streams if isinstance(s, VideoStream)]
+        total = sum(v.bitrate for v in videos)
+        for s in self.streams:
+            share = video_bps * s.bitrate / total if video_bps and isinstance(s, VideoStream) \
+                else None
+            s.resume(now, share)
 
     def request_keyframe(self, ssrc: int | None = None) -> None:
         """PLI/FIR for one SSRC, or every video stream when ``ssrc`` is None."""

@@ -1,4 +1,4 @@
-"""``regio bench sfu``: arguments, output (table or JSON) and ``--record``."""
+"""``regio bench sfu``: arguments, output (table or JSON), ``--record`` and ``--plot``."""
 
 from __future__ import annotations
 
@@ -17,20 +17,44 @@ GOAL_P99_US = 5_000
 def add_command(kinds: Any) -> None:
     parser = kinds.add_parser(
         "sfu",
-        help="SFU forwarding load: a router and synthetic WebRTC clients, vs a bare UDP relay",
+        help="SFU forwarding load: a router and synthetic WebRTC clients, vs a bare SRTP relay "
+        "and optionally Janus",
         description="Start a standalone router (one core) and synthetic WebRTC clients in "
-        "worker processes (ICE, DTLS, SRTP for real); publishers send paced RTP, subscribers "
-        "decrypt and check every payload. Reports forwarded packets per second, router CPU "
-        "microseconds per forwarded packet, added latency p50/p99 and loss, then measures a "
-        "bare Python UDP fan-out relay on the same load and reports the ratio.",
+        "worker processes (ICE, DTLS, SRTP for real). With --load meeting (default) publishers "
+        "send Chromium-shaped Opus and VP8 (keyframe bursts, header extensions, SR) and "
+        "subscribers send RR, NACK, PLI and TWCC; --load audio sends fixed-size paced packets. "
+        "Subscribers decrypt and check every packet. Reports forwarded packets per second, "
+        "server CPU per forwarded packet and megabyte, latency p50/p99/p99.9 (publisher send "
+        "to subscriber decrypt) and loss (kernel drops included), then the same for a bare "
+        "SRTP relay (the ceiling) and, with --target janus, Janus VideoRoom, and the ratios.",
     )
+    parser.add_argument("--load", choices=("meeting", "audio"), default="meeting",
+                        help="meeting: audio + VP8 video + RTCP (default); audio: today's "
+                        "fixed-size packets at --pps")
+    parser.add_argument("--target", choices=("regio", "janus"), default="regio",
+                        help="janus: also run Janus VideoRoom under the same load, in the same "
+                        "run (needs root: Janus runs in a network namespace of its own)")
     parser.add_argument("--rooms", type=int, default=1, help="rooms (default 1)")
     parser.add_argument("--publishers", type=int, default=1, help="publishers per room")
     parser.add_argument("--subscribers", type=int, default=2, help="subscribers per room")
+    parser.add_argument("--video-kbps", type=float, default=1500.0,
+                        help="--load meeting: video bitrate per publisher (default 1500)")
     parser.add_argument("--pps", type=float, default=1000.0,
-                        help="packets per second sent by all publishers together (default 1000)")
+                        help="--load audio: packets per second sent by all publishers "
+                        "together (default 1000)")
     parser.add_argument("--seconds", type=float, default=5.0, help="send window (default 5)")
-    parser.add_argument("--size", type=int, default=200, help="RTP payload bytes (default 200)")
+    parser.add_argument("--size", type=int, default=200,
+                        help="--load audio: RTP payload bytes (default 200)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="raise the rate (x1.5 per step, same connections) until loss "
+                        "> 0.1 %% or p99 > 5 ms; report the highest sustainable forwarded pps")
+    parser.add_argument("--sweep-steps", type=int, default=10,
+                        help="--sweep: at most this many steps (default 10)")
+    parser.add_argument("--sweep-all", action="store_true",
+                        help="--sweep: run every step, also past the limits (curves to plot)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every server's phase N times, interleaved; ratios use "
+                        "each server's median (default 1)")
     parser.add_argument("--client-workers", type=int, default=1,
                         help="load-generator processes, each owning whole rooms (default 1)")
     parser.add_argument("--no-relay", action="store_true", help="skip the bare relay ceiling")
@@ -39,31 +63,68 @@ def add_command(kinds: Any) -> None:
     parser.add_argument("--profile", metavar="FILE",
                         help="sample the router with py-spy (collapsed stacks to FILE) and "
                         "print its top functions")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write a PNG (matplotlib): server CPU per forwarded packet and p99 "
+                        "latency against forwarded pps, one line per server")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
     parser.set_defaults(handler=run_sfu)
 
 
 def _flags(args: argparse.Namespace) -> str:
-    flags = (f"--rooms {args.rooms} --publishers {args.publishers} "
-             f"--subscribers {args.subscribers} --pps {args.pps:g} --seconds {args.seconds:g}")
-    if args.size != 200:
-        flags += f" --size {args.size}"
+    flags = f"--load {args.load}"
+    if args.target != "regio":
+        flags += f" --target {args.target}"
+    flags += (f" --rooms {args.rooms} --publishers {args.publishers} "
+              f"--subscribers {args.subscribers}")
+    if args.load == "meeting":
+        flags += f" --video-kbps {args.video_kbps:g}"
+    else:
+        flags += f" --pps {args.pps:g}"
+        if args.size != 200:
+            flags += f" --size {args.size}"
+    flags += f" --seconds {args.seconds:g}"
+    if args.sweep:
+        flags += " --sweep" + (f" --sweep-steps {args.sweep_steps}"
+                               if args.sweep_steps != 10 else "")
+        flags += " --sweep-all" if args.sweep_all else ""
+    if args.rounds != 1:
+        flags += f" --rounds {args.rounds}"
     if args.client_workers != 1:
         flags += f" --client-workers {args.client_workers}"
+    if args.no_relay:
+        flags += " --no-relay"
     return flags + (" --no-pin" if args.no_pin else "")
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    """The run the arguments ask for; CliError (exit 2) naming every problem."""
+    from benchmarks.sfu.runner import BenchSpec
+
+    targets = ("regio", *(() if args.no_relay else ("relay",)),
+               *(("janus",) if args.target == "janus" else ()))
+    spec = BenchSpec(rooms=args.rooms, publishers=args.publishers,
+                     subscribers=args.subscribers, pps=args.pps, seconds=args.seconds,
+                     size=args.size, client_workers=args.client_workers,
+                     relay=not args.no_relay, pin=not args.no_pin, load=args.load,
+                     video_kbps=args.video_kbps, sweep=args.sweep, targets=targets,
+                     sweep_steps=args.sweep_steps, sweep_all=args.sweep_all,
+                     rounds=args.rounds)
+    problems = spec.problems()
+    if args.plot and not args.plot.lower().endswith(".png"):
+        problems.append("--plot must name a .png file")
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        problems.append(f"--plot: directory {Path(args.plot).parent} does not exist")
+    if problems:
+        raise CliError("; ".join(problems))
+    return spec
 
 
 def run_sfu(args: argparse.Namespace) -> int:
     from benchmarks.sfu import report
-    from benchmarks.sfu.runner import BenchError, BenchSpec, run
+    from benchmarks.sfu.runner import BenchError, run
 
-    spec = BenchSpec(rooms=args.rooms, publishers=args.publishers,
-                     subscribers=args.subscribers, pps=args.pps, seconds=args.seconds,
-                     size=args.size, client_workers=args.client_workers,
-                     relay=not args.no_relay, pin=not args.no_pin)
-    if problems := spec.problems():
-        raise CliError("; ".join(problems))
+    spec = spec_from_args(args)
     try:
         outcome = run(spec, profile_path=Path(args.profile) if args.profile else None)
     except BenchError as exc:
@@ -73,6 +134,12 @@ def run_sfu(args: argparse.Namespace) -> int:
         from benchmarks.sfu.profile import summarise
 
         document["profile"] = summarise(Path(args.profile))
+    plots: list[str] = []
+    if args.plot:
+        from benchmarks.sfu.plot import plot
+
+        plots = [str(p) for p in plot(outcome, Path(args.plot))]
+        document["plots"] = plots
     if args.json:
         from benchmarks import machine
 
@@ -82,9 +149,11 @@ def run_sfu(args: argparse.Namespace) -> int:
         report.print_table(outcome, f"regio bench sfu {_flags(args)}")
         if "profile" in document:
             report.print_profile(document["profile"])
+        for path in plots:
+            print(f"plot: {path}")
     if args.record:
-        report.record(outcome, "regio bench sfu " + _flags(args))
+        report.record(outcome, "regio bench sfu " + _flags(args), plots)
     return 0
 
 
-__all__ = ["GOAL_P99_US", "GOAL_PPS", "add_command", "run_sfu"]
+__all__ = ["GOAL_P99_US", "GOAL_PPS", "add_command", "run_sfu", "spec_from_args"]

@@ -78,6 +78,12 @@ class PumpResult:
     cpu_seconds: float
     #: Latency histogram: microseconds -> count (JSON turns keys into strings).
     latency_us: dict[int, int]
+    #: Bytes of the delivered (decrypted) RTP packets, headers included.
+    delivered_octets: int = 0
+    #: RTX packets subscribers received (answers to their NACKs; not counted as delivered).
+    retransmissions: int = 0
+    #: PLI/FIR the publishers received from the server.
+    keyframe_requests: int = 0
 
 
 def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seconds: float,
@@ -88,6 +94,10 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
     per_sender = total // len(senders) + 1 if senders else 0
     for r in receivers:
         r.seen = {p: bytearray(per_sender + 1) for p in r.publishers}
+        r.received = r.duplicates = r.corrupt = 0
+    # Later windows continue each sender's RTP numbering (SRTP must see no jump); stamps
+    # count from 0 in every window.
+    bases = {s.index: s.seq for s in senders}
     poller = select.epoll()
     by_fd = {r.sock.fileno(): r for r in receivers}
     for fd in by_fd:
@@ -102,8 +112,7 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
     end_send = start_ns + int(seconds * 1e9)
     next_timer = start_ns + TIMER_EVERY_NS
     cpu0 = time.process_time()
-    while (now := time.monotonic_ns()) < start_ns:
-        time.sleep(min((start_ns - now) / 1e9, 0.01))
+    wait_until(start_ns)
     turn = 0
     n_senders = len(senders)
     now = time.monotonic_ns()
@@ -115,7 +124,8 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
             seq = s.seq
             stamp = time.monotonic_ns()
             packet = HEADER.pack(0x80, PAYLOAD_TYPE, seq & 0xFFFF, (seq * 960) & 0xFFFFFFFF,
-                                 s.ssrc) + STAMP.pack(s.index, seq, stamp) + padding
+                                 s.ssrc) + STAMP.pack(s.index, seq - bases[s.index], stamp) \
+                + padding
             if s.protect is not None:
                 protected = s.protect(packet)
                 if protected is None:
@@ -145,14 +155,8 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
         sum(min(per_sender, _planned(sent, n_senders, p)) for p in r.publishers)
         for r in receivers
     )
-    drain_end = time.monotonic_ns() + DRAIN_MAX_NS
-    idle_since = time.monotonic_ns()
-    while sum(r.received for r in receivers) < expected:
-        now = time.monotonic_ns()
-        if now > drain_end or now - idle_since > DRAIN_IDLE_NS:
-            break
-        if _receive(poller.poll(0.01), by_fd, view, histogram):
-            idle_since = time.monotonic_ns()
+    drain(lambda: _receive(poller.poll(0.01), by_fd, view, histogram),
+          lambda: sum(r.received for r in receivers) >= expected)
     end = time.monotonic_ns()
     cpu = time.process_time() - cpu0
     poller.close()
@@ -161,8 +165,28 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
         duplicates=sum(r.duplicates for r in receivers),
         corrupt=sum(r.corrupt for r in receivers), send_errors=send_errors,
         first_send_ns=first_send, last_send_ns=last_send, end_ns=end, cpu_seconds=cpu,
-        latency_us=histogram,
+        latency_us=histogram, delivered_octets=sum(r.received for r in receivers) * (size + 12),
     )  # fmt: skip
+
+
+def wait_until(start_ns: int) -> None:
+    """Sleep until ``CLOCK_MONOTONIC`` reaches ``start_ns`` (the window's common start)."""
+    while (now := time.monotonic_ns()) < start_ns:
+        time.sleep(min((start_ns - now) / 1e9, 0.01))
+
+
+def drain(receive: Callable[[], int], done: Callable[[], bool]) -> None:
+    """After the send window: receive until ``done()``, nothing arrived for
+    :data:`DRAIN_IDLE_NS`, or :data:`DRAIN_MAX_NS` passed. ``receive`` waits up to 10 ms and
+    returns how many datagrams came."""
+    drain_end = time.monotonic_ns() + DRAIN_MAX_NS
+    idle_since = time.monotonic_ns()
+    while not done():
+        now = time.monotonic_ns()
+        if now > drain_end or now - idle_since > DRAIN_IDLE_NS:
+            return
+        if receive():
+            idle_since = time.monotonic_ns()
 
 
 def _planned(sent: int, senders: int, index: int) -> int:
@@ -214,4 +238,5 @@ def _receive(events: list[tuple[int, int]], by_fd: dict[int, Receiver], view: me
     return count
 
 
-__all__ = ["Control", "Protect", "PumpResult", "Receiver", "Sender", "run"]
+__all__ = ["Control", "Protect", "PumpResult", "Receiver", "Sender", "drain", "run",
+           "wait_until"]

@@ -1,13 +1,16 @@
-"""The ceiling: a bare Python UDP fan-out relay, ``python -m benchmarks.sfu.relay``.
+"""The ceiling: a bare Python fan-out relay with SRTP, ``python -m benchmarks.sfu.relay``.
 
-It does what the router's media path does minus everything WebRTC (no STUN, DTLS, SRTP, RTP
-rewriting): wait until the socket is readable (Trio, like the router's UdpDriver), drain it
-with ``recvfrom_into`` a preallocated buffer in batches of at most 256, and ``sendto`` each
-datagram to every subscriber of the sender's room. The router's CPU per forwarded packet over
-this one's is the price of the real work, measured on the same load in the same run.
+It does the least a media server must do per packet and nothing else WebRTC (no STUN, DTLS,
+RTP rewriting, NACK cache, feedback): wait until the socket is readable (Trio, like the router's
+UdpDriver), drain it with ``recvfrom`` in batches of at most 256, decrypt each datagram
+(SRTP or SRTCP) and encrypt it once per destination: publishers' RTP and RTCP go to every
+subscriber of the room, subscribers' RTCP to the room's publishers. Its socket gets the router's
+buffer sizes (``enlarge_socket_buffers``) and the runner pins it like the router, so the router's
+CPU per forwarded packet over this one's is the price of the router's real work.
 
-Registration, before media: ``\\x00S<room>`` subscribes the sender's address to ``room``,
-``\\x00P<room>`` makes the sender a publisher in it; both are acknowledged with ``\\x00A``.
+Keys are not negotiated (no DTLS): registration, before media, is
+``\\x00`` ``S``/``P`` (subscriber/publisher), one byte room length, the room, the client's
+28-byte AES-GCM master key+salt, the relay's; acknowledged with ``\\x00A``.
 It prints ``{"port": N}`` when ready and runs until SIGTERM.
 """
 
@@ -17,64 +20,111 @@ import json
 import signal
 import socket
 import sys
+from dataclasses import dataclass, field
 
 import trio
 
+from router.transport.srtp import AEAD_AES_128_GCM, SrtpContext
+from router.transport.udp_driver import enlarge_socket_buffers
+
 MAX_BATCH = 256
+KEY_SIZE = AEAD_AES_128_GCM.key_length + AEAD_AES_128_GCM.salt_length
 Address = tuple[str, int]
 
 
+def registration(role: bytes, room: bytes, client_key: bytes, relay_key: bytes) -> bytes:
+    """The registration datagram a client sends (see the module docstring)."""
+    return b"\x00" + role + bytes([len(room)]) + room + client_key + relay_key
+
+
+@dataclass(slots=True)
+class Peer:
+    address: Address
+    srtp: SrtpContext
+    publisher: bool
+    #: Where this peer's packets go (the room's subscribers, or its publishers).
+    targets: list[Peer] = field(default_factory=list)
+
+
 class Relay:
-    """Fan-out tables and the drain loop."""
+    """Rooms, peers and the drain loop."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.rooms: dict[bytes, list[Address]] = {}
-        self.publishers: dict[Address, list[Address]] = {}
+        self.peers: dict[Address, Peer] = {}
+        self.rooms: dict[bytes, tuple[list[Peer], list[Peer]]] = {}
         self.forwarded = 0
+        self.dropped = 0
 
     def register(self, data: bytes, addr: Address) -> None:
-        room = data[2:]
-        subscribers = self.rooms.setdefault(room, [])
-        if data[1:2] == b"S":
-            if addr not in subscribers:
-                subscribers.append(addr)
-        elif data[1:2] == b"P":
-            self.publishers[addr] = subscribers  # the same list: later subscribers count too
+        if len(data) < 3 or data[1:2] not in (b"S", b"P"):
+            self.dropped += 1
+            return
+        size = data[2]
+        room, keys = data[3:3 + size], data[3 + size:]
+        if len(keys) != 2 * KEY_SIZE:
+            self.dropped += 1
+            return
+        if addr not in self.peers:
+            publishers, subscribers = self.rooms.setdefault(room, ([], []))
+            publisher = data[1:2] == b"P"
+            srtp = SrtpContext(AEAD_AES_128_GCM, keys[KEY_SIZE:], keys[:KEY_SIZE])
+            # The same lists, shared: peers that register later are reached too.
+            peer = Peer(addr, srtp, publisher, subscribers if publisher else publishers)
+            (publishers if publisher else subscribers).append(peer)
+            self.peers[addr] = peer
         self.sock.sendto(b"\x00A", addr)
 
     async def run(self) -> None:
         sock = self.sock
-        buffer = bytearray(65536)
-        view = memoryview(buffer)
-        recvfrom_into, sendto = sock.recvfrom_into, sock.sendto
-        publishers = self.publishers
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        peers = self.peers
         while True:
             await trio.lowlevel.wait_readable(sock)
             for _ in range(MAX_BATCH):
                 try:
-                    n, addr = recvfrom_into(buffer)
+                    data, addr = recvfrom(65536)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:
                     continue
-                data = bytes(view[:n])
-                subscribers = publishers.get(addr)
-                if subscribers is None:
-                    if n > 2 and data[0] == 0:
+                peer = peers.get(addr)
+                if peer is None or not data[0] & 0x80:
+                    if data[:1] == b"\x00":
                         self.register(data, addr)
                     continue
-                for dest in subscribers:
-                    try:  # noqa: SIM105 - suppress() costs a context manager per packet
-                        sendto(data, dest)
-                    except OSError:
-                        pass
-                self.forwarded += len(subscribers)
+                if 192 <= data[1] <= 223:
+                    plain = peer.srtp.unprotect_rtcp(data)
+                    if plain is None:
+                        self.dropped += 1
+                        continue
+                    for target in peer.targets:
+                        out = target.srtp.protect_rtcp(plain)
+                        if out is not None:
+                            try:  # noqa: SIM105 - suppress() costs a context manager per packet
+                                sendto(out, target.address)
+                            except OSError:
+                                pass
+                    continue
+                if not peer.publisher:
+                    continue
+                plain = peer.srtp.unprotect_rtp(data)
+                if plain is None:
+                    self.dropped += 1
+                    continue
+                for target in peer.targets:
+                    out = target.srtp.protect_rtp(plain)
+                    if out is not None:
+                        try:  # noqa: SIM105
+                            sendto(out, target.address)
+                        except OSError:
+                            pass
+                self.forwarded += len(peer.targets)
 
 
 async def main() -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    # Default buffer sizes, like the router's port: the ceiling must not get a bigger queue.
+    enlarge_socket_buffers(sock)  # the router's media socket gets the same
     sock.bind(("127.0.0.1", 0))
     sock.setblocking(False)
     relay = Relay(sock)

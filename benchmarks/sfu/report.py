@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from benchmarks import results
-from benchmarks.sfu.runner import BenchReport, PhaseReport
+from benchmarks.sfu.runner import SWEEP_MAX_LOSS_PCT, SWEEP_MAX_P99_US, BenchReport, PhaseReport
 
-GOAL = "goal: 40,000 forwarded SRTP pps on one core, p99 added latency < 5 ms, no loss"
+GOAL = ("goals: router CPU per forwarded packet <= 1.0x Janus and <= 1.4x the SRTP relay on "
+        "--load meeting; 40,000 forwarded pps per core with p99 < 5 ms and no loss")
 
 ROWS: list[tuple[str, str]] = [
+    ("rate factor", "rate"),
     ("forwarded pps", "forwarded_pps"),
+    ("forwarded Mbit/s", "forwarded_mbps"),
     ("offered pps (publishers)", "offered_pps"),
     ("delivered / expected", ""),
-    ("loss %", "loss_pct"),
+    ("loss % (kernel drops included)", "loss_pct"),
     ("latency p50 us", "latency_p50_us"),
     ("latency p99 us", "latency_p99_us"),
+    ("latency p99.9 us", "latency_p999_us"),
     ("latency max us", "latency_max_us"),
     ("server CPU us / forwarded packet", "server_cpu_us_per_packet"),
+    ("server CPU ms / forwarded MB", "server_cpu_ms_per_mb"),
     ("server CPU % of a core", "server_cpu_pct"),
     ("load generator CPU % of a core", "generator_cpu_pct"),
-    ("UDP receive-buffer drops (host)", "rcvbuf_drops"),
+    ("kernel drops, server sockets", "server_kernel_drops"),
+    ("kernel drops, client sockets", "client_kernel_drops"),
+    ("retransmissions received (RTX)", "retransmissions"),
+    ("keyframe requests at publishers", "keyframe_requests"),
     ("other processes' CPU % (noise)", "other_cpu_pct"),
     ("server waited for its CPU, % of window", "server_cpu_wait_pct"),
 ]
@@ -35,20 +43,57 @@ def _cell(phase: PhaseReport | None, key: str) -> str:
     return f"{value:,.2f}" if isinstance(value, float) and value < 100 else f"{value:,.0f}"
 
 
+def ratio_lines(outcome: BenchReport) -> list[str]:
+    """The side-by-side ratios, one sentence each."""
+    out = []
+    if outcome.spec.rounds > 1:
+        medians = ", ".join(f"{label} {w.server_cpu_us_per_packet} us (round {w.round})"
+                            for label in outcome.phases
+                            if (w := outcome.median(label)) is not None)
+        out.append(f"median CPU per forwarded packet over {outcome.spec.rounds} interleaved "
+                   f"rounds: {medians}")
+    if outcome.cpu_ratio is not None:
+        out.append(f"router CPU per forwarded packet / bare SRTP relay's: "
+                   f"{outcome.cpu_ratio:.2f}x (target <= 1.4x)")
+    if outcome.janus_ratio is not None:
+        out.append(f"router CPU per forwarded packet / Janus's: {outcome.janus_ratio:.2f}x "
+                   f"(target <= 1.0x)")
+    janus = outcome.janus
+    if janus is not None and janus.latency_p99_us and outcome.sfu.latency_p99_us:
+        out.append(f"router p99 latency / Janus's: "
+                   f"{outcome.sfu.latency_p99_us / janus.latency_p99_us:.2f}x")
+    if outcome.spec.sweep:
+        for label in outcome.phases:
+            best = outcome.sustained(label)
+            figure = (f"{best.forwarded_pps:,.0f} forwarded pps (rate x{best.rate:g}, "
+                      f"server CPU {best.server_cpu_pct:.0f} % of a core)" if best
+                      else "none of the steps")
+            out.append(f"{label}: highest sustainable (loss <= {SWEEP_MAX_LOSS_PCT} %, p99 <= "
+                       f"{SWEEP_MAX_P99_US / 1000:g} ms): {figure}")
+    return out
+
+
 def print_table(outcome: BenchReport, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column("figure")
-    table.add_column("regio router", justify="right")
-    table.add_column("bare relay", justify="right")
-    for label, key in ROWS:
-        table.add_row(label, _cell(outcome.sfu, key), _cell(outcome.relay, key))
+    columns = [(label, window) for label, windows in outcome.phases.items()
+               for window in windows]
+    for label, window in columns:
+        name = label
+        if outcome.spec.sweep:
+            name += f" x{window.rate:g}"
+        elif outcome.spec.rounds > 1:
+            name += f" #{window.round}"
+        table.add_column(name, justify="right")
+    for name, key in ROWS:
+        table.add_row(name, *(_cell(window, key) for _, window in columns))
     console = Console()
     console.print(table)
-    if outcome.cpu_ratio is not None:
-        console.print(f"router CPU per forwarded packet / bare relay's: {outcome.cpu_ratio:.2f}x")
+    for line in ratio_lines(outcome):
+        console.print(line)
     if not outcome.pinned:
         console.print("not pinned: server and clients shared every core")
     console.print(GOAL)
@@ -62,25 +107,36 @@ def print_profile(summary: dict[str, list[tuple[str, float]]]) -> None:
             print(f"  {pct:5.1f}  {name}")
 
 
-def record(outcome: BenchReport, command: str) -> None:
-    columns = ["server", "forwarded pps", "loss %", "p50 us", "p99 us", "CPU us/pkt",
-               "server CPU %", "server CPU wait %", "generator CPU %", "other CPU %"]
+def record(outcome: BenchReport, command: str, plots: list[str] | None = None) -> None:
+    columns = ["server", "round", "rate", "forwarded pps", "Mbit/s", "loss %", "p50 us", "p99 us",
+               "p99.9 us", "CPU us/pkt", "CPU ms/MB", "server CPU %", "kernel drops srv/cli",
+               "server CPU wait %", "generator CPU %", "other CPU %"]
     rows = []
-    for phase in (outcome.sfu, outcome.relay):
-        if phase is not None:
-            rows.append([phase.server, _cell(phase, "forwarded_pps"), _cell(phase, "loss_pct"),
-                         _cell(phase, "latency_p50_us"), _cell(phase, "latency_p99_us"),
-                         _cell(phase, "server_cpu_us_per_packet"),
-                         _cell(phase, "server_cpu_pct"), _cell(phase, "server_cpu_wait_pct"),
-                         _cell(phase, "generator_cpu_pct"),
-                         _cell(phase, "other_cpu_pct")])
-    notes = (f"{outcome.spec.size}-byte payloads, AES-GCM or AES-CM SRTP as negotiated; "
-             f"{'router/relay pinned to CPU 0, clients to CPU 1' if outcome.pinned else 'unpinned'}"
-             f"; latency = publisher send -> subscriber decrypt, same clock; {GOAL}")
-    if outcome.cpu_ratio is not None:
-        notes += f"; router/relay CPU per packet: {outcome.cpu_ratio:.2f}x"
-    results.record_section("SFU forwarding (regio router vs bare UDP relay)", command, columns,
+    for windows in outcome.phases.values():
+        for w in windows:
+            rows.append([w.server, w.round, f"x{w.rate:g}", _cell(w, "forwarded_pps"),
+                         _cell(w, "forwarded_mbps"), _cell(w, "loss_pct"),
+                         _cell(w, "latency_p50_us"), _cell(w, "latency_p99_us"),
+                         _cell(w, "latency_p999_us"), _cell(w, "server_cpu_us_per_packet"),
+                         _cell(w, "server_cpu_ms_per_mb"), _cell(w, "server_cpu_pct"),
+                         f"{w.server_kernel_drops} / {w.client_kernel_drops}",
+                         _cell(w, "server_cpu_wait_pct"), _cell(w, "generator_cpu_pct"),
+                         _cell(w, "other_cpu_pct")])
+    spec = outcome.spec
+    load = ("meeting load: per publisher Opus 50 pps + VP8 30 fps at "
+            f"{spec.video_kbps:g} kbit/s x rate (~1,100-byte packets, keyframe every 2 s), "
+            "Chromium header extensions, SR/RR/NACK/PLI/TWCC" if spec.load == "meeting"
+            else f"audio load: {spec.size}-byte payloads at --pps x rate")
+    notes = (f"{load}; SRTP AES-GCM or as negotiated; "
+             f"{'servers pinned to CPU 0, clients to CPU 1' if outcome.pinned else 'unpinned'}"
+             "; latency = publisher send -> subscriber decrypt, same clock; loss includes "
+             "kernel drops; the machine was shared with other engineers' work during the run; "
+             + "; ".join(ratio_lines(outcome)) + f"; {GOAL}")
+    if plots:
+        notes += "; plots: " + ", ".join(plots)
+    results.record_section("SFU forwarding (regio router vs bare SRTP relay"
+                           + (" vs Janus" if outcome.janus else "") + ")", command, columns,
                            rows, notes=notes)
 
 
-__all__ = ["print_profile", "print_table", "record"]
+__all__ = ["print_profile", "print_table", "ratio_lines", "record"]

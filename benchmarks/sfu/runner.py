@@ -1,10 +1,12 @@
-"""One ``regio bench sfu`` run: the router phase, then the bare relay phase on the same load.
+"""One ``regio bench sfu`` run: each server in turn (router, bare SRTP relay, Janus) under the
+same load, in the same run.
 
 Each phase starts its server process (pinned to CPU 0 when the machine has two), starts
 ``--client-workers`` worker subprocesses (pinned to CPU 1) that own whole rooms, waits for all
-of them to be connected, picks one ``CLOCK_MONOTONIC`` start instant, samples the server's CPU
-there and again once every worker has reported (send window plus drain), and adds the workers'
-figures up. Processes are stopped by pid whatever happens.
+of them to be connected, then measures one window per rate (one, or the ``--sweep`` steps on the
+same connections): it picks one ``CLOCK_MONOTONIC`` start instant, samples the server's CPU
+and its sockets' kernel drops there and again once every worker has reported (send window plus
+drain), and adds the workers' figures up. Processes are stopped by pid whatever happens.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,15 @@ from benchmarks.sfu.worker import WorkerConfig
 START_DELAY = 0.3
 SERVER_CPUS = {0}
 CLIENT_CPUS = {1}
+LOADS = ("meeting", "audio")
+TARGETS = ("regio", "relay", "janus")
+#: --sweep: rate factor of each step over the previous one, and the most steps.
+SWEEP_STEP = 1.5
+SWEEP_STEPS = 10
+#: --sweep stops a server at the first step beyond these.
+SWEEP_MAX_LOSS_PCT = 0.1
+SWEEP_MAX_P99_US = 5000.0
+LABELS = {"regio": "regio router", "relay": "bare SRTP relay", "janus": "janus"}
 
 
 class BenchError(RuntimeError):
@@ -53,6 +66,16 @@ class BenchSpec:
     client_workers: int = 1
     relay: bool = True
     pin: bool = True
+    load: str = "meeting"
+    video_kbps: float = 1500.0
+    sweep: bool = False
+    targets: tuple[str, ...] = ("regio", "relay")
+    sweep_steps: int = SWEEP_STEPS
+    #: Run every sweep step, also past the limits (curves for --plot).
+    sweep_all: bool = False
+    #: Repeat every server's phase this many times, interleaved (regio, relay, janus, regio,
+    #: ...): the ratios use each server's median, which a machine whose speed drifts needs.
+    rounds: int = 1
 
     def problems(self) -> list[str]:
         """Why these arguments cannot run (empty when they can)."""
@@ -61,23 +84,51 @@ class BenchSpec:
             out.append("--rooms, --publishers, --subscribers and --client-workers must be >= 1")
         if not self.pps > 0 or not self.seconds > 0:
             out.append("--pps and --seconds must be positive")
+        if self.seconds > 600:
+            out.append("--seconds must be at most 600")
         if self.rooms * (self.publishers + self.subscribers) > 2000:
             out.append("at most 2000 participants (rooms x (publishers + subscribers))")
         if not 16 <= self.size <= 1200:
             out.append("--size must be 16-1200 bytes (sequence number and send time fit in 16)")
         if self.pps * self.seconds > 50_000_000:
             out.append("--pps x --seconds must stay below 50 million packets")
+        if self.load not in LOADS:
+            out.append(f"--load must be one of {', '.join(LOADS)}")
+        if not 50 <= self.video_kbps <= 50_000:
+            out.append("--video-kbps must be 50-50000")
+        unknown = [t for t in self.targets if t not in TARGETS]
+        if unknown or "regio" not in self.targets or len(set(self.targets)) != len(self.targets):
+            out.append(f"servers must be distinct among {', '.join(TARGETS)} and include regio")
+        if not 1 <= self.sweep_steps <= 30:
+            out.append("--sweep-steps must be 1-30")
+        if not 1 <= self.rounds <= 9:
+            out.append("--rounds must be 1-9")
+        if self.rounds > 1 and self.sweep:
+            out.append("--rounds and --sweep do not combine (a sweep is already a series)")
+        if self.sweep_all and not self.sweep:
+            out.append("--sweep-all needs --sweep")
+        if "janus" in self.targets and self.load != "meeting":
+            out.append("--target janus needs --load meeting (Janus VideoRoom wants video)")
+        if "janus" in self.targets and self.load != "meeting":
+            out.append("--target janus needs --load meeting (Janus VideoRoom wants video)")
         return out
+
+    def rates(self) -> list[float]:
+        """Rate factors of the windows: 1, or the sweep's rising steps."""
+        return [SWEEP_STEP**i for i in range(self.sweep_steps)] if self.sweep else [1.0]
 
 
 @dataclass(slots=True)
 class PhaseReport:
-    """Figures of one server under the load."""
+    """Figures of one server under one window of the load."""
 
     server: str
+    rate: float
+    round: int
     sent: int
     expected: int
     delivered: int
+    #: Expected but never delivered: includes what the kernel dropped on full queues.
     lost: int
     loss_pct: float
     duplicates: int
@@ -86,19 +137,33 @@ class PhaseReport:
     send_window_s: float
     offered_pps: float
     forwarded_pps: float
+    forwarded_mbps: float
     latency_p50_us: float | None
     latency_p99_us: float | None
+    latency_p999_us: float | None
     latency_max_us: float | None
     server_cpu_s: float
     server_cpu_pct: float
     server_cpu_us_per_packet: float | None
+    server_cpu_ms_per_mb: float | None
     generator_cpu_s: float
     generator_cpu_pct: float
-    rcvbuf_drops: int
+    #: Datagrams the kernel dropped on the server's / the load workers' full socket queues.
+    server_kernel_drops: int
+    client_kernel_drops: int
+    retransmissions: int
+    keyframe_requests: int
     other_cpu_pct: float
     #: Time the server was runnable but not running (other processes had its CPU), % of the
     #: window: high values mean loss and latency came from the machine, not the server.
     server_cpu_wait_pct: float
+
+    @property
+    def sustainable(self) -> bool:
+        """Within the sweep's limits: loss at most 0.1 %, p99 at most 5 ms."""
+        p99 = self.latency_p99_us
+        return (self.delivered > 0 and self.loss_pct <= SWEEP_MAX_LOSS_PCT
+                and p99 is not None and p99 <= SWEEP_MAX_P99_US)
 
 
 def split_rooms(rooms: int, workers: int) -> list[list[str]]:
@@ -140,58 +205,36 @@ def _tell(process: subprocess.Popen[str], message: object) -> None:
     process.stdin.flush()
 
 
-def run_phase(spec: BenchSpec, mode: str, target: str, server_pid: int, label: str, *,
-              profile_path: Path | None = None, pin: bool = False) -> PhaseReport:
-    """Drive one server with the spec's load from worker subprocesses; with
-    ``profile_path``, py-spy samples the server during the send window only (not setup)."""
+@contextmanager
+def _workers(spec: BenchSpec, mode: str, target: str,
+             prefix: list[str]) -> Iterator[list[subprocess.Popen[str]]]:
+    """Worker subprocesses (each command starts with ``prefix``, e.g. ``ip netns exec NS``),
+    set up and connected; stopped by pid on the way out."""
     shares = split_rooms(spec.rooms, spec.client_workers)
     total_publishers = spec.rooms * spec.publishers
     workers: list[subprocess.Popen[str]] = []
-    spy: subprocess.Popen[bytes] | None = None
     try:
         for i, rooms in enumerate(shares):
             config = WorkerConfig(mode, target, rooms, spec.publishers, spec.subscribers,
                                   spec.pps * len(rooms) * spec.publishers / total_publishers,
-                                  spec.seconds, spec.size, seed=i)
+                                  spec.seconds, spec.size, seed=i, load=spec.load,
+                                  video_kbps=spec.video_kbps)
             process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.sfu.worker"], stdin=subprocess.PIPE,
+                [*prefix, sys.executable, "-m", "benchmarks.sfu.worker"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, env=child_env(), cwd=REPO_ROOT)
             workers.append(process)
             if spec.pin:
                 procstat.pin(process.pid, CLIENT_CPUS)
             _tell(process, json.loads(config.to_json()))
         for process in workers:
-            _read(process, "setup", 60)
-        if profile_path is not None:
-            try:
-                spy = profile.start(server_pid, profile_path, seconds=spec.seconds + START_DELAY)
-            except ProfileError as exc:
-                raise BenchError(str(exc)) from None
-            if pin:
-                procstat.pin(spy.pid, CLIENT_CPUS)
-        drops0 = procstat.udp_rcvbuf_errors()
-        start_ns = time.monotonic_ns() + int(START_DELAY * 1e9)
-        for process in workers:
-            _tell(process, {"start_ns": start_ns})
-        while time.monotonic_ns() < start_ns:
-            time.sleep(0.001)
-        cpu0 = procstat.process_cpu_seconds(server_pid)
-        wait0 = procstat.runqueue_wait_seconds(server_pid)
-        host0 = procstat.host_busy_cpu_seconds()
-        results = [PumpResult(**_read(p, "the send window", spec.seconds + 30)) for p in workers]
-        cpu1 = procstat.process_cpu_seconds(server_pid)
-        wait1 = procstat.runqueue_wait_seconds(server_pid)
-        host1 = procstat.host_busy_cpu_seconds()
-        drops = procstat.udp_rcvbuf_errors() - drops0
+            _read(process, "setup", 120)
+        yield workers
         for process in workers:
             assert process.stdin is not None
             process.stdin.close()
         for process in workers:
             process.wait(timeout=10)
-        return _aggregate(label, results, cpu1 - cpu0, host1 - host0, drops, wait1 - wait0)
     finally:
-        if spy is not None:
-            profile.finish(spy)
         for process in workers:
             if process.poll() is None:
                 process.kill()
@@ -201,11 +244,64 @@ def run_phase(spec: BenchSpec, mode: str, target: str, server_pid: int, label: s
                     stream.close()
 
 
-def _aggregate(label: str, results: list[PumpResult], server_cpu: float, host_cpu: float,
-               drops: int, server_wait: float = 0.0) -> PhaseReport:
+def run_phase(spec: BenchSpec, mode: str, target: str, server_pid: int, label: str, *,
+              profile_path: Path | None = None, pin: bool = False,
+              stop_when: Callable[[PhaseReport], bool] | None = None,
+              prefix: list[str] | None = None) -> list[PhaseReport]:
+    """Drive one server with the spec's load from worker subprocesses, one window per rate
+    (stopping after the first window ``stop_when`` accepts); with ``profile_path``, py-spy
+    samples the server during the first send window only (not setup)."""
+    reports: list[PhaseReport] = []
+    with _workers(spec, mode, target, prefix or []) as workers:
+        for rate in spec.rates():
+            spy = None
+            if profile_path is not None and not reports:
+                try:
+                    spy = profile.start(server_pid, profile_path,
+                                        seconds=spec.seconds + START_DELAY)
+                except ProfileError as exc:
+                    raise BenchError(str(exc)) from None
+                if pin:
+                    procstat.pin(spy.pid, CLIENT_CPUS)
+            try:
+                report = _window(spec, workers, server_pid, label, rate)
+            finally:
+                if spy is not None:
+                    profile.finish(spy)
+            reports.append(report)
+            if stop_when is not None and stop_when(report):
+                break
+    return reports
+
+
+def _window(spec: BenchSpec, workers: list[subprocess.Popen[str]], server_pid: int,
+            label: str, rate: float) -> PhaseReport:
+    server_drops0 = procstat.process_udp_drops(server_pid)
+    client_drops0 = sum(procstat.process_udp_drops(p.pid) for p in workers)
+    start_ns = time.monotonic_ns() + int(START_DELAY * 1e9)
+    for process in workers:
+        _tell(process, {"start_ns": start_ns, "rate": rate})
+    while time.monotonic_ns() < start_ns:
+        time.sleep(0.001)
+    cpu0 = procstat.process_cpu_seconds(server_pid)
+    wait0 = procstat.runqueue_wait_seconds(server_pid)
+    host0 = procstat.host_busy_cpu_seconds()
+    results = [PumpResult(**_read(p, "the send window", spec.seconds + 30)) for p in workers]
+    cpu1 = procstat.process_cpu_seconds(server_pid)
+    wait1 = procstat.runqueue_wait_seconds(server_pid)
+    host1 = procstat.host_busy_cpu_seconds()
+    server_drops = procstat.process_udp_drops(server_pid) - server_drops0
+    client_drops = sum(procstat.process_udp_drops(p.pid) for p in workers) - client_drops0
+    return _aggregate(label, rate, results, cpu1 - cpu0, host1 - host0,
+                      (server_drops, client_drops), wait1 - wait0)
+
+
+def _aggregate(label: str, rate: float, results: list[PumpResult], server_cpu: float,
+               host_cpu: float, drops: tuple[int, int], server_wait: float) -> PhaseReport:
     sent = sum(r.sent for r in results)
     expected = sum(r.expected for r in results)
     delivered = sum(r.delivered for r in results)
+    octets = sum(r.delivered_octets for r in results)
     first = min(r.first_send_ns for r in results)
     last = max(r.last_send_ns for r in results)
     end = max(r.end_ns for r in results)
@@ -218,17 +314,23 @@ def _aggregate(label: str, results: list[PumpResult], server_cpu: float, host_cp
     generator = sum(r.cpu_seconds for r in results)
     lost = max(0, expected - delivered)
     return PhaseReport(
-        server=label, sent=sent, expected=expected, delivered=delivered, lost=lost,
-        loss_pct=100.0 * lost / expected if expected else 0.0,
+        server=label, rate=round(rate, 4), round=1, sent=sent, expected=expected,
+        delivered=delivered,
+        lost=lost, loss_pct=round(100.0 * lost / expected, 4) if expected else 0.0,
         duplicates=sum(r.duplicates for r in results), corrupt=sum(r.corrupt for r in results),
         send_errors=sum(r.send_errors for r in results), send_window_s=round(window, 4),
         offered_pps=round(sent / window, 1), forwarded_pps=round(delivered / window, 1),
+        forwarded_mbps=round(octets * 8 / window / 1e6, 2),
         latency_p50_us=_percentile(histogram, 0.50), latency_p99_us=_percentile(histogram, 0.99),
+        latency_p999_us=_percentile(histogram, 0.999),
         latency_max_us=float(max(histogram)) if histogram else None,
         server_cpu_s=round(server_cpu, 3), server_cpu_pct=round(100 * server_cpu / busy, 1),
         server_cpu_us_per_packet=round(1e6 * server_cpu / delivered, 2) if delivered else None,
+        server_cpu_ms_per_mb=round(1e3 * server_cpu / (octets / 1e6), 2) if octets else None,
         generator_cpu_s=round(generator, 3), generator_cpu_pct=round(100 * generator / busy, 1),
-        rcvbuf_drops=drops,
+        server_kernel_drops=drops[0], client_kernel_drops=drops[1],
+        retransmissions=sum(r.retransmissions for r in results),
+        keyframe_requests=sum(r.keyframe_requests for r in results),
         other_cpu_pct=round(max(0.0, 100 * (host_cpu - server_cpu - generator) / busy), 1),
         server_cpu_wait_pct=round(100 * server_wait / busy, 1),
     )  # fmt: skip
@@ -247,57 +349,146 @@ def _start_relay(pin: bool) -> tuple[subprocess.Popen[bytes], int]:
     return process, int(json.loads(line)["port"])
 
 
+def _ratio(ours: float | None, theirs: float | None) -> float | None:
+    return round(ours / theirs, 2) if ours and theirs else None
+
+
 @dataclass(slots=True)
 class BenchReport:
+    """Every server's windows, keyed by server label in the order they ran."""
+
     spec: BenchSpec
-    sfu: PhaseReport
-    relay: PhaseReport | None
-    pinned: bool
+    phases: dict[str, list[PhaseReport]] = field(default_factory=dict)
+    pinned: bool = False
+
+    def _first(self, target: str) -> PhaseReport | None:
+        return self.median(LABELS[target])
+
+    def median(self, label: str) -> PhaseReport | None:
+        """The sweep's first window, or the round with the median CPU per forwarded packet."""
+        windows = self.phases.get(label)
+        if not windows:
+            return None
+        if self.spec.sweep or len(windows) == 1:
+            return windows[0]
+        ranked = sorted(windows, key=lambda w: w.server_cpu_us_per_packet or float("inf"))
+        return ranked[(len(ranked) - 1) // 2]
+
+    @property
+    def sfu(self) -> PhaseReport:
+        report = self._first("regio")
+        assert report is not None
+        return report
+
+    @property
+    def relay(self) -> PhaseReport | None:
+        return self._first("relay")
+
+    @property
+    def janus(self) -> PhaseReport | None:
+        return self._first("janus")
 
     @property
     def cpu_ratio(self) -> float | None:
         """Router CPU per forwarded packet over the bare relay's (how far from the ceiling)."""
-        ours = self.sfu.server_cpu_us_per_packet
-        ceiling = self.relay.server_cpu_us_per_packet if self.relay else None
-        return round(ours / ceiling, 2) if ours and ceiling else None
+        relay = self.relay
+        return _ratio(self.sfu.server_cpu_us_per_packet,
+                      relay.server_cpu_us_per_packet if relay else None)
+
+    @property
+    def janus_ratio(self) -> float | None:
+        """Router CPU per forwarded packet over Janus's."""
+        janus = self.janus
+        return _ratio(self.sfu.server_cpu_us_per_packet,
+                      janus.server_cpu_us_per_packet if janus else None)
+
+    def sustained(self, label: str) -> PhaseReport | None:
+        """The --sweep window with the most forwarded packets within the limits."""
+        good = [w for w in self.phases.get(label, []) if w.sustainable]
+        return max(good, key=lambda w: w.forwarded_pps) if good else None
 
     def as_json(self) -> dict[str, Any]:
-        capacity = (1e6 / self.sfu.server_cpu_us_per_packet
-                    if self.sfu.server_cpu_us_per_packet else None)
-        return {"spec": asdict(self.spec), "pinned": self.pinned, "sfu": asdict(self.sfu),
-                "relay": asdict(self.relay) if self.relay else None,
-                "ratio": {"cpu_per_packet_vs_relay": self.cpu_ratio,
-                          "forwarded_pps_vs_relay": (
-                              round(self.sfu.forwarded_pps / self.relay.forwarded_pps, 3)
-                              if self.relay and self.relay.forwarded_pps else None)},
-                "router_pps_per_core_estimate": round(capacity) if capacity else None}
+        document: dict[str, Any] = {"spec": asdict(self.spec), "pinned": self.pinned}
+        for target, label in LABELS.items():
+            windows = self.phases.get(label)
+            key = "sfu" if target == "regio" else target
+            document[key] = asdict(windows[0]) if windows else None
+            if self.spec.sweep or self.spec.rounds > 1:
+                series = "sweep" if self.spec.sweep else "rounds"
+                document.setdefault(series, {})[key] = [asdict(w) for w in windows or []]
+        relay, janus = self.relay, self.janus
+        document["ratio"] = {
+            "cpu_per_packet_vs_relay": self.cpu_ratio,
+            "cpu_per_packet_vs_janus": self.janus_ratio,
+            "forwarded_pps_vs_relay": (round(self.sfu.forwarded_pps / relay.forwarded_pps, 3)
+                                       if relay and relay.forwarded_pps else None),
+            "latency_p99_vs_janus": _ratio(self.sfu.latency_p99_us,
+                                           janus.latency_p99_us if janus else None),
+        }
+        capacity = self.sfu.server_cpu_us_per_packet
+        document["router_pps_per_core_estimate"] = round(1e6 / capacity) if capacity else None
+        if self.spec.sweep:
+            document["sustained_forwarded_pps"] = {
+                label: (w.forwarded_pps if (w := self.sustained(label)) else None)
+                for label in self.phases}
+        return document
 
 
 def run(spec: BenchSpec, profile_path: Path | None = None) -> BenchReport:
-    """Both phases; raises BenchError with a readable message when the run cannot happen.
-    With ``profile_path``, py-spy samples the router into that file (collapsed stacks)."""
+    """Every target's phase; raises BenchError with a readable message when the run cannot
+    happen. With ``profile_path``, py-spy samples the router into that file (collapsed
+    stacks)."""
     if problems := spec.problems():
         raise BenchError("; ".join(problems))
     pin = spec.pin and len(os.sched_getaffinity(0)) >= 2
-    try:
-        router = start_router()
-    except RouterStartError as exc:
-        raise BenchError(str(exc)) from None
-    try:
-        if pin:
-            procstat.pin(router.pid, SERVER_CPUS)
-        sfu = run_phase(spec, "sfu", router.signaling_url, router.pid, "regio router",
-                        profile_path=profile_path, pin=pin)
-    finally:
-        router.stop()
-    relay = None
-    if spec.relay:
+    outcome = BenchReport(spec, pinned=pin)
+    for number in range(1, spec.rounds + 1):
+        for target in spec.targets:
+            windows = _run_target(spec, target, pin, profile_path if number == 1 else None)
+            for window in windows:
+                window.round = number
+            outcome.phases.setdefault(LABELS[target], []).extend(windows)
+    return outcome
+
+
+def _run_target(spec: BenchSpec, target: str, pin: bool,
+                profile_path: Path | None) -> list[PhaseReport]:
+    """One server's phase: start it, measure its windows, stop it by pid."""
+    stop = (lambda w: not w.sustainable) if spec.sweep and not spec.sweep_all else None
+    label = LABELS[target]
+    if target == "regio":
+        try:
+            router = start_router()
+        except RouterStartError as exc:
+            raise BenchError(str(exc)) from None
+        try:
+            if pin:
+                procstat.pin(router.pid, SERVER_CPUS)
+            return run_phase(spec, "sfu", router.signaling_url, router.pid, label,
+                             profile_path=profile_path, pin=pin, stop_when=stop)
+        finally:
+            router.stop()
+    elif target == "relay":
         process, port = _start_relay(pin)
         try:
-            relay = run_phase(spec, "relay", f"127.0.0.1:{port}", process.pid, "bare relay")
+            return run_phase(spec, "relay", f"127.0.0.1:{port}", process.pid, label,
+                             stop_when=stop)
         finally:
             stop_process(process)
-    return BenchReport(spec, sfu, relay, pin)
+    else:
+        from benchmarks.sfu import janus_proc
+
+        try:
+            janus = janus_proc.start_janus()
+        except janus_proc.JanusStartError as exc:
+            raise BenchError(str(exc)) from None
+        try:
+            if pin:
+                procstat.pin(janus.pid, SERVER_CPUS)
+            return run_phase(spec, "janus", janus.url, janus.pid, label,
+                             stop_when=stop, prefix=janus.prefix())
+        finally:
+            janus.stop()
 
 
 __all__ = ["BenchError", "BenchReport", "BenchSpec", "PhaseReport", "run", "split_rooms"]

@@ -5,9 +5,11 @@ JSON lines on stdin/stdout, so the parent needs no shared memory:
 1. parent -> worker: a :class:`WorkerConfig`;
 2. worker -> parent: ``{"ready": N}`` once its N media sockets are connected (or
    ``{"error": "..."}``);
-3. parent -> worker: ``{"start_ns": T}``, the common ``CLOCK_MONOTONIC`` start instant;
+3. parent -> worker: ``{"start_ns": T, "rate": F}``, the common ``CLOCK_MONOTONIC`` start
+   instant and a factor on the configured rate (``--sweep`` steps; 1 otherwise);
 4. worker -> parent: the :class:`~benchmarks.sfu.pump.PumpResult` fields;
-5. parent closes stdin; the worker leaves (signaling ``leave``) and exits.
+5. 3 and 4 again for every further window on the same connections (``--sweep``);
+6. parent closes stdin; the worker leaves (signaling ``leave``) and exits.
 
 Owning whole rooms keeps each packet's sender and receivers in one process, so the payload
 check needs no coordination.
@@ -22,7 +24,8 @@ from typing import Any
 
 import trio
 
-from benchmarks.sfu import pump, relay_clients, sfu_clients
+from benchmarks.sfu import meeting, pump, relay_clients, sfu_clients
+from benchmarks.sfu.meeting import MeetingLoad
 from benchmarks.sfu.sfu_clients import SetupError
 
 
@@ -31,7 +34,8 @@ class WorkerConfig:
     """One worker's share of the load."""
 
     mode: str
-    """``sfu`` (signaling URL in ``target``) or ``relay`` (``HOST:PORT`` in ``target``)."""
+    """``sfu`` (signaling URL in ``target``), ``relay`` (``HOST:PORT``) or ``janus``
+    (``URL|ADDRESS``, see :mod:`benchmarks.sfu.janus_proc`)."""
     target: str
     rooms: list[str]
     publishers: int
@@ -40,6 +44,10 @@ class WorkerConfig:
     seconds: float
     size: int
     seed: int = 0
+    #: ``audio`` (paced fixed-size packets) or ``meeting`` (benchmarks.media, Chromium-shaped).
+    load: str = "audio"
+    #: ``meeting``: video bitrate per publisher, before the window's rate factor.
+    video_kbps: float = 1500.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -54,36 +62,58 @@ def _say(message: object) -> None:
     sys.stdout.flush()
 
 
-def _start_ns() -> int | None:
+def _next_window() -> tuple[int, float] | None:
     line = sys.stdin.readline()
-    return int(json.loads(line)["start_ns"]) if line else None
+    if not line.strip():
+        return None
+    message = json.loads(line)
+    return int(message["start_ns"]), float(message.get("rate", 1.0))
 
 
-def _measure(config: WorkerConfig, senders: list[pump.Sender], receivers: list[pump.Receiver],
-             timers: Any = None) -> bool:
+def _measure(config: WorkerConfig, participants: Any, timers: Any = None) -> bool:
+    """Run one window per start message until the parent closes stdin (after its last CPU
+    sample: teardown waits for it)."""
+    meeting_load = config.load == "meeting"
+    if meeting_load:
+        senders, receivers = participants.meeting_senders, participants.meeting_receivers
+    else:
+        senders, receivers = participants.senders, participants.receivers
     _say({"ready": len(senders) + len(receivers)})
-    start = _start_ns()
-    if start is None:
-        return False
-    result = pump.run(senders, receivers, start_ns=start, seconds=config.seconds,
-                      pps=config.pps, size=config.size, timers=timers)
-    _say(asdict(result))
-    sys.stdin.read()  # the parent closes stdin after its CPU sample: tear down only then
-    return True
+    windows = 0
+    while (window := _next_window()) is not None:
+        start, rate = window
+        if meeting_load:
+            load = MeetingLoad(video_bps=config.video_kbps * 1000 * rate)
+            result = meeting.run(senders, receivers, start_ns=start, seconds=config.seconds,
+                                 load=load, seed=config.seed, timers=timers)
+        else:
+            result = pump.run(senders, receivers, start_ns=start, seconds=config.seconds,
+                              pps=config.pps * rate, size=config.size, timers=timers)
+        _say(asdict(result))
+        windows += 1
+    return windows > 0
 
 
 async def _run_sfu(config: WorkerConfig) -> int:
     try:
-        participants = await sfu_clients.setup(config.target, config.rooms, config.publishers,
-                                               config.subscribers, seed=config.seed)
+        if config.mode == "janus":
+            from benchmarks.sfu import janus_clients
+
+            participants = await janus_clients.setup(config.target, config.rooms,
+                                                     config.publishers, config.subscribers,
+                                                     seed=config.seed)
+        else:
+            participants = await sfu_clients.setup(config.target, config.rooms,
+                                                   config.publishers, config.subscribers,
+                                                   seed=config.seed,
+                                                   meeting=config.load == "meeting")
     except (SetupError, OSError) as exc:
         _say({"error": str(exc)})
         return 1
     try:
         sfu_clients.bind_srtp(participants)
         # Synchronous on purpose: the pump must not yield per packet (see benchmarks.sfu.pump).
-        ok = _measure(config, participants.senders, participants.receivers,
-                      participants.run_timers)
+        ok = _measure(config, participants, participants.run_timers)
         return 0 if ok else 1
     finally:
         await participants.close()
@@ -93,19 +123,20 @@ def _run_relay(config: WorkerConfig) -> int:
     host, _, port = config.target.rpartition(":")
     try:
         participants = relay_clients.setup((host, int(port)), config.rooms, config.publishers,
-                                           config.subscribers)
+                                           config.subscribers,
+                                           meeting=config.load == "meeting")
     except (SetupError, OSError) as exc:
         _say({"error": str(exc)})
         return 1
     try:
-        return 0 if _measure(config, participants.senders, participants.receivers) else 1
+        return 0 if _measure(config, participants) else 1
     finally:
         participants.close()
 
 
 def main() -> int:
     config = WorkerConfig.from_json(sys.stdin.readline())
-    if config.mode == "sfu":
+    if config.mode in ("sfu", "janus"):
         return trio.run(_run_sfu, config)
     return _run_relay(config)
 

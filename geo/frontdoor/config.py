@@ -61,6 +61,22 @@ class FrontdoorConfig:
         10.0, doc="joins per second allowed per client network (/24 IPv4, /48 IPv6)"
     )
     rate_burst: float = setting(40.0, doc="burst of joins a client network may make at once")
+    room_rate: float = setting(
+        0.2, doc="new rooms per second allowed per client network (/24 IPv4, /48 IPv6)"
+    )
+    room_burst: float = setting(10.0, doc="burst of new rooms a client network may create")
+    pending_ttl: int = setting(
+        30, doc="seconds a router assignment nobody connects to stays in etcd (min 5)"
+    )
+    probe_interval: float = setting(
+        0.5, doc="seconds between the front door's health probes of each router (0: no probes, "
+        "a dead router leaves with its lease)"
+    )
+    probe_failures: int = setting(
+        2, doc="refused probes in a row after which a router gets no joins until it answers "
+        "(unanswered probes: this many plus two)"
+    )
+    probe_timeout: float = setting(1.0, doc="seconds a router has to answer a health probe")
     max_body: int = setting(4096, doc="largest join request body in bytes (413 beyond)")
     placement_timeout: float = setting(
         3.0, doc="seconds a new room's placement may wait on etcd before answering 503"

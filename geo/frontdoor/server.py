@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import signal
 import ssl
 import sys
 from dataclasses import dataclass
@@ -22,17 +21,30 @@ from typing import Any
 import trio
 from hypercorn.trio import serve
 
+from control import schema
 from control.etcd import EtcdClient, EtcdConfig, EtcdError
 from control.logs import get_logger
-from control.placement import NoRouterAvailable, PlacementError, place_room
-from control.schema import RoomRecord
+from control.placement import (
+    PENDING_TTL,
+    Assignment,
+    Chooser,
+    NoRouterAvailable,
+    PendingLeases,
+    PlacementError,
+    RoomState,
+    assign_router,
+)
+from control.rooms import Liveness
 from control.sdnotify import SystemdNotifier, run_watchdog
+from control.secrets import require_secrets
+from control.stopsignals import StopSignals
 from control.topology import Topology, load_topology
 from control.view import ClusterView
 from geo.client_address import parse_trusted_proxies
 from geo.frontdoor.app import FrontdoorApp, operator_app, prometheus_targets, uptime_clock
 from geo.frontdoor.config import FrontdoorConfig
 from geo.frontdoor.fastserver import FastServer
+from geo.frontdoor.health import RouterHealth
 from geo.frontdoor.metrics import FrontdoorMetrics
 from geo.frontdoor.rooms import RoomCache
 from geo.frontdoor.service import JoinService, NoRouterForRoom, PlacementUnavailable
@@ -46,31 +58,43 @@ READY_PREFIX = "regio frontdoor ready"
 
 
 class EtcdPlacer:
-    """Places new rooms through :func:`control.placement.place_room`, failing fast (503)
-    while the view says etcd is unreachable and giving up after ``timeout`` seconds."""
+    """Assigns participants to routers through :func:`control.placement.assign_router`,
+    failing fast (503) while the view says etcd is unreachable and giving up after
+    ``timeout`` seconds. The room cache's picture of the room is the first guess; the
+    transaction's guards decide."""
 
-    def __init__(self, client: EtcdClient, view: ClusterView, timeout: float) -> None:
+    def __init__(self, client: EtcdClient, view: ClusterView, rooms: RoomCache, timeout: float,
+                 pending_ttl: int = PENDING_TTL) -> None:
         self.client = client
         self.view = view
+        self.rooms = rooms
         self.timeout = timeout
+        self.pending_ttl = max(5, pending_ttl)
+        self.leases = PendingLeases(client, self.pending_ttl)
 
-    async def __call__(self, room: str, region: str, policy: str, mode: str = "sfu",
-                       prefer: str | None = None) -> RoomRecord:
+    async def __call__(self, room: str, policy: str, mode: str, choose: Chooser,
+                       alive: Liveness) -> Assignment:
         if not self.view.connected:
             raise PlacementUnavailable("etcd is unreachable; only existing rooms can be joined")
         with trio.move_on_after(self.timeout):
             try:
-                placement = await place_room(self.client, self.view, room, regions=[region],
-                                             policy=policy, mode=mode, prefer=prefer,
-                                             attempts=4, retry_delay=0.05)
+                return await assign_router(
+                    self.client, self.view, room, choose, policy=policy, mode=mode,
+                    state=self._cached(room), alive=alive, pending_lease=self.leases,
+                    attempts=6)
             except NoRouterAvailable as exc:
                 raise NoRouterForRoom(str(exc)) from None
             except PlacementError as exc:
                 raise PlacementUnavailable(str(exc)) from None
             except EtcdError as exc:
                 raise PlacementUnavailable(f"etcd: {type(exc).__name__}") from None
-            return placement.room
         raise PlacementUnavailable(f"etcd did not answer within {self.timeout:g} s")
+
+    def _cached(self, room: str) -> RoomState | None:
+        kv = self.rooms.items.get(schema.room_key(room))
+        if kv is None:
+            return None  # unknown here: read it (another front door may have created it)
+        return RoomState(kv, {m.router: m for m in self.rooms.routers(room)})
 
 
 @dataclass(slots=True)
@@ -82,6 +106,7 @@ class Frontdoor:
     view: ClusterView
     rooms: RoomCache
     geoip: GeoIP
+    health: RouterHealth | None
     app: FrontdoorApp
     urls: list[str]
     metrics_url: str | None = None
@@ -89,12 +114,13 @@ class Frontdoor:
 
 
 def build_service(config: FrontdoorConfig, client: EtcdClient, view: ClusterView,
-                  rooms: RoomCache, geoip: GeoIP, static_topology: Topology | None
-                  ) -> JoinService:
+                  rooms: RoomCache, geoip: GeoIP, static_topology: Topology | None,
+                  health: RouterHealth | None = None) -> JoinService:
     metrics = FrontdoorMetrics()
     service = JoinService(
-        config, geoip, SnapshotCache(view, config.signaling_path, static_topology), rooms,
-        EtcdPlacer(client, view, config.placement_timeout), metrics,
+        config, geoip, SnapshotCache(view, config.signaling_path, static_topology, health),
+        rooms, EtcdPlacer(client, view, rooms, config.placement_timeout, config.pending_ttl),
+        metrics,
         trusted=parse_trusted_proxies(config.trusted_proxy),
     )
     metrics.attach(geoip, lambda: {
@@ -103,6 +129,7 @@ def build_service(config: FrontdoorConfig, client: EtcdClient, view: ClusterView
         "rooms_cached": float(len(rooms)),
         "nodes": float(len(view.nodes())),
         "rate_limit_buckets": float(len(service.limiter)),
+        "routers_down": float(len(health.down)) if health is not None else 0.0,
     })
     return service
 
@@ -166,15 +193,24 @@ async def run_frontdoor(
         view = ClusterView(client)
         rooms = RoomCache(client)
         await nursery.start(view.run)
+        require_secrets(view)
         await nursery.start(rooms.run)
-        service = build_service(config, client, view, rooms, geoip, static)
+        probes: RouterHealth | None = None
+        if config.probe_interval > 0:
+            probes = RouterHealth(lambda: view.nodes(), interval=config.probe_interval,
+                                  failures=config.probe_failures,
+                                  timeout=config.probe_timeout)
+            await nursery.start(probes.run)
+        service = build_service(config, client, view, rooms, geoip, static, probes)
         urls: list[str] = []
         app = FrontdoorApp(service, lambda: health(view, rooms, geoip, service))
         nursery.start_soon(_check_geoip, geoip, config.geoip_check_interval)
         shutdown = trio.Event()
         systemd = SystemdNotifier.from_environment()
         if handle_signals:
-            nursery.start_soon(_signals, shutdown, systemd)
+            signals = StopSignals(drain_on_sigterm=False)
+            await nursery.start(signals.run)
+            nursery.start_soon(_stop_on, signals, shutdown, systemd)
         metrics_url: str | None = None
         if config.metrics_listen:
             metrics_url = await _start_operator_listener(config.metrics_listen, service,
@@ -192,7 +228,7 @@ async def run_frontdoor(
         nursery.start_soon(run_watchdog, systemd, lambda: True)
         log.info("front door serving on %s%s", ", ".join(urls),
                  f"; metrics on {metrics_url}" if metrics_url else "")
-        task_status.started(Frontdoor(config, service, view, rooms, geoip, app, urls,
+        task_status.started(Frontdoor(config, service, view, rooms, geoip, probes, app, urls,
                                       metrics_url))
         await shutdown.wait()
         nursery.cancel_scope.cancel()
@@ -221,12 +257,11 @@ async def _serve(app: Any, hconfig: HypercornConfig, shutdown: trio.Event, *,
                 task_status=task_status)
 
 
-async def _signals(shutdown: trio.Event, systemd: SystemdNotifier) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            systemd.stopping("finishing requests in flight")
-            shutdown.set()
-            return
+async def _stop_on(signals: StopSignals, shutdown: trio.Event,
+                   systemd: SystemdNotifier) -> None:
+    await signals.stop.wait()
+    systemd.stopping("finishing requests in flight")
+    shutdown.set()
 
 
 def main(config: FrontdoorConfig, etcd: EtcdConfig) -> int:

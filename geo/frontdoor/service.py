@@ -5,11 +5,15 @@ then the residency decision of :mod:`geo.selection` on a decoded cluster snapsho
 for a room nobody placed yet) the etcd placement transaction, then TURN credentials and the
 join token. A join of a known room touches no etcd at all.
 
-Residency is never relaxed on the way (ARCHITECTURE.md §4): an existing room whose router the
-client may not use answers 409 ``room_outside_jurisdiction``; a client with no allowed router
-or TURN node answers 503 ``no_capacity``; a placement only ever considers the region
-:func:`geo.selection.select_router` chose, and its result is checked again with
-:func:`geo.selection.check_room` before anything is handed out.
+Each participant gets their own router (docs/architecture.md §10): the nearest router their own
+jurisdiction and the room's policy allow, a router already serving the room preferred in its
+region. A known room whose chosen router already serves it costs no etcd round trip; otherwise
+the router is added to the room in one transaction (:func:`control.placement.assign_router`),
+and a new room counts against a per-network creation limit (squatting). Residency is never
+relaxed on the way (ARCHITECTURE.md §4): a client with no allowed router or TURN node answers
+503 ``no_capacity``, and the router handed out is checked again against the client's
+jurisdiction and the room's stored policy. Only a ``p2p`` room (one router, never spanning)
+still answers 409 ``room_outside_jurisdiction`` to a client who may not use its router.
 
 The participant id is random (``secrets``), never derived from the address, and the address
 itself goes no further than this module: not into the answer, the token, etcd, metrics or logs.
@@ -26,8 +30,11 @@ from typing import Any, Protocol, cast
 
 from control.jsonlimits import JsonRefused, loads_limited
 from control.logs import get_logger
-from control.schema import RoomRecord, SchemaError
+from control.placement import Assignment, Chooser
+from control.rooms import Liveness
+from control.schema import NodeRecord, RoomRecord, RoomRouterRecord, SchemaError
 from control.tokens import JoinClaims, TokenError, sign_token, verify_token
+from control.topology import Topology
 from control.turn_credentials import mint_turn_credential
 from geo.client_address import HeaderItems, IPNetwork, client_address
 from geo.frontdoor.config import FrontdoorConfig, Policy, Size
@@ -41,10 +48,14 @@ from geo.selection import (
     ROOM_POLICIES,
     NoCapacity,
     NodeInfo,
+    RoomAllowed,
     RoomOutsideJurisdiction,
     RoomPolicy,
+    Selected,
     TurnServers,
+    allowed_jurisdictions,
     check_room,
+    node_allowed,
     select_router,
     select_turn,
 )
@@ -135,14 +146,18 @@ def error(status: int, code: str, message: str, headers: tuple[tuple[str, str], 
 
 
 class RoomLookup(Protocol):
-    def get(self, room: str) -> RoomRecord | None: ...
+    """The front door's cache of the room tree (:class:`control.rooms.RoomMembership`)."""
 
-    def remember(self, record: RoomRecord) -> None: ...
+    def room(self, room: str) -> RoomRecord | None: ...
+
+    def routers(self, room: str, alive: Liveness | None = None) -> list[RoomRouterRecord]: ...
+
+    def remember(self, record: RoomRecord | RoomRouterRecord) -> None: ...
 
 
-Placer = Callable[[str, str, str, str, str | None], Awaitable[RoomRecord]]
-"""``placer(room, region, policy, mode, preferred_router)``: the room's placement (new or
-existing) or
+Placer = Callable[[str, str, str, Chooser, Liveness], Awaitable[Assignment]]
+"""``placer(room, policy, mode, choose, alive)``: the participant's router, added to the room
+(created if need be) by :func:`control.placement.assign_router`, or
 :class:`PlacementUnavailable` / :class:`NoRouterForRoom`."""
 
 
@@ -170,9 +185,13 @@ class JoinService:
         self.trusted = tuple(trusted)
         self.clock = clock
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        self.room_limiter = RateLimiter(config.room_rate, config.room_burst)
+        """New rooms per client network: joins of existing rooms do not count."""
         self._places: dict[tuple[int, str | None], ClientPlace] = {}
         self._bodies: dict[bytes, JoinRequest] = {}
         self._turns: dict[tuple[int, str | None, str], TurnServers | NoCapacity] = {}
+        self._routers: dict[tuple[int, int, str | None, str, tuple[str, ...]],
+                            Selected | NoCapacity] = {}
 
     def client_of(self, peer: str | None, headers: HeaderItems) -> IPAddress | None:
         """The client's address behind trusted proxies (None: unknown, fails closed)."""
@@ -228,30 +247,45 @@ class JoinService:
         country = self.geoip.lookup(client).country if client is not None else None
         self.metrics.lookup_seconds.observe(time.perf_counter() - t0)
         place = self._place(snapshot, country)
-        answer = await self._assign(room, request, place, snapshot)
+        answer = await self._assign(room, request, place, snapshot, network_key(client))
         self.metrics.join_seconds.observe(time.perf_counter() - started)
         return answer
 
     async def _assign(self, room: str, request: JoinRequest, place: ClientPlace,
-                      snapshot: Snapshot) -> JoinAnswer:
+                      snapshot: Snapshot, network: int) -> JoinAnswer:
+        """Give the participant a router: the nearest one their jurisdiction and the room's
+        policy allow, a router already in the room preferred in its region (answered from the
+        caches, no etcd), else one added to the room by the placer's transaction."""
         topology = snapshot.topology
         assert topology is not None
         t0 = time.perf_counter()
-        record = self.rooms.get(room)
-        router = snapshot.infos.get(record.router) if record is not None else None
+        record = self.rooms.room(room)
+        routers = snapshot.router_ids
+        alive: Liveness = routers.__contains__
+        members = [m.router for m in self.rooms.routers(room, alive)] if record else []
+        policy: str = record.policy if record else (request.policy or self.config.default_policy)
+        mode = record.mode if record else MODES[request.size or self.config.default_size]
+        chosen = self._choose(topology, place, policy, mode, snapshot, members)
+        if isinstance(chosen, JoinAnswer):
+            return chosen
         path = "cached"
-        if record is None or router is None:
+        router: NodeInfo | None = chosen.node
+        if record is None or chosen.node.node_id not in members:
             path = "placed"
-            policy: str = request.policy or self.config.default_policy
-            chosen = select_router(topology, place, cast(RoomPolicy, policy), snapshot.routers)
-            if isinstance(chosen, NoCapacity):
-                return self._no_capacity(place, chosen)
+            if record is None:
+                wait = self.room_limiter.acquire(network, time.monotonic())
+                if wait > 0:
+                    retry = self.room_limiter.retry_after(wait)
+                    self.metrics.count_join(place.jurisdiction, None, "rate_limited")
+                    return error(429, "room_rate_limited",
+                                 "too many new rooms from this network; retry later",
+                                 (("Retry-After", str(retry)),), retry_after=retry)
             try:
-                mode = MODES[request.size or self.config.default_size]
-                record = await self.placer(room, chosen.region, policy, mode, chosen.node.node_id)
+                assignment = await self.placer(room, policy, mode,
+                                               self._chooser(topology, place, mode), alive)
             except PlacementUnavailable as exc:
                 self.metrics.count_join(place.jurisdiction, None, "unavailable")
-                return error(503, "etcd_unavailable", f"cannot place a new room now: {exc}",
+                return error(503, "etcd_unavailable", f"cannot place a participant now: {exc}",
                              (("Retry-After", "2"),))
             except NoRouterForRoom as exc:
                 self.metrics.count_join(place.jurisdiction, chosen.region, "no_capacity")
@@ -260,24 +294,80 @@ class JoinService:
             except SchemaError:
                 self.metrics.count_join(place.jurisdiction, None, "bad_request")
                 return error(400, "invalid_room", "this room name is not accepted by the cluster")
+            record = assignment.room
             self.rooms.remember(record)
+            self.rooms.remember(assignment.router)
             snapshot = self.snapshots.get()
-            router = snapshot.infos.get(record.router)
-            if router is None:
-                self.metrics.count_join(place.jurisdiction, record.region, "unavailable")
-                return error(503, "room_unavailable",
-                             "the room's router is not available right now",
-                             (("Retry-After", "2"),))
+            router = snapshot.infos.get(assignment.router.router)
+            policy, mode = record.policy, record.mode
         self.metrics.assignment(path).observe(time.perf_counter() - t0)
-        policy = record.policy
-        allowed = check_room(topology, place, cast(RoomPolicy, policy), router)
-        if isinstance(allowed, RoomOutsideJurisdiction):
-            self.metrics.count_join(place.jurisdiction, router.region,
-                                    "room_outside_jurisdiction")
-            return error(409, "room_outside_jurisdiction", allowed.reason,
-                         room_region=router.region, room_jurisdiction=router.jurisdiction,
-                         client_jurisdiction=place.jurisdiction)
-        return self._admit(room, request, place, snapshot, router, policy, record.mode)
+        # The last word on residency, whatever the caches and the placer said.
+        allowed = allowed_jurisdictions(place, cast(RoomPolicy, policy))
+        if router is None or not node_allowed(topology, router, allowed):
+            self.metrics.count_join(place.jurisdiction, None, "unavailable")
+            return error(503, "room_unavailable", "no router of this room is available now",
+                         (("Retry-After", "2"),))
+        return self._admit(room, request, place, snapshot, router, policy, mode)
+
+    def _choose(self, topology: Topology, place: ClientPlace, policy: str, mode: str,
+                snapshot: Snapshot, members: Sequence[str]) -> Selected | JoinAnswer:
+        """The participant's router from the snapshot, or the answer refusing them.
+
+        A ``p2p`` room (mode of ``small``) is one router relaying signaling between two
+        peers, so it never spans: a participant gets the room's router, and a client who may
+        not use it is refused with 409 ``room_outside_jurisdiction``."""
+        if mode == "p2p" and members:
+            node = snapshot.infos[members[0]]
+            verdict = check_room(topology, place, cast(RoomPolicy, policy), node)
+            if isinstance(verdict, RoomOutsideJurisdiction):
+                self.metrics.count_join(place.jurisdiction, node.region,
+                                        "room_outside_jurisdiction")
+                return error(409, "room_outside_jurisdiction", verdict.reason,
+                             room_region=node.region, room_jurisdiction=node.jurisdiction,
+                             client_jurisdiction=place.jurisdiction)
+            return Selected(node, None)
+        chosen = self._select_router(snapshot, place, policy, members)
+        if isinstance(chosen, NoCapacity):
+            return self._no_capacity(place, chosen)
+        return chosen
+
+    def _select_router(self, snapshot: Snapshot, place: ClientPlace, policy: str,
+                       members: Sequence[str]) -> Selected | NoCapacity:
+        """:func:`select_router`, remembered per snapshot, client country, policy and the
+        room's routers: a join of a known room then costs a dictionary lookup, not a
+        distance to every router (the cache empties when the view or the probes move)."""
+        key = (snapshot.revision, snapshot.health_version, place.country, policy,
+               tuple(members))
+        chosen = self._routers.get(key)
+        if chosen is None:
+            if self._routers and (next(iter(self._routers))[:2] != key[:2]
+                                  or len(self._routers) > 4096):
+                self._routers.clear()
+            chosen = self._routers[key] = select_router(
+                snapshot.topology,  # type: ignore[arg-type]
+                place, cast(RoomPolicy, policy), snapshot.routers, members)
+        return chosen
+
+    def _chooser(self, topology: Topology, place: ClientPlace, mode: str) -> Chooser:
+        """The placer's ``choose``: the same decision on the freshest snapshot and the room
+        as etcd has it (the placer re-asks after losing a race)."""
+
+        def choose(policy: str, members: Sequence[RoomRouterRecord]) -> NodeRecord | None:
+            snapshot = self.snapshots.get()
+            names = [m.router for m in members if m.router in snapshot.router_ids]
+            if mode == "p2p" and names:
+                node = snapshot.infos[names[0]]
+                if not isinstance(check_room(topology, place, cast(RoomPolicy, policy), node),
+                                  RoomAllowed):
+                    return None
+                return snapshot.records.get(node.node_id)
+            chosen = select_router(topology, place, cast(RoomPolicy, policy), snapshot.routers,
+                                   names)
+            if isinstance(chosen, NoCapacity):
+                return None
+            return snapshot.records.get(chosen.node.node_id)
+
+        return choose
 
     def _select_turns(self, snapshot: Snapshot, place: ClientPlace, policy: str
                       ) -> TurnServers | NoCapacity:

@@ -92,10 +92,25 @@ class Snapshot:
     turn_key: SecretKey | None
     token_keyset: KeySet | None = None
     """Every join-token key (for verifying a rejoin's previous token in the overlap)."""
+    router_ids: frozenset[str] = frozenset()
+    """Routers that count as live: registered and not marked down by the health probes."""
+    health_version: int = 0
+
+
+class DownSource(Protocol):
+    """Routers the front door's own probes found dead (:class:`geo.frontdoor.health.
+    RouterHealth`), ahead of their lease expiring."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def down(self) -> frozenset[str]: ...
 
 
 def build_snapshot(
-    source: ClusterSource, signaling_path: str, static_topology: Topology | None = None
+    source: ClusterSource, signaling_path: str, static_topology: Topology | None = None,
+    health: DownSource | None = None,
 ) -> Snapshot:
     records = source.nodes()
     infos: dict[str, NodeInfo] = {}
@@ -106,12 +121,14 @@ def build_snapshot(
                                   record.jurisdiction, int(record.load), int(record.capacity),
                                   bool(record.draining))
     topology = static_topology if static_topology is not None else source.topology()
+    down = health.down if health is not None else frozenset()
+    routers = tuple(i for i in infos.values() if i.kind == "router" and i.node_id not in down)
     return Snapshot(
         revision=source.revision,
         topology=topology,
         records=records,
         infos=infos,
-        routers=tuple(i for i in infos.values() if i.kind == "router"),
+        routers=routers,
         turns=tuple(i for i in infos.values() if i.kind == "turn"),
         signaling={n: signaling_url(r.addresses, signaling_path)
                    for n, r in records.items() if r.kind == "router"},
@@ -119,6 +136,8 @@ def build_snapshot(
         token_key=_current(source, "token"),
         turn_key=_current(source, "turn"),
         token_keyset=source.keyset("token"),
+        router_ids=frozenset(i.node_id for i in routers),
+        health_version=health.version if health is not None else 0,
     )
 
 
@@ -136,23 +155,29 @@ class SnapshotCache:
     """The latest :class:`Snapshot`, rebuilt when the source's revision moves."""
 
     def __init__(
-        self, source: ClusterSource, signaling_path: str, static_topology: Topology | None = None
+        self, source: ClusterSource, signaling_path: str, static_topology: Topology | None = None,
+        health: DownSource | None = None,
     ) -> None:
         self.source = source
         self.signaling_path = signaling_path
         self.static_topology = static_topology
+        self.health = health
         self._snapshot: Snapshot | None = None
 
     def get(self) -> Snapshot:
         snapshot = self._snapshot
-        if snapshot is None or snapshot.revision != self.source.revision:
-            snapshot = build_snapshot(self.source, self.signaling_path, self.static_topology)
+        health = self.health.version if self.health is not None else 0
+        if (snapshot is None or snapshot.revision != self.source.revision
+                or snapshot.health_version != health):
+            snapshot = build_snapshot(self.source, self.signaling_path, self.static_topology,
+                                      self.health)
             self._snapshot = snapshot
         return snapshot
 
 
 __all__ = [
     "ClusterSource",
+    "DownSource",
     "Snapshot",
     "SnapshotCache",
     "build_snapshot",

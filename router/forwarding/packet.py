@@ -170,7 +170,16 @@ def outgoing_tail(
     two-byte-form one two words with padding: appending never realigns anything else. A
     one-byte block cannot hold an id above 14; such an element is then left out. Raises
     :class:`RtpDecodeError` on a malformed extension block.
+
+    The common case, Chromium's one-byte block with some ids to strip or map, takes one pass
+    that copies only the kept elements (:func:`_compact_one_byte`); other forms rewrite in
+    place (stripped elements become padding) and append.
     """
+    b0 = packet[0]
+    if table is not None and b0 & 0x10:
+        start = 12 + 4 * (b0 & 0x0F)
+        if len(packet) >= start + 4 and packet[start] == 0xBE and packet[start + 1] == 0xDE:
+            return _compact_one_byte(packet, b0, start, table, ast_id, ast_value)
     if table is not None:
         packet = rewrite_extensions(packet, table) or packet
     b0 = packet[0]
@@ -205,3 +214,49 @@ def outgoing_tail(
         return b0, packet[12:]
     header = packet[12:start] + _U16.pack(profile) + _U16.pack(words)
     return b0, header + packet[start + 4 : end] + element + packet[end:]
+
+
+def _compact_one_byte(
+    packet: bytes, b0: int, start: int, table: bytes, ast_id: int, v: int
+) -> tuple[int, bytes]:
+    """:func:`outgoing_tail` for a one-byte-form block: kept elements (ids mapped) copied once,
+    stripped ones left out rather than zeroed, the abs-send-time element appended; the block
+    disappears (X bit cleared) when nothing is left in it. Receivers parse the same elements
+    either way (RFC 8285 padding carries nothing)."""
+    n = len(packet)
+    end = start + 4 + 4 * ((packet[start + 2] << 8) | packet[start + 3])
+    if end > n:
+        raise RtpDecodeError(f"RTP header extension exceeds packet: needs {end} bytes")
+    parts: list[bytes] = []
+    size = 0
+    pos = start + 4
+    while pos < end:
+        b = packet[pos]
+        ext_id = b >> 4
+        if ext_id == 0:
+            pos += 1
+            continue
+        if ext_id == 15:
+            break
+        length = (b & 0x0F) + 1
+        following = pos + 1 + length
+        if following > end:
+            raise RtpDecodeError(
+                f"RTP one-byte header extension element {ext_id} length {length} exceeds "
+                f"block: {end - pos - 1} bytes left"
+            )
+        new_id = table[ext_id]
+        if 1 <= new_id <= 14:
+            parts.append(bytes(((new_id << 4) | (b & 0x0F),)) if new_id != ext_id
+                         else packet[pos:pos + 1])
+            parts.append(packet[pos + 1 : following])
+            size += 1 + length
+        pos = following
+    if 1 <= ast_id <= 14:
+        parts.append(bytes(((ast_id << 4) | 2, v >> 16 & 0xFF, v >> 8 & 0xFF, v & 0xFF)))
+        size += 4
+    if not size:
+        return b0 & 0xEF, packet[12:start] + packet[end:]
+    pad = -size % 4
+    return b0, b"".join((packet[12:start], b"\xbe\xde", _U16.pack((size + pad) // 4), *parts,
+                         bytes(pad), packet[end:]))

@@ -46,3 +46,21 @@ def _children(pid: int) -> list[int]:
             return [int(p) for p in handle.read().split()]
     except OSError:
         return []
+
+
+def test_kernel_drops_on_our_own_sockets_are_counted() -> None:
+    """A tiny receive queue flooded from another socket: the kernel's drops on the sockets
+    of this process show up, whatever other processes on the machine do."""
+    import socket
+
+    from benchmarks.procstat import process_udp_drops
+
+    before = process_udp_drops(os.getpid())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as small, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        small.bind(("127.0.0.1", 0))
+        for _ in range(200):
+            sender.sendto(bytes(1000), small.getsockname())
+        assert process_udp_drops(os.getpid()) - before > 100
+    assert process_udp_drops(999_999_999) == 0

@@ -189,8 +189,17 @@ def test_residency_through_the_page(cluster: Cluster, join: Join) -> None:
     us = open_recording(us_room, "sam", US_ADDRESS)
     [us_state] = wait_until([us], lambda s: s["state"] == "connected", 20, "US join")
     assert us_state["region"] == "us-east" and us_state["jurisdiction"] == "US"
-    # ...and a room there is refused to the EEA participant, in words (409).
-    refused = open_recording(us_room, "eva2", EEA_ADDRESS)
+    # ...and the EEA participant joining that room is served from the EEA: the room spans
+    # routers, each participant on the nearest router their jurisdiction allows.
+    spanning = open_recording(us_room, "eva2", EEA_ADDRESS)
+    [sp] = wait_until([spanning], lambda s: s["state"] == "connected", 20, "spanning join")
+    assert sp["jurisdiction"] == "EEA" and sp["region"] in EEA_REGIONS
+    # A small (p2p) room is one router and never spans: there the EEA participant is refused,
+    # in words (409).
+    p2p_room = room("res-us-p2p")
+    small = open_recording(p2p_room, "sam3", US_ADDRESS, size="small")
+    wait_until([small], lambda s: s["state"] == "connected", 20, "US p2p join")
+    refused = open_recording(p2p_room, "eva3", EEA_ADDRESS)
     [r] = wait_until([refused], lambda s: s["state"] == "error", 15, "409")
     assert r["error"]["code"] == "room_outside_jurisdiction"
     assert "outside your jurisdiction" in refused.locator("#banner-text").inner_text()
@@ -295,17 +304,21 @@ def test_router_restart_mid_meeting(cluster: Cluster, join: Join) -> None:
     replacement = cluster.restart_node(node)
     wait_until(pages, lambda s: s["reconnects"] >= 1, 5, "the pages noticed")
     listening = _wait_listening(replacement.port + 1, 10) - killed
+    # The 10 s recovery bound is this wait's timeout (the time is printed, not asserted).
     wait_media(pages, timeout=10 - (time.monotonic() - killed))
     resumed = time.monotonic() - killed
     after = [regio(p) for p in pages]
     # Rejoined through the front door with their previous tokens: same participants, new
-    # sessions on the replacement router.
+    # sessions together on one router: the replacement, or (while the front door's probes
+    # found the node dead) another router the participants' jurisdiction allows.
     assert [s["participant"] for s in after] == before
     assert all(s["reconnects"] >= 1 for s in after)
-    assert all(s["node"] == node for s in after)
-    assert resumed < 10, resumed
-    print(f"video resumed {resumed:.1f} s after the router was killed "
-          f"(its replacement listened after {listening:.1f} s)")
+    regions = {n.node: n.region for n in cluster.routers()}
+    [now] = {s["node"] for s in after}
+    assert regions[now] in EEA_REGIONS, (now, regions)
+    print(f"video resumed {resumed:.1f} s after the router was killed, on "
+          f"{'the replacement' if now == node else 'another router'} "
+          f"(the replacement listened after {listening:.1f} s)")
 
 
 def _wait_listening(port: int, timeout: float) -> float:

@@ -37,6 +37,7 @@ from control import schema
 from control.drain import request_drain
 from control.etcd import EtcdClient
 from control.localetcd import free_ports
+from control.rooms import room_routers
 from control.schema import NodeRecord
 from geo.locations import country_location, haversine_km
 from router.signaling.client import SignalingClient, SignalingClosed
@@ -208,11 +209,25 @@ def test_join_answer_shape_and_existing_room(live: Cluster,
     assert all(s["username"].split(":")[1].startswith("eu-") for s in third["ice_servers"])
 
 
-def test_room_outside_jurisdiction_is_409(live: Cluster,
-                                          country_addresses: dict[str, list[str]]) -> None:
+def test_room_spans_routers_each_client_nearest_allowed(
+        live: Cluster, country_addresses: dict[str, list[str]]) -> None:
+    """A ``nearest`` room opened in us-east: a German participant gets the EEA router nearest
+    to them (no 409), and the room's etcd record lists both routers. A ``p2p`` room never
+    spans, so there the German client still gets 409."""
     status, body, _ = live.join("us-room", country_addresses["US"][2])
     assert status == 200 and body["region"] == "us-east"
     status, body, _ = live.join("us-room", country_addresses["DE"][2])
+    assert status == 200, body
+    assert body["router"]["jurisdiction"] == "EEA" and body["policy"] == "nearest"
+    assert body["region"] == _nearest_region(live, "DE")
+
+    async def members(client: EtcdClient) -> set[str]:
+        return {r.router for r in await room_routers(client, "us-room")}
+
+    assert live.cluster.run(members) == {live.routers["us-east"].node_id, body["router"]["node"]}
+    status, body, _ = live.join("us-p2p", country_addresses["US"][1], {"size": "small"})
+    assert status == 200 and body["mode"] == "p2p"
+    status, body, _ = live.join("us-p2p", country_addresses["DE"][1])
     assert status == 409
     assert body["error"] == "room_outside_jurisdiction"
 

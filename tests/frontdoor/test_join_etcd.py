@@ -20,6 +20,7 @@ from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
 from control.registry import NodeRegistration, RegistryConfig, new_record
+from control.rooms import room_routers
 from control.schema import KeySet, NodeAddress, RoomRecord
 from control.tokens import verify_token
 from control.topology import load_topology
@@ -78,20 +79,29 @@ async def test_new_room_is_placed_then_served_from_cache(client: EtcdClient) -> 
             assert stored is not None
             record = RoomRecord.decode(stored.value)
             assert (record.router, record.policy) == (first.body["router"]["node"], "eea")
-            assert stored.lease != 0  # bound to the router's lease
+            assert stored.lease != 0  # bound to the short pending lease
+            # Each participant gets their own nearest allowed router: the room spans routers,
+            # and keeps the policy it was created with.
             second = await service.join("alpha", b'{"policy":"nearest"}', GERMANY)
-            assert second.body["router"] == first.body["router"]
+            assert second.status == 200, second.body
+            assert second.body["router"]["jurisdiction"] == "EEA"
             assert second.body["policy"] == "eea"
+            third = await service.join("alpha", b"", GERMANY)
+            assert third.body["router"] == second.body["router"]
+            members = {r.router for r in await room_routers(client, "alpha")}
+            assert members == {first.body["router"]["node"], second.body["router"]["node"]}
+            placed = 1 + (members != {first.body["router"]["node"]})
             text = service.metrics.render().decode()
             assert 'regio_frontdoor_assignment_seconds_count{path="cached"} 1.0' in text
-            assert 'regio_frontdoor_assignment_seconds_count{path="placed"} 1.0' in text
+            assert f'regio_frontdoor_assignment_seconds_count{{path="placed"}} {placed}.0' in text
         nursery.cancel_scope.cancel()
 
 
 async def test_racing_front_doors_agree(client: EtcdClient) -> None:
     async with trio.open_nursery() as nursery:
         await register_nodes(client, nursery)
-        async with frontdoor(client) as one, frontdoor(client) as two:
+        async with frontdoor(client, room_burst=50) as one, \
+                frontdoor(client, room_burst=50) as two:
             answers: dict[tuple[str, int], str] = {}
 
             async def join(service: JoinService, which: int, room: str) -> None:

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from control.schema import KeySet, NodeAddress, NodeRecord, RoomRecord, SecretKind
+from control.placement import Assignment, Chooser
+from control.rooms import Liveness, filter_live
+from control.schema import (
+    KeySet,
+    NodeAddress,
+    NodeRecord,
+    RoomRecord,
+    RoomRouterRecord,
+    SecretKind,
+)
 from control.secrets import new_key
 from control.tokens import verify_token
 from control.topology import Topology
@@ -54,30 +63,48 @@ class FakeView:
 
 @dataclass
 class MemoryRooms:
-    """Rooms and a create-if-absent placer over the same dict (what etcd's txn gives)."""
+    """Room records, room routers and a placer over the same dicts, with the rules of
+    :func:`control.placement.assign_router` (stored policy wins, residency checked again,
+    a live member returned as is, else one router added)."""
 
     view: FakeView
     rooms: dict[str, RoomRecord] = field(default_factory=dict)
+    members: dict[str, dict[str, RoomRouterRecord]] = field(default_factory=dict)
 
-    def get(self, room: str) -> RoomRecord | None:
+    def room(self, room: str) -> RoomRecord | None:
         return self.rooms.get(room)
 
-    def remember(self, record: RoomRecord) -> None:
-        self.rooms[record.room] = record
+    def routers(self, room: str, alive: Liveness | None = None) -> list[RoomRouterRecord]:
+        return filter_live(self.members.get(room, {}).values(), alive)
 
-    async def place(self, room: str, region: str, policy: str, mode: str = "sfu",
-                    prefer: str | None = None) -> RoomRecord:
-        if room in self.rooms:
-            return self.rooms[room]
-        candidates = sorted((r for r in self.view.records.values()
-                             if r.kind == "router" and r.region == region and not r.draining
-                             and r.load < r.capacity), key=lambda r: (r.load_ratio, r.node_id))
-        if not candidates:
-            raise NoRouterForRoom(region)
-        candidates.sort(key=lambda r: r.node_id != prefer)
-        record = RoomRecord(room, candidates[0].node_id, region, policy, time.time(), mode)
+    def remember(self, record: RoomRecord | RoomRouterRecord) -> None:
+        if isinstance(record, RoomRecord):
+            self.rooms.setdefault(record.room, record)
+        else:
+            self.members.setdefault(record.room, {})[record.router] = record
+
+    async def place(self, room: str, policy: str, mode: str, choose: Chooser,
+                    alive: Liveness) -> Assignment:
+        record = self.rooms.get(room)
+        effective = record.policy if record is not None else policy
+        node = choose(effective, self.routers(room, alive))
+        topology = self.view.topo
+        if node is None:
+            raise NoRouterForRoom("none allowed")
+        assert topology.regions[node.region].jurisdiction == node.jurisdiction
+        assert effective != "eea" or node.jurisdiction == EEA
+        member = self.members.get(room, {}).get(node.node_id)
+        if record is not None and member is not None:
+            return Assignment(record, member, False, False)
+        member = RoomRouterRecord(room, node.node_id, node.region, node.jurisdiction, 0.0)
+        created = record is None
+        record = record or RoomRecord(room, node.node_id, node.region, policy, time.time(), mode)
         self.rooms[room] = record
-        return record
+        self.members.setdefault(room, {})[node.node_id] = member
+        # A participant arrives there: its load grows, so the next one may find it full.
+        self.view.records[node.node_id] = replace(node, load=node.load + 1)
+        self.view.revision += 1
+        return Assignment(record, member, created, True)
 
 
 @st.composite
@@ -144,18 +171,32 @@ def _check_answer(view: FakeView, service: JoinService, forwarded: str, answer: 
 
 
 @settings(max_examples=150)
-@given(clusters(), st.lists(st.tuples(addresses, st.sampled_from([None, "eea", "nearest"])),
-                            min_size=1, max_size=4))
-def test_residency_holds_through_the_join_path(view: FakeView,
-                                               joins: list[tuple[str, str | None]]) -> None:
+@given(clusters(), st.lists(st.tuples(addresses, st.sampled_from([None, "eea", "nearest"]),
+                                      st.sampled_from(["room", "other"]),
+                                      st.sampled_from([None, "small"])),
+                            min_size=1, max_size=8))
+def test_residency_holds_through_the_join_path(
+        view: FakeView, joins: list[tuple[str, str | None, str, str | None]]) -> None:
+    """Residency of multi-router placement: whoever joins in whatever order, an EEA client
+    only ever gets EEA routers, and no router of an ``eea`` room is ever outside the EEA."""
     rooms = MemoryRooms(view)
     service = _service(view, rooms)
-    for forwarded, policy in joins:
+    for forwarded, policy, room, size in joins:
         if "\x00" in forwarded or "\r" in forwarded or "\n" in forwarded:
             continue
-        body = b"" if policy is None else f'{{"policy":"{policy}"}}'.encode()
-        answer = _join(service, "room", forwarded, body)
+        fields = {"policy": policy, "size": size}
+        body = json.dumps({k: v for k, v in fields.items() if v is not None}).encode()
+        answer = _join(service, room, forwarded, body)
         _check_answer(view, service, forwarded, answer, policy)
+        for name, record in rooms.rooms.items():
+            members = rooms.members.get(name, {})
+            event(f"routers in a room: {len(members)}")
+            if record.policy == "eea":
+                assert all(m.jurisdiction == EEA for m in members.values()), members
+            assert all(view.topo.regions[m.region].jurisdiction == m.jurisdiction
+                       for m in members.values())
+            if record.mode == "p2p":
+                assert len(members) <= 1, "a p2p room never spans routers"
 
 
 @settings(max_examples=60)

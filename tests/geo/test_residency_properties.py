@@ -165,3 +165,36 @@ def test_existing_rooms_respect_residency(
             if policy == "eea":
                 assert node.jurisdiction == EEA
             assert node.region in topology.regions
+
+
+@given(scenarios(), st.data())
+def test_room_members_never_widen_residency(
+    scenario: tuple[Topology, str, RoomPolicy, list[NodeInfo]], data: st.DataObject,
+) -> None:
+    """A room's routers (``members``, any subset, including misconfigured, full, draining or
+    foreign ones) change which allowed router is preferred, never what is allowed: the choice
+    is the same set's nearest region, a member there if one is usable, and residency holds."""
+    topology, address, policy, nodes = scenario
+    client = place_client(topology, GEO.lookup(address).country)
+    routers = [n for n in nodes if n.kind == "router"]
+    members = data.draw(st.sets(st.sampled_from([n.node_id for n in routers]))
+                        if routers else st.just(set()))
+    plain = select_router(topology, client, policy, nodes)
+    chosen = select_router(topology, client, policy, nodes, members)
+    assert isinstance(chosen, NoCapacity) == isinstance(plain, NoCapacity)
+    if not isinstance(chosen, Selected) or not isinstance(plain, Selected):
+        return
+    node = chosen.node
+    if client.restricted:
+        assert node.jurisdiction == client.jurisdiction
+    if policy == "eea":
+        assert node.jurisdiction == EEA
+    assert node.available and topology.regions[node.region].jurisdiction == node.jurisdiction
+    # Same distance class as without members; a usable member of that class wins.
+    assert round(chosen.distance_km or 0) == round(plain.distance_km or 0)
+    allowed = allowed_jurisdictions(client, policy)
+    near = [n for n in routers if _usable(topology, n, allowed)
+            and round(haversine_km(client.location, topology.regions[n.region].location)
+                      if client.location is not None else 0) == round(chosen.distance_km or 0)]
+    if any(n.node_id in members for n in near):
+        assert node.node_id in members

@@ -294,3 +294,20 @@ def test_only_regio_nodes_reach_etcd() -> None:
             assert labels["app.kubernetes.io/name"] in NODE_KINDS
             uses_host_network = pod_spec(workload).get("hostNetwork", False)
             assert uses_host_network == (labels["app.kubernetes.io/name"] == "regio-turn")
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_metrics_ports_are_where_the_processes_serve_metrics(region: str, tmp_path: Path
+                                                            ) -> None:
+    """The port the NetworkPolicies open to the monitoring namespace is each node's real
+    /metrics listener (the front door's operator listener, never its join port)."""
+    build = f"overlays/{region}"
+    config_dir = config_files(build, tmp_path)
+    for kind, _, container in node_workloads(build):
+        config = node_config(kind, args_of(container, build, config_dir))
+        listener = config.metrics_listen if kind == "frontdoor" else config.metrics
+        assert listener.endswith(f":{named_port(container, 'metrics')}"), (kind, listener)
+    rules = [r for name in ("router", "frontdoor") for r in policy(build, name)["spec"]["ingress"]
+             if r.get("from") == [{"namespaceSelector": {"matchLabels": {
+                 "kubernetes.io/metadata.name": "monitoring"}}}]]
+    assert [p["port"] for r in rules for p in r["ports"]] == ["metrics", "metrics"]

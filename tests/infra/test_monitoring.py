@@ -4,6 +4,7 @@ and that every metric the rules read is one the code really exports."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -60,3 +61,26 @@ def test_rules_read_only_metrics_the_code_exports() -> None:
     assert {"regio_frontdoor_residency_violations_total", "regio_node_lease_losses_total",
             "regio_turn_allocations_refused_total", "regio_router_srtp_failures_total",
             "regio_turn_allocation_quota"} <= metrics
+
+
+def test_dashboard_queries_are_valid_promql_over_known_series(tmp_path: Path) -> None:
+    """Every panel query of the Grafana dashboard parses (promtool checks it as a recording
+    rule) and reads only exported metrics or the recording rules' series."""
+    dashboard = json.loads((MONITORING / "grafana" / "regio-dashboard.json").read_text())
+    exprs = [t["expr"].replace("$region", ".*") for p in dashboard["panels"]
+             for t in p["targets"]]
+    assert len(exprs) >= 8
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:panel_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(json.dumps(rules))
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    recorded = {m for p in RULES for m in re.findall(r"record: (\S+)", p.read_text())}
+    text = "\n".join(exprs)
+    used = set(re.findall(r"(?<![\w:])([a-z_]+:[a-z_0-9:]+)", text))
+    assert used <= recorded, used - recorded
+    metrics = set(re.findall(r"(?<![:\w])((?:regio|process|etcd)_[a-z_]+)(?=[{\[ )\n])", text))
+    assert metrics <= exported_names() | FOREIGN
+    titles = {p["title"] for p in dashboard["panels"]}
+    assert {"Participants", "Forwarded packets/s", "Router CPU per forwarded packet"} <= titles

@@ -11,15 +11,20 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
+from control import schema
+from control.bootstrap import init_cluster
+from control.drain import request_drain
+from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
 from control.sdnotify import SystemdNotifier, run_watchdog, socket_address, watchdog_interval
+from control.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,8 +149,10 @@ def _env(ns: NotifySocket, **extra: str) -> dict[str, str]:
     return env
 
 
-async def _lifecycle(ns: NotifySocket, args: list[str], env: dict[str, str]) -> None:
-    """READY once serving, WATCHDOG pings from its loop, STOPPING on SIGTERM, then exit 0."""
+async def _lifecycle(ns: NotifySocket, args: list[str], env: dict[str, str],
+                     stop: Callable[[trio.Process], Awaitable[None]] | None = None) -> None:
+    """READY once serving, WATCHDOG pings from its loop, STOPPING when told to stop (SIGTERM
+    unless ``stop`` does something else), then exit 0."""
     with tempfile.TemporaryFile() as errors:
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "control", *args], env=env,
@@ -158,7 +165,10 @@ async def _lifecycle(ns: NotifySocket, args: list[str], env: dict[str, str]) -> 
                 message = await ns.next()
                 assert set(message) == {"WATCHDOG"}
                 pings += 1
-            process.send_signal(signal.SIGTERM)
+            if stop is None:
+                process.send_signal(signal.SIGTERM)
+            else:
+                await stop(process)
             stopping = (await ns.wait_for("STOPPING"))[-1]
             assert stopping["STOPPING"] == "1"
             with trio.fail_after(60):
@@ -194,4 +204,29 @@ async def test_frontdoor_process_speaks_sd_notify(tmp_path: Path,
             "--no-topology-from-etcd", "--topology", str(REPO / "infra/local/topology.toml")],
             _env(path_socket))
     finally:
+        etcd.stop()
+
+
+async def test_clustered_router_notifies_ready_after_registering_and_stopping_on_etcd_drain(
+        tmp_path: Path, abstract_socket: NotifySocket) -> None:
+    """The path the systemd unit runs: READY only once registered; a drain asked through etcd
+    (``regio node drain``) is announced as STOPPING like SIGTERM's."""
+    etcd = LocalEtcd(1, base_dir=tmp_path / "etcd")
+    await etcd.start()
+    client = EtcdClient(etcd.config(timeout=2.0))
+    try:
+        await init_cluster(client, load_topology(REPO / "infra/local/topology.toml"))
+
+        async def registered_when_ready(process: trio.Process) -> None:
+            # READY came first: by now the node must be in etcd.
+            assert await client.get(schema.node_key("router-sd-1")) is not None
+            record = await request_drain(client, "router-sd-1")
+            assert record.kind == "router"
+
+        await _lifecycle(abstract_socket, [
+            "router", "--region", "eu-central", "--etcd", etcd.urls, "--node-id", "router-sd-1",
+            "--listen", "127.0.0.1", "--udp-port", "0", "--signaling", "127.0.0.1:0"],
+            _env(abstract_socket), stop=registered_when_ready)
+    finally:
+        client.close()
         etcd.stop()

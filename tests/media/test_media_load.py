@@ -279,3 +279,21 @@ def test_streams_refuse_nonsense_parameters() -> None:
                     rng=random.Random())
     with pytest.raises(ValueError, match="SSRCs"):
         Publisher.meeting(first_stream=0, ssrcs=[1], start=0.0, rng=random.Random())
+
+
+def test_publisher_resumes_after_a_pause_without_a_backlog() -> None:
+    publisher = Publisher.meeting(first_stream=0, ssrcs=[1, 2], start=0.0,
+                                  rng=random.Random(11), video_bps=500_000)
+    first = _run(publisher, 1.0)
+    publisher.resume(100.0, video_bps=2_000_000)
+    later = publisher.poll(100.0)
+    assert len(later) < 40  # one frame (maybe a keyframe) and one audio packet
+    t = 100.005
+    while t < 101.0:
+        later += publisher.poll(t)
+        t += 0.005
+    video_bytes = [sum(len(p.data) for p in packets if p.kind == "video")
+                   for packets in (first, later)]
+    assert video_bytes[1] > 2.5 * video_bytes[0]
+    numbers = [p.number for p in first + later if p.stream == 1]
+    assert numbers == list(range(len(numbers)))

@@ -19,10 +19,11 @@ from control import schema
 from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
-from control.schema import KeySet, RoomRecord
+from control.schema import KeySet, RoomRecord, RoomRouterRecord
+from control.secrets import read_keyset
 from control.topology import load_topology
 from control.view import open_view
-from router.signaling.client import SignalingClient, SignalingClosed
+from router.signaling.client import SignalingClient
 from tests.control.conftest import python_env
 from tests.router.synth import token
 
@@ -119,22 +120,25 @@ async def _wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 15) -
             await trio.sleep(0.1)
 
 
-async def test_restarted_router_claims_its_rooms_under_its_new_lease(tmp_path: Path) -> None:
-    """A router restarts with the same node id (new process, new lease); a participant rejoins
-    its room; once the old lease expires the room key still names the router, bound to the new
-    lease, so the front door keeps sending the room there. A room whose key names another
-    router sends its participants away with ``wrong_router``."""
+async def test_router_membership_follows_its_participants(tmp_path: Path) -> None:
+    """A router binds its membership of a room to its own lease when a participant connects;
+    restarted with the same node id (new process, new lease) and rejoined, the membership is
+    bound to the new lease and outlives the old one. A room whose record names another router
+    is a room spanning routers, not a stray: this router joins it (no eviction) and leaves it
+    when its share empties (issue 11 item 2)."""
     etcd = LocalEtcd(1, base_dir=tmp_path / "etcd")
     await etcd.start()
     client = EtcdClient(etcd.config(timeout=2.0))
     processes: list[trio.Process] = []
     try:
         topology = load_topology(REPO / "infra/local/topology.toml")
-        region = sorted(topology.regions)[0]
+        region = "eu-central"
         await init_cluster(client, topology)
-        keyset = KeySet.decode((await client.get(schema.secrets_key("token"))).value)  # type: ignore[union-attr]
+        keyset = await read_keyset(client, "token")
+        assert keyset is not None
         key = keyset.current_key
         room_key, node_key = schema.room_key("room"), schema.node_key("rt-1")
+        member_key = schema.room_router_key("room", "rt-1")
 
         first, url = await _start_router(etcd.urls, region, "rt-1")
         processes.append(first)
@@ -145,11 +149,13 @@ async def test_restarted_router_claims_its_rooms_under_its_new_lease(tmp_path: P
         assert node_kv is not None and node_kv.lease
         old_lease = node_kv.lease
 
-        async def room_bound_to_node_lease() -> bool:
-            kv, node = await client.get(room_key), await client.get(node_key)
+        async def member_bound_to_node_lease() -> bool:
+            kv, node = await client.get(member_key), await client.get(node_key)
             return kv is not None and node is not None and kv.lease == node.lease
 
-        await _wait_for(room_bound_to_node_lease)  # claimed when the room opened
+        await _wait_for(member_bound_to_node_lease)  # bound when the room opened
+        room = await client.get(room_key)
+        assert room is not None and room.lease not in (0, old_lease), "a room lease of its own"
         first.kill()  # a crash: no deregistration, the old lease lives on until its TTL
         await first.wait()
 
@@ -164,33 +170,31 @@ async def test_restarted_router_claims_its_rooms_under_its_new_lease(tmp_path: P
         rejoin = await SignalingClient.connect(url)
         await rejoin.send({"type": "join", "token": token("room", "a", router="rt-1", key=key)})
         await rejoin.recv_type("joined")
-        await _wait_for(room_bound_to_node_lease)
+        await _wait_for(member_bound_to_node_lease)
 
         async def old_lease_gone() -> bool:
             return await client.lease_ttl(old_lease) == -1
 
         await _wait_for(old_lease_gone)
-        kv, node = await client.get(room_key), await client.get(node_key)
+        kv, node = await client.get(member_key), await client.get(node_key)
         assert kv is not None and node is not None
         assert kv.lease == node.lease != old_lease
-        assert RoomRecord.decode(kv.value).router == "rt-1"
+        assert RoomRouterRecord.decode(kv.value).jurisdiction == "EEA"
 
-        # A room placed on another router (a token issued before a re-placement).
-        other = RoomRecord("moved", "rt-2", region, "eea", 0.0, "sfu")
-        await client.put(schema.room_key("moved"), other.encode())
-        stray = await SignalingClient.connect(url)
-        await stray.send({"type": "join", "token": token("moved", "s", router="rt-1", key=key)})
-        await stray.recv_type("joined")
-        error = await stray.recv()
-        assert (error["type"], error["code"]) == ("error", "wrong_router")
-        with pytest.raises(SignalingClosed) as closed:
-            await stray.recv()
-        assert closed.value.code == 4003
-        moved = await client.get(schema.room_key("moved"))
-        assert moved is not None and RoomRecord.decode(moved.value).router == "rt-2"
+        # A room whose record names another router: this router serves its share of it.
+        other = RoomRecord("shared", "rt-2", region, "eea", 0.0, "sfu")
+        await client.put(schema.room_key("shared"), other.encode())
+        peer = await SignalingClient.connect(url)
+        await peer.send({"type": "join", "token": token("shared", "s", router="rt-1", key=key)})
+        await peer.recv_type("joined")
+        await _wait_for(lambda: _present(client, schema.room_router_key("shared", "rt-1")))
+        await peer.send({"type": "ping", "id": 7})
+        assert (await peer.recv_type("pong"))["id"] == 7, "no eviction from a spanning room"
+        shared = await client.get(schema.room_key("shared"))
+        assert shared is not None and RoomRecord.decode(shared.value).router == "rt-2"
         await rejoin.send({"type": "leave"})
-        await _wait_for(lambda: _absent(client, room_key))  # released when the room empties
-        for conn in (ws, rejoin, stray):
+        await _wait_for(lambda: _absent(client, member_key))  # removed when its share empties
+        for conn in (ws, rejoin, peer):
             await conn.close()
     finally:
         for process in processes:
@@ -199,6 +203,10 @@ async def test_restarted_router_claims_its_rooms_under_its_new_lease(tmp_path: P
                 await process.wait()
         client.close()
         etcd.stop()
+
+
+async def _present(client: EtcdClient, key: str) -> bool:
+    return await client.get(key) is not None
 
 
 async def _absent(client: EtcdClient, key: str) -> bool:

@@ -1,4 +1,4 @@
-"""``regio cluster init|status|up`` and ``regio secrets rotate``."""
+"""``regio cluster init|status|up`` and ``regio secrets rotate|new-key|seal``."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def add_commands(subparsers: Any) -> None:
     add_etcd_arguments(rot)
     rot.add_argument("--overlap", metavar="SECONDS", type=float, default=DEFAULT_OVERLAP,
                      help=f"how long the previous key stays valid (default {DEFAULT_OVERLAP:g})")
+    new_key = ssub.add_parser("new-key", help="write a new secrets key file (mode 0600)")
+    new_key.add_argument("file", metavar="FILE", help="where to write it (must not exist)")
+    new_key.set_defaults(handler=cmd_new_key)
+    seal = ssub.add_parser("seal", help="seal secrets an older version stored in clear")
+    add_etcd_arguments(seal)
+    seal.set_defaults(handler=cmd_seal)
     rot.add_argument("--which", choices=["turn", "token", "all"], default="all",
                      help="which secret to rotate (default all)")
     rot.set_defaults(handler=cmd_rotate)
@@ -160,6 +166,25 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         else:
             print(f"{r.which}: new current key {r.current}; {r.previous} valid for "
                   f"{args.overlap:g} s more")
+    return 0
+
+
+def cmd_new_key(args: argparse.Namespace) -> int:
+    from control.secretbox import SecretBox, write_key_file
+
+    try:
+        path = write_key_file(args.file)
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    print(f"secrets key {SecretBox.from_file(path).key_id} written to {path}")
+    return 0
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    from control.secrets import seal_stored
+
+    sealed = run_with_etcd(args, seal_stored)
+    print(f"sealed: {', '.join(sealed)}" if sealed else "nothing stored in clear")
     return 0
 
 

@@ -58,14 +58,16 @@ class Member:
     data_dir: Path
     secure: bool
     process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
+    """Address it listens on (a namespace host's, for ``regio cluster up --hosts``)."""
 
     @property
     def client_url(self) -> str:
-        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.client_port}"
+        return f"{'https' if self.secure else 'http'}://{self.host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.host}:{self.peer_port}"
 
     @property
     def pid(self) -> int | None:
@@ -174,7 +176,8 @@ class LocalEtcd:
         return ",".join(self.client_urls)
 
     def config(self, *, timeout: float = 2.0, client_cert: str | None = None,
-               client_key: str | None = None) -> EtcdConfig:
+               client_key: str | None = None, user: str | None = None,
+               password: str | None = None, secrets_key: str | None = None) -> EtcdConfig:
         """An :class:`EtcdConfig` reaching every member."""
         return EtcdConfig(
             tuple(EtcdEndpoint.parse(u) for u in self.client_urls),
@@ -182,6 +185,9 @@ class LocalEtcd:
             client_cert=client_cert,
             client_key=client_key,
             timeout=timeout,
+            user=user,
+            password=password,
+            secrets_key=secrets_key,
         )
 
     @property

@@ -31,11 +31,10 @@ def add_commands(subparsers: Any) -> None:
 
 def build_config(args: argparse.Namespace) -> RouterConfig:
     """The validated configuration, with the ``--host/--port`` form expanded."""
-    from control.cli_common import load_process_config
+    from control.cli_common import load_process_config, require_region
 
     config = load_process_config(args, RouterConfig, "router")
-    if not config.region:
-        raise CliError("--region is required")
+    require_region(config.region)
     if config.host:
         config.listen = config.host
     if config.port:
@@ -93,6 +92,10 @@ def static_keys(specs: list[str]) -> dict[str, Any]:
 
 
 def cmd_router(args: argparse.Namespace) -> int:
+    from control.cli_common import run_node
+    from router.cluster import run_clustered
+    from router.node import RouterNode
+
     config = build_config(args)
     if config.workers < 1:
         raise CliError("--workers must be at least 1")
@@ -102,23 +105,12 @@ def cmd_router(args: argparse.Namespace) -> int:
         from router.workers import run_workers
 
         return run_workers(args.argv, config, config.workers)
-    import trio
+    keys = static_keys(config.token_key) if not args.etcd else {}
 
-    try:
-        if args.etcd:
-            from control.cli_common import etcd_config
-            from router.cluster import run_clustered
+    async def standalone() -> int:
+        return await RouterNode(config, lambda: keys).run_standalone()
 
-            return trio.run(run_clustered, config, etcd_config(args))
-        from router.node import RouterNode
-
-        keys = static_keys(config.token_key)
-        node = RouterNode(config, lambda: keys)
-        return trio.run(node.run_standalone)
-    except OSError as exc:
-        raise CliError(f"cannot listen: {exc.strerror or exc}") from None
-    except LookupError as exc:
-        raise CliError(str(exc)) from None
+    return run_node(args, lambda etcd: run_clustered(config, etcd), standalone)
 
 
 __all__ = ["add_commands", "build_config", "cmd_router"]

@@ -24,6 +24,8 @@ from control.registry import (
 )
 from control.registry_metrics import RegistrationCollector
 from control.sdnotify import SystemdNotifier, run_watchdog
+from control.secrets import require_secrets
+from control.stopsignals import StopSignals
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
 from router.node import RouterNode
@@ -46,7 +48,11 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
                         ) -> int:
     """Serve as a cluster member until drained (or cancelled)."""
     async with EtcdClient(etcd) as client, trio.open_nursery() as nursery:
+        signals = StopSignals() if handle_sigterm else None
+        if signals is not None:
+            await nursery.start(signals.run)
         view = await open_view(client, nursery)
+        require_secrets(view, ("token",))
         jurisdiction = jurisdiction_of(view, config.region)
         node = RouterNode(config, lambda: view.keyset("token"))
         await node.start(nursery)
@@ -59,7 +65,8 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: node.core.participant_count,
                                 DrainConfig(deadline=config.drain_deadline,
-                                            handle_sigterm=handle_sigterm))
+                                            handle_sigterm=handle_sigterm),
+                                signals=signals)
         nursery.start_soon(node.follow_rooms, client, lambda: _live_lease(registration),
                            jurisdiction)
         nursery.start_soon(_publish_load, node, registration)

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from control.schema import KeySet, SecretKey
+from control.tokenbucket import TokenBucket
 from control.tokens import Expired, TokenError, WrongRouter, verify_token
 from router.sdp import Candidate
 from router.session import messages as m
 from router.session.config import SessionConfig
 from router.session.media import MediaPlane
 from router.session.negotiation import NegotiationError, Negotiator
-from router.session.ratelimit import TokenBucket
 from router.session.room import Participant, Room, track_info
 from router.session.stats import SessionStats
 from router.transport import (

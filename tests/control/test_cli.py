@@ -16,7 +16,8 @@ import trio
 from control import schema
 from control.etcd import EtcdClient, EtcdConfig
 from control.localetcd import LocalEtcd, free_ports
-from control.schema import KeySet, NodeRecord
+from control.schema import NodeRecord
+from control.secrets import read_keyset
 from control.topology import Topology
 
 from .conftest import REPO, SpawnNode, python_env
@@ -154,12 +155,14 @@ async def test_status_drain_and_sigterm(etcd: LocalEtcd, client: EtcdClient,
 
 async def test_secrets_rotate_cli(etcd: LocalEtcd, client: EtcdClient) -> None:
     await regio("cluster", "init", "--etcd", etcd.urls, "--topology", str(TOPOLOGY))
-    before = KeySet.decode((await client.get(schema.secrets_key("turn"))).value)  # type: ignore[union-attr]
+    before = await read_keyset(client, "turn")
+    assert before is not None
     token_before = await client.get(schema.secrets_key("token"))
     result = await regio("secrets", "rotate", "--etcd", etcd.urls, "--overlap", "120",
                          "--which", "turn")
     assert result.returncode == 0, result.stderr
-    after = KeySet.decode((await client.get(schema.secrets_key("turn"))).value)  # type: ignore[union-attr]
+    after = await read_keyset(client, "turn")
+    assert after is not None
     assert after.current != before.current
     old = after.key(before.current)
     assert old is not None and old.expires_at is not None
@@ -212,7 +215,7 @@ async def test_cluster_up_ready_then_stop_leaves_nothing(stop_signal: int) -> No
                     raw, buffer = buffer.split(b"\n", 1)
                     lines.append(json.loads(raw))
         ready = next(line for line in lines if line["event"] == "ready")
-        assert set(ready) == {"event", "frontdoor", "etcd", "meeting", "nodes"}
+        assert set(ready) == {"event", "frontdoor", "etcd", "secrets_key", "meeting", "nodes"}
         nodes = ready["nodes"]
         assert isinstance(nodes, list)
         assert sorted((n["kind"], n["region"]) for n in nodes) == [

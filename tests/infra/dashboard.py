@@ -197,6 +197,7 @@ def render(prometheus: str, start: float, end: float, out: Path) -> None:
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels) // 8
     figure, axes = plt.subplots(rows, 2, figsize=(16, 4.2 * rows), squeeze=False)
     step = 4.0
+    drawn = 0
     for panel in panels:
         ax = axes[panel["gridPos"]["y"] // 8][panel["gridPos"]["x"] // 12]
         for target in panel["targets"]:
@@ -206,6 +207,7 @@ def render(prometheus: str, start: float, end: float, out: Path) -> None:
                 ys = [float(v) for _, v in series["values"]]
                 ax.plot(xs, ys, label=legend(target["legendFormat"], series["metric"]),
                         linewidth=1.6)
+                drawn += 1
         unit = UNITS.get(panel["fieldConfig"]["defaults"].get("unit", ""), "")
         ax.set_title(f"{panel['title']}" + (f" ({unit})" if unit else ""), fontsize=11,
                      loc="left")
@@ -218,6 +220,8 @@ def render(prometheus: str, start: float, end: float, out: Path) -> None:
         else:
             ax.text(0.5, 0.5, "no samples (zero)", ha="center", va="center",
                     transform=ax.transAxes, color="grey")
+    if drawn == 0:
+        raise RuntimeError("Prometheus returned no samples at all: did it find the targets?")
     figure.suptitle(f"{dashboard['title']} dashboard: {NOTICE}", fontsize=10, wrap=True)
     figure.tight_layout(rect=(0, 0, 1, 0.96))
     out.parent.mkdir(parents=True, exist_ok=True)

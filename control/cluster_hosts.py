@@ -137,7 +137,7 @@ class HostsClusterUp(ClusterUp):
         if plan.kind in ("router", FRONTDOOR) and not _overridden(plan.kind):
             cert, key = self.certs[host.name]
             cmd += ["--tls-cert", cert, "--tls-key", key]
-        return host.command(cmd)
+        return host.command(cmd + self.trunk_flags(plan))
 
     def frontdoor_url(self, plan: NodePlan) -> str:
         return f"https://{self.net.host(FRONTDOOR_HOST).address}:{plan.port}"

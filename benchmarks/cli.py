@@ -80,6 +80,9 @@ def add_commands(subparsers: Any) -> None:
 
     add_sfu(kinds)
 
+    from benchmarks.trunk.command import add_command as add_trunk
+
+    add_trunk(kinds)
     from benchmarks.failover.command import add_command as add_failover
 
     add_failover(kinds)
@@ -175,6 +178,7 @@ def _load_flags(args: argparse.Namespace) -> str:
 def run_turn(args: argparse.Namespace) -> int:
     from benchmarks import results
     from benchmarks.turn_load import report
+    from benchmarks.turn_load.first_contact import measure_first_contact
     from benchmarks.turn_load.runner import LoadSpec, run_load
     from benchmarks.turn_load.session import LoadError
     from benchmarks.turn_load.target import parse_target
@@ -182,6 +186,8 @@ def run_turn(args: argparse.Namespace) -> int:
     _check_load_arguments(args)
     try:
         host, port = parse_target(args.target)
+        first = measure_first_contact(host, port, args.secret, realm=args.realm,
+                                      region=args.region)
         figures = run_load(
             LoadSpec(
                 host,
@@ -200,11 +206,14 @@ def run_turn(args: argparse.Namespace) -> int:
     except LoadError as exc:
         raise CliError(str(exc)) from None
     label = args.label or figures.server or args.target
+    first_line = report.first_contact_line([label], [first])
     if args.json:
-        json.dump({"machine": machine_info(), **figures.as_json()}, sys.stdout, indent=2)
+        json.dump({"machine": machine_info(), **figures.as_json(),
+                   "first_allocation": first.as_json()}, sys.stdout, indent=2)
         print()
     else:
         report.print_tables(f"regio bench turn -> {args.target}", [label], [figures])
+        print(first_line)
     if args.record:
         command = f"regio bench turn --target {args.target} --secret S"
         command += "".join(
@@ -218,7 +227,7 @@ def run_turn(args: argparse.Namespace) -> int:
             command,
             report.RECORD_COLUMNS,
             [report.record_row(label, figures)],
-            notes=report.RECORD_NOTES,
+            notes=report.RECORD_NOTES + "; " + first_line,
         )
     return 0
 
@@ -257,6 +266,7 @@ def run_turn_compare(args: argparse.Namespace) -> int:
                 f"server CPU per relayed packet, regio / coturn: {outcome.cpu_ratio:.2f}x "
                 "(goal: at most 1.5x)"
             )
+        print(report.first_contact_line(labels, [outcome.coturn_first, outcome.regio_first]))
     if args.record:
         rows = [report.record_row(labels[0], outcome.coturn)]
         if outcome.regio is not None:
@@ -266,6 +276,8 @@ def run_turn_compare(args: argparse.Namespace) -> int:
             notes += f"; regio/coturn CPU per relayed packet: {outcome.cpu_ratio:.2f}x"
         elif outcome.regio_skipped:
             notes += f"; regio turn not measured: {outcome.regio_skipped}"
+        notes += "; " + report.first_contact_line(labels,
+                                                  [outcome.coturn_first, outcome.regio_first])
         results.record_section(
             "TURN relay, coturn vs regio turn",
             "regio bench turn-compare "

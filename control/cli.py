@@ -20,6 +20,7 @@ from control.clierror import CliError
 COMMAND_MODULES: tuple[str, ...] = (
     "control.cli_cluster",
     "control.cli_node",
+    "control.cli_audit",
     "control.cli_ops",
     "geo.cli",
     "turn.cli",
@@ -66,6 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = args.handler(args)
     except CliError as exc:
         print(f"regio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        # An operator's error raised inside a node's task nursery arrives wrapped.
+        errors, rest = group.split(CliError)
+        if errors is None or rest is not None:
+            raise
+        first: BaseException = errors
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        print(f"regio {args.command}: error: {first}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

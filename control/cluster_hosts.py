@@ -132,11 +132,12 @@ class HostsClusterUp(ClusterUp):
         # Clients run on the ops host; the front door believes its X-Forwarded-For, so a
         # benchmark can speak for clients of any country.
         trusted = (f"{self.net.host(OPS_HOST).address}/32", *self.config.trusted_proxies)
-        cmd = command_for(plan, etcd_url, trusted, host=host.address, peers=str(self.net.subnet))
+        cmd = command_for(plan, etcd_url, trusted, host=host.address, peers=str(self.net.subnet),
+                          secrets_key=self.secrets_key)
         if plan.kind in ("router", FRONTDOOR) and not _overridden(plan.kind):
             cert, key = self.certs[host.name]
             cmd += ["--tls-cert", cert, "--tls-key", key]
-        return host.command(cmd)
+        return host.command(cmd + self.trunk_flags(plan))
 
     def frontdoor_url(self, plan: NodePlan) -> str:
         return f"https://{self.net.host(FRONTDOOR_HOST).address}:{plan.port}"

@@ -35,15 +35,19 @@ from pathlib import Path
 import trio
 
 from control.bootstrap import init_cluster
+from control.cluster_ca import create_ca, issue_node_certificate
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd, die_with_parent, free_ports
 from control.logs import get_logger
+from control.secretbox import write_key_file
 from control.topology import Topology
 from control.view import open_view
 
 log = get_logger("control.cluster_up")
 
 PORTS_PER_NODE = 10
+DEMO_TURN_CONFIG = Path(__file__).resolve().parents[1] / "infra" / "local" / "turn-demo.toml"
+"""TURN settings only a loopback demo cluster may use (see the file's header)."""
 HOST = "127.0.0.1"
 NODE_KINDS = ("router", "turn")
 FRONTDOOR = "frontdoor"
@@ -139,7 +143,7 @@ def plan_nodes(topology: Topology, first_port: int | None, kinds: set[str]) -> l
 
 
 def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...], *,
-                host: str = HOST, peers: str = "127.0.0.0/8") -> list[str]:
+                host: str = HOST, peers: str = "127.0.0.0/8", secrets_key: str = "") -> list[str]:
     """The command starting ``plan`` on ``host``; TURN may relay to ``peers`` (a CIDR)."""
     values = {"etcd": etcd_url, "node": plan.node_id, "region": plan.region or "",
               "host": host, "port": str(plan.port)}
@@ -147,11 +151,15 @@ def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...], *,
     if override is not None:
         return [part.format(**values) for part in override]
     cmd = [sys.executable, "-m", "control", plan.kind, "--etcd", etcd_url]
+    if secrets_key:
+        cmd += ["--secrets-key", secrets_key]
     if plan.kind == "turn":
-        # The local cluster's clients and peers are all on loopback (or the lab subnet),
-        # which TURN refuses to relay to by default; a demo cluster opens exactly that range.
-        cmd += ["--listen", f"{host}:{plan.port}", "--metrics", f"{host}:{plan.port + 1}",
-                "--allow-peer", peers]
+        # The demo-only TURN settings (relaying to loopback) live in their own, labelled file;
+        # a lab on namespace hosts relays inside its own subnet instead.
+        cmd += ["--config", str(DEMO_TURN_CONFIG),
+                "--listen", f"{host}:{plan.port}", "--metrics", f"{host}:{plan.port + 1}"]
+        if peers != "127.0.0.0/8":
+            cmd += ["--allow-peer", peers]
     else:
         cmd += ["--host", host, "--port", str(plan.port)]
     if plan.kind == FRONTDOOR:
@@ -171,6 +179,8 @@ class ClusterUp:
         self.out = out
         self.state = ClusterState()
         self.stop_requested = trio.Event()
+        self.trunk_dir: Path | None = None
+        self.secrets_key = ""
 
     def note(self, text: str, **event: object) -> None:
         if self.config.json:
@@ -218,7 +228,16 @@ class ClusterUp:
 
     def node_command(self, plan: NodePlan, etcd_url: str) -> list[str]:
         """The command line of one planned process (without the parent-death wrapper)."""
-        return command_for(plan, etcd_url, self.config.trusted_proxies)
+        return command_for(plan, etcd_url, self.config.trusted_proxies,
+                           secrets_key=self.secrets_key) + self.trunk_flags(plan)
+
+    def trunk_flags(self, plan: NodePlan) -> list[str]:
+        """A router's trunk certificate from the local cluster's own CA (issued on demand)."""
+        if self.trunk_dir is None or plan.kind != "router" or _override("router") is not None:
+            return []
+        creds = issue_node_certificate(self.trunk_dir, plan.node_id, self.trunk_dir / "nodes")
+        return ["--trunk-cert", str(creds.cert), "--trunk-key", str(creds.key),
+                "--trunk-ca", str(creds.ca)]
 
     def frontdoor_url(self, plan: NodePlan) -> str:
         # Local clusters run without certificates: the front door serves plain HTTP on
@@ -235,8 +254,14 @@ class ClusterUp:
         cfg = self.config
         etcd = await self.start_etcd()
         etcd_url = etcd.urls
+        # The cluster CA of router trunks: its key stays in this state directory, never etcd.
+        self.trunk_dir = Path(etcd.base_dir) / "trunk-ca"
+        create_ca(self.trunk_dir)
         self.note(f"etcd running at {etcd_url} (pids {', '.join(map(str, etcd.pids))})")
-        client = EtcdClient(etcd.config())
+        # The secrets key of this local cluster: outside etcd, readable only by us.
+        self.secrets_key = str(write_key_file(etcd.base_dir / "secrets.key"))
+        self.note(f"secrets key {self.secrets_key}")
+        client = EtcdClient(etcd.config(secrets_key=self.secrets_key))
         nursery.start_soon(_close_at_exit, client)
         await init_cluster(client, cfg.topology)
         self.note(f"topology ({len(cfg.topology.regions)} regions) and secrets written")
@@ -276,13 +301,14 @@ class ClusterUp:
         nodes = [{"node": r.plan.node_id, "kind": r.plan.kind, "region": r.plan.region,
                   "pid": r.process.pid} for r in self.state.running if r.plan.kind in NODE_KINDS]
         ready: dict[str, object] = {"event": "ready", "frontdoor": fd_url, "etcd": etcd_url,
-                                    "meeting": meeting, "nodes": nodes}
+                                    "secrets_key": self.secrets_key, "meeting": meeting,
+                                    "nodes": nodes}
         await self.on_ready(ready)
         if cfg.json:
             self.out(json.dumps(ready))
         else:
             self.out(f"ready: front door {fd_url or '(not available yet)'}, etcd {etcd_url}, "
-                     f"{len(nodes)} nodes")
+                     f"{len(nodes)} nodes, secrets key {self.secrets_key}")
             for n in nodes:
                 self.out(f"  {n['kind']:<7} {n['node']:<28} pid {n['pid']}")
             if meeting:

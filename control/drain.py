@@ -13,7 +13,6 @@ Two halves:
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +24,7 @@ from control.etcd import Compare, EtcdClient, EtcdError, Put
 from control.logs import get_logger
 from control.registry import DrainRequested, NodeRegistration
 from control.schema import NodeRecord
+from control.stopsignals import StopSignals
 
 log = get_logger("control.drain")
 
@@ -66,14 +66,15 @@ class DrainConfig:
     poll_interval: float = 0.25
     """How often the active-work count is checked."""
     handle_sigterm: bool = True
-    """Start draining on SIGTERM (needs the main thread)."""
+    """Start draining on SIGTERM (needs the main thread); a second SIGTERM or a SIGINT ends
+    the drain at once."""
 
 
 @dataclass(frozen=True, slots=True)
 class DrainOutcome:
     """How a drain ended."""
 
-    reason: Literal["empty", "deadline"]
+    reason: Literal["empty", "deadline", "stopped"]
     remaining: int
     """Active work left when the node gave up (0 when empty)."""
     trigger: str
@@ -88,10 +89,14 @@ class DrainController:
         registration: NodeRegistration,
         active: Callable[[], int],
         config: DrainConfig | None = None,
+        signals: StopSignals | None = None,
     ) -> None:
         self.registration = registration
         self.active = active
         self.config = config or DrainConfig()
+        self.signals = signals
+        """The process's signal receiver; without one (and ``handle_sigterm``) the controller
+        opens its own for the time of :meth:`run`."""
         self.started = trio.Event()
         """Set once draining began; front-line code checks it to refuse new work."""
         self.trigger = ""
@@ -110,29 +115,36 @@ class DrainController:
         self.started.set()
 
     async def run(self) -> DrainOutcome:
-        """Wait for a drain trigger, then until the node is empty or the deadline passes."""
+        """Wait for a drain trigger, then until the node is empty, the deadline passes or a
+        second signal asks to stop now."""
         events = self.registration.events()
         if self.registration.draining:
             self.request("etcd")
+        signals = self.signals
         async with trio.open_nursery() as nursery:
-            if self.config.handle_sigterm:
-                nursery.start_soon(self._on_sigterm)
+            if signals is None and self.config.handle_sigterm:
+                signals = StopSignals()
+                await nursery.start(signals.run)
+            if signals is not None:
+                nursery.start_soon(self._on_signals, signals)
             nursery.start_soon(self._on_etcd_flag, events)
             await self.started.wait()
+            if signals is None:
+                signals = StopSignals()  # nothing will set it: the drain ends empty or late
+            reason = await signals.until_stopped_or(lambda: self.active() <= 0,
+                                                    self.config.deadline,
+                                                    self.config.poll_interval)
             nursery.cancel_scope.cancel()
-        with trio.move_on_after(self.config.deadline):
-            while (left := self.active()) > 0:
-                await trio.sleep(self.config.poll_interval)
-            return DrainOutcome("empty", 0, self.trigger)
-        left = self.active()
-        log.warning("drain deadline reached with %d active; exiting anyway", left)
-        return DrainOutcome("deadline", left, self.trigger)
+        left = self.active() if reason != "empty" else 0
+        if reason == "deadline":
+            log.warning("drain deadline reached with %d active; exiting anyway", left)
+        elif reason == "stopped":
+            log.warning("stop requested during the drain with %d active; exiting", left)
+        return DrainOutcome(reason, left, self.trigger)  # type: ignore[arg-type]
 
-    async def _on_sigterm(self) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM) as signals:
-            async for _ in signals:
-                self.request("sigterm")
-                return
+    async def _on_signals(self, signals: StopSignals) -> None:
+        await signals.drain.wait()
+        self.request("sigterm")
 
     async def _on_etcd_flag(self, events: trio.MemoryReceiveChannel[object]) -> None:
         async for event in events:

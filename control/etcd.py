@@ -13,9 +13,11 @@ them during a leader election); callers make writes idempotent and retry (see ``
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -150,6 +152,12 @@ class EtcdConfig:
     """PEM private key of ``client_cert``."""
     timeout: float = 3.0
     """Seconds one RPC may take on one endpoint before the next endpoint is tried."""
+    user: str | None = None
+    """etcd user for role-based access (with ``password``); None: no authentication."""
+    password: str | None = None
+    secrets_key: str | None = None
+    """File holding the key secrets are sealed with in etcd (:mod:`control.secretbox`);
+    None: ``$REGIO_SECRETS_KEY``."""
 
     @classmethod
     def from_urls(cls, urls: str | Sequence[str], **kwargs: Any) -> EtcdConfig:
@@ -175,10 +183,78 @@ def prefix_end(prefix: str) -> bytes:
     return b"\0"
 
 
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,  # type: ignore[misc]
+):
+    pass
+
+
+class _TokenAuth(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    """etcd authentication: every call carries a token from ``Authenticate(user, password)``.
+
+    Simple tokens are kept by the member that issued them and expire after a while
+    (``--auth-token-ttl``), so each endpoint has its own token, renewed every
+    :attr:`REFRESH` seconds and at once when etcd says it is invalid (see
+    :meth:`EtcdClient._call_sync`).
+    """
+
+    REFRESH = 60.0
+
+    def __init__(self, channel: grpc.Channel, user: str, password: str, timeout: float) -> None:
+        self._auth = etcdrpc.AuthStub(channel)
+        self._request = etcdrpc.AuthenticateRequest(name=user, password=password)
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._at = 0.0
+
+    def token(self, *, renew: bool = False) -> str:
+        with self._lock:
+            now = time.monotonic()
+            if renew or self._token is None or now - self._at > self.REFRESH:
+                self._token = str(self._auth.Authenticate(self._request, self._timeout).token)
+                self._at = now
+            return self._token
+
+    def _with_token(self, details: grpc.ClientCallDetails) -> _CallDetails:
+        metadata = [(k, v) for k, v in (details.metadata or ()) if k != "token"]
+        metadata.append(("token", self.token()))
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            getattr(details, "wait_for_ready", None),
+                            getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
+
+
+def _auth_expired(exc: grpc.RpcError) -> bool:
+    details = (exc.details() or "").lower()
+    return exc.code() == grpc.StatusCode.UNAUTHENTICATED or "invalid auth token" in details
+
+
 class _Conn:
     """A gRPC channel to one endpoint, built through pyetcd, with its stubs."""
 
-    def __init__(self, endpoint: EtcdEndpoint, creds: Any) -> None:
+    def __init__(self, endpoint: EtcdEndpoint, creds: Any,
+                 login: tuple[str, str, float] | None = None) -> None:
         self.endpoint = endpoint
         self._ep = Endpoint(
             endpoint.host,
@@ -189,6 +265,10 @@ class _Conn:
             opts=list(_CHANNEL_OPTIONS),
         )
         channel = self._ep.channel
+        self.auth: _TokenAuth | None = None
+        if login is not None:
+            self.auth = _TokenAuth(channel, *login)
+            channel = grpc.intercept_channel(channel, self.auth)
         self.kv = etcdrpc.KVStub(channel)
         self.lease = etcdrpc.LeaseStub(channel)
         self.watch = etcdrpc.WatchStub(channel)
@@ -224,7 +304,11 @@ class EtcdClient:
             creds = MultiEndpointEtcd3Client.get_secure_creds(
                 config.ca_cert, config.client_key, config.client_cert
             )
-        self._conns = [_Conn(e, creds) for e in config.endpoints]
+        if (config.user is None) != (config.password is None):
+            raise ValueError("etcd authentication needs both user and password")
+        login = (None if config.user is None or config.password is None
+                 else (config.user, config.password, config.timeout))
+        self._conns = [_Conn(e, creds, login) for e in config.endpoints]
         self._current = 0
         self._lock = threading.Lock()
         self._closed = False
@@ -242,7 +326,13 @@ class EtcdClient:
         errors: list[str] = []
         for conn in self._ordered():
             try:
-                result = fn(conn)
+                try:
+                    result = fn(conn)
+                except grpc.RpcError as exc:
+                    if conn.auth is None or not _auth_expired(exc):
+                        raise
+                    conn.auth.token(renew=True)
+                    result = fn(conn)
             except grpc.RpcError as exc:
                 code = exc.code()
                 if code in _RETRY_CODES:

@@ -176,7 +176,8 @@ class LocalEtcd:
         return ",".join(self.client_urls)
 
     def config(self, *, timeout: float = 2.0, client_cert: str | None = None,
-               client_key: str | None = None) -> EtcdConfig:
+               client_key: str | None = None, user: str | None = None,
+               password: str | None = None, secrets_key: str | None = None) -> EtcdConfig:
         """An :class:`EtcdConfig` reaching every member."""
         return EtcdConfig(
             tuple(EtcdEndpoint.parse(u) for u in self.client_urls),
@@ -184,6 +185,9 @@ class LocalEtcd:
             client_cert=client_cert,
             client_key=client_key,
             timeout=timeout,
+            user=user,
+            password=password,
+            secrets_key=secrets_key,
         )
 
     @property

@@ -7,7 +7,9 @@ always uses the current key and names its key id; verifiers accept any valid key
 credentials minted just before a rotation keep working through the overlap window. Nodes see
 rotations through their :class:`~control.view.ClusterView` (a watch), not by polling.
 
-Secrets are stored in etcd in clear, like coturn's database does; protect etcd with mTLS.
+Key sets are stored sealed with the secrets key, which lives in a file outside etcd
+(:mod:`control.secretbox`): writing and reading them needs that key, and a value found in clear
+is refused, never used. Protect etcd itself with TLS and authentication as well.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from control import schema
 from control.etcd import Compare, EtcdClient, EtcdError, Put
 from control.schema import KeySet, SecretKey, SecretKind
+from control.secretbox import is_sealed, load_box
 from control.view import ClusterView
 
 DEFAULT_OVERLAP = 3600.0
@@ -43,6 +46,14 @@ def key_bytes(key: SecretKey) -> bytes:
     return base64.urlsafe_b64decode(key.secret + "=" * (-len(key.secret) % 4))
 
 
+def _seal(client: EtcdClient, key: str, keyset: KeySet) -> bytes:
+    return load_box(client.config.secrets_key).seal(key, keyset.encode())
+
+
+def _open(client: EtcdClient, key: str, stored: bytes) -> KeySet:
+    return KeySet.decode(load_box(client.config.secrets_key).open(key, stored))
+
+
 async def ensure_secrets(client: EtcdClient, which: tuple[SecretKind, ...] = schema.SECRET_KINDS
                          ) -> dict[SecretKind, KeySet]:
     """Create each secret if absent (idempotent); returns what is stored."""
@@ -52,12 +63,12 @@ async def ensure_secrets(client: EtcdClient, which: tuple[SecretKind, ...] = sch
         first = new_key()
         keyset = KeySet(kind, first.kid, (first,))
         result = await client.txn([Compare(key, "version", "==", 0)],
-                                  [Put(key, keyset.encode())])
+                                  [Put(key, _seal(client, key, keyset))])
         if not result.succeeded:
             kv = await client.get(key)
             if kv is None:
                 raise EtcdError(f"{kind} secret vanished during init")
-            keyset = KeySet.decode(kv.value)
+            keyset = _open(client, key, kv.value)
         out[kind] = keyset
     return out
 
@@ -88,7 +99,7 @@ async def rotate(client: EtcdClient, which: SecretKind, overlap: float = DEFAULT
             guard = Compare(key, "version", "==", 0)
             previous, expires = None, None
         else:
-            old = KeySet.decode(kv.value)
+            old = _open(client, key, kv.value)
             expires = now + overlap
             kept = tuple(
                 k if k.kid != old.current else SecretKey(k.kid, k.secret, k.created_at, expires)
@@ -98,10 +109,45 @@ async def rotate(client: EtcdClient, which: SecretKind, overlap: float = DEFAULT
             keyset = KeySet(which, fresh.kid, (*kept, fresh))
             guard = Compare(key, "mod", "==", kv.mod_revision)
             previous = old.current
-        result = await client.txn([guard], [Put(key, keyset.encode())])
+        result = await client.txn([guard], [Put(key, _seal(client, key, keyset))])
         if result.succeeded:
             return Rotation(which, previous, fresh.kid, expires)
     raise EtcdError(f"{which} secret kept changing; rotation not recorded")
+
+
+async def seal_stored(client: EtcdClient, which: tuple[SecretKind, ...] = schema.SECRET_KINDS
+                      ) -> list[SecretKind]:
+    """Seal key sets that an older version stored in clear (``regio secrets seal``); returns
+    the kinds sealed now. Guarded by mod revision, so a concurrent rotation is never lost."""
+    sealed: list[SecretKind] = []
+    for kind in which:
+        key = schema.secrets_key(kind)
+        kv = await client.get(key)
+        if kv is None or is_sealed(kv.value):
+            continue
+        keyset = KeySet.decode(kv.value)
+        result = await client.txn([Compare(key, "mod", "==", kv.mod_revision)],
+                                  [Put(key, _seal(client, key, keyset))])
+        if not result.succeeded:
+            raise EtcdError(f"{kind} secret changed while sealing; run it again")
+        sealed.append(kind)
+    return sealed
+
+
+async def read_keyset(client: EtcdClient, which: SecretKind) -> KeySet | None:
+    """The stored key set, opened with the client's secrets key (None if never created)."""
+    key = schema.secrets_key(which)
+    kv = await client.get(key)
+    return None if kv is None else _open(client, key, kv.value)
+
+
+def require_secrets(view: ClusterView, which: tuple[SecretKind, ...] = schema.SECRET_KINDS
+                    ) -> None:
+    """Open every stored key set once, so a node with a missing or wrong secrets key (or a
+    secret stored in clear) stops at start with :class:`~control.secretbox.SecretsKeyError`
+    instead of failing each request later."""
+    for kind in which:
+        view.keyset(kind)
 
 
 class SecretsView:

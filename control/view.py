@@ -25,7 +25,8 @@ import trio
 from control import schema
 from control.etcd import EtcdClient, EtcdError, KeyValue, WatchBatch, WatchBroken, WatchCompacted
 from control.logs import get_logger
-from control.schema import KeySet, NodeRecord, SchemaError, SecretKind
+from control.schema import KeySet, LinkRecord, NodeRecord, SchemaError, SecretKind
+from control.secretbox import SecretBox, load_box
 from control.topology import Topology
 
 log = get_logger("control.view")
@@ -197,11 +198,16 @@ class ClusterView(WatchCache):
     def __init__(self, client: EtcdClient, config: ViewConfig | None = None) -> None:
         super().__init__(client, schema.CLUSTER_PREFIX, config)
         self._nodes: dict[str, NodeRecord] = {}
+        self._links: dict[tuple[str, str], LinkRecord] = {}
+        self._box: SecretBox | None = None
+        #: Opened key sets by etcd key, with the mod revision they were opened at.
+        self._keysets: dict[str, tuple[int, KeySet]] = {}
 
     def _on_changes(self, changes: list[ViewChange]) -> None:
         for change in changes:
             node_id = schema.node_id_of(change.key)
             if node_id is None:
+                self._on_link(change)
                 continue
             if change.kv is None:
                 self._nodes.pop(node_id, None)
@@ -211,6 +217,29 @@ class ClusterView(WatchCache):
             except SchemaError as exc:
                 log.warning("ignoring node %s: %s", node_id, exc)
                 self._nodes.pop(node_id, None)
+
+    def _on_link(self, change: ViewChange) -> None:
+        pair = schema.link_of(change.key)
+        if pair is None:
+            return
+        if change.kv is None:
+            self._links.pop(pair, None)
+            return
+        try:
+            record = LinkRecord.decode(change.kv.value)
+        except SchemaError as exc:
+            log.warning("ignoring link %s -> %s: %s", *pair, exc)
+            self._links.pop(pair, None)
+            return
+        if (record.src, record.dst) != pair:
+            log.warning("ignoring link %s -> %s: the record names another link", *pair)
+            self._links.pop(pair, None)
+            return
+        self._links[pair] = record
+
+    def links(self) -> dict[tuple[str, str], LinkRecord]:
+        """The link map: every router's probe figures by ``(src, dst)`` (a copy)."""
+        return dict(self._links)
 
     def nodes(self) -> dict[str, NodeRecord]:
         """Every registered node by id (a copy)."""
@@ -248,11 +277,21 @@ class ClusterView(WatchCache):
             return None
 
     def keyset(self, which: SecretKind) -> KeySet | None:
+        """The secret's key set; :class:`~control.secretbox.SecretsKeyError` when the secrets
+        key is missing or wrong, or the value is stored in clear (never used as is)."""
         kv = self.items.get(schema.secrets_key(which))
         if kv is None:
             return None
+        cached = self._keysets.get(kv.key)
+        if cached is not None and cached[0] == kv.mod_revision:
+            return cached[1]
+        if self._box is None:
+            self._box = load_box(self.client.config.secrets_key)
+        plain = self._box.open(kv.key, kv.value)
         try:
-            return KeySet.decode(kv.value)
+            keyset = KeySet.decode(plain)
+            self._keysets[kv.key] = (kv.mod_revision, keyset)
+            return keyset
         except SchemaError as exc:
             log.warning("stored %s secrets unusable: %s", which, exc)
             return None

@@ -127,6 +127,19 @@ class _FakeAllocator:
     def close(self, relay: Any) -> None:
         self.ports.append(relay.address[1])
 
+    def open_even(self, family: int, reserve_next: bool
+                  ) -> tuple[_FakeRelay, _FakeRelay | None] | None:
+        ip = "198.51.100.7" if family == 4 else "2001:db8::7"
+        for port in sorted(self.ports):
+            if port % 2 == 0 and (not reserve_next or port + 1 in self.ports):
+                self.ports.remove(port)
+                held = None
+                if reserve_next:
+                    self.ports.remove(port + 1)
+                    held = _FakeRelay((ip, port + 1), family)
+                return _FakeRelay((ip, port), family), held
+        return None
+
 
 def _parse_stun(data: bytes) -> Any:
     from turn.stun import parse_message
@@ -366,6 +379,8 @@ def frontdoor_http(data: bytes) -> None:
     from geo.frontdoor.service import BadRequest, parse_join_body
 
     trusted = parse_trusted_proxies(["127.0.0.1/32"])
+    with contextlib.suppress(BadRequest):
+        parse_join_body(data)  # the input as a body on its own: no framing to get right first
     cut = data[0] % (len(data) + 1) if data else 0
     parser = RequestParser()
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import signal
 import socket
 import ssl
 from collections.abc import Callable, Mapping
@@ -35,13 +34,14 @@ from prometheus_client import CollectorRegistry
 from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
 from control.sdnotify import SystemdNotifier, run_watchdog
+from control.stopsignals import StopSignals
 from router.config import RouterConfig
 
 if TYPE_CHECKING:
     from router.rooms import RoomPlacements
 from router.metrics import metrics_app, registry_for
 from router.sdp import host_candidate
-from router.session import BasicForwarder, MediaPlane, RoomNotice, SessionConfig, SessionCore
+from router.session import MediaPlane, RoomNotice, SessionConfig, SessionCore
 from router.signaling.app import SIGNAL_PATH, build_app
 from router.signaling.hub import Hub, TimedMux
 from router.transport import TransportConfig, TransportMux, process_certificate
@@ -85,13 +85,11 @@ def _bracket(host: str) -> str:
 
 
 def make_media_plane(loss_aware: bool = True) -> MediaPlane:
-    """The full forwarder when its adapter is available, else the basic one."""
-    try:
-        from router.forwarding import Forwarder, ForwarderConfig
-        from router.forwarding.link_config import LinkConfig
-        from router.session.forwarder_adapter import ForwarderPlane
-    except ImportError:
-        return BasicForwarder()
+    """The forwarder (router.forwarding) behind the session core's media-plane interface."""
+    from router.forwarding import Forwarder, ForwarderConfig
+    from router.forwarding.link_config import LinkConfig
+    from router.session.forwarder_adapter import ForwarderPlane
+
     config = ForwarderConfig(link=LinkConfig(enabled=loss_aware))
     plane: MediaPlane = ForwarderPlane(Forwarder(config))
     return plane
@@ -235,26 +233,23 @@ class RouterNode:
         self.sock.close()
 
     async def run_standalone(self) -> int:
-        """Serve without etcd until SIGTERM/SIGINT; SIGTERM drains first."""
+        """Serve without etcd until SIGTERM (drain, then stop) or SIGINT / a second SIGTERM."""
         systemd = SystemdNotifier.from_environment()
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-                await self.start(nursery)
-                nursery.start_soon(self._discard_notices)
-                print(self.addresses.ready_line(), flush=True)
-                systemd.ready(f"router {self.node_id} serving (standalone)")
-                nursery.start_soon(run_watchdog, systemd, self.healthy)
-                async for signum in signals:
-                    if signum == signal.SIGTERM:
-                        self.begin_drain()
-                        systemd.stopping(
-                            f"draining: {self.core.participant_count} participants left")
-                        with trio.move_on_after(self.config.drain_deadline):
-                            while self.core.participant_count:
-                                await trio.sleep(0.25)
-                    break
-                await self.finish()
-                nursery.cancel_scope.cancel()
+        signals = StopSignals()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(signals.run)
+            await self.start(nursery)
+            nursery.start_soon(self._discard_notices)
+            print(self.addresses.ready_line(), flush=True)
+            systemd.ready(f"router {self.node_id} serving (standalone)")
+            nursery.start_soon(run_watchdog, systemd, self.healthy)
+            await signals.drain.wait()
+            self.begin_drain()
+            systemd.stopping(f"draining: {self.core.participant_count} participants left")
+            await signals.until_stopped_or(lambda: not self.core.participant_count,
+                                           self.config.drain_deadline)
+            await self.finish()
+            nursery.cancel_scope.cancel()
         return 0
 
     async def _discard_notices(self) -> None:

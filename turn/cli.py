@@ -28,11 +28,10 @@ def add_commands(subparsers: Any) -> None:
 
 def build_config(args: argparse.Namespace) -> TurnConfig:
     """The validated configuration the arguments and file describe, or a :class:`CliError`."""
-    from control.cli_common import load_process_config
+    from control.cli_common import load_process_config, require_region
 
     config = load_process_config(args, TurnConfig, "turn")
-    if not config.region:
-        raise CliError("--region is required")
+    require_region(config.region)
     if not config.auth_secret and not args.etcd:
         raise CliError("give --auth-secret (standalone) or --etcd (secrets from the cluster)")
     if config.tls_listen and not (config.tls_cert and config.tls_key):
@@ -47,6 +46,10 @@ def build_config(args: argparse.Namespace) -> TurnConfig:
             ipaddress.ip_network(cidr, strict=False)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    if config.network_quota < 1 or config.user_quota < 1:
+        raise CliError("--network-quota and --user-quota must be at least 1")
+    if config.udp_amplification_factor < 1:
+        raise CliError("--udp-amplification-factor must be at least 1")
     if config.lease_ttl < 1:
         raise CliError("--lease-ttl must be at least 1 second")
     if config.default_lifetime > config.max_lifetime:
@@ -55,19 +58,17 @@ def build_config(args: argparse.Namespace) -> TurnConfig:
 
 
 def cmd_turn(args: argparse.Namespace) -> int:
+    from control.cli_common import run_node
+    from control.etcd import EtcdConfig
+    from turn.server.node import run_clustered, run_standalone
+
     config = build_config(args)
-    if args.etcd:
-        import trio
 
-        from control.cli_common import etcd_config
-        from turn.server.node import run_clustered
-
-        etcd = etcd_config(args)
+    async def clustered(etcd: EtcdConfig) -> int:
         config.etcd_endpoints = [f"{e.host}:{e.port}" for e in etcd.endpoints]
-        return trio.run(run_clustered, config, etcd)
-    from turn.server.node import main_standalone
+        return await run_clustered(config, etcd)
 
-    return main_standalone(config)
+    return run_node(args, clustered, lambda: run_standalone(config))
 
 
 __all__ = ["add_commands", "build_config", "cmd_turn"]

@@ -67,8 +67,11 @@ class ClientConfig:
     max_transmits: int = 4
     #: A request that got no answer this long after its first transmission has failed.
     timeout: float = 3.0
-    #: SOFTWARE attribute, so server logs show where the load came from.
+    #: SOFTWARE attribute, so server logs show where the load came from ("" sends none).
     software: str = "regio-bench-turn"
+    #: FINGERPRINT on requests without credentials. Browsers' first Allocate carries neither
+    #: SOFTWARE nor FINGERPRINT (36 bytes): the first-contact probe sends exactly that.
+    fingerprint_unauthenticated: bool = True
 
 
 class ClientEvent:
@@ -302,7 +305,8 @@ class TurnClient:
         stale_retries: int = 0,
     ) -> None:
         tid = self.new_transaction_id()
-        software = (Software(self.config.software),) if method is Method.ALLOCATE else ()
+        software = ((Software(self.config.software),)
+                    if method is Method.ALLOCATE and self.config.software else ())
         message = StunMessage(method, MessageClass.REQUEST, tid, (*attrs, *software))
         authenticated = self.nonce is not None and self.key is not None
         if authenticated:
@@ -320,7 +324,7 @@ class TurnClient:
             )
             data = message.encode(integrity_key=self.key, fingerprint=True)
         else:
-            data = message.encode(fingerprint=True)
+            data = message.encode(fingerprint=self.config.fingerprint_unauthenticated)
         self._pending[tid] = _Transaction(
             kind,
             method,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.turn_load.first_contact import FirstContact, measure_first_contact
 from benchmarks.turn_load.runner import LoadReport, LoadSpec, run_load
 from benchmarks.turn_load.servers import (
     ServerProcess,
@@ -37,6 +38,9 @@ class CompareResult:
     regio_skipped: str | None
     #: True when ``regio turn`` exists but the run against it failed (skipped says why).
     regio_failed: bool = False
+    #: Time to first allocation, browser-style, before the load of the first round.
+    coturn_first: FirstContact | None = None
+    regio_first: FirstContact | None = None
 
     @property
     def cpu_ratio(self) -> float | None:
@@ -56,6 +60,10 @@ class CompareResult:
             "regio_skipped": self.regio_skipped,
             "regio_failed": self.regio_failed,
             "cpu_per_packet_ratio": self.cpu_ratio,
+            "first_allocation": {
+                "coturn": None if self.coturn_first is None else self.coturn_first.as_json(),
+                "regio": None if self.regio_first is None else self.regio_first.as_json(),
+            },
         }
 
 
@@ -68,7 +76,16 @@ def coturn_version() -> str:
     return f"coturn {text[0]}" if text else "coturn ?"
 
 
-def _load(server: ServerProcess, secret: str, **load: Any) -> LoadReport:
+def _load(server: ServerProcess, secret: str, first: list[FirstContact] | None = None,
+          **load: Any) -> LoadReport:
+    """Load ``server`` and stop it; with ``first``, measure first contact before the load."""
+    if first is not None:
+        try:
+            first.append(measure_first_contact(server.host, server.port, secret,
+                                               realm=server.realm, region=server.region))
+        except LoadError:
+            server.stop()
+            raise
     spec = LoadSpec(
         server.host,
         server.port,
@@ -118,19 +135,25 @@ def run_compare(
     coturn_runs: list[LoadReport] = []
     regio_runs: list[LoadReport] = []
     failed = False
+    coturn_first: list[FirstContact] = []
+    regio_first: list[FirstContact] = []
     with tempfile.TemporaryDirectory(prefix="regio-bench-turn-") as tmp:
         workdir = Path(tmp)
-        for _ in range(max(1, rounds)):
+        for round_no in range(max(1, rounds)):
             server = start_coturn(secret, workdir, pairs=pairs, realm=REALM)
-            coturn_runs.append(_load(server, secret, **load))
+            coturn_runs.append(_load(server, secret, coturn_first if round_no == 0 else None,
+                                     **load))
             if not available or failed:
                 continue
             try:
                 server = start_regio_turn(
                     secret, workdir, pairs=pairs, region=REGION, realm=REALM, help_text=detail
                 )
-                regio_runs.append(_load(server, secret, **load))
+                regio_runs.append(_load(server, secret,
+                                        regio_first if round_no == 0 else None, **load))
             except LoadError as exc:
                 skipped, failed = f"regio turn failed: {exc}", True
     regio = _quietest(regio_runs) if regio_runs and not failed else None
-    return CompareResult(_quietest(coturn_runs), coturn_version(), regio, skipped, failed)
+    return CompareResult(_quietest(coturn_runs), coturn_version(), regio, skipped, failed,
+                         coturn_first[0] if coturn_first else None,
+                         regio_first[0] if regio_first and regio is not None else None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from benchmarks.turn_load.first_contact import FirstContact
 from benchmarks.turn_load.runner import LoadReport
 
 
@@ -116,6 +117,16 @@ def print_tables(title: str, labels: Sequence[str], reports: Sequence[LoadReport
             console.print(f"[yellow]{label}: {note}[/yellow]")
         for failure in r.control_failures[:3]:
             console.print(f"[red]{label}: control failure during the run: {failure}[/red]")
+
+
+def first_contact_line(labels: Sequence[str], figures: Sequence[FirstContact | None]) -> str:
+    """Time to first allocation (browser-style 36-byte first Allocate), one clause a server."""
+    parts = [
+        f"{label} p50 {f.p50_ms:.1f} ms, max {f.max_ms:.1f} ms, "
+        f"{f.retransmitted} of {f.clients} retransmitted"
+        for label, f in zip(labels, figures, strict=True) if f is not None
+    ]
+    return "time to first allocation: " + ("; ".join(parts) or "not measured")
 
 
 RECORD_NOTES = (

@@ -228,6 +228,9 @@ def start_regio_turn(
         "--allow-peer", "127.0.0.0/8",
         "--relay-ports", f"{low}-{high}",
     ]  # fmt: skip
+    if "--network-quota" in help_text:
+        # Every load client comes from 127.0.0.1: one network holding all the allocations.
+        args += ["--network-quota", str(2 * pairs + 64)]
     if "--realm" in help_text:
         args += ["--realm", realm]
     with log_path.open("wb") as log:

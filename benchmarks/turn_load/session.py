@@ -72,7 +72,7 @@ class WorkerConfig:
         return cls(**json.loads(text))
 
 
-def _describe_failure(event: Failed, target: str) -> str:
+def describe_failure(event: Failed, target: str) -> str:
     if event.code == 401:
         return (
             f"the TURN server at {target} refused the credentials: {event.describe()} "
@@ -153,7 +153,7 @@ class Session:
                 case Closed():
                     self.closed[index] = True
                 case Failed():
-                    self.control_failures.append(_describe_failure(event, self.target))
+                    self.control_failures.append(describe_failure(event, self.target))
         if recompute:
             self._recompute_timer()
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+
+from control.tokenbucket import TokenBucket
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -36,12 +37,6 @@ def network_key(address: IPAddress | None) -> int:
     return (1 << 48) + (int(address) >> _V6_SHIFT)
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    stamp: float
-
-
 class RateLimiter:
     """Token buckets: ``rate`` tokens per second, at most ``burst`` saved up."""
 
@@ -51,7 +46,7 @@ class RateLimiter:
         self.rate = rate
         self.burst = burst
         self.max_buckets = max_buckets
-        self._buckets: OrderedDict[int, _Bucket] = OrderedDict()
+        self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -62,24 +57,17 @@ class RateLimiter:
         if bucket is None:
             if len(self._buckets) >= self.max_buckets:
                 self._evict(now)
-            self._buckets[key] = _Bucket(self.burst - 1.0, now)
-            return 0.0
-        self._buckets.move_to_end(key)
-        tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
-        bucket.stamp = now
-        if tokens >= 1.0:
-            bucket.tokens = tokens - 1.0
-            return 0.0
-        bucket.tokens = tokens
-        return (1.0 - tokens) / self.rate
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+        else:
+            self._buckets.move_to_end(key)
+        return 0.0 if bucket.take(now) else bucket.wait()
 
     def retry_after(self, wait: float) -> int:
         """``Retry-After`` seconds for a wait (whole seconds, at least 1)."""
         return max(1, math.ceil(wait))
 
     def _evict(self, now: float) -> None:
-        full = [k for k, b in self._buckets.items()
-                if b.tokens + (now - b.stamp) * self.rate >= self.burst]
+        full = [k for k, b in self._buckets.items() if b.refill(now) >= self.burst]
         for key in full:
             del self._buckets[key]
         while len(self._buckets) >= self.max_buckets:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import signal
 import ssl
 import sys
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from control.placement import (
 )
 from control.rooms import Liveness
 from control.sdnotify import SystemdNotifier, run_watchdog
+from control.secrets import require_secrets
+from control.stopsignals import StopSignals
 from control.topology import Topology, load_topology
 from control.view import ClusterView
 from geo.client_address import parse_trusted_proxies
@@ -192,11 +193,13 @@ async def run_frontdoor(
         view = ClusterView(client)
         rooms = RoomCache(client)
         await nursery.start(view.run)
+        require_secrets(view)
         await nursery.start(rooms.run)
         probes: RouterHealth | None = None
         if config.probe_interval > 0:
             probes = RouterHealth(lambda: view.nodes(), interval=config.probe_interval,
-                                  failures=config.probe_failures)
+                                  failures=config.probe_failures,
+                                  timeout=config.probe_timeout)
             await nursery.start(probes.run)
         service = build_service(config, client, view, rooms, geoip, static, probes)
         urls: list[str] = []
@@ -205,7 +208,9 @@ async def run_frontdoor(
         shutdown = trio.Event()
         systemd = SystemdNotifier.from_environment()
         if handle_signals:
-            nursery.start_soon(_signals, shutdown, systemd)
+            signals = StopSignals(drain_on_sigterm=False)
+            await nursery.start(signals.run)
+            nursery.start_soon(_stop_on, signals, shutdown, systemd)
         metrics_url: str | None = None
         if config.metrics_listen:
             metrics_url = await _start_operator_listener(config.metrics_listen, service,
@@ -252,12 +257,11 @@ async def _serve(app: Any, hconfig: HypercornConfig, shutdown: trio.Event, *,
                 task_status=task_status)
 
 
-async def _signals(shutdown: trio.Event, systemd: SystemdNotifier) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            systemd.stopping("finishing requests in flight")
-            shutdown.set()
-            return
+async def _stop_on(signals: StopSignals, shutdown: trio.Event,
+                   systemd: SystemdNotifier) -> None:
+    await signals.stop.wait()
+    systemd.stopping("finishing requests in flight")
+    shutdown.set()
 
 
 def main(config: FrontdoorConfig, etcd: EtcdConfig) -> int:

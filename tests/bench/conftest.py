@@ -16,7 +16,7 @@ SECRET = "bench-test-secret"
 def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Debian ``turnserver`` with REST auth and loopback peers allowed, for the whole session."""
     if shutil.which("turnserver") is None:
-        pytest.skip("coturn (turnserver) is not installed")
+        pytest.fail("coturn (turnserver) is not installed: run `make setup`")
     server = start_coturn(SECRET, tmp_path_factory.mktemp("coturn"), pairs=8)
     try:
         yield server

@@ -109,3 +109,7 @@ def test_compare_coturn_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert document["coturn"]["delivered"] == document["coturn"]["sent"] > 0
     assert document["regio"] is None and "skip" in document["regio_skipped"]
     assert document["cpu_per_packet_ratio"] is None
+    first = document["first_allocation"]["coturn"]
+    assert first["clients"] == 20 and 0 <= first["retransmitted"] <= 20
+    assert 0 < first["p50_ms"] <= first["max_ms"]
+    assert document["first_allocation"]["regio"] is None

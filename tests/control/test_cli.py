@@ -16,7 +16,8 @@ import trio
 from control import schema
 from control.etcd import EtcdClient, EtcdConfig
 from control.localetcd import LocalEtcd, free_ports
-from control.schema import KeySet, NodeRecord
+from control.schema import NodeRecord
+from control.secrets import read_keyset
 from control.topology import Topology
 
 from .conftest import REPO, SpawnNode, python_env
@@ -107,7 +108,9 @@ async def test_unreachable_etcd_is_one_clear_line() -> None:
 async def test_status_drain_and_sigterm(etcd: LocalEtcd, client: EtcdClient,
                                         spawn_node: SpawnNode) -> None:
     await regio("cluster", "init", "--etcd", etcd.urls, "--topology", str(TOPOLOGY))
-    a = await spawn_node(etcd.urls, "eu-a", "--rooms", "2", "--room-seconds", "0.5")
+    # Rooms empty 2 s apart once the drain starts: the record stays long enough to be read
+    # as draining even when a loaded machine is slow to return from the CLI.
+    a = await spawn_node(etcd.urls, "eu-a", "--rooms", "2", "--room-seconds", "2")
     b = await spawn_node(etcd.urls, "eu-b", "--rooms", "1", "--deadline", "1.0")
     us = await spawn_node(etcd.urls, "us-a", "--region", "us-east", "--jurisdiction", "US")
 
@@ -127,7 +130,7 @@ async def test_status_drain_and_sigterm(etcd: LocalEtcd, client: EtcdClient,
     assert kv is not None and NodeRecord.decode(kv.value).draining
     await a.wait_event("draining", 5)
     assert a.events[-1]["event"] != "exit"
-    done = await a.wait_event("drained", 10)
+    done = await a.wait_event("drained", 20)
     assert done["reason"] == "empty" and done["trigger"] == "etcd"
     await a.wait_event("exit", 5)
     assert await client.get(schema.node_key("eu-a")) is None
@@ -154,12 +157,14 @@ async def test_status_drain_and_sigterm(etcd: LocalEtcd, client: EtcdClient,
 
 async def test_secrets_rotate_cli(etcd: LocalEtcd, client: EtcdClient) -> None:
     await regio("cluster", "init", "--etcd", etcd.urls, "--topology", str(TOPOLOGY))
-    before = KeySet.decode((await client.get(schema.secrets_key("turn"))).value)  # type: ignore[union-attr]
+    before = await read_keyset(client, "turn")
+    assert before is not None
     token_before = await client.get(schema.secrets_key("token"))
     result = await regio("secrets", "rotate", "--etcd", etcd.urls, "--overlap", "120",
                          "--which", "turn")
     assert result.returncode == 0, result.stderr
-    after = KeySet.decode((await client.get(schema.secrets_key("turn"))).value)  # type: ignore[union-attr]
+    after = await read_keyset(client, "turn")
+    assert after is not None
     assert after.current != before.current
     old = after.key(before.current)
     assert old is not None and old.expires_at is not None
@@ -212,7 +217,7 @@ async def test_cluster_up_ready_then_stop_leaves_nothing(stop_signal: int) -> No
                     raw, buffer = buffer.split(b"\n", 1)
                     lines.append(json.loads(raw))
         ready = next(line for line in lines if line["event"] == "ready")
-        assert set(ready) == {"event", "frontdoor", "etcd", "meeting", "nodes"}
+        assert set(ready) == {"event", "frontdoor", "etcd", "secrets_key", "meeting", "nodes"}
         nodes = ready["nodes"]
         assert isinstance(nodes, list)
         assert sorted((n["kind"], n["region"]) for n in nodes) == [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 import trio
@@ -51,9 +50,8 @@ async def test_sigkilled_node_disappears_within_ttl(etcd: LocalEtcd, client: Etc
     node = await spawn_node(etcd.urls, "victim", "--ttl", "2")
     await view.wait_until(lambda: view.node("victim") is not None, 5)
     node.signal(signal.SIGKILL)
-    killed = time.monotonic()
+    # Gone within the TTL plus a margin: the wait's own timeout is the bound.
     await view.wait_until(lambda: view.node("victim") is None, 2 + 2)
-    assert time.monotonic() - killed <= 4
     assert await client.get(schema.node_key("victim")) is None
 
 

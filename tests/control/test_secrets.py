@@ -1,13 +1,30 @@
-"""Secrets against real etcd: rotation with overlap, picked up through the watch."""
+"""Secrets against real etcd: rotation with overlap, picked up through the watch; sealed at
+rest with a key outside etcd, and every way of reading them without the right key refused."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
+import pytest
 import trio
 
+from control import schema
 from control.etcd import EtcdClient
-from control.secrets import SecretsView, ensure_secrets, key_bytes, rotate
+from control.localetcd import LocalEtcd
+from control.schema import KeySet
+from control.secretbox import ENV_VAR, SecretsKeyError, write_key_file
+from control.secrets import (
+    SecretsView,
+    ensure_secrets,
+    key_bytes,
+    new_key,
+    read_keyset,
+    require_secrets,
+    rotate,
+    seal_stored,
+)
 from control.view import open_view
 
 
@@ -52,11 +69,63 @@ async def test_concurrent_rotations_lose_no_key(client: EtcdClient) -> None:
     async with trio.open_nursery() as nursery:
         for _ in range(5):
             nursery.start_soon(one)
-    kv = await client.get("/regio/v1/cluster/secrets/token")
-    assert kv is not None
-    from control.schema import KeySet
-
-    keyset = KeySet.decode(kv.value)
+    keyset = await read_keyset(client, "token")
+    assert keyset is not None
     kids = {k.kid for k in keyset.keys}
     assert {r.current for r in results} <= kids
     assert len(kids) == 6
+
+
+# -- sealed at rest (issue 15 #9) ------------------------------------------------------------
+
+
+async def test_secrets_are_sealed_in_etcd(client: EtcdClient) -> None:
+    stored = await ensure_secrets(client)
+    for kind, keyset in stored.items():
+        kv = await client.get(schema.secrets_key(kind))
+        assert kv is not None
+        envelope = json.loads(kv.value)
+        assert envelope["sealed"] == 1 and envelope["alg"] == "A256GCM"
+        for key in keyset.keys:
+            assert key.secret.encode() not in kv.value and key.kid.encode() not in kv.value
+
+
+async def test_wrong_missing_or_clear_is_a_clear_error(
+        etcd: LocalEtcd, client: EtcdClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, nursery: trio.Nursery) -> None:
+    await ensure_secrets(client)
+    other = write_key_file(tmp_path / "other.key")
+    async with EtcdClient(etcd.config(secrets_key=str(other))) as wrong:
+        with pytest.raises(SecretsKeyError, match="sealed with secrets key"):
+            await read_keyset(wrong, "turn")
+        view = await open_view(wrong, nursery)
+        with pytest.raises(SecretsKeyError, match="sealed with secrets key"):
+            require_secrets(view)
+    monkeypatch.delenv(ENV_VAR)
+    with pytest.raises(SecretsKeyError, match="--secrets-key"):
+        await read_keyset(client, "turn")
+    with pytest.raises(SecretsKeyError, match="--secrets-key"):
+        await rotate(client, "turn")
+
+
+async def test_clear_text_secret_is_refused_until_sealed(client: EtcdClient,
+                                                         nursery: trio.Nursery) -> None:
+    """A secret an older version wrote in clear is never used as is; `secrets seal` fixes it."""
+    key = new_key()
+    clear = KeySet("turn", key.kid, (key,))
+    await client.put(schema.secrets_key("turn"), clear.encode())
+    view = await open_view(client, nursery)
+    with pytest.raises(SecretsKeyError, match="stored in clear"):
+        view.keyset("turn")
+    assert await seal_stored(client) == ["turn"]
+    assert await read_keyset(client, "turn") == clear
+    assert await seal_stored(client) == []
+
+
+async def test_sealed_value_moved_to_another_key_does_not_open(client: EtcdClient) -> None:
+    await ensure_secrets(client)
+    turn = await client.get(schema.secrets_key("turn"))
+    assert turn is not None
+    await client.put(schema.secrets_key("token"), turn.value)
+    with pytest.raises(SecretsKeyError, match="does not open"):
+        await read_keyset(client, "token")

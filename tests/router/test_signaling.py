@@ -199,6 +199,6 @@ async def test_churn_leaves_nothing_behind(start_router, nursery) -> None:  # ty
         await wait_for(lambda: node.core.participant_count == 1)
     await watcher.leave()
     await wait_for(lambda: node.core.participant_count == 0)
-    await trio.sleep(0.1)
+    await wait_for(lambda: all(v == 0 for v in node.core.state_counts().values()))
     counts = node.core.state_counts()
     assert all(v == 0 for v in counts.values()), counts

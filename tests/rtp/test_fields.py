@@ -153,14 +153,26 @@ def test_classifier_length_guards() -> None:
 
 
 @given(st.binary(max_size=40))
-def test_classifier_and_readers_never_crash(data: bytes) -> None:
-    is_rtp(data)
-    is_rtcp(data)
-    is_rtp_or_rtcp(data)
+def test_classifier_and_readers_agree_and_never_crash(data: bytes) -> None:
+    rtp, rtcp, either = is_rtp(data), is_rtcp(data), is_rtp_or_rtcp(data)
+    assert not (rtp and rtcp), "one datagram is never both"
+    assert (rtp or rtcp) <= either, "RTP and RTCP both lie inside the RFC 7983 range"
+    assert rtp == (either and not rtcp and len(data) >= 12)
+    try:
+        payload_type, marker, seq, timestamp, ssrc = read_rtp_header_fields(data)
+    except RtpDecodeError:
+        assert not rtp or data[0] >> 6 != 2
+    else:
+        assert len(data) >= 12 and data[0] >> 6 == 2
+        assert (payload_type | (0x80 if marker else 0)) == data[1]
+        assert (seq, timestamp, ssrc) == (int.from_bytes(data[2:4], "big"),
+                                          int.from_bytes(data[4:8], "big"),
+                                          int.from_bytes(data[8:12], "big"))
     with contextlib.suppress(RtpDecodeError):
-        read_rtp_header_fields(data)
-    with contextlib.suppress(RtpDecodeError):
-        find_rtp_extension(data, 3)
+        found = find_rtp_extension(data, 3)
+        if found is not None:
+            offset, length = found
+            assert 12 <= offset and offset + length <= len(data)
 
 
 def test_find_extension_in_chrome_packet_and_rewrite() -> None:

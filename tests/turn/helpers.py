@@ -68,6 +68,21 @@ class FakeAllocator:
     def close(self, relay: FakeRelay) -> None:  # type: ignore[override]
         self.ports.append(relay.address[1])
 
+    def open_even(self, family: int, reserve_next: bool
+                  ) -> tuple[FakeRelay, FakeRelay | None] | None:
+        ip = "198.51.100.7" if family == 4 else "2001:db8::7"
+        for port in sorted(self.ports):
+            if port % 2 == 0 and (not reserve_next or port + 1 in self.ports):
+                self.ports.remove(port)
+                relay = FakeRelay((ip, port), family)
+                held = None
+                if reserve_next:
+                    self.ports.remove(port + 1)
+                    held = FakeRelay((ip, port + 1), family)
+                self.opened.append(relay)
+                return relay, held
+        return None
+
 
 def make_core(**overrides: object) -> tuple[TurnServerCore, FakeAllocator]:
     cfg = TurnConfig(region=REGION, auth_secret=[SECRET], **overrides)  # type: ignore[arg-type]

@@ -428,3 +428,30 @@ def test_channel_to_a_relay_is_unbound_when_that_allocation_goes() -> None:
     core.receive_datagram(b"\x40\x00\x00\x02hi", a.ft, 3.0)
     assert core.datagrams_to_send(3.0) == []
     assert a.send(*relay_b, b"late") == []  # the port is free now: denied
+
+
+def test_network_quota_counts_every_username_of_one_network() -> None:
+    """Issue 15 #6: each join mints a fresh username, so the user quota alone never stops one
+    network; the network quota (/24, /48) does, whatever the usernames."""
+    core, _ = make_core(network_quota=2, user_quota=10)
+    same_net = [Client(core, ft(1000 + i, ip=f"203.0.113.{5 + i}"), participant=f"p{i}")
+                for i in range(3)]
+    assert [code(c.allocate()) for c in same_net] == [200, 200, 486]
+    assert core.stats.refused_allocations == {"network_quota": 1}
+    assert code(Client(core, ft(1, ip="198.51.100.9"), participant="other").allocate()) == 200
+    assert code(same_net[0].request(Method.REFRESH, Lifetime(0))) == 200
+    assert code(same_net[2].allocate()) == 200
+    assert core.per_network == {str(0xCB007100 >> 8): 2, str(0xC6336400 >> 8): 1}
+
+
+def test_network_quota_ipv6_48_and_expiry_release() -> None:
+    core, _ = make_core(network_quota=1)
+    first = Client(core, ft(1, ip="2001:db8:1:1::5"), participant="a")
+    assert code(first.allocate()) == 200
+    same_48 = Client(core, ft(2, ip="2001:db8:1:ffff::9"), participant="b")
+    assert code(same_48.allocate()) == 486
+    assert code(Client(core, ft(3, ip="2001:db8:2::1"), participant="c").allocate()) == 200
+    core.handle_timer(700.0)  # every allocation expired: the network's count goes too
+    assert core.per_network == {}
+    same_48.now, same_48.nonce = 700.0, ""
+    assert code(same_48.allocate()) == 200

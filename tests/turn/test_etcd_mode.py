@@ -22,8 +22,9 @@ import trio
 from control import schema
 from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
-from control.localetcd import DEFAULT_BINARY, LocalEtcd
+from control.localetcd import LocalEtcd
 from control.schema import KeySet, NodeRecord
+from control.secretbox import load_box
 from control.topology import load_topology
 from control.view import open_view
 from tests.turn.helpers import code
@@ -34,10 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-central"
 TTL = 2
 
-pytestmark = [
-    pytest.mark.etcd,
-    pytest.mark.skipif(not Path(DEFAULT_BINARY).exists(), reason="no etcd binary"),
-]
+# The etcd binary is found as everywhere else (control.localetcd.find_etcd_binary: the
+# argument, $REGIO_ETCD_BIN, Debian's /usr/bin/etcd, PATH); a missing one fails the test loudly.
+pytestmark = pytest.mark.etcd
 
 
 def _env() -> dict[str, str]:
@@ -115,7 +115,7 @@ async def _regio(cluster: LocalEtcd, *args: str) -> str:
 async def _turn_secret(client: EtcdClient) -> KeySet:
     kv = await client.get(schema.secrets_key("turn"))
     assert kv is not None
-    return KeySet.decode(kv.value)
+    return KeySet.decode(load_box(None).open(kv.key, kv.value))
 
 
 async def _allocate(node: Node, secret: str, participant: str) -> tuple[NetClient, int | None]:
@@ -208,9 +208,9 @@ async def test_sigterm_drain_ends_at_the_deadline(etcd: tuple[LocalEtcd, EtcdCli
     node.proc.send_signal(signal.SIGTERM)
     refused = await _allocate_until(node, secret, "bob", 508)
     await refused.close()
-    start = time.monotonic()
-    assert await node.wait_exit(10) == 0  # the allocation is still there: the deadline ends it
-    assert time.monotonic() - start < 5
+    # The allocation (600 s) is still there: only the 2 s drain deadline can end the process
+    # within wait_exit's generous timeout. How fast is not asserted here (no wall clock in tests).
+    assert await node.wait_exit(30) == 0
     assert await client.get(schema.node_key("turn-eu-2")) is None
     await holder.close()
 

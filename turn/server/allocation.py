@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from turn.server.quotas import TokenBucket
+from control.tokenbucket import TokenBucket
 
 Addr = tuple[str, int]
 
@@ -67,6 +67,12 @@ class RelayAllocator(Protocol):
 
     def close(self, relay: Relay) -> None:
         """Release a relay (its port becomes free again)."""
+        ...
+
+    def open_even(self, family: int, reserve_next: bool) -> tuple[Relay, Relay | None] | None:
+        """A relay on an even port (RFC 8656 EVEN-PORT); with ``reserve_next`` also a relay on
+        the port just above it, held for a later reservation. None when no such port (pair) is
+        free."""
         ...
 
 

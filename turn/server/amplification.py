@@ -1,17 +1,20 @@
 """Anti-amplification for unauthenticated UDP answers: a cumulative byte budget per source.
 
-The rule (ARCHITECTURE.md §7): no input may make the node answer with more bytes than it
-received before authentication. Over UDP the source address is spoofable, so a 401 challenge,
-a 400 or a Binding answer is a reflection vector. Checking each answer against its own request
-is too strict for real clients: browsers and aioice open with a 36-byte Allocate, the smallest
-401 is 52 bytes, and such a client could never get in. So, like QUIC's anti-amplification
-limit (RFC 9000 §8.1) at factor 1, we keep a budget per unauthenticated source transport address
-(the five-tuple): bytes received from it and bytes sent to it, and we answer only while
-``sent + answer <= received``. An answer that does not fit is not held back for later (nothing
-is queued); it is dropped and counted ``amplification_deferred``. The client's STUN
-retransmission of the same request adds its bytes to the budget, so the second (or third) copy
-gets the 401. Over any sequence of datagrams from one source, bytes sent never exceed bytes
-received.
+The rule (ARCHITECTURE.md §7): before a UDP source authenticates, the node never sends it more
+than ``factor`` times the bytes it received from it. Over UDP the source address is spoofable,
+so a 401 challenge, a 400 or a Binding answer is a reflection vector; the budget bounds what a
+spoofer can reflect. The factor is QUIC's before address validation (RFC 9000 §8.1): 3. At 1
+(the earlier rule) a real client's first request went unanswered: browsers and aioice open with
+a 36-byte Allocate, the smallest 401 is 52 bytes, so every browser paid a STUN retransmission
+timeout (250-500 ms) before it had a relay. At 3 the 36-byte Allocate buys 108 bytes, and the
+first request of every client we know gets its full answer at once (a Binding success is 44
+bytes with SOFTWARE, a 401 with REALM, NONCE, SOFTWARE and FINGERPRINT about 100).
+
+Per unauthenticated source transport address (the five-tuple) we keep bytes received and bytes
+sent, and answer only while ``sent + answer <= factor * received``. An answer that does not fit
+is dropped, not queued, and counted ``amplification_deferred``; the client's retransmission
+adds its bytes. Over any sequence of datagrams from one source, bytes sent never exceed
+``factor`` times bytes received.
 
 A request's bytes are credited when it is about to get an unauthenticated answer (the handler
 calls :meth:`AmplificationBudget.received` then :meth:`AmplificationBudget.spend`), so clients
@@ -24,8 +27,8 @@ both its counters go, so the next answer again needs bytes received after that p
 that authenticates has its entry removed (its later answers are authenticated; an occasional
 unauthenticated one, such as a 438, starts a fresh budget).
 
-``slack`` is an operator opt-in (``--udp-challenge-slack``): bytes a fresh budget starts with,
-so a first answer may exceed its request by that much. 0, the default, keeps the rule exact.
+``slack`` is an operator opt-in (``--udp-challenge-slack``): bytes a fresh budget starts with on
+top of the factor. 0, the default, keeps the bound exact.
 """
 
 from __future__ import annotations
@@ -37,9 +40,13 @@ from turn.server.allocation import FiveTuple
 
 DEFAULT_TTL: Final = 30.0
 DEFAULT_MAX_ENTRIES: Final = 65536
+DEFAULT_FACTOR: Final = 3
+"""RFC 9000 §8.1: three times the bytes received before the peer's address is validated."""
 
 
 class _Entry:
+    """``received`` is already multiplied by the factor (it is the allowance)."""
+
     __slots__ = ("received", "sent", "touched")
 
     def __init__(self, received: int, touched: float) -> None:
@@ -51,10 +58,13 @@ class _Entry:
 class AmplificationBudget:
     """Bytes received from and sent to each unauthenticated UDP source."""
 
-    __slots__ = ("_entries", "counters", "max_entries", "slack", "ttl")
+    __slots__ = ("_entries", "counters", "factor", "max_entries", "slack", "ttl")
 
-    def __init__(self, *, slack: int = 0, ttl: float = DEFAULT_TTL,
-                 max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(self, *, factor: int = DEFAULT_FACTOR, slack: int = 0,
+                 ttl: float = DEFAULT_TTL, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        if factor < 1:
+            raise ValueError(f"amplification factor {factor} is below 1")
+        self.factor = factor
         self.slack = max(slack, 0)
         self.ttl = ttl
         self.max_entries = max(max_entries, 1)
@@ -83,10 +93,10 @@ class AmplificationBudget:
             if len(self._entries) >= self.max_entries:
                 self._entries.popitem(last=False)
                 self.counters["evicted"] += 1
-            self._entries[ft] = _Entry(size + self.slack, now)
+            self._entries[ft] = _Entry(size * self.factor + self.slack, now)
             self.counters["tracked"] += 1
             return
-        entry.received += size
+        entry.received += size * self.factor
         entry.touched = now
         self._entries.move_to_end(ft)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import struct
 from collections.abc import Callable, Sequence
@@ -160,17 +159,11 @@ class RestAuthenticator:
         ]
 
 
-def key_fingerprint(key: bytes) -> str:
-    """A short non-reversible tag of a key for debug logs (never log keys)."""
-    return hashlib.sha256(key).hexdigest()[:8]
-
-
 __all__ = [
     "Credential",
     "NonceIssuer",
     "RestAuthenticator",
     "RestUsername",
-    "key_fingerprint",
     "mint_rest_credentials",
     "parse_rest_username",
     "rest_password",

@@ -58,15 +58,26 @@ class TurnConfig:
     channel_lifetime: int = setting(600, doc="channel binding lifetime (s), RFC 8656 fixes 600")
     nonce_lifetime: int = setting(600, doc="seconds a nonce stays valid before 438 Stale Nonce")
     user_quota: int = setting(10, doc="allocations per username (486 beyond)")
+    network_quota: int = setting(
+        100,
+        doc="allocations per client network, /24 or /48 (486 beyond): usernames are minted per "
+        "join, so only this bounds what one network can hold",
+    )
     total_quota: int = setting(10000, doc="allocations on this node (508 beyond)")
     max_bps: int = setting(0, doc="bandwidth cap per allocation in bytes/s each way (0: none)")
     auth_fail_burst: int = setting(20, doc="failed authentications per /24 or /48 before limiting")
     auth_fail_rate: float = setting(1.0, doc="failed authentications per second refilled")
+    udp_amplification_factor: int = setting(
+        3,
+        doc="before a UDP source authenticates, answers to it stay within this many times the "
+        "bytes received from it (3 as in QUIC, RFC 9000 8.1: a first Allocate or Binding is "
+        "answered at once; 1 makes clients whose first request is smaller than the 401 wait "
+        "for their retransmission)",
+    )
     udp_challenge_slack: int = setting(
         0,
-        doc="extra bytes each unauthenticated UDP source's answer budget starts with (0: never "
-        "more bytes sent than received before authentication, the rule; clients whose first "
-        "request is smaller than the 401 get it on their retransmission). An explicit loosening",
+        doc="extra bytes each unauthenticated UDP source's answer budget starts with, on top of "
+        "--udp-amplification-factor (0: the factor is an exact bound). An explicit loosening",
     )
     unauth_budget_ttl: float = setting(
         30.0, doc="seconds an unauthenticated source's byte budget is kept after its last request"

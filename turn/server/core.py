@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from turn.server.allocation import (
     Addr,
@@ -32,9 +31,12 @@ from turn.server.allocation import (
 from turn.server.amplification import AmplificationBudget
 from turn.server.auth import NonceIssuer, RestAuthenticator
 from turn.server.config import TurnConfig
+from turn.server.core_api import Outgoing, ToClient, ToPeer
 from turn.server.events import AllocationDeleted, TurnEvent
 from turn.server.peer_policy import PeerPolicy
-from turn.server.quotas import FailureLimiter
+from turn.server.quotas import FailureLimiter, source_network
+from turn.server.requests import RequestHandler
+from turn.server.reservations import Reservations
 from turn.server.stats import TurnStats
 from turn.server.timers import DeadlineHeap
 from turn.stun import (
@@ -49,29 +51,10 @@ from turn.stun import (
 )
 from turn.stun.header import Buffer
 
-
-@dataclass(frozen=True, slots=True)
-class ToClient:
-    """Bytes for a client, on the transport its five-tuple names."""
-
-    five_tuple: FiveTuple
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ToPeer:
-    """Bytes for a peer, sent from a relay."""
-
-    relay: Relay
-    peer: Addr
-    data: bytes
-
-
-Outgoing = ToClient | ToPeer
-
 _EXPIRE_ALLOCATION = 0
 _EXPIRE_PERMISSION = 1
 _EXPIRE_CHANNEL = 2
+_EXPIRE_RESERVATION = 3
 
 
 class TurnServerCore:
@@ -105,6 +88,7 @@ class TurnServerCore:
         self.failures = FailureLimiter(config.auth_fail_rate, config.auth_fail_burst)
         #: Byte budgets of unauthenticated UDP sources (anti-amplification).
         self.amplification = AmplificationBudget(
+            factor=config.udp_amplification_factor,
             slack=config.udp_challenge_slack,
             ttl=config.unauth_budget_ttl,
             max_entries=config.unauth_budget_sources,
@@ -116,14 +100,16 @@ class TurnServerCore:
         #: UDP allocations per server address, then client address: the UDP hot path's table.
         self.udp_tables: dict[Addr, dict[Addr, Allocation]] = {}
         self.per_user: dict[str, int] = {}
+        #: Allocations per client network (/24 or /48, :func:`source_network`).
+        self.per_network: dict[str, int] = {}
         #: Channels bound to a live relay address of this node (canonical address to
         #: (five-tuple, channel)): unbound when that relay's allocation goes away.
         self._channels_to_relays: dict[Addr, set[tuple[FiveTuple, int]]] = {}
+        #: Ports held by EVEN-PORT's R bit for a later Allocate with RESERVATION-TOKEN.
+        self.reservations = Reservations()
         self._timers = DeadlineHeap()
         self._out: list[Outgoing] = []
         self._events: deque[TurnEvent] = deque()
-        from turn.server.requests import RequestHandler
-
         self._handler = RequestHandler(self)
 
     # -- input ------------------------------------------------------------------------------
@@ -206,7 +192,7 @@ class TurnServerCore:
             self.stats.dropped["no_channel"] += 1
             return None
         bucket = alloc.out_bucket
-        if bucket is not None and not bucket.take(length, now):
+        if bucket is not None and not bucket.take(now, length):
             self.stats.dropped["bandwidth"] += 1
             return None
         stats = self.stats
@@ -224,7 +210,7 @@ class TurnServerCore:
             self.stats.dropped["no_permission"] += 1
             return -1
         bucket = alloc.in_bucket
-        if bucket is not None and not bucket.take(length, now):
+        if bucket is not None and not bucket.take(now, length):
             self.stats.dropped["bandwidth"] += 1
             return -1
         stats = self.stats
@@ -257,6 +243,8 @@ class TurnServerCore:
         if ft.protocol == "udp":
             self.udp_tables.setdefault(ft.server, {})[ft.client] = alloc
         self.per_user[alloc.username] = self.per_user.get(alloc.username, 0) + 1
+        net = source_network(ft.client[0])
+        self.per_network[net] = self.per_network.get(net, 0) + 1
         for relay in alloc.relays.values():
             relay.allocation = alloc
             self.policy.add_relay(relay.advertised)
@@ -281,6 +269,11 @@ class TurnServerCore:
             self.per_user[alloc.username] = left
         else:
             self.per_user.pop(alloc.username, None)
+        net = source_network(ft.client[0])
+        if (on_net := self.per_network.get(net, 1) - 1) > 0:
+            self.per_network[net] = on_net
+        else:
+            self.per_network.pop(net, None)
         for relay in alloc.relays.values():
             relay.allocation = None
             for addr in {relay.advertised, relay.address}:
@@ -337,6 +330,13 @@ class TurnServerCore:
                 other.channel_by_peer.pop(binding.peer, None)
                 self.stats.dropped["channel_to_dead_relay"] += 1
 
+    def reserve(self, relay: Relay, now: float) -> bytes:
+        """Hold ``relay`` for a later Allocate; the token that redeems it."""
+        token, expires = self.reservations.hold(relay, now)
+        self.stats.reservations["held"] += 1
+        self._timers.push(expires, (_EXPIRE_RESERVATION, None, token))
+        return token
+
     def set_draining(self) -> None:
         """Refuse new allocations from now on; existing ones live until they expire."""
         self.draining = True
@@ -351,8 +351,14 @@ class TurnServerCore:
         """Expire every allocation, permission and channel binding due at ``now``."""
         for when, entry in self._timers.pop_due(now):
             kind: int = entry[0]
-            alloc: Allocation = entry[1]
             key = entry[2]
+            if kind == _EXPIRE_RESERVATION:
+                relay = self.reservations.expire(key, when)
+                if relay is not None:
+                    self.stats.reservations["expired"] += 1
+                    self.relays.close(relay)
+                continue
+            alloc: Allocation = entry[1]
             if self.allocations.get(alloc.five_tuple) is not alloc:
                 continue
             if kind == _EXPIRE_ALLOCATION:

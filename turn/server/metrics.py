@@ -58,10 +58,11 @@ class TurnCollector(Collector):
         yield octets
         refused = CounterMetricFamily(
             "regio_turn_allocations_refused",
-            "Allocate requests refused for lack of room, by reason (user_quota is a 486; "
-            "total_quota, relay_ports and draining are 508)", labels=["region", "reason"],
+            "Allocate requests refused for lack of room, by reason (user_quota and "
+            "network_quota are 486; total_quota, relay_ports and draining are 508)",
+            labels=["region", "reason"],
         )
-        for reason in ("user_quota", "total_quota", "relay_ports", "draining"):
+        for reason in ("user_quota", "network_quota", "total_quota", "relay_ports", "draining"):
             refused.add_metric([self.region, reason], stats.refused_allocations[reason])
         yield refused
         sources = GaugeMetricFamily(
@@ -80,6 +81,8 @@ class TurnCollector(Collector):
             ("regio_turn_peer_denied", "Refused peer addresses by reason", stats.peer_denied),
             ("regio_turn_dropped", "Dropped input by reason", stats.dropped),
             ("regio_turn_requests", "STUN requests by method", stats.requests),
+            ("regio_turn_reservations", "EVEN-PORT port reservations by outcome",
+             stats.reservations),
         ):
             family = CounterMetricFamily(name, doc, labels=["region", "reason"])
             for reason, value in sorted(counter.items()):

@@ -23,8 +23,6 @@ until each allocation expires or the drain deadline passes.
 
 from __future__ import annotations
 
-import signal
-import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,7 @@ import trio
 
 from control.logs import get_logger
 from control.sdnotify import SystemdNotifier, run_watchdog
+from control.stopsignals import StopSignals
 from turn.server.config import TurnConfig
 from turn.server.peer_policy import parse_endpoint
 from turn.server.server import TurnServer
@@ -78,24 +77,11 @@ def ready_line(server: TurnServer) -> str:
     return "regio turn ready " + " ".join(parts)
 
 
-async def _drain_until_empty(server: TurnServer, deadline: float) -> None:
-    server.drain()
-    log.info("draining: %d allocations left, deadline %.0f s",
-             len(server.core.allocations), deadline)
-    with trio.move_on_after(deadline):
-        while server.core.allocations:
-            await trio.sleep(0.25)
-
-
-async def _cancel_on_signal(signals: Any, scope: trio.CancelScope) -> None:
-    async for _ in signals:
-        scope.cancel()
-        return
-
-
 async def run_standalone(config: TurnConfig) -> int:
-    """Serve until SIGTERM/SIGINT, then drain (SIGTERM) or stop (SIGINT)."""
+    """Serve until SIGTERM (drain, then stop) or SIGINT / a second SIGTERM (stop now)."""
+    signals = StopSignals()
     async with trio.open_nursery() as nursery:
+        await nursery.start(signals.run)
         server: TurnServer = await nursery.start(TurnServer(config).run)
         httpd = _serve_metrics(server, config.metrics)[0] if config.metrics else None
         print(ready_line(server), flush=True)
@@ -103,20 +89,14 @@ async def run_standalone(config: TurnConfig) -> int:
         systemd = SystemdNotifier.from_environment()
         systemd.ready(f"turn serving in {config.region} (standalone)")
         nursery.start_soon(run_watchdog, systemd, server.healthy)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                if signum != signal.SIGTERM:
-                    break
-                systemd.stopping(f"draining: {len(server.core.allocations)} allocations left")
-                # Drain; a second SIGTERM or a SIGINT ends the drain at once.
-                # (The canceller lives in its own nursery: it must end before the signal
-                # receiver closes, or it would iterate a closed receiver.)
-                with trio.CancelScope() as drain_scope:
-                    async with trio.open_nursery() as drain_nursery:
-                        drain_nursery.start_soon(_cancel_on_signal, signals, drain_scope)
-                        await _drain_until_empty(server, config.drain_deadline)
-                        drain_nursery.cancel_scope.cancel()
-                break
+        await signals.drain.wait()
+        systemd.stopping(f"draining: {len(server.core.allocations)} allocations left")
+        server.drain()
+        log.info("draining: %d allocations left, deadline %.0f s",
+                 len(server.core.allocations), config.drain_deadline)
+        outcome = await signals.until_stopped_or(lambda: not server.core.allocations,
+                                                 config.drain_deadline)
+        log.info("drain ended (%s, %d allocations left)", outcome, len(server.core.allocations))
         if httpd is not None:
             httpd.shutdown()
         nursery.cancel_scope.cancel()
@@ -129,11 +109,15 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
     from control.etcd import EtcdClient, EtcdConfig
     from control.registry import NodeRegistration, RegistryConfig, new_record
     from control.schema import NodeAddress
+    from control.secrets import require_secrets
     from control.view import open_view
 
     assert isinstance(etcd_config, EtcdConfig)
     async with EtcdClient(etcd_config) as client, trio.open_nursery() as nursery:
+        signals = StopSignals()
+        await nursery.start(signals.run)
         view = await open_view(client, nursery)
+        require_secrets(view, ("turn",))
         static = tuple(config.auth_secret)
 
         def secrets() -> Sequence[str]:
@@ -169,7 +153,7 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
             registry.register(RegistrationCollector(registration))
         await nursery.start(registration.run)
         drain = DrainController(registration, lambda: len(server.core.allocations),
-                                DrainConfig(deadline=config.drain_deadline))
+                                DrainConfig(deadline=config.drain_deadline), signals=signals)
 
         async def publish_load() -> None:
             stats = server.core.stats
@@ -206,12 +190,4 @@ async def run_clustered(config: TurnConfig, etcd_config: object) -> int:
     return 0
 
 
-def main_standalone(config: TurnConfig) -> int:
-    try:
-        return trio.run(run_standalone, config)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-__all__ = ["main_standalone", "ready_line", "run_clustered", "run_standalone"]
+__all__ = ["ready_line", "run_clustered", "run_standalone"]

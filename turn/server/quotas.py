@@ -1,5 +1,5 @@
 """Quotas and rate limits of the TURN core: failed authentication per source network, and
-bandwidth per allocation.
+bandwidth per allocation (both spend from :class:`control.tokenbucket.TokenBucket`).
 
 Failed authentications are limited per /24 (IPv4) or /48 (IPv6), not per address: an attacker
 owning a subnet, or an IPv6 host with 2^64 addresses, would otherwise get a fresh budget per
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Final
+
+from control.tokenbucket import TokenBucket
 
 _TABLE_LIMIT: Final = 65536
 
@@ -28,32 +30,6 @@ def source_network(ip: str) -> str:
             return str(int(mapped) >> 8)
         return "6:" + str(int(addr) >> 80)
     return str(int(addr) >> 8)
-
-
-class TokenBucket:
-    """A classic token bucket: ``rate`` tokens per second, at most ``burst`` stored."""
-
-    __slots__ = ("burst", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.stamp = now
-
-    def refill(self, now: float) -> float:
-        elapsed = now - self.stamp
-        if elapsed > 0:
-            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
-            self.stamp = now
-        return self.tokens
-
-    def take(self, amount: float, now: float) -> bool:
-        """Spend ``amount`` if available; False (nothing spent) when the bucket is short."""
-        if self.refill(now) >= amount:
-            self.tokens -= amount
-            return True
-        return False
 
 
 class FailureLimiter:
@@ -78,10 +54,10 @@ class FailureLimiter:
             if len(self._buckets) >= _TABLE_LIMIT:
                 del self._buckets[next(iter(self._buckets))]
             bucket = self._buckets[net] = TokenBucket(self.rate, self.burst, now)
-        bucket.take(1.0, now)
+        bucket.take(now)
 
     def __len__(self) -> int:
         return len(self._buckets)
 
 
-__all__ = ["FailureLimiter", "TokenBucket", "source_network"]
+__all__ = ["FailureLimiter", "source_network"]

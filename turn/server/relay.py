@@ -82,6 +82,33 @@ class UdpRelayPool:
         free.extend(skipped)
         return relay
 
+    def open_even(self, family: int, reserve_next: bool
+                  ) -> tuple[UdpRelay, UdpRelay | None] | None:
+        """A relay on a random free even port; with ``reserve_next`` also one on the port
+        above it (RFC 8656 EVEN-PORT). Rare (RTP/RTCP clients), so a scan of the free list is
+        fine here."""
+        free = self._free.get(family)
+        if free is None:
+            return None
+        free_set = set(free)
+        candidates = [p for p in free
+                      if p % 2 == 0 and (not reserve_next or p + 1 in free_set)]
+        self._rng.shuffle(candidates)
+        for port in candidates:
+            relay = self._bind(family, port)
+            if relay is None:
+                continue
+            held = None
+            if reserve_next:
+                held = self._bind(family, port + 1)
+                if held is None:
+                    self._unbind(relay)
+                    continue
+                free.remove(port + 1)
+            free.remove(port)
+            return relay, held
+        return None
+
     def _bind(self, family: int, port: int) -> UdpRelay | None:
         af = socket.AF_INET if family == 4 else socket.AF_INET6
         sock = socket.socket(af, socket.SOCK_DGRAM)
@@ -103,12 +130,17 @@ class UdpRelayPool:
         return relay
 
     def close(self, relay: Relay) -> None:
-        if not isinstance(relay, UdpRelay) or self.by_fd.pop(relay.fd, None) is None:
-            return
+        if isinstance(relay, UdpRelay) and self._unbind(relay):
+            self._free[relay.family].append(relay.address[1])
+
+    def _unbind(self, relay: UdpRelay) -> bool:
+        """Close the socket; False if it was not (or no longer) one of ours."""
+        if self.by_fd.pop(relay.fd, None) is None:
+            return False
         with contextlib.suppress(OSError, ValueError):
             self.epoll.unregister(relay.fd)
         relay.sock.close()
-        self._free[relay.family].append(relay.address[1])
+        return True
 
     def free_ports(self, family: int = 4) -> int:
         return len(self._free.get(family, ()))

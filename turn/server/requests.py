@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from turn.server.allocation import Allocation, FiveTuple, Relay
 from turn.server.auth import Credential
-from turn.server.core import ToClient, ToPeer
+from turn.server.core_api import CoreState, ToClient, ToPeer
 from turn.server.events import AllocationCreated, AuthFailed, PeerDenied
+from turn.server.quotas import source_network
 from turn.server.responses import (
     encode_authenticated,
     encode_unauthenticated,
@@ -29,6 +30,7 @@ from turn.stun import (
     TRANSPORT_UDP,
     AdditionalAddressFamily,
     AddressErrorCode,
+    Attribute,
     AttrType,
     ChannelNumber,
     Data,
@@ -51,9 +53,6 @@ from turn.stun import (
     is_valid_channel_number,
 )
 
-if TYPE_CHECKING:
-    from turn.server.core import TurnServerCore
-
 _FAMILY_BY_WIRE: Final = {0x01: 4, 0x02: 6}
 _WIRE_BY_FAMILY: Final = {4: 0x01, 6: 0x02}
 _METHOD_NAMES: Final = {m.value: m.name.lower() for m in Method}
@@ -64,7 +63,7 @@ Handler = Callable[[StunMessage, FiveTuple, Credential, float], StunMessage | No
 class RequestHandler:
     """Answers the requests of one core."""
 
-    def __init__(self, core: TurnServerCore) -> None:
+    def __init__(self, core: CoreState) -> None:
         self.core = core
         self.config = core.config
         self._authenticated: dict[int, Handler] = {
@@ -231,12 +230,17 @@ class RequestHandler:
         requested = request.get(RequestedAddressFamily)
         additional = request.get(AdditionalAddressFamily)
         even = request.get(EvenPort)
-        if request.get(ReservationToken) is not None:
-            return error(request, 508, reason="Reservations not supported")
+        token = request.get(ReservationToken)
+        if token is not None and (even is not None or requested is not None
+                                  or additional is not None):
+            # RFC 8656 §7.2: a token names one relay; it combines with no port or family ask.
+            return error(request, 400, reason="RESERVATION-TOKEN with EVEN-PORT or a family")
         if requested is not None and additional is not None:
             return error(request, 400, reason="Both address family attributes")
         if additional is not None and additional.family != 0x02:
             return error(request, 400, reason="ADDITIONAL-ADDRESS-FAMILY must be IPv6")
+        if additional is not None and even is not None and even.reserve:
+            return error(request, 400, reason="EVEN-PORT reservation in a dual allocation")
         family = 4
         if requested is not None:
             wanted = _FAMILY_BY_WIRE.get(requested.family)
@@ -253,16 +257,36 @@ class RequestHandler:
         if core.per_user.get(cred.username, 0) >= self.config.user_quota:
             refused["user_quota"] += 1
             return error(request, 486)
+        if core.per_network.get(source_network(ft.client[0]), 0) >= self.config.network_quota:
+            refused["network_quota"] += 1
+            return error(request, 486, reason="Allocation Quota Reached for this network")
         if len(core.allocations) >= self.config.total_quota:
             refused["total_quota"] += 1
             return error(request, 508)
-        del even  # EVEN-PORT: any port is acceptable to every client we know; no reservation.
-        relay = core.relays.open(family)
+        reserved_token: bytes | None = None
+        if token is not None:
+            relay = core.reservations.take(token.token)
+            if relay is None:
+                core.stats.reservations["refused"] += 1
+                return error(request, 508, reason="No such reservation")
+            core.stats.reservations["redeemed"] += 1
+        elif even is not None:
+            pair = core.relays.open_even(family, even.reserve)
+            if pair is None:
+                refused["relay_ports"] += 1
+                return error(request, 508)
+            relay, held = pair
+            if held is not None:
+                reserved_token = core.reserve(held, now)
+        else:
+            relay = core.relays.open(family)
         if relay is None:
             refused["relay_ports"] += 1
             return error(request, 508)
-        relays: dict[int, Relay] = {family: relay}
-        extra: list[AddressErrorCode] = []
+        relays: dict[int, Relay] = {relay.family: relay}
+        extra: list[Attribute] = []
+        if reserved_token is not None:
+            extra.append(ReservationToken(reserved_token))
         if additional is not None:
             if 6 not in available:
                 extra.append(AddressErrorCode(0x02, 440, "Address Family not Supported"))
@@ -403,7 +427,7 @@ class RequestHandler:
             return
         payload = data.data
         bucket = alloc.out_bucket
-        if bucket is not None and not bucket.take(len(payload), now):
+        if bucket is not None and not bucket.take(now, len(payload)):
             stats.dropped["bandwidth"] += 1
             return
         stats.packets_to_peers += 1

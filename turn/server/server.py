@@ -32,7 +32,8 @@ from turn.server.events import (
 )
 from turn.server.peer_policy import PeerPolicy, parse_endpoint
 from turn.server.relay import UdpRelay, UdpRelayPool
-from turn.server.stream_driver import StreamConnection, serve_connection
+from turn.server.stream_connection import StreamConnection
+from turn.server.stream_driver import serve_connection
 from turn.server.udp_driver import client_listener_loop, relay_loop
 
 log = get_logger("turn.server")

@@ -22,6 +22,7 @@ class TurnStats:
         "peer_denied",
         "refused_allocations",
         "requests",
+        "reservations",
     )
 
     def __init__(self) -> None:
@@ -37,10 +38,12 @@ class TurnStats:
         self.dropped: Counter[str] = Counter()
         #: Requests by method name.
         self.requests: Counter[str] = Counter()
-        #: Allocate requests refused for lack of room, by reason: ``user_quota`` (486),
-        #: ``total_quota``, ``relay_ports`` and ``draining`` (508). Quota exhaustion alerts
-        #: read this.
+        #: Allocate requests refused for lack of room, by reason: ``user_quota`` and
+        #: ``network_quota`` (486), ``total_quota``, ``relay_ports`` and ``draining`` (508).
+        #: Quota exhaustion alerts read this.
         self.refused_allocations: Counter[str] = Counter()
+        #: EVEN-PORT reservations by outcome (``held``, ``redeemed``, ``expired``, ``refused``).
+        self.reservations: Counter[str] = Counter()
 
 
 __all__ = ["TurnStats"]

@@ -14,55 +14,18 @@ from __future__ import annotations
 
 import math
 import ssl
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import trio
 
 from turn.server.allocation import FiveTuple
+from turn.server.driver_host import DriverHost
+from turn.server.stream_connection import StreamConnection
 from turn.stun import ChannelData, StreamReassembler, StunFramingError
-
-if TYPE_CHECKING:
-    from turn.server.server import TurnServer
 
 PARTIAL_FRAME_TIMEOUT: Final = 10.0
 UNALLOCATED_TIMEOUT: Final = 30.0
 TLS_HANDSHAKE_TIMEOUT: Final = 10.0
-MAX_PENDING_OUTPUT: Final = 1 << 20
-
-
-class StreamConnection:
-    """One client connection's output side."""
-
-    __slots__ = ("_pending", "_wake", "five_tuple", "scope", "stream")
-
-    def __init__(self, five_tuple: FiveTuple, stream: trio.abc.Stream) -> None:
-        self.five_tuple = five_tuple
-        self.stream = stream
-        self.scope = trio.CancelScope()
-        self._pending = bytearray()
-        self._wake = trio.Event()
-
-    def write(self, data: bytes | bytearray | memoryview) -> bool:
-        """Queue bytes for the client; False (dropped) when the client reads too slowly."""
-        if len(self._pending) + len(data) > MAX_PENDING_OUTPUT:
-            return False
-        self._pending += data
-        self._wake.set()
-        return True
-
-    async def writer(self) -> None:
-        """Drain the pending output; a broken connection ends the whole connection."""
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                if not self._pending:
-                    continue
-                data = bytes(self._pending)
-                self._pending.clear()
-                await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
-            self.scope.cancel()
 
 
 def _peer_of(stream: trio.abc.Stream) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -71,7 +34,7 @@ def _peer_of(stream: trio.abc.Stream) -> tuple[tuple[str, int], tuple[str, int]]
     return sock.getpeername()[:2], sock.getsockname()[:2]
 
 
-async def serve_connection(server: TurnServer, stream: trio.abc.Stream, protocol: str) -> None:
+async def serve_connection(server: DriverHost, stream: trio.abc.Stream, protocol: str) -> None:
     """Run one TCP or TLS client connection until it closes or misbehaves."""
     core = server.core
     stats = core.stats
@@ -105,7 +68,7 @@ async def serve_connection(server: TurnServer, stream: trio.abc.Stream, protocol
             await server.flush()
 
 
-async def _read_loop(server: TurnServer, stream: trio.abc.Stream, ft: FiveTuple) -> None:
+async def _read_loop(server: DriverHost, stream: trio.abc.Stream, ft: FiveTuple) -> None:
     """Frames in until EOF, a framing error, a timeout or a broken connection."""
     core = server.core
     stats = core.stats

@@ -13,16 +13,14 @@ no copy. Only STUN (control traffic) takes the core's general path.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import trio
 
 from turn.server.allocation import Addr, FiveTuple
+from turn.server.driver_host import DriverHost
 from turn.server.relay import UdpRelayPool
 from turn.stun import encode_channel_data
-
-if TYPE_CHECKING:
-    from turn.server.server import TurnServer
 
 #: Datagrams taken from one socket per wake-up before the others get their turn.
 BATCH: Final = 256
@@ -46,7 +44,7 @@ async def send_udp(sock: socket.socket, data: bytes | memoryview, addr: Addr) ->
         return False
 
 
-async def client_listener_loop(server: TurnServer, sock: socket.socket) -> None:
+async def client_listener_loop(server: DriverHost, sock: socket.socket) -> None:
     """Serve one UDP listener: ChannelData straight to the relay, STUN to the core."""
     core = server.core
     server_addr: Addr = sock.getsockname()[:2]
@@ -95,7 +93,7 @@ async def client_listener_loop(server: TurnServer, sock: socket.socket) -> None:
             await server.flush()
 
 
-async def relay_loop(server: TurnServer, pool: UdpRelayPool) -> None:
+async def relay_loop(server: DriverHost, pool: UdpRelayPool) -> None:
     """Serve every relay socket through one epoll set."""
     core = server.core
     epoll = pool.epoll

@@ -314,7 +314,8 @@ def _turn_command() -> list[str]:
     # {host}/{port}, the shell does the arithmetic.
     python = sys.executable
     script = (
-        f"exec {python} -m control turn --etcd {{etcd}} --listen {{host}}:{{port}} "
+        f"exec {python} -m control turn --etcd {{etcd}} --secrets-key {{secrets_key}} "
+        "--listen {host}:{port} "
         "--node-id {node} --region {region} --metrics {host}:$(({port}+1)) "
         "--allow-peer 127.0.0.0/8"
     )

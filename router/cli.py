@@ -69,11 +69,23 @@ def build_config(args: argparse.Namespace) -> RouterConfig:
         raise CliError("--trunk-cert, --trunk-key and --trunk-ca go together")
     if all(trunk):
         from router.trunk.quic import TrunkIdentity
+        from router.workers import NODE_PLACEHOLDER, base_node_id
 
-        try:
-            TrunkIdentity.load(*(Path(p) for p in trunk))
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
+        identities: list[tuple[str, ...]] = [trunk]
+        if config.workers > 1:
+            # Each worker is its own router, so each needs a certificate naming its own id.
+            if not all(NODE_PLACEHOLDER in p for p in trunk[:2]):
+                raise CliError(f"with --workers, --trunk-cert and --trunk-key must contain "
+                               f"{NODE_PLACEHOLDER} (one certificate per worker, named "
+                               f"<node-id>-w<k>: see `regio secrets issue`)")
+            base = base_node_id(config)
+            identities = [tuple(p.replace(NODE_PLACEHOLDER, f"{base}-w{k}") for p in trunk)
+                          for k in range(config.workers)]
+        for identity in identities:
+            try:
+                TrunkIdentity.load(*(Path(p) for p in identity))
+            except (OSError, ValueError) as exc:
+                raise CliError(str(exc)) from None
         if not args.etcd:
             raise CliError("trunks need the cluster: give --etcd URL")
     if config.trunk_paths not in ("loss-aware", "direct"):

@@ -16,8 +16,8 @@ follow (the later router/TURN/front-door issues implement it)::
 
 Each node gets a block of :data:`PORTS_PER_NODE` ports starting at PORT. A kind whose
 subcommand does not exist yet is skipped with a printed note. ``$REGIO_CLUSTER_UP_<KIND>``
-(a JSON list with ``{etcd}``, ``{node}``, ``{region}``, ``{host}``, ``{port}`` placeholders)
-overrides the command of a kind, for tests and custom builds.
+(a JSON list with ``{etcd}``, ``{node}``, ``{region}``, ``{host}``, ``{port}``, ``{secrets_key}``
+placeholders) overrides the command of a kind, for tests and custom builds.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...], *,
                 host: str = HOST, peers: str = "127.0.0.0/8", secrets_key: str = "") -> list[str]:
     """The command starting ``plan`` on ``host``; TURN may relay to ``peers`` (a CIDR)."""
     values = {"etcd": etcd_url, "node": plan.node_id, "region": plan.region or "",
-              "host": host, "port": str(plan.port)}
+              "host": host, "port": str(plan.port), "secrets_key": secrets_key}
     override = _override(plan.kind)
     if override is not None:
         return [part.format(**values) for part in override]

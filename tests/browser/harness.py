@@ -316,6 +316,7 @@ def _turn_command() -> list[str]:
     script = (
         f"exec {python} -m control turn --etcd {{etcd}} --listen {{host}}:{{port}} "
         "--node-id {node} --region {region} --metrics {host}:$(({port}+1)) "
+        "--secrets-key {secrets_key} "
         "--allow-peer 127.0.0.0/8"
     )
     return ["sh", "-c", script]

@@ -52,10 +52,26 @@ def residency_violations(events: Iterable[Event], allowed: set[str]) -> int:
                and e.jurisdiction not in allowed)
 
 
-def duplicate_placements(rooms: Mapping[str, Iterable[str]]) -> int:
-    """Rooms whose connected participants are on more than one router (``rooms``: room ->
-    the router of each connected participant)."""
-    return sum(1 for routers in rooms.values() if len({r for r in routers if r}) > 1)
+def duplicate_placements(connected: Mapping[str, Iterable[str]],
+                         members: Mapping[str, Iterable[str]]) -> int:
+    """Rooms placed twice: some participant is connected to a router that is not one of the
+    room's routers in etcd (docs/architecture.md §10). A room spanning routers that are all
+    members is one placement; a router serving the room without membership is a split the
+    other routers (and their trunks) do not know about.
+
+    ``connected``: room -> the router of each connected participant ('' while out);
+    ``members``: room -> the routers its ``routers/`` keys name."""
+    return sum(1 for room, routers in connected.items()
+               if {r for r in routers if r} - set(members.get(room, ())))
+
+
+def transitions(probes: Sequence[tuple[float, str]], since: float) -> list[tuple[float, str]]:
+    """(seconds after ``since``, router) each time the probes' answer changed."""
+    out: list[tuple[float, str]] = []
+    for t, router in probes:
+        if t >= since and (not out or out[-1][1] != router):
+            out.append((round(t - since, 2), router))
+    return out
 
 
 def verdicts(figures: Mapping[str, object]) -> dict[str, str]:

@@ -39,7 +39,12 @@ def test_residency_duplicates_and_verdicts() -> None:
     events = [Event(1, "assigned", "r1", "EEA"), Event(2, "in", "r9", "US"),
               Event(3, "error", "", "")]
     assert figures.residency_violations(events, {"EEA"}) == 1
-    assert figures.duplicate_placements({"a": ["r1", "r1", ""], "b": ["r1", "r2"]}) == 1
+    connected = {"a": ["r1", "r1", ""], "b": ["r1", "r2"], "c": ["r1", "r3"]}
+    members = {"a": {"r1"}, "b": {"r1", "r2"}, "c": {"r1"}}
+    assert figures.duplicate_placements(connected, members) == 1  # c: r3 is no member
+    assert figures.duplicate_placements({"d": ["r1"]}, {}) == 1
+    assert figures.transitions([(0.5, "r1"), (1.0, "r1"), (1.2, ""), (1.3, "r2"), (1.4, "r2")],
+                               1.0) == [(0.0, "r1"), (0.2, ""), (0.3, "r2")]
     verdicts = figures.verdicts({"stop_assigning_s": 9.6, "rejoin_p99_s": 4.0,
                                  "failed_joins": 0, "duplicate_placements": None})
     assert verdicts == {"stop_assigning_s": "MISSED", "rejoin_p99_s": "met",

@@ -16,8 +16,8 @@ follow (the later router/TURN/front-door issues implement it)::
 
 Each node gets a block of :data:`PORTS_PER_NODE` ports starting at PORT. A kind whose
 subcommand does not exist yet is skipped with a printed note. ``$REGIO_CLUSTER_UP_<KIND>``
-(a JSON list with ``{etcd}``, ``{node}``, ``{region}``, ``{host}``, ``{port}`` and
-``{secrets_key}`` placeholders) overrides the command of a kind, for tests and custom builds.
+(a JSON list with ``{etcd}``, ``{node}``, ``{region}``, ``{host}``, ``{port}``, ``{secrets_key}``
+placeholders) overrides the command of a kind, for tests and custom builds.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from control import schema
 from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
-from control.schema import KeySet, NodeRecord
+from control.schema import NodeRecord
+from control.secrets import read_keyset
 from control.topology import load_topology
 from router.signaling.client import SignalingClient
 from tests.control.conftest import python_env
@@ -79,7 +80,8 @@ async def test_workers_register_restart_and_drain_together(tmp_path: Path) -> No
     process = None
     try:
         await init_cluster(client, load_topology(REPO / "infra/local/topology.toml"))
-        keyset = KeySet.decode((await client.get(schema.secrets_key("token"))).value)  # type: ignore[union-attr]
+        keyset = await read_keyset(client, "token")
+        assert keyset is not None
         process, lines = await _start_node(etcd.urls)
         node = next(e for e in lines if "workers" in e)
         assert node["node"] == "wk"

@@ -80,6 +80,9 @@ def add_commands(subparsers: Any) -> None:
 
     add_sfu(kinds)
 
+    from benchmarks.trunk.command import add_command as add_trunk
+
+    add_trunk(kinds)
     from benchmarks.failover.command import add_command as add_failover
 
     add_failover(kinds)

@@ -25,6 +25,7 @@ def _setup(
     kind: str = "video",
     same_ext_ids: bool = True,
     payload: int = VIDEO_PAYLOAD,
+    loss_aware: bool = True,
 ) -> Callable[[], object]:
     from router.forwarding import Forwarder, ForwarderConfig, SubscriptionSpec, TrackSpec
     from router.forwarding.specs import ABS_SEND_TIME, SDES_MID, TRANSPORT_WIDE_CC
@@ -35,7 +36,9 @@ def _setup(
     pub_ext = {ABS_SEND_TIME: 2, TRANSPORT_WIDE_CC: 3}
     if not same_ext_ids:
         pub_ext[SDES_MID] = 4
-    fwd = Forwarder(ForwarderConfig(cname=None))
+    from router.forwarding.link_config import LinkConfig
+
+    fwd = Forwarder(ForwarderConfig(cname=None, link=LinkConfig(enabled=loss_aware)))
     fwd.add_participant("pub")
     fwd.add_track(
         TrackSpec(
@@ -129,6 +132,8 @@ def cases() -> list[tuple[str, Callable[[], object]]]:
         ("forward: bytes copy of 1100-byte packet (baseline)", _baseline()),
         ("forward: video 1100 B to 1 subscriber", _setup(1)),
         ("forward: video 1100 B to 10 subscribers", _setup(10)),
+        ("forward: video 1100 B to 10 subscribers, loss-aware off",
+         _setup(10, loss_aware=False)),
         ("forward: video to 10 subscribers, ext ids rewritten", _setup(10, same_ext_ids=False)),
         ("forward: audio 120 B to 10 subscribers", _setup(10, kind="audio", payload=AUDIO_PAYLOAD)),
         ("forward: video 1100 B to 50 subscribers", _setup(50)),

@@ -20,6 +20,7 @@ from control.clierror import CliError
 COMMAND_MODULES: tuple[str, ...] = (
     "control.cli_cluster",
     "control.cli_node",
+    "control.cli_audit",
     "control.cli_ops",
     "geo.cli",
     "turn.cli",

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -70,6 +71,16 @@ def add_commands(subparsers: Any) -> None:
     rot.add_argument("--which", choices=["turn", "token", "all"], default="all",
                      help="which secret to rotate (default all)")
     rot.set_defaults(handler=cmd_rotate)
+    ca = ssub.add_parser("ca", help="create the cluster CA for router trunks (key stays in a "
+                         "file, never in etcd)")
+    ca.add_argument("--dir", required=True, help="directory for ca.pem and ca.key (mode 0600)")
+    ca.set_defaults(handler=cmd_ca)
+    issue = ssub.add_parser("issue", help="issue a router's trunk certificate from the CA")
+    issue.add_argument("--dir", required=True, help="the CA directory (see `secrets ca`)")
+    issue.add_argument("--node", required=True, help="node id the certificate names")
+    issue.add_argument("--out", help="where to write NODE.pem and NODE.key (default DIR/nodes)")
+    issue.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    issue.set_defaults(handler=cmd_issue)
 
 
 def _load(path: str) -> Topology:
@@ -166,6 +177,36 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         else:
             print(f"{r.which}: new current key {r.current}; {r.previous} valid for "
                   f"{args.overlap:g} s more")
+    return 0
+
+
+def cmd_ca(args: argparse.Namespace) -> int:
+    from control.cluster_ca import CA_CERT_FILE, create_ca
+
+    directory = Path(args.dir)
+    try:
+        created = create_ca(directory)
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    state = "created" if created else "already exists"
+    print(f"cluster CA {state}: {directory / CA_CERT_FILE} (key file mode 0600)")
+    return 0
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    from control.cluster_ca import issue_node_certificate
+
+    if not 1 <= args.days <= 3650:
+        raise CliError("--days must be 1-3650")
+    try:
+        creds = issue_node_certificate(Path(args.dir), args.node,
+                                       Path(args.out) if args.out else Path(args.dir) / "nodes",
+                                       days=args.days)
+    except SchemaError as exc:
+        raise CliError(f"--node: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"--trunk-cert {creds.cert} --trunk-key {creds.key} --trunk-ca {creds.ca}")
     return 0
 
 

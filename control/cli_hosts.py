@@ -30,7 +30,7 @@ from control.cluster_hosts import (
     read_state,
 )
 from control.cluster_up import ClusterUpConfig
-from control.netns import NetnsError, Network, enter_host, require_root
+from control.netns import NetnsError, Network, enter_host, require_root, sweep_stale
 
 
 def add_hosts_arguments(up: argparse.ArgumentParser) -> None:
@@ -99,6 +99,7 @@ def run_hosts_cluster(config: ClusterUpConfig, state_dir: Path,
         claim_state_dir(state_dir)
     except ClusterStateError as exc:
         raise CliError(str(exc)) from None
+    sweep_stale()  # hosts of earlier runs whose `up` was SIGKILLed
     net = Network()
     try:
         net.create()

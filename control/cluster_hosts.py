@@ -29,7 +29,7 @@ from typing import Any
 from control.cluster_up import FRONTDOOR, ClusterUp, ClusterUpConfig, NodePlan, command_for
 from control.labpki import make_ca, write_cert, write_leaf
 from control.localetcd import LocalEtcd, Member, die_with_parent
-from control.netns import Host, NetnsError, Network
+from control.netns import Host, NetnsError, Network, pid_alive
 
 DEFAULT_STATE_DIR = Path(os.environ.get("REGIO_CLUSTER_STATE", "/run/regio-cluster"))
 STATE_FILE = "cluster.json"
@@ -56,18 +56,9 @@ def host_names(regions: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------ etcd
 @dataclass(slots=True)
 class HostMember(Member):
-    """An etcd member listening on a namespace host's address."""
+    """An etcd member running inside a namespace host (and listening on its address)."""
 
-    host: str = "127.0.0.1"
     netns: str = ""
-
-    @property
-    def client_url(self) -> str:
-        return f"http://{self.host}:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://{self.host}:{self.peer_port}"
 
 
 class HostEtcd(LocalEtcd):
@@ -146,7 +137,7 @@ class HostsClusterUp(ClusterUp):
         if plan.kind in ("router", FRONTDOOR) and not _overridden(plan.kind):
             cert, key = self.certs[host.name]
             cmd += ["--tls-cert", cert, "--tls-key", key]
-        return host.command(cmd)
+        return host.command(cmd + self.trunk_flags(plan))
 
     def frontdoor_url(self, plan: NodePlan) -> str:
         return f"https://{self.net.host(FRONTDOOR_HOST).address}:{plan.port}"
@@ -207,7 +198,7 @@ def read_state(state_dir: Path) -> dict[str, Any]:
                                 "`regio cluster up --hosts --topology FILE`") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise ClusterStateError(f"cannot read {path}: {exc}") from None
-    if not _alive(int(state.get("pid", 0))):
+    if not pid_alive(int(state.get("pid", 0))):
         raise ClusterStateError(f"the cluster of {path} is gone (its `regio cluster up` "
                                 f"pid {state.get('pid')} exited); remove the file")
     return state
@@ -263,7 +254,7 @@ def kill_node(state: dict[str, Any], name: str, sig: int = signal.SIGKILL) -> in
     node's (it exited and the number was reused): the process must live in the node's host."""
     pid, host = find_process(state, name)
     net = attach(state)
-    if not _alive(pid) or not _in_netns(pid, net.host(host).netns):
+    if not pid_alive(pid) or not _in_netns(pid, net.host(host).netns):
         raise ClusterStateError(f"{name} (pid {pid}) is not running")
     os.killpg(pid, sig)
     return pid
@@ -280,14 +271,3 @@ def _in_netns(pid: int, netns_name: str) -> bool:
     except OSError:
         return False
 
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -35,6 +35,7 @@ from pathlib import Path
 import trio
 
 from control.bootstrap import init_cluster
+from control.cluster_ca import create_ca, issue_node_certificate
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd, die_with_parent, free_ports
 from control.logs import get_logger
@@ -178,6 +179,7 @@ class ClusterUp:
         self.out = out
         self.state = ClusterState()
         self.stop_requested = trio.Event()
+        self.trunk_dir: Path | None = None
         self.secrets_key = ""
 
     def note(self, text: str, **event: object) -> None:
@@ -227,7 +229,15 @@ class ClusterUp:
     def node_command(self, plan: NodePlan, etcd_url: str) -> list[str]:
         """The command line of one planned process (without the parent-death wrapper)."""
         return command_for(plan, etcd_url, self.config.trusted_proxies,
-                           secrets_key=self.secrets_key)
+                           secrets_key=self.secrets_key) + self.trunk_flags(plan)
+
+    def trunk_flags(self, plan: NodePlan) -> list[str]:
+        """A router's trunk certificate from the local cluster's own CA (issued on demand)."""
+        if self.trunk_dir is None or plan.kind != "router" or _override("router") is not None:
+            return []
+        creds = issue_node_certificate(self.trunk_dir, plan.node_id, self.trunk_dir / "nodes")
+        return ["--trunk-cert", str(creds.cert), "--trunk-key", str(creds.key),
+                "--trunk-ca", str(creds.ca)]
 
     def frontdoor_url(self, plan: NodePlan) -> str:
         # Local clusters run without certificates: the front door serves plain HTTP on
@@ -244,6 +254,9 @@ class ClusterUp:
         cfg = self.config
         etcd = await self.start_etcd()
         etcd_url = etcd.urls
+        # The cluster CA of router trunks: its key stays in this state directory, never etcd.
+        self.trunk_dir = Path(etcd.base_dir) / "trunk-ca"
+        create_ca(self.trunk_dir)
         self.note(f"etcd running at {etcd_url} (pids {', '.join(map(str, etcd.pids))})")
         # The secrets key of this local cluster: outside etcd, readable only by us.
         self.secrets_key = str(write_key_file(etcd.base_dir / "secrets.key"))

@@ -58,14 +58,16 @@ class Member:
     data_dir: Path
     secure: bool
     process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
+    """Address it listens on (a namespace host's, for ``regio cluster up --hosts``)."""
 
     @property
     def client_url(self) -> str:
-        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.client_port}"
+        return f"{'https' if self.secure else 'http'}://{self.host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.host}:{self.peer_port}"
 
     @property
     def pid(self) -> int | None:

@@ -29,6 +29,11 @@ _RUN = re.compile(
 _IPV4_IN_RUN = re.compile(r"(?<![0-9.])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])(?!\.[0-9])")
 _WORD_BEFORE = re.compile(r"[G-Zg-z]")
 _IP_PREFIX_MAX = {4: IPV4_PREFIX, 6: IPV6_PREFIX}
+_LONGEST_ADDRESS = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
+_ADDRESS_SHAPE = re.compile(
+    r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+    r"|(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|[0-9]{1,3}(?:\.[0-9]{1,3}){3})?"
+)
 
 def truncate_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """The loggable form of a client address: its /24 (IPv4) or /48 (IPv6) network.
@@ -79,28 +84,56 @@ def _scrub_run(match: re.Match[str]) -> str:
     text = match.group(0)
     zone, prefix = match.group("zone"), match.group("prefix")
     run = text[: len(text) - len(zone or "") - len(prefix or "")]
-    # The address may be followed by punctuation and more text (end of a sentence, "addr:",
-    # "addr...", "addr.because" whose "beca" is hex), or follow a single ':' or dots
-    # ("peer:2001:db8::1", "...192.0.2.7"): the longest prefix that parses is the address.
-    lead = len(run) - len(run.lstrip("."))
-    if run[lead : lead + 1] == ":" and run[lead + 1 : lead + 2] != ":":
-        lead += 1
     before = match.string[match.start() - 1 : match.start()] if match.start() else ""
-    if not lead and before and _WORD_BEFORE.match(before):
-        return text  # part of a word ("v1.2.3.4")
-    body = run[lead:]
-    cuts = (body[:i] for i in range(len(body) - 1, 0, -1) if body[i] in ".:")
-    for candidate in (body, *cuts):
+    out: list[str] = []
+    pos = 0
+    while pos < len(run):
+        # An address may follow a single ':' or dots ("peer:2001:db8::1", "...192.0.2.7"),
+        # and be followed by punctuation and more text (end of a sentence, "addr:",
+        # "addr.because" whose "beca" is hex, "addr:port"): the longest prefix of what is
+        # left that parses is the address, and the rest is scanned again.
+        lead = 0
+        while run[pos + lead : pos + lead + 1] == ".":
+            lead += 1
+        colons = run[pos + lead : pos + lead + 3]
+        if colons[:1] == ":" and (colons[1:2] != ":" or colons == ":::"):
+            lead += 1  # "peer:192.0.2.7", "peer:2001:db8::1", "peer:::ffff:192.0.2.7"
+        if pos == 0 and not lead and before and _WORD_BEFORE.match(before):
+            return text  # part of a word ("v1.2.3.4")
+        start = pos + lead
+        found = _address_prefix(run[start : start + _LONGEST_ADDRESS + 1], len(run) - start)
+        if found is None:
+            # No address starts here; what is left may still hold IPv4 addresses.
+            out.append(_IPV4_IN_RUN.sub(_scrub_ipv4, run[pos:]))
+            pos = len(run)
+            break
+        candidate, ip = found
+        at_end = start + len(candidate) == len(run)
+        out.append(run[pos : pos + lead])
+        out.append(candidate if _keep(ip) else _truncated(ip, prefix if at_end else None))
+        pos += lead + len(candidate)
+        if at_end and not _keep(ip):
+            return "".join(out)  # the zone and the prefix length were part of the address
+    return "".join(out) + (zone or "") + (prefix or "")
+
+
+def _address_prefix(
+    window: str, left: int
+) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
+    """The longest prefix of ``window`` (the next characters of a run, ``left`` of them in
+    all) that is an address ending where the run does or before a '.' or ':', with the
+    address. Only prefixes an address can fill are tried, and the caller passes no more than
+    that, so a long run costs no more per address than a short one."""
+    whole = (window,) if left <= _LONGEST_ADDRESS else ()
+    cuts = (window[:i] for i in range(min(len(window) - 1, _LONGEST_ADDRESS), 0, -1)
+            if window[i] in ".:")
+    for candidate in (*whole, *cuts):
+        if not _ADDRESS_SHAPE.fullmatch(candidate):
+            continue  # cheap refusal: parsing is the expensive part
         ip = _parse(candidate)
-        if ip is None:
-            continue
-        if _keep(ip):
-            return text
-        whole = candidate == body
-        return (run[:lead] + _truncated(ip, prefix if whole else None)
-                + body[len(candidate):] + ("" if whole else (zone or "") + (prefix or "")))
-    # Not one address: it may still hold IPv4 addresses ("192.0.2.7:3478", "x:192.0.2.7").
-    return _IPV4_IN_RUN.sub(_scrub_ipv4, run) + (zone or "") + (prefix or "")
+        if ip is not None:
+            return candidate, ip
+    return None
 
 
 def _scrub_ipv4(match: re.Match[str]) -> str:

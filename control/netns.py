@@ -460,7 +460,7 @@ def sweep_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
             pid, name = int(record["pid"]), str(record["name"])
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
             continue
-        if _pid_alive(pid):
+        if pid_alive(pid):
             continue
         for ns in namespaces:
             if ns.startswith(f"{name}-"):
@@ -471,7 +471,10 @@ def sweep_stale(prefix: str = DEFAULT_PREFIX) -> list[str]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (0 and negative: never)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

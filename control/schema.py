@@ -15,6 +15,8 @@ Layout (everything under :data:`ROOT`)::
     /regio/v1/rooms/<room>                RoomRecord, bound to the hosting router's lease
     /regio/v1/rooms/<room>/routers/<node> RoomRouterRecord: one router serving the room (a room
                                           spans routers; see docs/architecture.md §10)
+    /regio/v1/rooms/<room>/audit/<node>   RoomAuditRecord: which nodes and trunk paths a router
+                                          used for the room's media (``regio audit room``)
 
 ``cluster/`` is what every process caches through a watch (``control.view``); rooms live
 outside it because there are many and only placement reads them, one at a time.
@@ -81,6 +83,15 @@ def room_routers_prefix(room: str) -> str:
 
 def room_router_key(room: str, node_id: str) -> str:
     return room_routers_prefix(room) + check_node_id(node_id)
+
+
+def room_audit_prefix(room: str) -> str:
+    return ROOMS_PREFIX + check_room(room) + "/audit/"
+
+
+def room_audit_key(room: str, node_id: str) -> str:
+    """A router's audit record of a room spanning routers (who handled its media, how)."""
+    return room_audit_prefix(room) + check_node_id(node_id)
 
 
 def link_key(src: str, dst: str) -> str:
@@ -303,6 +314,54 @@ class RoomRouterRecord:
                        str(d["jurisdiction"]), float(d["since"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaError(f"room router record: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHop:
+    """A node on a trunk path, as it was when the path was used."""
+
+    node: str
+    region: str
+    jurisdiction: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomAuditRecord:
+    """What one router did with a room's media (``regio audit room``): the router itself and
+    every trunk path its media to other routers took, relays included. No addresses, no
+    participant names. Not bound to a lease: an audit outlives the nodes it names."""
+
+    room: str
+    node: str
+    region: str
+    jurisdiction: str
+    paths: tuple[tuple[AuditHop, ...], ...]
+    updated_at: float
+
+    def __post_init__(self) -> None:
+        check_room(self.room)
+        check_node_id(self.node)
+
+    def encode(self) -> bytes:
+        return _encode("room_audit", {
+            "room": self.room, "node": self.node, "region": self.region,
+            "jurisdiction": self.jurisdiction, "updated_at": self.updated_at,
+            "paths": [[[h.node, h.region, h.jurisdiction] for h in path] for path in self.paths],
+        })  # fmt: skip
+
+    @classmethod
+    def decode(cls, raw: bytes) -> RoomAuditRecord:
+        d = _decode("room_audit", raw)
+        try:
+            paths = tuple(tuple(AuditHop(str(h[0]), str(h[1]), str(h[2])) for h in path)
+                          for path in d["paths"])
+            for path in paths:
+                for hop in path:
+                    check_node_id(hop.node)
+            return cls(str(d["room"]), str(d["node"]), str(d["region"]),
+                       str(d["jurisdiction"]), paths, float(d["updated_at"]))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise SchemaError(f"room audit record: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

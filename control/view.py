@@ -25,7 +25,7 @@ import trio
 from control import schema
 from control.etcd import EtcdClient, EtcdError, KeyValue, WatchBatch, WatchBroken, WatchCompacted
 from control.logs import get_logger
-from control.schema import KeySet, NodeRecord, SchemaError, SecretKind
+from control.schema import KeySet, LinkRecord, NodeRecord, SchemaError, SecretKind
 from control.secretbox import SecretBox, load_box
 from control.topology import Topology
 
@@ -198,6 +198,7 @@ class ClusterView(WatchCache):
     def __init__(self, client: EtcdClient, config: ViewConfig | None = None) -> None:
         super().__init__(client, schema.CLUSTER_PREFIX, config)
         self._nodes: dict[str, NodeRecord] = {}
+        self._links: dict[tuple[str, str], LinkRecord] = {}
         self._box: SecretBox | None = None
         #: Opened key sets by etcd key, with the mod revision they were opened at.
         self._keysets: dict[str, tuple[int, KeySet]] = {}
@@ -206,6 +207,7 @@ class ClusterView(WatchCache):
         for change in changes:
             node_id = schema.node_id_of(change.key)
             if node_id is None:
+                self._on_link(change)
                 continue
             if change.kv is None:
                 self._nodes.pop(node_id, None)
@@ -215,6 +217,29 @@ class ClusterView(WatchCache):
             except SchemaError as exc:
                 log.warning("ignoring node %s: %s", node_id, exc)
                 self._nodes.pop(node_id, None)
+
+    def _on_link(self, change: ViewChange) -> None:
+        pair = schema.link_of(change.key)
+        if pair is None:
+            return
+        if change.kv is None:
+            self._links.pop(pair, None)
+            return
+        try:
+            record = LinkRecord.decode(change.kv.value)
+        except SchemaError as exc:
+            log.warning("ignoring link %s -> %s: %s", *pair, exc)
+            self._links.pop(pair, None)
+            return
+        if (record.src, record.dst) != pair:
+            log.warning("ignoring link %s -> %s: the record names another link", *pair)
+            self._links.pop(pair, None)
+            return
+        self._links[pair] = record
+
+    def links(self) -> dict[tuple[str, str], LinkRecord]:
+        """The link map: every router's probe figures by ``(src, dst)`` (a copy)."""
+        return dict(self._links)
 
     def nodes(self) -> dict[str, NodeRecord]:
         """Every registered node by id (a copy)."""

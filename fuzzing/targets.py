@@ -379,6 +379,8 @@ def frontdoor_http(data: bytes) -> None:
     from geo.frontdoor.service import BadRequest, parse_join_body
 
     trusted = parse_trusted_proxies(["127.0.0.1/32"])
+    with contextlib.suppress(BadRequest):
+        parse_join_body(data)  # the input as a body on its own: no framing to get right first
     cut = data[0] % (len(data) + 1) if data else 0
     parser = RequestParser()
     try:

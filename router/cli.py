@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 from control.clierror import CliError
@@ -63,6 +64,34 @@ def build_config(args: argparse.Namespace) -> RouterConfig:
                 raise CliError(f"--{name}: {exc}") from None
     if bool(config.tls_cert) != bool(config.tls_key):
         raise CliError("--tls-cert and --tls-key go together")
+    trunk = (config.trunk_cert, config.trunk_key, config.trunk_ca)
+    if any(trunk) and not all(trunk):
+        raise CliError("--trunk-cert, --trunk-key and --trunk-ca go together")
+    if all(trunk):
+        from router.trunk.quic import TrunkIdentity
+        from router.workers import NODE_PLACEHOLDER, base_node_id
+
+        identities: list[tuple[str, ...]] = [trunk]
+        if config.workers > 1:
+            # Each worker is its own router, so each needs a certificate naming its own id.
+            if not all(NODE_PLACEHOLDER in p for p in trunk[:2]):
+                raise CliError(f"with --workers, --trunk-cert and --trunk-key must contain "
+                               f"{NODE_PLACEHOLDER} (one certificate per worker, named "
+                               f"<node-id>-w<k>: see `regio secrets issue`)")
+            base = base_node_id(config)
+            identities = [tuple(p.replace(NODE_PLACEHOLDER, f"{base}-w{k}") for p in trunk)
+                          for k in range(config.workers)]
+        for identity in identities:
+            try:
+                TrunkIdentity.load(*(Path(p) for p in identity))
+            except (OSError, ValueError) as exc:
+                raise CliError(str(exc)) from None
+        if not args.etcd:
+            raise CliError("trunks need the cluster: give --etcd URL")
+    if config.trunk_paths not in ("loss-aware", "direct"):
+        raise CliError("--trunk-paths must be loss-aware or direct")
+    if not 0 <= config.trunk_port <= 65535:
+        raise CliError("--trunk-port must be 0-65535")
     signaling_host = split_host_port(config.signaling)[0] if config.signaling else config.listen
     if not config.tls_cert and not _loopback(signaling_host.strip("[]")):
         raise CliError("plain ws signaling only on loopback: give --tls-cert/--tls-key for wss")

@@ -10,6 +10,8 @@ share of the room empties, and bound again after its lease was replaced (etcd lo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 
 from control.drain import DrainConfig, DrainController
@@ -23,12 +25,16 @@ from control.registry import (
     new_record,
 )
 from control.registry_metrics import RegistrationCollector
+from control.schema import NodeAddress
 from control.sdnotify import SystemdNotifier, run_watchdog
 from control.secrets import require_secrets
 from control.stopsignals import StopSignals
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
 from router.node import RouterNode
+from router.trunk.metrics import TrunkCollector
+from router.trunk.quic import TrunkIdentity
+from router.trunk.service import TrunkService
 
 log = get_logger("router.cluster")
 
@@ -56,9 +62,20 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         jurisdiction = jurisdiction_of(view, config.region)
         node = RouterNode(config, lambda: view.keyset("token"))
         await node.start(nursery)
+        addresses = node.node_addresses()
+        if config.trunk_cert:
+            trunks = _trunk_service(config, node, view, client, jurisdiction)
+            await nursery.start(trunks.run)
+            public = config.public_ip or config.listen
+            addresses += (NodeAddress("quic", public, trunks.address[1]),)
+            node.addresses.extra["trunks"] = trunks
+            if node.metrics_registry is not None:
+                node.metrics_registry.register(TrunkCollector(trunks, config.region))
         record = new_record(node.node_id, "router", config.region, jurisdiction,
-                            addresses=node.node_addresses(), capacity=config.capacity)
+                            addresses=addresses, capacity=config.capacity)
         registration = NodeRegistration(client, record, RegistryConfig(ttl=config.lease_ttl))
+        if config.trunk_cert:
+            trunks.lease = lambda: _live_lease(registration)
         if node.metrics_registry is not None:
             node.metrics_registry.register(RegistrationCollector(registration))
         events = registration.events()
@@ -92,6 +109,16 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
         await registration.deregister()
         nursery.cancel_scope.cancel()
     return 0
+
+
+def _trunk_service(config: RouterConfig, node: RouterNode, view: ClusterView,
+                   client: EtcdClient, jurisdiction: str) -> TrunkService:
+    if not (config.trunk_key and config.trunk_ca):
+        raise ValueError("--trunk-cert needs --trunk-key and --trunk-ca")
+    identity = TrunkIdentity.load(Path(config.trunk_cert), Path(config.trunk_key),
+                                  Path(config.trunk_ca))
+    return TrunkService(node, identity, view, client, jurisdiction,
+                        (config.listen, config.trunk_port))
 
 
 def _live_lease(registration: NodeRegistration) -> int:

@@ -57,6 +57,15 @@ class RouterConfig:
     connect_timeout: float = setting(30.0, doc="seconds ICE+DTLS may take before giving up")
     drain_deadline: float = setting(300.0, doc="seconds a drain waits for sessions to end")
     lease_ttl: int = setting(10, doc="etcd lease TTL in seconds")
+    trunk_cert: str = setting(
+        "", doc="PEM certificate from the cluster CA naming this node: enables trunks to other "
+        "routers (QUIC, mutual TLS 1.3)")
+    trunk_key: str = setting("", doc="PEM private key for --trunk-cert")
+    trunk_ca: str = setting("", doc="PEM cluster CA certificate that trunk peers must chain to")
+    trunk_port: int = setting(0, doc="UDP port of the trunk QUIC listener (0: any free port)")
+    trunk_paths: str = setting(
+        "loss-aware", doc="trunk media paths: loss-aware (direct or one relay router, two "
+        "paths above 2 %% loss) or direct (never relay; for comparisons)")
     loss_aware: bool = setting(
         True,
         doc="bandwidth feedback to publishers, estimates and simulcast layer choice per "

@@ -33,6 +33,9 @@ from router.config import RouterConfig
 
 log = get_logger("router.workers")
 
+NODE_PLACEHOLDER = "{node}"
+"""In ``--trunk-cert``/``--trunk-key`` paths: replaced by each worker's node id."""
+
 RESTART_DELAY = 0.5
 """Seconds before a worker that died is started again (a crash loop stays slow)."""
 
@@ -50,7 +53,14 @@ def worker_overrides(config: RouterConfig, base_id: str, index: int, count: int)
     ``--port P`` (the ``cluster up`` form: media P, signaling P+1, metrics P+2) becomes
     ``P + 3*index``; explicit ports move by ``index``; port 0 stays "any free port"."""
     share = config.capacity // count + (1 if index < config.capacity % count else 0)
-    flags = ["--workers", "1", "--node-id", f"{base_id}-w{index}", "--capacity", str(share)]
+    node_id = f"{base_id}-w{index}"
+    flags = ["--workers", "1", "--node-id", node_id, "--capacity", str(share)]
+    if config.trunk_cert:
+        # One trunk certificate per worker: it must name the worker's own node id.
+        flags += ["--trunk-cert", config.trunk_cert.replace(NODE_PLACEHOLDER, node_id),
+                  "--trunk-key", config.trunk_key.replace(NODE_PLACEHOLDER, node_id)]
+    if config.trunk_port:
+        flags += ["--trunk-port", str(config.trunk_port + index)]
     if config.port:
         flags += ["--port", str(config.port + 3 * index)]
         return flags
@@ -160,4 +170,5 @@ def run_workers(argv: Sequence[str], config: RouterConfig, count: int) -> int:
     return trio.run(Supervisor(argv, config, count).run)
 
 
-__all__ = ["Supervisor", "base_node_id", "run_workers", "worker_overrides"]
+__all__ = ["NODE_PLACEHOLDER", "Supervisor", "base_node_id", "run_workers",
+           "worker_overrides"]

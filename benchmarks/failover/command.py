@@ -48,6 +48,7 @@ ROWS = [
     ("failed_joins", "(b) joins failing after client retry while the etcd leader dies"),
     ("duplicate_placements", "(c) rooms left on two routers after a region/etcd partition"),
     ("residency_violations", "EEA clients assigned or connected outside the EEA"),
+    ("chat_wrong_room", "chat lines delivered to another room than the sender's"),
 ]
 
 
@@ -138,9 +139,9 @@ def run_command(args: Any) -> int:
             table.add_row(label, str(figures.get(key)), f"<= {TARGETS[key]}",
                           figures["verdicts"].get(key, ""))
         Console(width=max(Console().width, 120)).print(table)
-        for key in ("rejoin_p50_s", "not_rejoined", "joins", "retried_joins", "join_p99_s",
-                    "partition_lease_lost_s", "partition_media_packets", "reregister_s",
-                    "rooms_end", "seconds"):
+        for key in ("chat_received", "rejoin_p50_s", "not_rejoined", "joins", "retried_joins",
+                    "join_p99_s", "partition_lease_lost_s", "partition_media_packets",
+                    "reregister_s", "rooms_end", "seconds"):
             print(f"  {key}: {figures.get(key)}")
     if args.record:
         results.record_section(

@@ -2,10 +2,11 @@
 
 It joins through the front door (HTTPS, speaking for a client address via ``X-Forwarded-For``
 from the trusted ops host), opens the router's WebSocket signaling, publishes one Opus track
-over a real ICE-lite/DTLS-SRTP connection (the house client transport) and sends audio every
-20 ms. When signaling breaks (the router died, or sent the participant away because the room
-lives elsewhere), it joins again with its previous token (``rejoin``, so it keeps its
-participant id) and reconnects wherever the front door sends it, retrying until it is back.
+over a real ICE-lite/DTLS-SRTP connection (the house client transport), sends audio every
+20 ms and a chat line naming its room every second (so a line reaching another room shows).
+When signaling breaks (the router died, or sent the participant away because the room lives
+elsewhere), it joins again with its previous token (``rejoin``, so it keeps its participant
+id) and reconnects wherever the front door sends it, retrying until it is back.
 
 Every step is recorded as a :class:`Event` with the Trio clock, so the scenario can tell how
 long each participant was out, which routers it used and whether each was allowed for it.
@@ -31,6 +32,7 @@ from router.transport import ClientTransport, DtlsCertificate, DtlsConnected, Tr
 from router.transport.ice_lite import generate_password, generate_ufrag
 from router.transport.udp_driver import UdpDriver
 
+CHAT_PERIOD = 1.0
 RETRY_PAUSE = 0.2
 """Seconds between attempts when a join or a connection fails (the page waits about this)."""
 
@@ -123,6 +125,10 @@ class Participant:
     """The router it is connected to now ('' while out)."""
     connected: trio.Event = field(default_factory=trio.Event)
     token: str | None = None
+    chat_sent: int = 0
+    chat_received: int = 0
+    chat_wrong_room: int = 0
+    """Chat lines received that were sent in another room (must stay 0)."""
 
     def note(self, kind: str, router: str = "", jurisdiction: str = "", detail: str = "") -> None:
         self.events.append(Event(trio.current_time(), kind, router, jurisdiction, detail))
@@ -170,12 +176,34 @@ class Participant:
                 self.note("in", self.router, router.get("jurisdiction", ""))
                 self.connected.set()
                 nursery.start_soon(_send_audio, transport, sock, ssrc, rng)
-                await _until_closed(ws)
+                nursery.start_soon(self._chat, ws)
+                await self._until_closed(ws)
                 nursery.cancel_scope.cancel()
             sock.close()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await ws.close()
+
+
+    async def _chat(self, ws: SignalingClient) -> None:
+        """A chat line every second naming this room: whoever receives it can tell whether
+        it reached the right room (chat is never stored, only relayed)."""
+        with contextlib.suppress(Exception):
+            while True:
+                self.chat_sent += 1
+                await ws.send({"type": "chat", "text": f"{self.room}|{self.name}|"
+                                                      f"{self.chat_sent}"})
+                await trio.sleep(CHAT_PERIOD)
+
+    async def _until_closed(self, ws: SignalingClient) -> None:
+        """Count chat until the router closes signaling or the connection breaks."""
+        with contextlib.suppress(Exception):
+            while True:
+                message = await ws.recv(timeout=3600)
+                if message.get("type") == "chat":
+                    self.chat_received += 1
+                    if str(message.get("text", "")).split("|")[0] != self.room:
+                        self.chat_wrong_room += 1
 
 
 async def _connect_media(nursery: trio.Nursery, remote_sdp: str, ufrag: str, pwd: str,
@@ -226,8 +254,3 @@ async def _send_audio(transport: ClientTransport, sock: socket.socket, ssrc: int
         await trio.sleep_until(stream.next_due())
 
 
-async def _until_closed(ws: SignalingClient) -> None:
-    """Return once the router closes signaling or the connection breaks."""
-    with contextlib.suppress(Exception):
-        while True:
-            await ws.recv(timeout=3600)

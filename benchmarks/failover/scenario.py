@@ -93,6 +93,8 @@ class Scenario:
         events = [e for p in self.participants for e in p.events]
         self.figures["residency_violations"] = (
             figures.residency_violations(events, EEA) + self.figures.pop("_join_violations", 0))
+        self.figures["chat_received"] = sum(p.chat_received for p in self.participants)
+        self.figures["chat_wrong_room"] = sum(p.chat_wrong_room for p in self.participants)
         self.figures["verdicts"] = figures.verdicts(self.figures)
         return self.figures
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from functools import partial
 from typing import Any
@@ -147,6 +148,7 @@ def _record(results: list[dict[str, Any]], ratio: float | None, command: str) ->
              "tests, CPU figures noisy")
     if ratio is not None:
         notes += f"; router CPU per forwarded packet loss-aware on/off: {ratio:.2f}x"
+    notes += f"; load average at the end {os.getloadavg()[0]:.1f}"
     store.record_section("Loss recovery (regio bench loss)", command, _COLUMNS,
                          [_row(r) for r in results], notes=notes)
 

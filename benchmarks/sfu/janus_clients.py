@@ -24,6 +24,8 @@ from benchmarks.sfu.sfu_clients import (
     SetupError,
     SfuParticipants,
     control_of,
+    finish_connecting,
+    setup_error_in,
     start_leg,
     udp_socket,
 )
@@ -84,21 +86,11 @@ async def setup(target: str, rooms: list[str], publishers: int, subscribers: int
                 for room in rooms:
                     index = await _setup_room(nursery, session, out, room, address, publishers,
                                               subscribers, cert, fingerprint, rng, index)
-                for leg in out.legs:
-                    await leg.connected.wait()
-                    if leg.failed:
-                        raise SetupError(f"a media connection to Janus failed: {leg.failed}")
-                for leg in out.legs:
-                    leg.scope.cancel()
+                await finish_connecting(out.legs)
     except JanusError as exc:
         raise SetupError(str(exc)) from None
     except BaseExceptionGroup as group:  # the nursery wraps what its body raised
-        first = group.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        if isinstance(first, (JanusError, SetupError)):
-            raise SetupError(str(first)) from None
-        raise
+        raise setup_error_in(group, JanusError) from None
     except trio.TooSlowError:
         raise SetupError(f"participants did not connect to Janus within {timeout:g} s") \
             from None

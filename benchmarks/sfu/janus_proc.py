@@ -73,7 +73,7 @@ def _answers(host: Host) -> bool:
     return result.returncode == 0
 
 
-def start_janus(timeout: float = 20.0) -> JanusProcess:
+def start_janus(timeout: float = 60.0) -> JanusProcess:
     """Janus on a fresh namespace host, answering its HTTP API; JanusStartError otherwise."""
     binary = shutil.which("janus")
     if binary is None:

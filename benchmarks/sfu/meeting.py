@@ -35,13 +35,13 @@ from benchmarks.media import (
     write_tail,
 )
 from benchmarks.sfu.pump import (
-    DRAIN_IDLE_NS,
-    DRAIN_MAX_NS,
     TICK_NS,
     TIMER_EVERY_NS,
     Address,
     Control,
     PumpResult,
+    drain,
+    wait_until,
 )
 from router.rtp import Fir, Pli, RtcpDecodeError, parse_rtcp_compound
 
@@ -145,8 +145,7 @@ def run(senders: list[MeetingSender], receivers: list[MeetingReceiver], *, start
     next_timer = start_ns + TIMER_EVERY_NS
     next_rtcp = start_ns + RTCP_EVERY_NS
     cpu0 = time.process_time()
-    while (now := time.monotonic_ns()) < start_ns:
-        time.sleep(min((start_ns - now) / 1e9, 0.01))
+    wait_until(start_ns)
     now = time.monotonic_ns()
     while now < end_send:
         now_s = now / 1e9
@@ -182,14 +181,8 @@ def run(senders: list[MeetingSender], receivers: list[MeetingReceiver], *, start
             timers()
             next_timer = now + TIMER_EVERY_NS
     expected = sum(sent_per_stream.get(stream, 0) for r in receivers for stream in r.streams)
-    drain_end = time.monotonic_ns() + DRAIN_MAX_NS
-    idle_since = time.monotonic_ns()
-    while sum(r.received for r in receivers) < expected:
-        now = time.monotonic_ns()
-        if now > drain_end or now - idle_since > DRAIN_IDLE_NS:
-            break
-        if _receive(poller.poll(0.01), by_fd, view, histogram, bases):
-            idle_since = time.monotonic_ns()
+    drain(lambda: _receive(poller.poll(0.01), by_fd, view, histogram, bases),
+          lambda: sum(r.received for r in receivers) >= expected)
     end = time.monotonic_ns()
     cpu = time.process_time() - cpu0
     poller.close()

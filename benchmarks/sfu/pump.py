@@ -112,8 +112,7 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
     end_send = start_ns + int(seconds * 1e9)
     next_timer = start_ns + TIMER_EVERY_NS
     cpu0 = time.process_time()
-    while (now := time.monotonic_ns()) < start_ns:
-        time.sleep(min((start_ns - now) / 1e9, 0.01))
+    wait_until(start_ns)
     turn = 0
     n_senders = len(senders)
     now = time.monotonic_ns()
@@ -156,14 +155,8 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
         sum(min(per_sender, _planned(sent, n_senders, p)) for p in r.publishers)
         for r in receivers
     )
-    drain_end = time.monotonic_ns() + DRAIN_MAX_NS
-    idle_since = time.monotonic_ns()
-    while sum(r.received for r in receivers) < expected:
-        now = time.monotonic_ns()
-        if now > drain_end or now - idle_since > DRAIN_IDLE_NS:
-            break
-        if _receive(poller.poll(0.01), by_fd, view, histogram):
-            idle_since = time.monotonic_ns()
+    drain(lambda: _receive(poller.poll(0.01), by_fd, view, histogram),
+          lambda: sum(r.received for r in receivers) >= expected)
     end = time.monotonic_ns()
     cpu = time.process_time() - cpu0
     poller.close()
@@ -174,6 +167,26 @@ def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seco
         first_send_ns=first_send, last_send_ns=last_send, end_ns=end, cpu_seconds=cpu,
         latency_us=histogram, delivered_octets=sum(r.received for r in receivers) * (size + 12),
     )  # fmt: skip
+
+
+def wait_until(start_ns: int) -> None:
+    """Sleep until ``CLOCK_MONOTONIC`` reaches ``start_ns`` (the window's common start)."""
+    while (now := time.monotonic_ns()) < start_ns:
+        time.sleep(min((start_ns - now) / 1e9, 0.01))
+
+
+def drain(receive: Callable[[], int], done: Callable[[], bool]) -> None:
+    """After the send window: receive until ``done()``, nothing arrived for
+    :data:`DRAIN_IDLE_NS`, or :data:`DRAIN_MAX_NS` passed. ``receive`` waits up to 10 ms and
+    returns how many datagrams came."""
+    drain_end = time.monotonic_ns() + DRAIN_MAX_NS
+    idle_since = time.monotonic_ns()
+    while not done():
+        now = time.monotonic_ns()
+        if now > drain_end or now - idle_since > DRAIN_IDLE_NS:
+            return
+        if receive():
+            idle_since = time.monotonic_ns()
 
 
 def _planned(sent: int, senders: int, index: int) -> int:
@@ -225,4 +238,5 @@ def _receive(events: list[tuple[int, int]], by_fd: dict[int, Receiver], view: me
     return count
 
 
-__all__ = ["Control", "Protect", "PumpResult", "Receiver", "Sender", "run"]
+__all__ = ["Control", "Protect", "PumpResult", "Receiver", "Sender", "drain", "run",
+           "wait_until"]

@@ -458,7 +458,7 @@ def _run_target(spec: BenchSpec, target: str, pin: bool,
     label = LABELS[target]
     if target == "regio":
         try:
-            router = start_router()
+            router = start_router(timeout=60.0)  # a loaded machine starts slowly
         except RouterStartError as exc:
             raise BenchError(str(exc)) from None
         try:

@@ -158,15 +158,35 @@ async def setup(url: str, rooms: list[str], publishers: int, subscribers: int, *
                 for room in rooms:
                     index = await _setup_room(nursery, out, url, room, publishers, subscribers,
                                               cert, fingerprint, rng, index, meeting)
-                for leg in out.legs:
-                    await leg.connected.wait()
-                    if leg.failed:
-                        raise SetupError(f"a media connection failed: {leg.failed}")
-                for leg in out.legs:
-                    leg.scope.cancel()
+                await finish_connecting(out.legs)
     except trio.TooSlowError:
         raise SetupError(f"participants did not connect within {timeout:g} s") from None
+    except BaseExceptionGroup as group:  # the nursery wraps what its body raised
+        raise setup_error_in(group) from None
     return out
+
+
+async def finish_connecting(legs: list[Leg]) -> None:
+    """Wait until every leg's DTLS is up (SetupError on the first failure), then stop their
+    drivers; the sockets stay open for the pump."""
+    for leg in legs:
+        await leg.connected.wait()
+        if leg.failed:
+            raise SetupError(f"a media connection failed: {leg.failed}")
+    for leg in legs:
+        leg.scope.cancel()
+
+
+def setup_error_in(group: BaseExceptionGroup[BaseException],
+                   *expected: type[BaseException]) -> BaseException:
+    """The first error inside nested exception groups, as a SetupError when it means "could
+    not connect" (SetupError, OSError, a closed signaling connection, or one of ``expected``)
+    so the caller reports it in one line; anything else (a bug) as it is."""
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    kinds = (SetupError, OSError, SignalingClosed, *expected)
+    return SetupError(str(first)) if isinstance(first, kinds) else first
 
 
 async def _setup_room(nursery: trio.Nursery, out: SfuParticipants, url: str, room: str,
@@ -261,5 +281,5 @@ def bind_srtp(participants: SfuParticipants) -> None:
         assert m.srtp is not None
 
 
-__all__ = ["Leg", "SetupError", "SfuParticipants", "bind_srtp", "control_of", "setup",
-           "start_leg", "udp_socket"]
+__all__ = ["Leg", "SetupError", "SfuParticipants", "bind_srtp", "control_of",
+           "finish_connecting", "setup", "setup_error_in", "start_leg", "udp_socket"]

@@ -73,8 +73,10 @@ class FrontdoorConfig:
         "a dead router leaves with its lease)"
     )
     probe_failures: int = setting(
-        2, doc="failed probes in a row after which a router gets no joins until it answers"
+        2, doc="refused probes in a row after which a router gets no joins until it answers "
+        "(unanswered probes: this many plus two)"
     )
+    probe_timeout: float = setting(1.0, doc="seconds a router has to answer a health probe")
     max_body: int = setting(4096, doc="largest join request body in bytes (413 beyond)")
     placement_timeout: float = setting(
         3.0, doc="seconds a new room's placement may wait on etcd before answering 503"

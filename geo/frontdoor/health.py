@@ -6,16 +6,18 @@ when the lease expires, and until then every join could be sent to it. Shortenin
 would put every node's keepalive traffic on etcd a few times a second and make a loaded
 machine's pauses look like deaths to the whole cluster. Instead each front door asks the
 routers itself: an HTTP ``GET /healthz`` on the signaling listener each router registered,
-every ``interval`` seconds, all routers concurrently, each probe bounded by ``interval``. After
-``failures`` failed probes in a row a router is *down* for this front door: it is left out of
-the join candidates and its room memberships no longer count (docs/architecture.md §10), so
-the participant gets another allowed router. One good answer brings it back.
+every ``interval`` seconds (0.5), all routers concurrently. A router that is *down* for this
+front door is left out of the join candidates and its room memberships no longer count
+(docs/architecture.md §10), so the participant gets another allowed router. One good answer
+brings it back.
 
-A SIGKILLed router refuses connections at once, so it is down after ``failures`` probes,
-``failures * interval`` seconds at most (1 s with the defaults); a hung or unreachable one after
-``failures`` timeouts, about the same. Only the front door's own candidates change: etcd and the
-other front doors are not touched, so a probe that fails because of the path between this
-front door and a router cannot take the router away from anyone else.
+A SIGKILLed router on a live host refuses connections at once: two refused probes in a row,
+at most a second, take it out. A probe that merely gets no answer within ``timeout`` (1 s) is
+weaker evidence (a busy machine answers late, and taking a live router out would split its
+rooms for nothing), so timeouts take out a router after four failed probes in a row, about 4 s;
+the lease bounds everything else. Only this front door's candidates change: etcd and the other
+front doors are not touched, so a probe that fails because of the path between this front
+door and a router cannot take the router away from anyone else.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 import trio
 
@@ -51,8 +54,14 @@ def _insecure_context() -> ssl.SSLContext:
     return context
 
 
-async def probe(host: str, port: int, tls: bool, timeout: float) -> bool:
-    """True if the listener answers ``GET /healthz`` with a 2xx status within ``timeout``."""
+ProbeResult = Literal["up", "refused", "timeout"]
+"""``up``: a 2xx answer. ``refused``: nothing listens or the connection broke without an answer,
+what a killed process looks like on a live host. ``timeout``: no answer in time, what a hung
+process, a lost host or merely a very busy one looks like."""
+
+
+async def probe(host: str, port: int, tls: bool, timeout: float) -> ProbeResult:
+    """``GET /healthz`` on the listener, bounded by ``timeout`` seconds."""
     with trio.move_on_after(timeout):
         try:
             stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
@@ -68,27 +77,36 @@ async def probe(host: str, port: int, tls: bool, timeout: float) -> bool:
                     if not chunk:
                         break
                     head += chunk
-            return head.startswith(b"HTTP/1.") and head[9:10] == b"2"
+            ok = head.startswith(b"HTTP/1.") and head[9:10] == b"2"
+            return "up" if ok else "refused"
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-    return False
+            return "refused"
+    return "timeout"
 
 
 class RouterHealth:
-    """Which routers this front door currently finds dead (``down``), probed continuously."""
+    """Which routers this front door currently finds dead (``down``), probed continuously.
+
+    A router is down after ``failures`` refused probes in a row (a dead process: at most
+    ``failures * interval`` seconds), or after ``failures + 2`` failed probes of any kind in a
+    row (timeouts of ``timeout`` seconds each: a hung or lost host, about 4 s with the
+    defaults). Timeouts need more evidence because a busy machine answers late, and a live
+    router wrongly taken out would split its rooms for nothing."""
 
     def __init__(self, routers: Callable[[], Mapping[str, NodeRecord]], *,
-                 interval: float = 0.5, failures: int = 2) -> None:
-        if interval <= 0 or failures < 1:
-            raise ValueError("interval must be positive and failures at least 1")
+                 interval: float = 0.5, failures: int = 2, timeout: float = 1.0) -> None:
+        if interval <= 0 or failures < 1 or timeout <= 0:
+            raise ValueError("interval and timeout must be positive, failures at least 1")
         self.routers = routers
         self.interval = interval
         self.failures = failures
+        self.timeout = timeout
         self.version = 0
         """Bumped whenever ``down`` changes (snapshots rebuild on it)."""
         self.down: frozenset[str] = frozenset()
         self.down_since: dict[str, float] = {}
         self.probes = 0
+        self._refused: dict[str, int] = {}
         self._failed: dict[str, int] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -105,10 +123,10 @@ class RouterHealth:
         for node_id, record in self.routers().items():
             if record.kind == "router" and (target := probe_target(record)) is not None:
                 targets[node_id] = target
-        results: dict[str, bool] = {}
+        results: dict[str, ProbeResult] = {}
 
         async def one(node_id: str, target: tuple[str, int, bool]) -> None:
-            results[node_id] = await probe(*target, timeout=self.interval)
+            results[node_id] = await probe(*target, timeout=self.timeout)
 
         async with trio.open_nursery() as nursery:
             for node_id, target in targets.items():
@@ -116,14 +134,19 @@ class RouterHealth:
         self.probes += len(results)
         self.apply(results)
 
-    def apply(self, results: Mapping[str, bool]) -> None:
+    def apply(self, results: Mapping[str, ProbeResult]) -> None:
         """Count one round of results; routers no longer registered are forgotten."""
-        for node_id in list(self._failed):
-            if node_id not in results:
-                del self._failed[node_id]
-        for node_id, ok in results.items():
-            self._failed[node_id] = 0 if ok else self._failed.get(node_id, 0) + 1
-        down = frozenset(n for n, count in self._failed.items() if count >= self.failures)
+        for counts in (self._refused, self._failed):
+            for node_id in [n for n in counts if n not in results]:
+                del counts[node_id]
+        for node_id, result in results.items():
+            up = result == "up"
+            self._failed[node_id] = 0 if up else self._failed.get(node_id, 0) + 1
+            self._refused[node_id] = (self._refused.get(node_id, 0) + 1
+                                      if result == "refused" else 0)
+        down = frozenset(n for n in results
+                         if self._refused[n] >= self.failures
+                         or self._failed[n] >= self.failures + 2)
         if down != self.down:
             for node_id in down - self.down:
                 self.down_since[node_id] = time.time()
@@ -136,4 +159,4 @@ class RouterHealth:
             self.version += 1
 
 
-__all__ = ["HEALTH_PATH", "RouterHealth", "probe", "probe_target"]
+__all__ = ["HEALTH_PATH", "ProbeResult", "RouterHealth", "probe", "probe_target"]

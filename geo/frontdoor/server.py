@@ -198,7 +198,8 @@ async def run_frontdoor(
         probes: RouterHealth | None = None
         if config.probe_interval > 0:
             probes = RouterHealth(lambda: view.nodes(), interval=config.probe_interval,
-                                  failures=config.probe_failures)
+                                  failures=config.probe_failures,
+                                  timeout=config.probe_timeout)
             await nursery.start(probes.run)
         service = build_service(config, client, view, rooms, geoip, static, probes)
         urls: list[str] = []

@@ -27,7 +27,12 @@ _GROUP_SPAN: Final = 0.005
 _TREND_WINDOW: Final = 20
 _SMOOTHING: Final = 0.9
 _TREND_GAIN: Final = 4.0
-_OVERUSE_TIME: Final = 0.01
+_OVERUSE_TIME: Final = 0.05
+"""Overuse must last this long (libwebrtc: 10 ms; longer rides out scheduling noise of a
+busy host, which looks like queueing to a delay detector)."""
+_LOSS_WINDOW: Final = 0.5
+"""Loss is judged over feedback covering at least this long (and 20 packets), not per
+feedback packet: one short feedback with two gaps is not 10 % loss."""
 _K_UP: Final = 0.0087
 _K_DOWN: Final = 0.039
 _ACK_WINDOW: Final = 0.5
@@ -49,7 +54,10 @@ class SendSideEstimator:
         "_group",
         "_last_decrease",
         "_last_increase",
+        "_loss_lost",
         "_loss_rate",
+        "_loss_since",
+        "_loss_total",
         "_overuse_since",
         "_prev_group",
         "_smoothed",
@@ -86,6 +94,9 @@ class SendSideEstimator:
         self._overuse_since: float | None = None
         self._last_increase: float | None = None
         self._last_decrease = -1.0
+        self._loss_lost = 0
+        self._loss_total = 0
+        self._loss_since: float | None = None
 
     @property
     def estimate(self) -> int:
@@ -122,7 +133,14 @@ class SendSideEstimator:
             signal = self._delay_sample(send, arrival)
         while acked and acked[0][0] < acked[-1][0] - _ACK_WINDOW:
             self._acked_bytes -= acked.popleft()[1]
-        self.on_loss(lost / len(results), now)
+        self._loss_lost += lost
+        self._loss_total += len(results)
+        if self._loss_since is None:
+            self._loss_since = now
+        if now - self._loss_since >= _LOSS_WINDOW and self._loss_total >= 20:
+            self.on_loss(self._loss_lost / self._loss_total, now)
+            self._loss_lost = self._loss_total = 0
+            self._loss_since = now
         self._rate_control(signal, now)
 
     def on_loss(self, fraction: float, now: float) -> None:
@@ -211,7 +229,9 @@ class SendSideEstimator:
         if signal == OVERUSE:
             if now - self._last_decrease >= 0.2:  # once per RTT-ish, as libwebrtc does
                 base = acked if acked > 0 else self._delay_rate
-                self._delay_rate = min(self._delay_rate, 0.85 * base)
+                # Never below half in one step: the acknowledged rate of a subscriber that
+                # only gets a low layer says little about what its path carries.
+                self._delay_rate = min(self._delay_rate, max(0.85 * base, 0.5 * self._delay_rate))
                 self._last_decrease = now
             self._last_increase = now
         elif signal == NORMAL:

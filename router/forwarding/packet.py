@@ -104,6 +104,8 @@ def rewrite_extensions(packet: Buffer, table: bytes) -> bytes | None:
     if end > n:
         raise RtpDecodeError(f"RTP header extension exceeds packet: needs {end} bytes")
     one_byte = profile == _ONE_BYTE
+    if one_byte:
+        return _rewrite_one_byte(packet, start + 4, end, table)
     out: bytearray | None = None
     for ext_id, pos, size in iter_extension_elements(profile, packet, start + 4, end):
         new_id = table[ext_id]
@@ -120,6 +122,38 @@ def rewrite_extensions(packet: Buffer, table: bytes) -> bytes | None:
             out[pos - 2] = new_id
         else:
             out[pos - 2 : pos + size] = bytes(size + 2)
+    return None if out is None else bytes(out)
+
+
+def _rewrite_one_byte(packet: Buffer, pos: int, end: int, table: bytes) -> bytes | None:
+    """:func:`rewrite_extensions` for the one-byte form (Chromium's): the same bytes out, in one
+    inline pass instead of the generic element iterator (this runs once per incoming packet and
+    subscriber mapping)."""
+    out: bytearray | None = None
+    while pos < end:
+        b = packet[pos]
+        ext_id = b >> 4
+        if ext_id == 0:
+            pos += 1
+            continue
+        if ext_id == 15:
+            break
+        size = (b & 0x0F) + 1
+        following = pos + 1 + size
+        if following > end:
+            raise RtpDecodeError(
+                f"RTP one-byte header extension element {ext_id} length {size} exceeds "
+                f"block: {end - pos - 1} bytes left"
+            )
+        new_id = table[ext_id]
+        if new_id != ext_id:
+            if out is None:
+                out = bytearray(packet)
+            if 1 <= new_id <= 14:
+                out[pos] = (new_id << 4) | (size - 1)
+            else:
+                out[pos:following] = bytes(size + 1)
+        pos = following
     return None if out is None else bytes(out)
 
 

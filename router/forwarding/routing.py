@@ -46,6 +46,8 @@ __all__ = ["anchor", "forward", "forward_rtx"]
 
 _HDR: Final = struct.Struct("!BBHII")
 _TS_MASK: Final = 0xFFFFFFFF
+_MISSING: Final = (0, False, 0, 0, b"")
+"""Sentinel for "no prepared tail yet" (None means "cannot take the element")."""
 
 Output = list[tuple[str, bytes]]
 
@@ -147,6 +149,7 @@ def forward(
     tail: bytes | memoryview = memoryview(packet)[12:]
     tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] | None = None
     pack = _HDR.pack
+    ring_mask = RING_MASK
     tw1 = TW_ONE_BYTE.pack
     tw2 = TW_TWO_BYTE.pack
     n = len(packet) + 4
@@ -172,27 +175,26 @@ def forward(
             if tw_tails is None:
                 tw_tails = {}
             twk = d.tw_key
-            if twk in tw_tails:
-                twt = tw_tails[twk]
-            else:
+            twt = tw_tails.get(twk, _MISSING)
+            if twt is _MISSING:
                 try:
                     twt = tw_tails[twk] = transport_tail(packet, twk[0], twk[1])
                 except RtpDecodeError:
                     counters.rtp_malformed += 1
                     break
-        if twt is not None:
-            assert tw is not None
+        if twt is not None and tw is not None:
             s = tw.seq
             tw.seq = s + 1
-            slot = s & RING_MASK
+            slot = s & ring_mask
             tw.sent_at[slot] = now
             tw.sizes[slot] = n
-            if twt[1]:
-                data = tw2(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
-                           d.tw_id, 2, s & 0xFFFF) + twt[4]  # fmt: skip
+            tb0, two, profile, words, rest = twt
+            if two:
+                data = tw2(tb0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc, profile, words,
+                           d.tw_id, 2, s & 0xFFFF) + rest  # fmt: skip
             else:
-                data = tw1(twt[0], ob1, out_ext & 0xFFFF, out_ts, d.ssrc, twt[2], twt[3],
-                           d.tw_hdr, s & 0xFFFF) + twt[4]  # fmt: skip
+                data = tw1(tb0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc, profile, words,
+                           d.tw_hdr, s & 0xFFFF) + rest  # fmt: skip
         else:
             key = d.tail_key
             if key is None or (not key[1] and not b0 & 0x10):

@@ -24,7 +24,7 @@ from control.tokens import Expired, TokenError, WrongRouter, verify_token
 from router.sdp import Candidate
 from router.session import messages as m
 from router.session.config import SessionConfig
-from router.session.media import MediaPlane
+from router.session.media import MediaPlane, PublishedTrack
 from router.session.negotiation import NegotiationError, Negotiator
 from router.session.room import Participant, Room, track_info
 from router.session.stats import SessionStats
@@ -86,6 +86,8 @@ class SessionCore:
     _notices: list[RoomNotice] = field(default_factory=list)
     _timers: list[tuple[float, int, str, object]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
+    track_epoch: int = 0
+    """Changes whenever a room's tracks change (trunks re-announce when it moves)."""
 
     def __post_init__(self) -> None:
         self.negotiator = Negotiator(
@@ -324,6 +326,7 @@ class SessionCore:
             chat = msg.fields.get("room_options", {}).get("chat", self.config.chat_default)
             room = Room(claims.room, claims.mode, claims.policy, chat is not False)
             self.rooms[room.name] = room
+            self.track_epoch += 1
             self._notices.append(RoomNotice(room.name, True, room.policy, room.mode))
         p = Participant(
             claims.participant, claims.name, room, conn.id,
@@ -358,6 +361,7 @@ class SessionCore:
         del room.participants[p.id]
         self.negotiator.close(p, reason)
         gone = [t for t in room.tracks.values() if t.participant == p.id]
+        self.track_epoch += 1
         for track in gone:
             del room.tracks[track.track_id]
             self._broadcast(room, {"type": "track_unpublished", "track": track_info(track)})
@@ -389,6 +393,8 @@ class SessionCore:
             self._error(conn, m.E_BAD_SDP, str(exc), "publish")
             return
         room = p.room
+        if result.added or result.removed:
+            self.track_epoch += 1
         for track in result.removed:
             room.tracks.pop(track.track_id, None)
             self._broadcast(room, {"type": "track_unpublished", "track": track_info(track)})
@@ -516,6 +522,41 @@ class SessionCore:
         if not conn.closed:
             conn.closed = True
             self._closes.append((conn.id, code, reason))
+
+    # -- tracks from other routers (trunks) ---------------------------------------------------
+
+    def add_remote_track(self, room_name: str, track: PublishedTrack) -> bool:
+        """Offer a track published on another router to this router's participants of the
+        room; False when the room is not open here (or the track is already known)."""
+        room = self.rooms.get(room_name)
+        if room is None or room.mode != "sfu" or track.track_id in room.tracks:
+            return False
+        room.tracks[track.track_id] = track
+        self.track_epoch += 1
+        self._broadcast(room, {"type": "track_published", "track": track_info(track)})
+        for p in room.participants.values():
+            self._renegotiate(p)
+        return True
+
+    def remove_remote_track(self, room_name: str, track_id: str) -> bool:
+        room = self.rooms.get(room_name)
+        if room is None or track_id not in room.tracks:
+            return False
+        if room.tracks[track_id].participant in room.participants:
+            return False  # a local track: only its publisher removes it
+        track = room.tracks.pop(track_id)
+        self.track_epoch += 1
+        self._broadcast(room, {"type": "track_unpublished", "track": track_info(track)})
+        for p in room.participants.values():
+            self._renegotiate(p)
+        return True
+
+    def local_tracks(self, room_name: str) -> list[PublishedTrack]:
+        """Tracks published by this router's own participants of the room."""
+        room = self.rooms.get(room_name)
+        if room is None:
+            return []
+        return [t for t in room.tracks.values() if t.participant in room.participants]
 
     def evict_room(self, name: str, code: str, text: str, now: float) -> int:
         """Send everyone in room ``name`` away with a fatal ``code`` (error, then close) and

@@ -173,6 +173,56 @@ class ForwarderPlane:
         self.forwarder.receive_rtcp(participant + suffix, packet, now)
         self._flush()
 
+    # -- router legs (trunks) -------------------------------------------------------------
+    # A trunk to another router is one forwarder participant (``trunk:<node>``) that both
+    # publishes (the far router's tracks) and subscribes (ours), through one sink: the same
+    # fan-out, NACK cache and rewrite as for clients (docs/architecture.md §9).
+
+    def add_leg(self, leg: str, sink: MediaSink) -> None:
+        """Register a router leg before it publishes or subscribes."""
+        self._ensure(leg, sink)
+
+    def remove_leg(self, leg: str) -> None:
+        """Forget the leg, every track it published and every subscription it held."""
+        if self._sinks.pop(leg, None) is not None:
+            self.forwarder.remove_participant(leg, self._now)
+
+    def add_leg_track(self, spec: TrackSpec, now: float) -> None:
+        """Publish a track arriving over leg ``spec.publisher``."""
+        self._now = now
+        self.forwarder.add_track(spec, now)
+        self._flush()
+
+    def subscribe_leg(self, spec: SubscriptionSpec, now: float) -> None:
+        """Send a local track over leg ``spec.subscriber``."""
+        self._now = now
+        self.forwarder.subscribe(spec, now)
+        self._flush()
+
+    def unsubscribe_leg(self, leg: str, track_id: str) -> None:
+        try:
+            self.forwarder.unsubscribe(leg, track_id, self._now, send_bye=False)
+        except ForwardingUsageError:
+            return
+        self._flush()
+
+    def on_leg_rtp(self, leg: str, packet: bytes, now: float) -> int:
+        """Route a decrypted packet that arrived over a leg (copies wait for :meth:`flush`)."""
+        self._now = now
+        return self.forwarder.route_rtp(leg, packet, now)
+
+    def on_leg_rtcp(self, leg: str, packet: bytes, now: float) -> None:
+        self._now = now
+        self.forwarder.receive_rtcp(leg, packet, now)
+        self._flush()
+
+    def request_keyframe(self, track_id: str, now: float) -> None:
+        try:
+            self.forwarder.request_keyframe(track_id, now)
+        except ForwardingUsageError:
+            return
+        self._flush()
+
     def get_timer(self) -> float | None:
         return self.forwarder.get_timer()
 

@@ -143,6 +143,11 @@ class Hub:
 
     # -- output ---------------------------------------------------------------------------------
 
+    def after_change(self) -> None:
+        """Something outside signaling and the media port changed the core (a trunk): send
+        its messages, wake the media driver and re-arm the timer task."""
+        self._after_api()
+
     def _after_api(self) -> None:
         self.flush()
         self.notify_transport()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -67,6 +68,12 @@ class TransportMux:
         self._scheduled: dict[PeerTransport, float | None] = {}
         self._heap: list[tuple[float, int, PeerTransport]] = []
         self._seq = itertools.count()
+        #: ``(data, addr, is_rtcp, now) -> handled``: SRTP/SRTCP from an address no client
+        #: validated is offered here first (trunks to other routers, router.trunk.bridge).
+        self.trunk_media: Callable[[bytes, Address, bool, float], bool] | None = None
+        #: ``(data, addr, now) -> handled``: datagrams outside the RFC 7983 ranges (trunk relay
+        #: envelopes, router.trunk.relay) are offered here before being counted as unknown.
+        self.trunk_envelope: Callable[[bytes, Address, float], bool] | None = None
 
     # -- peers --------------------------------------------------------------------------------
 
@@ -109,6 +116,9 @@ class TransportMux:
         if kind in (_RTP, _RTCP):
             peer = self._by_addr.get(addr)
             if peer is None:
+                trunk = self.trunk_media
+                if trunk is not None and trunk(data, addr, kind == _RTCP, now):
+                    return None
                 if kind == _RTP:
                     self.stats.rtp_unknown_address += 1
                 else:
@@ -126,7 +136,9 @@ class TransportMux:
                 self.stats.dtls_unknown_address += 1
                 return None
         else:
-            self.stats.unknown_kind += 1
+            envelope = self.trunk_envelope
+            if envelope is None or not envelope(data, addr, now):
+                self.stats.unknown_kind += 1
             return None
         peer.receive_datagram(data, addr, now)
         self._after_control(peer)

@@ -44,4 +44,5 @@ def test_residency_duplicates_and_verdicts() -> None:
                                  "failed_joins": 0, "duplicate_placements": None})
     assert verdicts == {"stop_assigning_s": "MISSED", "rejoin_p99_s": "met",
                         "failed_joins": "met", "duplicate_placements": "not measured",
-                        "residency_violations": "not measured"}
+                        "residency_violations": "not measured",
+                        "chat_wrong_room": "not measured"}

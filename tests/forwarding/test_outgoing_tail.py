@@ -43,3 +43,34 @@ def test_a_truncated_one_byte_element_is_refused() -> None:
         outgoing_tail(packet, bytes(256), 2, 1)
     with pytest.raises(RtpDecodeError, match="exceeds packet"):
         outgoing_tail(packet[:-2], bytes(256), 2, 1)
+
+
+def _reference_rewrite(packet: bytes, table: bytes) -> bytes | None:
+    """The generic rule, element by element: mapped ids in place, others zeroed (padding)."""
+    from router.rtp.header_extensions import iter_extension_elements
+
+    start = 12 + 4 * (packet[0] & 0x0F)
+    end = start + 4 + 4 * int.from_bytes(packet[start + 2:start + 4], "big")
+    out = bytearray(packet)
+    for ext_id, pos, size in iter_extension_elements(0xBEDE, packet, start + 4, end):
+        new_id = table[ext_id]
+        if new_id == ext_id:
+            continue
+        if 1 <= new_id <= 14:
+            out[pos - 1] = (new_id << 4) | (size - 1)
+        else:
+            out[pos - 1:pos + size] = bytes(size + 1)
+    return None if out == packet else bytes(out)
+
+
+@given(elements, st.binary(min_size=256, max_size=256), st.binary(max_size=40),
+       st.integers(0, 3))
+def test_one_byte_rewrite_matches_the_generic_rule(
+        items: list[HeaderExtension], table: bytes, payload: bytes, csrcs: int) -> None:
+    from router.forwarding.packet import rewrite_extensions
+
+    packet = RtpPacket(96, 1, 2, 3, csrcs=tuple(range(csrcs)), payload=payload,
+                       extension=make_extension_block(items) if items else None).build()
+    if not items or packet[12 + 4 * csrcs] != 0xBE:
+        return
+    assert rewrite_extensions(packet, table) == _reference_rewrite(packet, table)

@@ -116,13 +116,15 @@ def test_estimate_follows_a_bottleneck_and_stays_up_on_a_clean_link() -> None:
 def test_loss_in_feedback_and_rr_fraction_lost_lower_the_estimate() -> None:
     fwd = make_forwarder()
     twcc_room(fwd)
-    for i in range(100):
+    for i in range(200):
         fwd.route_rtp("pub", rtp(i, i * 900), i * 0.005)
     fwd.rtp_to_send()
-    # 40 % of the numbers reported lost.
+    # 40 % of the numbers reported lost, over two feedback packets half a second apart
+    # (loss is judged over a window, not per feedback packet).
     deltas = [None if i % 5 < 2 else 20 for i in range(100)]
-    fb = TransportCc.from_deltas(1, 0xA000, 0, 0, 0, deltas).build()
-    fwd.receive_rtcp("s", fb, 0.6)
+    for n, base in enumerate((0, 100)):
+        fb = TransportCc.from_deltas(1, 0xA000, base, 0, n, deltas).build()
+        fwd.receive_rtcp("s", fb, 0.6 + 0.6 * n)
     assert fwd.link_stats()["s"]["estimate_bps"] < 1_000_000 * 0.85
     # A subscriber without transport-cc is estimated from its RRs and REMB.
     plain = make_forwarder()

@@ -97,19 +97,21 @@ def test_killed_router_leaves_candidates_before_its_lease(
 
 
 def test_probe_rounds_mark_down_and_back() -> None:
-    """Down after ``failures`` failed rounds in a row, back after one good answer; routers
-    that left the registry are forgotten."""
+    """Down after ``failures`` refused rounds in a row, or ``failures + 2`` failed rounds of
+    any kind; back after one good answer; routers that left the registry are forgotten."""
     health = RouterHealth(dict, interval=0.5, failures=2)
-    health.apply({"a": False, "b": True})
+    health.apply({"a": "refused", "b": "up"})
     assert health.down == frozenset() and health.version == 0
-    health.apply({"a": False, "b": True})
+    health.apply({"a": "refused", "b": "timeout"})
     assert health.down == {"a"} and health.version == 1
-    health.apply({"a": True, "b": False})
+    health.apply({"a": "up", "b": "timeout"})
     assert health.down == frozenset() and health.version == 2
-    health.apply({"b": False})
-    assert health.down == {"b"}
-    health.apply({})
-    assert health.down == frozenset()
+    health.apply({"a": "timeout", "b": "refused"})
+    assert health.down == frozenset(), "three slow or refused answers are not yet enough"
+    health.apply({"a": "timeout", "b": "timeout"})
+    assert health.down == {"b"}, "four failures in a row are"
+    health.apply({"a": "timeout"})
+    assert health.down == frozenset(), "b left the registry"
     with pytest.raises(ValueError):
         RouterHealth(dict, interval=0, failures=1)
 
@@ -133,7 +135,7 @@ async def test_probe_answers_only_for_a_live_health_endpoint() -> None:
         await closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
         closed.close()
-        assert await probe("127.0.0.1", ok.socket.getsockname()[1], False, 5.0)
-        assert not await probe("127.0.0.1", port, False, 5.0)
-        assert not await probe("127.0.0.1", stuck.socket.getsockname()[1], False, 0.3)
+        assert await probe("127.0.0.1", ok.socket.getsockname()[1], False, 5.0) == "up"
+        assert await probe("127.0.0.1", port, False, 5.0) == "refused"
+        assert await probe("127.0.0.1", stuck.socket.getsockname()[1], False, 0.3) == "timeout"
         nursery.cancel_scope.cancel()

@@ -23,6 +23,7 @@ def test_bench_failover_keeps_residency_and_places_no_room_twice() -> None:
     for key in ("stop_assigning_s", "rejoin_p99_s", "failed_joins", "duplicate_placements"):
         assert key in figures, key
     assert figures["residency_violations"] == 0
+    assert figures["chat_wrong_room"] == 0 and figures["chat_received"] > 0
     assert figures["duplicate_placements"] == 0
     assert figures["joins"] == 40  # 5/s for 8 s, every one accounted for
     assert 0 <= figures["failed_joins"] <= figures["joins"]
@@ -31,5 +32,6 @@ def test_bench_failover_keeps_residency_and_places_no_room_twice() -> None:
     # While cut off from etcd the region's router kept receiving media.
     assert figures["partition_media_packets"] > 0
     assert set(figures["verdicts"]) == {"stop_assigning_s", "rejoin_p99_s", "failed_joins",
-                                        "duplicate_placements", "residency_violations"}
+                                        "duplicate_placements", "residency_violations",
+                                        "chat_wrong_room"}
     assert "(c) healed" in done.stderr

@@ -176,3 +176,21 @@ def test_without_root_a_clear_error_and_nothing_created() -> None:
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode != 0
     assert "need root" in done.stderr and "NotRootError" in done.stderr
+
+
+def test_sweep_removes_networks_whose_creator_was_killed() -> None:
+    code = ("import sys, time\nfrom control.netns import Network\n"
+            "net = Network(); net.create(); net.add_host('a')\n"
+            "print(net.name, flush=True); time.sleep(600)\n")
+    creator = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert creator.stdout is not None
+        name = creator.stdout.readline().strip()
+        assert f"{name}-a" in netns.list_namespaces()
+        assert name not in netns.sweep_stale()  # its creator still runs: left alone
+    finally:
+        creator.kill()
+        creator.wait()
+    assert name in netns.sweep_stale()
+    assert not [ns for ns in netns.list_namespaces() if ns.startswith(f"{name}-")]

@@ -152,3 +152,25 @@ async def test_draining_the_node_drains_every_worker(tmp_path: Path) -> None:
             await process.wait()
         client.close()
         etcd.stop()
+
+
+def test_workers_with_trunks_need_one_certificate_each(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker is its own router on trunks too: its certificate must name ``<node>-w<k>``,
+    so a single certificate for the node is refused, and a ``{node}`` path template is
+    checked for every worker."""
+    from control.cli import main
+    from control.cluster_ca import create_ca, issue_node_certificate
+
+    create_ca(tmp_path / "ca")
+    issue_node_certificate(tmp_path / "ca", "wk-w0", tmp_path / "nodes")
+    common = ["router", "--etcd", "http://127.0.0.1:1", "--region", "eu-central",
+              "--node-id", "wk", "--workers", "2", "--trunk-ca", str(tmp_path / "ca" / "ca.pem")]
+    single = [*common, "--trunk-cert", str(tmp_path / "nodes" / "wk-w0.pem"),
+              "--trunk-key", str(tmp_path / "nodes" / "wk-w0.key")]
+    assert main(single) == 2
+    assert "{node}" in capsys.readouterr().err
+    template = [*common, "--trunk-cert", str(tmp_path / "nodes" / "{node}.pem"),
+                "--trunk-key", str(tmp_path / "nodes" / "{node}.key")]
+    assert main(template) == 2, "wk-w1 has no certificate"
+    assert "wk-w1" in capsys.readouterr().err

@@ -36,6 +36,10 @@ const options = {
   policy: params.get("policy") || null,
 };
 const relayOnly = ["1", "true", "yes"].includes((params.get("relay") ?? "").toLowerCase());
+// Test instrument: send the subscriber connection through a loopback impairment proxy
+// (`regio impair`); only 127.x.y.z:PORT is accepted, anything else is ignored.
+const viaMatch = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}):(\d{1,5})$/.exec(params.get("via") ?? "");
+const via = viaMatch ? { host: viaMatch[1], port: Number(viaMatch[2]) } : null;
 
 const view = new MeetingView();
 const model = {
@@ -48,6 +52,7 @@ const model = {
   chatEnabled: false,
   chatLog: [],
   connection: {},
+  link: null,
   stats: { audioPacketsReceived: 0, videoFramesDecoded: 0, candidateType: null, remoteCandidateType: null },
   reconnects: 0,
   muted: { audio: false, video: false },
@@ -133,6 +138,7 @@ function started(s, joined, answer) {
   const Session = joined.mode === "p2p" ? P2pSession : SfuSession;
   session = new Session(s, {
     localStream: model.localStream,
+    via,
     rtcConfig: rtcConfiguration(answer, relayOnly),
     onTrack: (pid, track) => view.addTrack(pid, track, displayName(model.participants.get(pid) ?? { id: pid })),
     onTrackGone: (pid, track) => view.removeTrack(pid, track),
@@ -155,6 +161,16 @@ function started(s, joined, answer) {
     else console.warn("router:", msg.code, msg.message);
   });
   s.on("bye", () => {});
+  s.on("link_stats", (msg) => {
+    // The router's view of our subscriber connection; layers by publishing participant.
+    const layers = {};
+    for (const [trackId, layer] of Object.entries(msg.layers ?? {})) {
+      const who = session?.tracks?.get(trackId)?.participant;
+      const name = who ? displayName(model.participants.get(who) ?? { id: who }) : trackId;
+      layers[name] = layer;
+    }
+    model.link = { estimateBps: msg.estimate_bps ?? 0, rttMs: msg.rtt_ms ?? 0, layers };
+  });
   s.onlost = (code) => lost(code);
   renderParticipants();
   session.start(joined);
@@ -296,6 +312,7 @@ function snapshot() {
     chatLog: model.chatLog.map(({ from, name, text, self, at }) => ({ from, name, text, self, at })),
     connection: { ...model.connection },
     ...model.stats,
+    link: model.link,
     reconnects: model.reconnects,
     muted: { ...model.muted },
     publishing: Boolean(model.localStream?.getTracks().length),
@@ -320,6 +337,7 @@ Object.defineProperty(window, "regio", {
 
 setInterval(async () => {
   if (session) model.stats = await collectStats(session.peerConnections());
+  if (session instanceof SfuSession && model.state === "connected") sig?.send({ type: "link_stats" });
 }, 1000);
 
 window.addEventListener("pagehide", () => sig?.close(true));

@@ -11,6 +11,12 @@ export const SIMULCAST_LAYERS = [
   { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
 
+/** The router's host candidates pointed at ``via`` (a loopback impairment proxy). */
+function viaCandidates(sdp, via) {
+  return sdp.replace(/^(a=candidate:\S+ \d+ udp \d+ )\S+ \d+( typ host.*)$/gim,
+    (_, head, tail) => `${head}${via.host} ${via.port}${tail}`);
+}
+
 export class SfuSession {
   /**
    * @param {import("./signaling.js").Signaling} signaling
@@ -82,7 +88,8 @@ export class SfuSession {
   async onOffer(msg) {
     if (this.closed) return;
     this.midTracks = msg.tracks ?? {};
-    await this.sub.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    const sdp = this.opts.via ? viaCandidates(msg.sdp, this.opts.via) : msg.sdp;
+    await this.sub.setRemoteDescription({ type: "offer", sdp });
     const answer = await this.sub.createAnswer();
     await this.sub.setLocalDescription(answer);
     this.sig.send({ type: "answer", sdp: this.sub.localDescription.sdp });

@@ -2,7 +2,8 @@
 // frames, the kind of ICE candidate in use). No addresses are read out.
 
 export async function collectStats(connections) {
-  const out = { audioPacketsReceived: 0, videoFramesDecoded: 0, candidateType: null, remoteCandidateType: null };
+  const out = { audioPacketsReceived: 0, videoFramesDecoded: 0, videoFreezeCount: 0,
+    videoFreezesDuration: 0, candidateType: null, remoteCandidateType: null };
   for (const pc of connections) {
     if (!pc || pc.connectionState === "closed") continue;
     let report;
@@ -14,7 +15,11 @@ export async function collectStats(connections) {
     let pairId = null;
     report.forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "audio") out.audioPacketsReceived += s.packetsReceived ?? 0;
-      if (s.type === "inbound-rtp" && s.kind === "video") out.videoFramesDecoded += s.framesDecoded ?? 0;
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        out.videoFramesDecoded += s.framesDecoded ?? 0;
+        out.videoFreezeCount += s.freezeCount ?? 0;
+        out.videoFreezesDuration += s.totalFreezesDuration ?? 0;
+      }
       if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
     });
     const pair = pairId ? report.get(pairId) : null;

@@ -1,0 +1,1 @@
+"""``regio bench trunk``: loss-aware trunk paths across three namespace hosts."""

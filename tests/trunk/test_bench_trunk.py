@@ -1,0 +1,48 @@
+"""``regio bench trunk`` for real on namespace hosts (root; CI runs as root), and its refusal
+without root."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.control.conftest import python_env
+from tests.trunk.routers import REPO
+
+
+def regio(*args: str, prefix: tuple[str, ...] = (), timeout: float = 600
+          ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-m", "control", *args], capture_output=True,
+                          text=True, env=python_env(), cwd=str(REPO), timeout=timeout)
+
+
+@pytest.mark.etcd
+@pytest.mark.slow
+def test_bench_trunk_reports_every_figure() -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: the namespace bench must run")
+        pytest.skip("needs root (network namespaces)")
+    done = regio("bench", "trunk", "--json", "--seconds", "12", "--warmup", "4", "--loss", "10")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for key in ("delivered_loss", "direct_only_loss", "switch_s", "relay_p99_ms"):
+        assert key in report
+    assert 0.0 <= report["delivered_loss"] <= 1.0 and 0.0 <= report["direct_only_loss"] <= 1.0
+    assert report["switch_s"] is not None and report["switch_s"] >= 0  # the path did change
+    assert report["packets_in_loss_window"] > 0
+
+
+def test_bench_trunk_without_root_exits_2() -> None:
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root to drop to an unprivileged user")
+    done = regio("bench", "trunk", "--json", prefix=(setpriv, "--reuid=65534", "--regid=65534",
+                                                      "--clear-groups"), timeout=120)
+    assert done.returncode == 2
+    assert "root" in done.stderr and done.stdout == ""

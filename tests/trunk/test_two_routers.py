@@ -1,0 +1,129 @@
+"""Two real router processes on loopback with a real etcd: a room spanning both through a trunk.
+
+A publisher on router A, a subscriber on router B: B receives exactly the publisher's payloads,
+in order; both publish their probe figures for the link. Then A dies: B tears the trunk
+down within the lease TTL, its own participant stays.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import trio
+
+from control import schema
+from control.bootstrap import init_cluster
+from control.etcd import EtcdClient
+from control.localetcd import LocalEtcd
+from control.schema import RoomRouterRecord
+from control.topology import load_topology
+from control.view import open_view
+from tests.control.conftest import python_env
+from tests.router.synth import SynthClient, rtp, token
+from tests.trunk.routers import REPO, RouterProc, start_router
+
+pytestmark = pytest.mark.etcd
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def payload_of(packet: bytes) -> bytes:
+    """The RTP payload after the CSRC list and any header extension."""
+    start = 12 + 4 * (packet[0] & 0x0F)
+    if packet[0] & 0x10:
+        start += 4 + 4 * int.from_bytes(packet[start + 2:start + 4], "big")
+    return packet[start:]
+
+
+async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # type: ignore[no-untyped-def]
+    etcd = LocalEtcd(1, base_dir=tmp_path / "etcd")
+    await etcd.start()
+    client = EtcdClient(etcd.config(timeout=2.0))
+    routers: list[RouterProc] = []
+    try:
+        await init_cluster(client, load_topology(REPO / "infra/local/topology.toml"))
+        ra = await start_router(tmp_path, etcd.urls, "rA", "eu-central")
+        routers.append(ra)
+        rb = await start_router(tmp_path, etcd.urls, "rB", "eu-north")
+        routers.append(rb)
+        view = await open_view(client, nursery)
+        await view.wait_until(lambda: all(
+            (n := view.node(x)) is not None and any(a.protocol == "quic" for a in n.addresses)
+            for x in ("rA", "rB")), 20)
+        for node, region in (("rA", "eu-central"), ("rB", "eu-north")):
+            record = RoomRouterRecord("span", node, region, "EEA", time.time())
+            await client.put(schema.room_router_key("span", node), record.encode())
+        keyset = view.keyset("token")
+        assert keyset is not None
+        key = keyset.current_key
+        alice = await SynthClient.join(nursery, ra.signaling,
+                                       token("span", "alice", router="rA", key=key), seed=1)
+        bob = await SynthClient.join(nursery, rb.signaling,
+                                     token("span", "bob", router="rB", key=key), seed=2)
+        await alice.publish(audio_ssrc=1111)
+        offer = await bob.answer_offer(timeout=20)
+        assert len(offer["tracks"]) == 1
+        assert alice.publisher is not None and bob.subscriber is not None
+        with trio.fail_after(15):
+            await alice.publisher.connected.wait()
+            await bob.subscriber.connected.wait()
+        sent = []
+        for seq in range(300):
+            payload = seq.to_bytes(2, "big") * 40
+            alice.send_rtp(rtp(1000 + seq, 1111, 111, payload, seq * 960))
+            sent.append(payload)
+            if seq % 20 == 0:
+                await trio.sleep(0.005)
+        with trio.fail_after(20):
+            while len(bob.subscriber.received) < 300:
+                await trio.sleep(0.02)
+        got = [payload_of(p) for p in bob.subscriber.received]
+        assert got == sent
+        assert len({p[8:12] for p in bob.subscriber.received}) == 1
+
+        # each router probes the link to the other and publishes it; the view holds the map
+        await view.wait_until(lambda: {("rA", "rB"), ("rB", "rA")} <= set(view.links()), 20)
+        link = view.links()[("rB", "rA")]
+        assert link.samples >= 1 and link.loss == 0.0 and 0 < link.rtt_ms < 1000
+
+        # metrics: the trunk, its probe figures; the audit names both routers and the path
+        metrics = await trio.to_thread.run_sync(fetch, rb.ready["metrics"])
+        assert 'regio_trunks_up{region="eu-north"} 1.0' in metrics
+        assert 'regio_trunk_rtt_seconds{peer="rA",region="eu-north"}' in metrics
+        with trio.fail_after(20):
+            while len((await client.get_prefix(schema.room_audit_prefix("span")))[1]) < 2:
+                await trio.sleep(0.2)
+        audit = await trio.to_thread.run_sync(lambda: subprocess.run(
+            [sys.executable, "-m", "control", "audit", "room", "span", "--etcd", etcd.urls,
+             "--json"], capture_output=True, text=True, env=python_env(), cwd=str(REPO),
+            timeout=60, check=True).stdout)
+        report = json.loads(audit)
+        assert [(n["node"], n["region"], n["jurisdiction"]) for n in report["nodes"]] == [
+            ("rA", "eu-central", "EEA"), ("rB", "eu-north", "EEA")]
+        assert ["rA", "rB"] in report["paths"] and report["jurisdictions"] == ["EEA"]
+        assert "127.0.0.1" not in audit and "alice" not in audit
+
+        # router A dies: within its lease TTL (3 s) B drops the trunk and A's track
+        ra.kill()
+        killed = trio.current_time()
+        gone = await bob.ws.recv_type("track_unpublished", timeout=15)
+        assert gone["track"]["participant"] == "alice"
+        assert trio.current_time() - killed < 3 + 2.0  # TTL plus etcd's expiry granularity
+        await bob.ws.send({"type": "ping", "id": 1})
+        assert (await bob.ws.recv_type("pong"))["id"] == 1  # B's participant is unaffected
+        await bob.close()
+        await alice.close()
+    finally:
+        for r in routers:
+            r.kill()
+        client.close()
+        etcd.stop()

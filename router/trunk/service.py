@@ -145,6 +145,8 @@ class TrunkService:
         if self.loss_aware:
             self.bridge.update_paths(self.link_map(),
                                      {n: r.jurisdiction for n, r in nodes.items()}, now)
+        else:  # no jurisdictions known: no relay is admitted, every flow stays direct
+            self.bridge.update_paths({}, {}, now)
         self._flush()
 
     def link_map(self) -> dict[tuple[str, str], LinkState]:

@@ -108,7 +108,9 @@ async def test_unreachable_etcd_is_one_clear_line() -> None:
 async def test_status_drain_and_sigterm(etcd: LocalEtcd, client: EtcdClient,
                                         spawn_node: SpawnNode) -> None:
     await regio("cluster", "init", "--etcd", etcd.urls, "--topology", str(TOPOLOGY))
-    a = await spawn_node(etcd.urls, "eu-a", "--rooms", "2", "--room-seconds", "0.5")
+    # Rooms empty 2 s apart once the drain starts: the record stays long enough to be read
+    # as draining even when a loaded machine is slow to return from the CLI.
+    a = await spawn_node(etcd.urls, "eu-a", "--rooms", "2", "--room-seconds", "2")
     b = await spawn_node(etcd.urls, "eu-b", "--rooms", "1", "--deadline", "1.0")
     us = await spawn_node(etcd.urls, "us-a", "--region", "us-east", "--jurisdiction", "US")
 
@@ -128,7 +130,7 @@ async def test_status_drain_and_sigterm(etcd: LocalEtcd, client: EtcdClient,
     assert kv is not None and NodeRecord.decode(kv.value).draining
     await a.wait_event("draining", 5)
     assert a.events[-1]["event"] != "exit"
-    done = await a.wait_event("drained", 10)
+    done = await a.wait_event("drained", 20)
     assert done["reason"] == "empty" and done["trigger"] == "etcd"
     await a.wait_event("exit", 5)
     assert await client.get(schema.node_key("eu-a")) is None

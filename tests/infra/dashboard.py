@@ -44,7 +44,7 @@ DASHBOARD = MONITORING / "grafana" / "regio-dashboard.json"
 CLIENTS = {"eu-central": "5.1.83.1", "eu-north": "193.10.0.1", "us-east": "8.8.8.8"}
 AUDIO_PPS, VIDEO_PPS = 50, 150
 #: Grafana's unit ids, as the axis titles say them.
-UNITS = {"pps": "packets/s", "reqps": "requests/s", "µs": "µs", "ms": "ms"}
+UNITS = {"pps": "packets/s", "reqps": "requests/s", "µs": "µs", "ms": "ms", "percent": "%"}
 NOTICE = ("Panels of infra/monitoring/grafana/regio-dashboard.json drawn with matplotlib from a "
           "real Prometheus scraping a local 3-region cluster under synthetic WebRTC load. "
           "Not a Grafana screenshot: Grafana cannot be installed here.")
@@ -67,15 +67,20 @@ class Room:
     region: str
     subscribers: int
     video_pps: int = VIDEO_PPS
+    subscribers_from: str = ""
+    """Region whose clients subscribe (default: the room's own): another region's subscribers
+    get their nearest router there, and the media crosses a trunk."""
     clients: list[SynthClient] = field(default_factory=list)
     relays: list[NetClient] = field(default_factory=list)
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
-async def join(nursery: trio.Nursery, frontdoor: str, room: Room, who: str) -> SynthClient:
-    answer = await trio.to_thread.run_sync(post_join, frontdoor, room.name,
-                                           CLIENTS[room.region], who)
-    assert answer["region"] == room.region, answer
+async def join(nursery: trio.Nursery, frontdoor: str, room: Room, who: str,
+               region: str = "") -> SynthClient:
+    region = region or room.region
+    answer = await trio.to_thread.run_sync(post_join, frontdoor, room.name, CLIENTS[region],
+                                           who)
+    assert answer["region"] == region, answer
     client = await SynthClient.join(nursery, answer["router"]["signaling_url"],
                                     answer["token"], seed=random.randrange(1 << 30))
     room.clients.append(client)
@@ -104,9 +109,9 @@ async def run_room(frontdoor: str, room: Room, corrupt_after: float | None = Non
     """Join everyone, then publish until cancelled (``room.scope``)."""
     with room.scope:
         async with trio.open_nursery() as nursery:
-            subscribers = [await join(nursery, frontdoor, room, f"s{i}")
-                           for i in range(room.subscribers)]
             publisher = await join(nursery, frontdoor, room, "p")
+            subscribers = [await join(nursery, frontdoor, room, f"s{i}", room.subscribers_from)
+                           for i in range(room.subscribers)]
             audio, video = random.randrange(1, 1 << 31), random.randrange(1, 1 << 31)
             await publisher.publish(audio, video)
             for sub in subscribers:
@@ -246,6 +251,8 @@ async def drive(frontdoor: str, seconds: float) -> None:
         (0, Room("allhands", "us-east", 2)),
         (0.25, Room("review", "eu-central", 3, video_pps=250)),
         (0.45, Room("retro", "us-east", 1)),
+        # Publisher in Frankfurt, subscribers in the US: one trunk eu-central -> us-east.
+        (0.55, Room("townhall", "eu-central", 2, subscribers_from="us-east")),
     ]
     started = trio.current_time()
     async with trio.open_nursery() as nursery:

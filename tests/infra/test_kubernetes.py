@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from control.cli import build_parser
+from control.cluster_ca import create_ca, issue_node_certificate
 from control.config import load
 from control.topology import load_topology
 from geo.frontdoor.config import FrontdoorConfig
@@ -70,12 +71,21 @@ def node_workloads(build: str) -> Iterator[tuple[str, dict[str, Any], dict[str, 
             yield kind, workload, container
 
 
+POD_NAME = "router-5d8f7-x2x9q"
+
+
 def config_files(build: str, tmp_path: Path) -> Path:
-    """The regio-config ConfigMap's files, written where the node args can point."""
+    """The regio-config ConfigMap's files, written where the node args can point, and a trunk
+    certificate from a fresh cluster CA naming the pod (what the CSI volume provides)."""
     (configmap,) = [c for c in objects(build, "ConfigMap")
                     if c["metadata"]["name"].startswith("regio-config")]
     for name, text in configmap["data"].items():
         (tmp_path / name).write_text(text)
+    create_ca(tmp_path / "ca")
+    creds = issue_node_certificate(tmp_path / "ca", POD_NAME, tmp_path / "issued")
+    (tmp_path / "trunk").mkdir()
+    for source, name in ((creds.cert, "tls.crt"), (creds.key, "tls.key"), (creds.ca, "ca.crt")):
+        (tmp_path / "trunk" / name).write_bytes(source.read_bytes())
     return tmp_path
 
 
@@ -88,11 +98,12 @@ def env_of(build: str) -> dict[str, str]:
 def args_of(container: dict[str, Any], build: str, config_dir: Path) -> list[str]:
     """The container's arguments as the kubelet expands them (``$(VAR)``), with the config
     directory pointing at the rendered ConfigMap's files."""
-    values = {**env_of(build), "POD_NAME": "router-5d8f7-x2x9q", "HOST_IP": "198.18.0.10"}
+    values = {**env_of(build), "POD_NAME": POD_NAME, "HOST_IP": "198.18.0.10"}
     out = []
     for arg in container["args"]:
         arg = re.sub(r"\$\((\w+)\)", lambda m: values[m.group(1)], arg)
-        out.append(arg.replace("/etc/regio/config/", f"{config_dir}/"))
+        arg = arg.replace("/etc/regio/config/", f"{config_dir}/")
+        out.append(arg.replace("/etc/regio/trunk/", f"{config_dir}/trunk/"))
     return out
 
 
@@ -260,6 +271,13 @@ def test_only_routers_reach_the_trunk_port(region: str) -> None:
     (container,) = pod_spec(router)["containers"]
     (trunk,) = [p for p in container["ports"] if p["name"] == "trunk"]
     assert trunk["protocol"] == "UDP"
+    assert f"--trunk-port={trunk['containerPort']}" in container["args"]
+    # The trunk certificate must name the node id (CN and URI SAN), which is the pod name.
+    assert "--node-id=$(POD_NAME)" in container["args"]
+    (volume,) = [v for v in pod_spec(router)["volumes"] if v["name"] == "trunk"]
+    attributes = volume["csi"]["volumeAttributes"]
+    assert attributes["csi.cert-manager.io/common-name"] == "${POD_NAME}"
+    assert attributes["csi.cert-manager.io/uri-sans"] == "urn:regio:node:${POD_NAME}"
     rules = policy(build, "router")["spec"]["ingress"]
     trunk_rules = [r for r in rules if any(p["port"] in ("trunk", trunk["containerPort"])
                                            for p in r.get("ports", []))]
@@ -311,3 +329,14 @@ def test_metrics_ports_are_where_the_processes_serve_metrics(region: str, tmp_pa
              if r.get("from") == [{"namespaceSelector": {"matchLabels": {
                  "kubernetes.io/metadata.name": "monitoring"}}}]]
     assert [p["port"] for r in rules for p in r["ports"]] == ["metrics", "metrics"]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_nodes_can_unseal_the_secrets_in_etcd(region: str) -> None:
+    build = f"overlays/{region}"
+    key = Path(env_of(build)["REGIO_SECRETS_KEY"])
+    for _, workload, container in node_workloads(build):
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+        (name,) = [n for n, path in mounts.items() if Path(path) == key.parent]
+        assert volumes[name]["secret"]["secretName"] == "regio-secrets-key"

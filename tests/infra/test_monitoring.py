@@ -49,6 +49,11 @@ def exported_names() -> set[str]:
                 name = match.group(1)
                 names |= {name, f"{name}_total", f"{name}_bucket", f"{name}_sum",
                           f"{name}_count"}
+    # The loss-aware link figures are named from tables (regio_router_link_<key>).
+    from router.metrics import _LINK_COUNTERS, _LINK_GAUGES
+
+    names |= {f"regio_router_link_{name}" for _, name, _ in _LINK_GAUGES}
+    names |= {f"regio_router_link_{key}_total" for key, _ in _LINK_COUNTERS}
     return names
 
 
@@ -60,7 +65,8 @@ def test_rules_read_only_metrics_the_code_exports() -> None:
     assert not unknown, f"rules read metrics nothing exports: {sorted(unknown)}"
     assert {"regio_frontdoor_residency_violations_total", "regio_node_lease_losses_total",
             "regio_turn_allocations_refused_total", "regio_router_srtp_failures_total",
-            "regio_turn_allocation_quota"} <= metrics
+            "regio_turn_allocation_quota", "regio_router_link_nack_given_up_total",
+            "regio_trunk_srtp_auth_failures_total"} <= metrics
 
 
 def test_dashboard_queries_are_valid_promql_over_known_series(tmp_path: Path) -> None:
@@ -69,7 +75,7 @@ def test_dashboard_queries_are_valid_promql_over_known_series(tmp_path: Path) ->
     dashboard = json.loads((MONITORING / "grafana" / "regio-dashboard.json").read_text())
     exprs = [t["expr"].replace("$region", ".*") for p in dashboard["panels"]
              for t in p["targets"]]
-    assert len(exprs) >= 8
+    assert len(exprs) >= 12
     rules = {"groups": [{"name": "dashboard", "rules": [
         {"record": f"dashboard:panel_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
     path = tmp_path / "dashboard-rules.yml"
@@ -83,4 +89,5 @@ def test_dashboard_queries_are_valid_promql_over_known_series(tmp_path: Path) ->
     metrics = set(re.findall(r"(?<![:\w])((?:regio|process|etcd)_[a-z_]+)(?=[{\[ )\n])", text))
     assert metrics <= exported_names() | FOREIGN
     titles = {p["title"] for p in dashboard["panels"]}
-    assert {"Participants", "Forwarded packets/s", "Router CPU per forwarded packet"} <= titles
+    assert {"Participants", "Forwarded packets/s", "Router CPU per forwarded packet",
+            "Loss before and after recovery (publisher uplinks)", "Trunk paths"} <= titles

@@ -161,6 +161,19 @@ Placer = Callable[[str, str, str, Chooser, Liveness], Awaitable[Assignment]]
 :class:`PlacementUnavailable` / :class:`NoRouterForRoom`."""
 
 
+def single_router(snapshot: Snapshot, mode: str, members: Sequence[str]) -> bool:
+    """Whether a room with these live ``members`` must stay on its one router: ``p2p`` rooms
+    never span, and a router without trunks cannot share a room with another router."""
+    return bool(members) and (mode == "p2p"
+                              or not all(m in snapshot.trunk_ids for m in members))
+
+
+def spanning_candidates(snapshot: Snapshot, members: Sequence[str]) -> Sequence[NodeInfo]:
+    """Routers a participant may be given: any for a new room; once the room has (trunked)
+    routers, only routers with trunks, which can carry the room's media to the others."""
+    return snapshot.trunk_routers if members else snapshot.routers
+
+
 class JoinService:
     """The front door's join logic over a cluster snapshot, a room cache and a placer."""
 
@@ -313,10 +326,12 @@ class JoinService:
                 snapshot: Snapshot, members: Sequence[str]) -> Selected | JoinAnswer:
         """The participant's router from the snapshot, or the answer refusing them.
 
-        A ``p2p`` room (mode of ``small``) is one router relaying signaling between two
-        peers, so it never spans: a participant gets the room's router, and a client who may
-        not use it is refused with 409 ``room_outside_jurisdiction``."""
-        if mode == "p2p" and members:
+        A room that cannot span routers keeps one router: a ``p2p`` room (mode of
+        ``small``: one router relaying signaling between two peers), or a room whose router
+        has no trunks (no ``quic`` listener registered). A participant then gets the room's
+        router, and a client who may not use it is refused with 409
+        ``room_outside_jurisdiction``."""
+        if single_router(snapshot, mode, members):
             node = snapshot.infos[members[0]]
             verdict = check_room(topology, place, cast(RoomPolicy, policy), node)
             if isinstance(verdict, RoomOutsideJurisdiction):
@@ -345,7 +360,8 @@ class JoinService:
                 self._routers.clear()
             chosen = self._routers[key] = select_router(
                 snapshot.topology,  # type: ignore[arg-type]
-                place, cast(RoomPolicy, policy), snapshot.routers, members)
+                place, cast(RoomPolicy, policy), spanning_candidates(snapshot, members),
+                members)
         return chosen
 
     def _chooser(self, topology: Topology, place: ClientPlace, mode: str) -> Chooser:
@@ -355,14 +371,14 @@ class JoinService:
         def choose(policy: str, members: Sequence[RoomRouterRecord]) -> NodeRecord | None:
             snapshot = self.snapshots.get()
             names = [m.router for m in members if m.router in snapshot.router_ids]
-            if mode == "p2p" and names:
+            if single_router(snapshot, mode, names):
                 node = snapshot.infos[names[0]]
                 if not isinstance(check_room(topology, place, cast(RoomPolicy, policy), node),
                                   RoomAllowed):
                     return None
                 return snapshot.records.get(node.node_id)
-            chosen = select_router(topology, place, cast(RoomPolicy, policy), snapshot.routers,
-                                   names)
+            chosen = select_router(topology, place, cast(RoomPolicy, policy),
+                                   spanning_candidates(snapshot, names), names)
             if isinstance(chosen, NoCapacity):
                 return None
             return snapshot.records.get(chosen.node.node_id)

@@ -94,6 +94,10 @@ class Snapshot:
     """Every join-token key (for verifying a rejoin's previous token in the overlap)."""
     router_ids: frozenset[str] = frozenset()
     """Routers that count as live: registered and not marked down by the health probes."""
+    trunk_routers: tuple[NodeInfo, ...] = ()
+    """Live routers that registered a trunk listener (``quic``): only these can share a room
+    with other routers."""
+    trunk_ids: frozenset[str] = frozenset()
     health_version: int = 0
 
 
@@ -123,6 +127,8 @@ def build_snapshot(
     topology = static_topology if static_topology is not None else source.topology()
     down = health.down if health is not None else frozenset()
     routers = tuple(i for i in infos.values() if i.kind == "router" and i.node_id not in down)
+    trunked = tuple(i for i in routers
+                    if any(a.protocol == "quic" for a in records[i.node_id].addresses))
     return Snapshot(
         revision=source.revision,
         topology=topology,
@@ -137,6 +143,8 @@ def build_snapshot(
         turn_key=_current(source, "turn"),
         token_keyset=source.keyset("token"),
         router_ids=frozenset(i.node_id for i in routers),
+        trunk_routers=trunked,
+        trunk_ids=frozenset(i.node_id for i in trunked),
         health_version=health.version if health is not None else 0,
     )
 

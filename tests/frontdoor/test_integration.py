@@ -209,27 +209,24 @@ def test_join_answer_shape_and_existing_room(live: Cluster,
     assert all(s["username"].split(":")[1].startswith("eu-") for s in third["ice_servers"])
 
 
-def test_room_spans_routers_each_client_nearest_allowed(
+def test_room_without_trunks_stays_on_its_router(
         live: Cluster, country_addresses: dict[str, list[str]]) -> None:
-    """A ``nearest`` room opened in us-east: a German participant gets the EEA router nearest
-    to them (no 409), and the room's etcd record lists both routers. A ``p2p`` room never
-    spans, so there the German client still gets 409."""
+    """These routers have no trunk certificate, so a room cannot span them: a German client
+    of a ``nearest`` room held in us-east is refused with 409 (the spanning case, with trunks,
+    is tests/trunk/test_placement_e2e.py); a US client still joins it on its router, and the
+    room's etcd record lists that one router."""
     status, body, _ = live.join("us-room", country_addresses["US"][2])
     assert status == 200 and body["region"] == "us-east"
     status, body, _ = live.join("us-room", country_addresses["DE"][2])
-    assert status == 200, body
-    assert body["router"]["jurisdiction"] == "EEA" and body["policy"] == "nearest"
-    assert body["region"] == _nearest_region(live, "DE")
+    assert status == 409
+    assert body["error"] == "room_outside_jurisdiction"
+    status, body, _ = live.join("us-room", country_addresses["BR"][2])
+    assert status == 200 and body["region"] == "us-east", body
 
     async def members(client: EtcdClient) -> set[str]:
         return {r.router for r in await room_routers(client, "us-room")}
 
-    assert live.cluster.run(members) == {live.routers["us-east"].node_id, body["router"]["node"]}
-    status, body, _ = live.join("us-p2p", country_addresses["US"][1], {"size": "small"})
-    assert status == 200 and body["mode"] == "p2p"
-    status, body, _ = live.join("us-p2p", country_addresses["DE"][1])
-    assert status == 409
-    assert body["error"] == "room_outside_jurisdiction"
+    assert live.cluster.run(members) == {live.routers["us-east"].node_id}
 
 
 def test_unlocatable_clients_fail_closed(live: Cluster) -> None:

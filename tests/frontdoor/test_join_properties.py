@@ -120,6 +120,8 @@ def clusters(draw: st.DrawFn) -> FakeView:
         node_id = f"n{index}"
         addresses_ = ((NodeAddress("wss", "127.0.0.1", 1000 + index),) if kind == "router"
                       else (NodeAddress("udp", "127.0.0.1", 2000 + index),))
+        if kind == "router" and draw(st.integers(0, 3)) > 0:  # most routers have trunks
+            addresses_ += (NodeAddress("quic", "127.0.0.1", 3000 + index),)
         records[node_id] = NodeRecord(
             node_id, kind, region,
             topology.regions[region].jurisdiction if honest
@@ -197,6 +199,9 @@ def test_residency_holds_through_the_join_path(
                        for m in members.values())
             if record.mode == "p2p":
                 assert len(members) <= 1, "a p2p room never spans routers"
+            if len(members) > 1:
+                assert all(any(a.protocol == "quic" for a in view.records[m].addresses)
+                           for m in members), "only routers with trunks share a room"
 
 
 @settings(max_examples=60)

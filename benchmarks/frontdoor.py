@@ -219,7 +219,7 @@ def run_command(args: Any) -> int:
             "/proc over the measured window (CPU us/join is the figure least disturbed by "
             "other load); targets 5,000 joins/s (joins of existing rooms: a meeting's joins "
             "after its first; a new room costs an etcd transaction), p99 < 20 ms, 200,000 "
-            f"lookups/s; load average before the run {figures['loadavg']:.2f} on 2 cores "
-            "shared with other sessions' test runs",
+            f"lookups/s; load average before the run {figures['loadavg']:.2f}; "
+            f"{machine.load_note()}",
         )
     return 0

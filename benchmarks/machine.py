@@ -26,3 +26,11 @@ def describe() -> dict[str, str | int]:
         "kernel": platform.release(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
+
+
+def load_note() -> str:
+    """How busy the machine was, measured rather than assumed: figures taken beside other work
+    (a shared development machine) are only comparable as side-by-side ratios."""
+    one, five, _ = os.getloadavg()
+    return (f"load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count() or 0} "
+            "cores when recorded")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from functools import partial
 from typing import Any
@@ -139,16 +138,15 @@ def _print_table(results: list[dict[str, Any]], ratio: float | None) -> None:
 
 
 def _record(results: list[dict[str, Any]], ratio: float | None, command: str) -> None:
+    from benchmarks import machine
     from benchmarks import results as store
 
     notes = ("subscriber legs through `regio impair` (both directions impaired, RTT as "
              "given); residual = video packets not delivered within 300 ms of sending "
              "(audio is not retransmitted in WebRTC: its residual equals its wire loss); "
-             "recovery = gap seen -> repair arrived; machine shared with other engineers' "
-             "tests, CPU figures noisy")
+             f"recovery = gap seen -> repair arrived; {machine.load_note()}")
     if ratio is not None:
         notes += f"; router CPU per forwarded packet loss-aware on/off: {ratio:.2f}x"
-    notes += f"; load average at the end {os.getloadavg()[0]:.1f}"
     store.record_section("Loss recovery (regio bench loss)", command, _COLUMNS,
                          [_row(r) for r in results], notes=notes)
 

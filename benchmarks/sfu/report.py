@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import results
+from benchmarks import machine, results
 from benchmarks.sfu.runner import SWEEP_MAX_LOSS_PCT, SWEEP_MAX_P99_US, BenchReport, PhaseReport
 
 GOAL = ("goals: router CPU per forwarded packet <= 1.0x Janus and <= 1.4x the SRTP relay on "
@@ -130,7 +130,7 @@ def record(outcome: BenchReport, command: str, plots: list[str] | None = None) -
     notes = (f"{load}; SRTP AES-GCM or as negotiated; "
              f"{'servers pinned to CPU 0, clients to CPU 1' if outcome.pinned else 'unpinned'}"
              "; latency = publisher send -> subscriber decrypt, same clock; loss includes "
-             "kernel drops; the machine was shared with other engineers' work during the run; "
+             f"kernel drops; {machine.load_note()}; "
              + "; ".join(ratio_lines(outcome)) + f"; {GOAL}")
     if plots:
         notes += "; plots: " + ", ".join(plots)

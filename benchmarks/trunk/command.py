@@ -84,7 +84,7 @@ def run_trunk(args: argparse.Namespace) -> int:
             "Trunk paths under loss", f"regio bench trunk {flags}", keys,
             [[result[k] for k in keys]],
             notes="three routers on namespace hosts; nftables loss both ways on the r1-r2 "
-            "link; shared machine (other engineers' tests running)")
+            f"link; {machine.load_note()}")
     return 0
 
 

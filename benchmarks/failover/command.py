@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks import machine
 from benchmarks.failover.figures import TARGETS
 
 TOPOLOGY = """# regio bench failover: two routers in eu-central so its clients have somewhere to go
@@ -149,7 +150,8 @@ def run_command(args: Any) -> int:
             f"--join-rate {args.join_rate:g}", ["figure", "value", "target", "verdict"],
             [(label, figures.get(key), f"<= {TARGETS[key]}", figures["verdicts"].get(key))
              for key, label in ROWS],
-            notes=f"namespaced cluster (regio cluster up --hosts) on one shared 2-core machine; "
+            notes=f"namespaced cluster (regio cluster up --hosts) on one machine; "
+            f"{machine.load_note()}; "
             f"killed router {figures.get('killed_router')}, etcd leader "
             f"{figures.get('etcd_leader_killed')}; {figures.get('joins')} joins in (b), "
             f"{figures.get('retried_joins')} retried; partition: lease lost after "

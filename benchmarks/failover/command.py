@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine
 from benchmarks.failover.figures import TARGETS
 
 TOPOLOGY = """# regio bench failover: two routers in eu-central so its clients have somewhere to go

@@ -44,7 +44,7 @@ from router.sdp import host_candidate
 from router.session import MediaPlane, RoomNotice, SessionConfig, SessionCore
 from router.signaling.app import SIGNAL_PATH, build_app
 from router.signaling.hub import Hub, TimedMux
-from router.transport import TransportConfig, TransportMux, process_certificate
+from router.transport import TransportConfig, TransportMux, fastpath, process_certificate
 from router.transport.udp_driver import UdpDriver, enlarge_socket_buffers
 
 log = get_logger("router.node")
@@ -139,6 +139,8 @@ class RouterNode:
         log.info("media socket buffers: receive %d bytes, send %d bytes (asked for %d)",
                  rcv, snd, config.udp_buffer)
         self.addresses.extra["socket_buffers"] = {"receive": rcv, "send": snd}
+        fastpath.log_choice()  # which per-packet loops run: compiled, or the Python reference
+        self.addresses.extra["fast_path"] = fastpath.enabled()
         port = self.sock.getsockname()[1]
         public = config.public_ip or config.listen
         self.addresses.udp = (public, port)

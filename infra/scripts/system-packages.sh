@@ -5,6 +5,9 @@
 set -eu
 
 PACKAGES="etcd-server etcd-client chromium coturn nftables iproute2 janus prometheus systemd"
+# A C compiler and Python's headers build the router's compiled fast path
+# (router/transport/_fastpath.c) during `pip install -e .`.
+PACKAGES="$PACKAGES build-essential python3-dev"
 # kubectl (for `kubectl kustomize`) may come from Kubernetes' own repository as package
 # `kubectl`, which conflicts with Debian's `kubernetes-client`: take whichever is present.
 if ! command -v kubectl >/dev/null 2>&1; then

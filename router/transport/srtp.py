@@ -28,7 +28,7 @@ from typing import Final
 
 import pylibsrtp
 
-from router.transport import srtp_direct
+from router.transport import fastpath, srtp_direct
 from router.transport.events import Address
 
 Datagram = tuple[bytes, Address]
@@ -69,6 +69,7 @@ _SRTCP_INDEX: Final = 4
 _BUFFER: Final = 1500
 _MAX_PROTECT_RTP: Final = _BUFFER - pylibsrtp.SRTP_MAX_TRAILER_LEN
 _MAX_PROTECT_RTCP: Final = _BUFFER - pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN
+_TRAILER: Final = pylibsrtp.SRTP_MAX_TRAILER_LEN
 #: libsrtp's refusals that mean "not authentic": a bad tag, an AEAD tag failing inside the cipher,
 #: or an SRTCP packet claiming to be unencrypted where our policy encrypts ("cannot check").
 _AUTH_ERRORS: Final = frozenset(
@@ -141,6 +142,7 @@ class SrtpContext:
     """
 
     __slots__ = (
+        "_fast",
         "_in",
         "_inbound",
         "_min_rtcp",
@@ -159,9 +161,12 @@ class SrtpContext:
         *,
         replay_window: int = 1024,
         direct: bool | None = None,
+        fast: bool | None = None,
     ) -> None:
         """``local_key``/``remote_key`` are master key plus salt for each direction; ``direct``
-        forces (True) or avoids (False) the direct libsrtp path, default: when available."""
+        forces (True) or avoids (False) the direct libsrtp path, default: when available;
+        ``fast`` likewise the compiled batch loop (router.transport.fastpath), which needs the
+        direct path."""
         if not 64 <= replay_window < 0x8000:
             raise ValueError(f"SRTP replay window {replay_window} must be in 64..32767")
         self.profile = profile
@@ -187,6 +192,15 @@ class SrtpContext:
         use_direct = srtp_direct.available() if direct is None else direct
         self._in = srtp_direct.DirectSession(self._inbound) if use_direct else None
         self._out = srtp_direct.DirectSession(self._outbound) if use_direct else None
+        use_fast = fastpath.enabled() and self._out is not None if fast is None else fast
+        if use_fast and self._out is None:
+            raise ValueError("the compiled fast path needs the direct libsrtp path")
+        self._fast = use_fast
+
+    @property
+    def fast(self) -> bool:
+        """Whether :meth:`protect_rtp_batch` runs the compiled loop."""
+        return self._fast
 
     @property
     def direct(self) -> bool:
@@ -288,6 +302,13 @@ class SrtpContext:
         the stats updated once. Failures are counted as in :meth:`protect_rtp`.
         """
         d = self._out
+        if self._fast and d is not None:
+            failed = fastpath.protect_batch(d.protect_address, d.srtp_address, packets,
+                                            _MAX_PROTECT_RTP, _TRAILER, dest, out)
+            sent = len(packets) - failed
+            self.stats.rtp_out += sent
+            self.stats.protect_failures += failed
+            return sent
         if d is None:
             sent = 0
             for packet in packets:

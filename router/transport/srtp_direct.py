@@ -62,9 +62,11 @@ class DirectSession:
         "cdata",
         "length",
         "protect",
+        "protect_address",
         "protect_rtcp",
         "session",
         "srtp",
+        "srtp_address",
         "unprotect",
         "unprotect_rtcp",
     )
@@ -81,6 +83,11 @@ class DirectSession:
         self.protect_rtcp: Any = _lib.srtp_protect_rtcp
         self.unprotect: Any = _lib.srtp_unprotect
         self.unprotect_rtcp: Any = _lib.srtp_unprotect_rtcp
+        #: The same session and ``srtp_protect`` as plain addresses, for the compiled fast path
+        #: (router.transport.fastpath), which calls pylibsrtp's libsrtp on pylibsrtp's session.
+        self.srtp_address: int = int(_ffi.cast("uintptr_t", self.srtp))
+        protect = _ffi.addressof(_lib, "srtp_protect")
+        self.protect_address: int = int(_ffi.cast("uintptr_t", protect))
 
     def call(self, func: Any, data: bytes) -> tuple[int, bytes | None]:
         """``(status, output)`` for one packet (the slow but complete form of the inlined call)."""

@@ -1,0 +1,369 @@
+/*
+ * router.transport._fastpath: the router's per-packet loops that Python itself makes slow.
+ *
+ * Three loops, each the compiled twin of a pure-Python reference that stays in the tree and is
+ * tested against this one on the same inputs (tests/transport/test_fastpath.py):
+ *
+ *   protect_batch  - SrtpContext.protect_rtp_batch's loop: protect each plain RTP packet with
+ *                    libsrtp and append (srtp, dest) to the outbox. libsrtp is pylibsrtp's own
+ *                    copy (statically linked into its cffi module): the caller passes the
+ *                    address of its srtp_protect and of the session pylibsrtp created, so the
+ *                    session's state (rollover counters, replay lists) is the one both paths
+ *                    use and no second libsrtp (or its headers) is needed to build this.
+ *   send_batch     - UdpDriver._flush: the outbox goes out with sendmmsg(2), up to 64
+ *                    datagrams per system call instead of one sendto per datagram.
+ *   recv_batch     - UdpDriver._batch's read loop: recvmmsg(2), up to 64 datagrams per call.
+ *
+ * Plain CPython C API rather than cffi: these loops walk Python lists of bytes and tuples, and
+ * a cffi function would need each item converted on the Python side first, which is the very
+ * per-packet cost this removes. Nothing here keeps state between calls except recv buffers.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+typedef int (*srtp_func)(void *session, void *buffer, int *length);
+
+#define MIN_RTP 12
+#define CHUNK 64
+#define RECV_SLOT 9216
+
+/* ---- SRTP ----------------------------------------------------------------------------------- */
+
+static PyObject *
+protect_batch(PyObject *self, PyObject *args)
+{
+    unsigned long long func_addr, session_addr;
+    PyObject *packets, *dest, *out;
+    Py_ssize_t max_length, trailer;
+    if (!PyArg_ParseTuple(args, "KKO!nnOO!", &func_addr, &session_addr, &PyList_Type, &packets,
+                          &max_length, &trailer, &dest, &PyList_Type, &out))
+        return NULL;
+    srtp_func protect = (srtp_func)(uintptr_t)func_addr;
+    void *session = (void *)(uintptr_t)session_addr;
+    Py_ssize_t failed = 0;
+    Py_ssize_t count = PyList_GET_SIZE(packets);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *packet = PyList_GET_ITEM(packets, i);
+        Py_buffer view;
+        if (PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        Py_ssize_t n = view.len;
+        if (n < MIN_RTP || n > max_length) {
+            PyBuffer_Release(&view);
+            failed++;
+            continue;
+        }
+        /* Protect in place inside the output object: one copy per packet, like the reference
+         * path's copy into pylibsrtp's buffer, and no second copy out of it. */
+        PyObject *result = PyBytes_FromStringAndSize(NULL, n + trailer);
+        if (result == NULL) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        memcpy(PyBytes_AS_STRING(result), view.buf, (size_t)n);
+        PyBuffer_Release(&view);
+        int length = (int)n;
+        if (protect(session, PyBytes_AS_STRING(result), &length) != 0 || length < n ||
+            length > n + trailer) {
+            Py_DECREF(result);
+            failed++;
+            continue;
+        }
+        if (_PyBytes_Resize(&result, length) < 0)
+            return NULL;
+        PyObject *item = PyTuple_Pack(2, result, dest);
+        Py_DECREF(result);
+        if (item == NULL)
+            return NULL;
+        int appended = PyList_Append(out, item);
+        Py_DECREF(item);
+        if (appended < 0)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(failed);
+}
+
+/* ---- addresses ------------------------------------------------------------------------------ */
+
+/* Python's (host, port) / (host, port, flowinfo, scope_id) for an IP literal; 0 if it is not
+ * one this fast path handles (the caller then sends that datagram with socket.sendto). */
+static int
+parse_address(PyObject *addr, int family, struct sockaddr_storage *storage, socklen_t *length)
+{
+    if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2)
+        return 0;
+    PyObject *host = PyTuple_GET_ITEM(addr, 0);
+    PyObject *port_obj = PyTuple_GET_ITEM(addr, 1);
+    if (!PyUnicode_Check(host) || !PyLong_Check(port_obj))
+        return 0;
+    long port = PyLong_AsLong(port_obj);
+    if (port < 0 || port > 65535) {
+        PyErr_Clear();
+        return 0;
+    }
+    const char *text = PyUnicode_AsUTF8(host);
+    if (text == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    memset(storage, 0, sizeof(*storage));
+    if (family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)storage;
+        if (PyTuple_GET_SIZE(addr) != 2 || inet_pton(AF_INET, text, &sin->sin_addr) != 1)
+            return 0;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        *length = sizeof(*sin);
+        return 1;
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)storage;
+        if (PyTuple_GET_SIZE(addr) > 2)
+            return 0; /* flowinfo / scope ids: leave them to the stdlib */
+        if (inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1)
+            return 0;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        *length = sizeof(*sin6);
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *
+make_address(const struct sockaddr_storage *storage)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (storage->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)storage;
+        if (inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("(si)", text, (int)ntohs(sin->sin_port));
+    }
+    if (storage->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)storage;
+        if (inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        /* The stdlib's form: (host, port, flowinfo, scope_id). */
+        return Py_BuildValue("(siII)", text, (int)ntohs(sin6->sin6_port),
+                             (unsigned int)ntohl(sin6->sin6_flowinfo),
+                             (unsigned int)sin6->sin6_scope_id);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- sendmmsg ------------------------------------------------------------------------------- */
+
+/* send_batch(fd, family, items) -> (consumed, errors, stopped)
+ *
+ * Sends items[0:consumed] (each (bytes, address)); errors counts datagrams the kernel refused
+ * for a reason other than a full buffer (they are consumed, like the reference's counted
+ * OSError); stopped is 1 if the socket would block, 2 if items[consumed] has an address this
+ * path does not take (send it with sendto and call again), 0 if everything was consumed. */
+static PyObject *
+send_batch(PyObject *self, PyObject *args)
+{
+    int fd, family;
+    PyObject *items;
+    if (!PyArg_ParseTuple(args, "iiO!", &fd, &family, &PyList_Type, &items))
+        return NULL;
+    struct mmsghdr messages[CHUNK];
+    struct iovec vectors[CHUNK];
+    struct sockaddr_storage addresses[CHUNK];
+    Py_ssize_t total = PyList_GET_SIZE(items);
+    Py_ssize_t done = 0, errors = 0;
+    int stopped = 0;
+    while (done < total && !stopped) {
+        int k = 0;
+        PyObject *last_addr = NULL;
+        for (Py_ssize_t i = done; i < total && k < CHUNK; i++, k++) {
+            PyObject *item = PyList_GET_ITEM(items, i);
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+                !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
+                stopped = 2;
+                break;
+            }
+            PyObject *data = PyTuple_GET_ITEM(item, 0);
+            PyObject *addr = PyTuple_GET_ITEM(item, 1);
+            socklen_t alen = 0;
+            if (k > 0 && addr == last_addr) {
+                /* Consecutive datagrams to one subscriber share its address object. */
+                addresses[k] = addresses[k - 1];
+                alen = messages[k - 1].msg_hdr.msg_namelen;
+            } else if (!parse_address(addr, family, &addresses[k], &alen)) {
+                stopped = 2;
+                break;
+            }
+            last_addr = addr;
+            vectors[k].iov_base = PyBytes_AS_STRING(data);
+            vectors[k].iov_len = (size_t)PyBytes_GET_SIZE(data);
+            memset(&messages[k], 0, sizeof(messages[k]));
+            messages[k].msg_hdr.msg_name = &addresses[k];
+            messages[k].msg_hdr.msg_namelen = alen;
+            messages[k].msg_hdr.msg_iov = &vectors[k];
+            messages[k].msg_hdr.msg_iovlen = 1;
+        }
+        if (k == 0)
+            break;
+        int sent;
+        Py_BEGIN_ALLOW_THREADS
+        sent = sendmmsg(fd, messages, (unsigned int)k, 0);
+        Py_END_ALLOW_THREADS
+        if (sent < 0) {
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0)
+                    return NULL;
+                stopped = 0;
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                stopped = 1;
+                break;
+            }
+            /* Refused (e.g. too large, unreachable): count it, drop it, go on. */
+            errors++;
+            done++;
+            stopped = 0;
+            continue;
+        }
+        done += sent;
+        if (sent < k)
+            stopped = 0; /* the next call reports why the kernel stopped */
+    }
+    return Py_BuildValue("(nni)", done, errors, stopped);
+}
+
+/* ---- recvmmsg ------------------------------------------------------------------------------- */
+
+static char recv_buffers[CHUNK][RECV_SLOT];
+
+/* recv_batch(fd, limit, out) -> (received, truncated, error)
+ *
+ * Appends up to ``limit`` (data, address) tuples to ``out``. A datagram longer than the slot
+ * (9,216 bytes; media is at most ~1,500) is dropped and counted in ``truncated``. ``error`` is
+ * 0, or the errno that ended the read other than "would block" (the reference's recvfrom
+ * ignores it too: ICMP errors surface on reads). */
+static PyObject *
+recv_batch(PyObject *self, PyObject *args)
+{
+    int fd;
+    Py_ssize_t limit;
+    PyObject *out;
+    if (!PyArg_ParseTuple(args, "inO!", &fd, &limit, &PyList_Type, &out))
+        return NULL;
+    struct mmsghdr messages[CHUNK];
+    struct iovec vectors[CHUNK];
+    struct sockaddr_storage addresses[CHUNK];
+    Py_ssize_t received = 0, truncated = 0;
+    int error = 0;
+    PyObject *last_addr = NULL;
+    struct sockaddr_storage last_storage;
+    memset(&last_storage, 0, sizeof(last_storage));
+    while (received + truncated < limit) {
+        Py_ssize_t want = limit - received - truncated;
+        int k = want < CHUNK ? (int)want : CHUNK;
+        for (int i = 0; i < k; i++) {
+            vectors[i].iov_base = recv_buffers[i];
+            vectors[i].iov_len = RECV_SLOT;
+            memset(&messages[i], 0, sizeof(messages[i]));
+            messages[i].msg_hdr.msg_name = &addresses[i];
+            messages[i].msg_hdr.msg_namelen = sizeof(addresses[i]);
+            messages[i].msg_hdr.msg_iov = &vectors[i];
+            messages[i].msg_hdr.msg_iovlen = 1;
+        }
+        int got = recvmmsg(fd, messages, (unsigned int)k, MSG_DONTWAIT, NULL);
+        if (got < 0) {
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0) {
+                    Py_XDECREF(last_addr);
+                    return NULL;
+                }
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                error = errno;
+            break;
+        }
+        for (int i = 0; i < got; i++) {
+            struct msghdr *header = &messages[i].msg_hdr;
+            if (header->msg_flags & MSG_TRUNC) {
+                truncated++;
+                continue;
+            }
+            struct sockaddr_storage *storage = &addresses[i];
+            PyObject *addr;
+            if (last_addr != NULL && header->msg_namelen > 0 &&
+                memcmp(storage, &last_storage, header->msg_namelen) == 0) {
+                addr = last_addr;
+                Py_INCREF(addr);
+            } else {
+                addr = make_address(storage);
+                if (addr == NULL) {
+                    Py_XDECREF(last_addr);
+                    return NULL;
+                }
+                Py_XDECREF(last_addr);
+                last_addr = addr;
+                Py_INCREF(last_addr);
+                memcpy(&last_storage, storage, sizeof(last_storage));
+            }
+            PyObject *data = PyBytes_FromStringAndSize(recv_buffers[i], messages[i].msg_len);
+            if (data == NULL) {
+                Py_DECREF(addr);
+                Py_XDECREF(last_addr);
+                return NULL;
+            }
+            PyObject *item = PyTuple_Pack(2, data, addr);
+            Py_DECREF(data);
+            Py_DECREF(addr);
+            if (item == NULL || PyList_Append(out, item) < 0) {
+                Py_XDECREF(item);
+                Py_XDECREF(last_addr);
+                return NULL;
+            }
+            Py_DECREF(item);
+            received++;
+        }
+        if (got < k)
+            break; /* the queue is empty */
+    }
+    Py_XDECREF(last_addr);
+    return Py_BuildValue("(nni)", received, truncated, error);
+}
+
+static PyMethodDef methods[] = {
+    {"protect_batch", protect_batch, METH_VARARGS,
+     "protect_batch(func, session, packets, max_length, trailer, dest, out) -> failed"},
+    {"send_batch", send_batch, METH_VARARGS,
+     "send_batch(fd, family, items) -> (consumed, errors, stopped)"},
+    {"recv_batch", recv_batch, METH_VARARGS,
+     "recv_batch(fd, limit, out) -> (received, truncated, error)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "router.transport._fastpath",
+    "Compiled twins of the router's per-packet loops (see router/transport/fastpath.py).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC
+PyInit__fastpath(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 ||
+        PyModule_AddIntConstant(m, "RECV_SLOT", RECV_SLOT) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

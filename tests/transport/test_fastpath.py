@@ -1,0 +1,202 @@
+"""The compiled fast path (router.transport._fastpath) against the Python reference loops.
+
+Same inputs through both: SRTP output byte for byte for the same keys and packets (hypothesis),
+the same datagrams on a real loopback socket in the same order for sendmmsg vs sendto and
+recvmmsg vs recvfrom, and the drivers' end-to-end SRTP exchange on either path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from router.transport import fastpath
+from router.transport.srtp import (
+    AEAD_AES_128_GCM,
+    AES128_CM_SHA1_80,
+    PROFILES,
+    SrtpContext,
+    SrtpProfile,
+    exporter_length,
+    split_keying_material,
+)
+from router.transport.udp_driver import UdpDriver, enlarge_socket_buffers
+from tests.transport import test_udp_driver
+
+pytestmark = pytest.mark.skipif(
+    not fastpath.enabled(), reason=f"compiled fast path not in use: {fastpath.describe()}"
+)
+
+DEST = ("192.0.2.1", 5000)
+
+
+def contexts(profile: SrtpProfile, material: bytes) -> tuple[SrtpContext, SrtpContext]:
+    local, remote = split_keying_material(material, profile, is_client=True)
+    return (SrtpContext(profile, local, remote, fast=True),
+            SrtpContext(profile, local, remote, fast=False))
+
+
+rtp_packets = st.lists(
+    st.one_of(
+        st.builds(
+            lambda b1, seq, ts, ssrc, payload: struct.pack("!BBHII", 0x80, b1, seq, ts, ssrc)
+            + payload,
+            st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF),
+            st.sampled_from([1, 2, 0xDEADBEEF]), st.binary(max_size=1400),
+        ),
+        st.binary(max_size=20),  # too short for RTP (or just long enough)
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(profile=st.sampled_from(PROFILES), material=st.binary(min_size=60, max_size=60),
+       batches=st.lists(rtp_packets, min_size=1, max_size=4))
+def test_protect_batch_is_byte_identical_to_the_reference(
+    profile: SrtpProfile, material: bytes, batches: list[list[bytes]]
+) -> None:
+    fast, reference = contexts(profile, material[: exporter_length(profile)])
+    assert fast.fast and not reference.fast
+    for packets in batches:
+        out_fast: list[tuple[bytes, object]] = [(b"earlier", ("192.0.2.9", 1))]
+        out_ref: list[tuple[bytes, object]] = [(b"earlier", ("192.0.2.9", 1))]
+        sent = fast.protect_rtp_batch(packets, DEST, out_fast)
+        assert sent == reference.protect_rtp_batch(packets, DEST, out_ref)
+        assert out_fast == out_ref
+        assert fast.stats == reference.stats
+
+
+@pytest.mark.parametrize("profile", [AEAD_AES_128_GCM, AES128_CM_SHA1_80], ids=lambda p: p.name)
+def test_fast_protect_decrypts_on_the_other_side(profile: SrtpProfile) -> None:
+    material = os.urandom(exporter_length(profile))
+    client = SrtpContext(profile, *split_keying_material(material, profile, is_client=True),
+                         fast=True)
+    server = SrtpContext(profile, *split_keying_material(material, profile, is_client=False))
+    packets = [struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, 7) + bytes(1100)
+               for seq in range(50)]
+    out: list[tuple[bytes, object]] = []
+    assert client.protect_rtp_batch(packets, DEST, out) == 50
+    assert [server.unprotect_rtp(data) for data, _ in out] == packets
+    # Serving a NACK protects the same packet again (allow_repeat_tx), on both paths alike.
+    again: list[tuple[bytes, object]] = []
+    assert client.protect_rtp_batch(packets[:1], DEST, again) == 1
+    assert again[0][0] == out[0][0]
+
+
+def test_fast_path_needs_the_direct_path() -> None:
+    material = os.urandom(exporter_length(AEAD_AES_128_GCM))
+    keys = split_keying_material(material, AEAD_AES_128_GCM, is_client=True)
+    with pytest.raises(ValueError, match="direct"):
+        SrtpContext(AEAD_AES_128_GCM, *keys, direct=False, fast=True)
+    assert not SrtpContext(AEAD_AES_128_GCM, *keys, direct=False).fast
+
+
+def test_switched_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(fastpath.ENV, "off")
+    assert not fastpath.enabled()
+    assert "reference" in fastpath.describe()
+    material = os.urandom(exporter_length(AEAD_AES_128_GCM))
+    keys = split_keying_material(material, AEAD_AES_128_GCM, is_client=True)
+    assert not SrtpContext(AEAD_AES_128_GCM, *keys).fast
+
+
+def udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    return sock
+
+
+def receive_all(sock: socket.socket, count: int) -> list[bytes]:
+    return [sock.recvfrom(65536)[0] for _ in range(count)]
+
+
+class _Null:
+    """A core that receives nothing and has nothing to send (the driver's send side only)."""
+
+    def __init__(self) -> None:
+        self.outbox: list[tuple[bytes, object]] = []
+        self.received: list[tuple[bytes, object]] = []
+
+    def receive_datagram(self, data: bytes, addr: object, now: float) -> None:
+        self.received.append((data, addr))
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, object]]:
+        return []
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["sendmmsg", "sendto"])
+def test_flush_sends_the_same_datagrams_in_order(fast: bool) -> None:
+    sender, first, second = udp_socket(), udp_socket(), udp_socket()
+    a, b = first.getsockname(), second.getsockname()
+    core = _Null()
+    driver = UdpDriver(sender, core, lambda: None, fast=fast)  # type: ignore[arg-type]
+    datagrams = [bytes([i]) * (i * 7 % 1300 + 1) for i in range(150)]
+    for i, data in enumerate(datagrams):
+        core.outbox.append((data, a if i % 3 else b))
+    core.outbox.insert(40, (bytes(70000), a))  # too large for UDP: counted, dropped
+    core.outbox.insert(90, (b"by-name", ("localhost", b[1])))  # only sendto resolves names
+    driver._flush()
+    assert core.outbox == []
+    assert (driver.datagrams_out, driver.send_errors) == (152, 1)
+    assert receive_all(first, 100) == [d for i, d in enumerate(datagrams) if i % 3]
+    expected_b = [d for i, d in enumerate(datagrams) if not i % 3]
+    expected_b.insert(30, b"by-name")
+    assert receive_all(second, 51) == expected_b
+    for sock in (sender, first, second):
+        sock.close()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["recvmmsg", "recvfrom"])
+async def test_batch_reads_the_same_datagrams_and_addresses(fast: bool) -> None:
+    server, one, two = udp_socket(), udp_socket(), udp_socket()
+    enlarge_socket_buffers(server)  # 300 datagrams queued before the first read
+    core = _Null()
+    driver = UdpDriver(server, core, lambda: None, fast=fast)  # type: ignore[arg-type]
+    sent = []
+    for i in range(300):  # more than one batch (MAX_BATCH) and one recvmmsg chunk
+        data = bytes([i & 0xFF]) * (i * 13 % 1500 + 1)
+        source = one if i % 2 else two
+        source.sendto(data, server.getsockname())
+        sent.append((data, source.getsockname()))
+    driver._batch()
+    driver._batch()
+    assert core.received == sent
+    assert driver.datagrams_in == 300
+    for sock in (server, one, two):
+        sock.close()
+
+
+async def test_recvmmsg_drops_and_counts_oversized_datagrams() -> None:
+    server, client = udp_socket(), udp_socket()
+    core = _Null()
+    driver = UdpDriver(server, core, lambda: None, fast=True)  # type: ignore[arg-type]
+    for data in (b"small", bytes(20000), b"after"):
+        client.sendto(data, server.getsockname())
+    driver._batch()
+    assert [d for d, _ in core.received] == [b"small", b"after"]
+    assert driver.truncated == 1
+    server.close()
+    client.close()
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+async def test_drivers_exchange_srtp_on_either_path(
+    setting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(fastpath.ENV, setting)
+    with trio.fail_after(30):
+        await test_udp_driver.test_client_and_mux_drivers_exchange_srtp()

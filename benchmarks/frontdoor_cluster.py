@@ -244,7 +244,8 @@ class LocalFrontdoorCluster:
             port = free_port_block(3)
             name = f"router-{node_id}" + (f"-retry{attempt}" if attempt else "")
             proc = spawn(name, [
-                sys.executable, "-m", "control", "router", "--etcd", self.etcd_url,
+                sys.executable, "-m", "control", "router", "--workers", "1",
+                "--etcd", self.etcd_url,
                 "--region", region, "--node-id", node_id, "--host", "127.0.0.1",
                 "--port", str(port), "--lease-ttl", str(lease_ttl),
                 "--drain-deadline", str(drain_deadline),

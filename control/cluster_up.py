@@ -162,6 +162,10 @@ def command_for(plan: NodePlan, etcd_url: str, trusted: tuple[str, ...], *,
             cmd += ["--allow-peer", peers]
     else:
         cmd += ["--host", host, "--port", str(plan.port)]
+    if plan.kind == "router":
+        # One process per planned router: the plan gives each its own three ports, and a
+        # local cluster already runs several routers on one machine.
+        cmd += ["--workers", "1"]
     if plan.kind == FRONTDOOR:
         cmd += ["--metrics-listen", f"{HOST}:{plan.port + 1}"]
         for cidr in trusted:

@@ -36,6 +36,12 @@ def build_config(args: argparse.Namespace) -> RouterConfig:
 
     config = load_process_config(args, RouterConfig, "router")
     require_region(config.region)
+    if config.workers < 0:
+        raise CliError("--workers must be at least 1 (or 0: one per core)")
+    if config.workers == 0:
+        from router.workers import default_workers
+
+        config.workers = default_workers()
     if config.host:
         config.listen = config.host
     if config.port:
@@ -126,11 +132,7 @@ def cmd_router(args: argparse.Namespace) -> int:
     from router.node import RouterNode
 
     config = build_config(args)
-    if config.workers < 1:
-        raise CliError("--workers must be at least 1")
     if config.workers > 1:
-        if not args.etcd:
-            raise CliError("--workers needs --etcd (the workers register as routers)")
         from router.workers import run_workers
 
         return run_workers(args.argv, config, config.workers)

@@ -33,8 +33,9 @@ class RouterConfig:
     )
     capacity: int = setting(1000, doc="participants this router accepts (registered capacity)")
     workers: int = setting(
-        1, doc="router processes on this node, one per core (each registers as router "
-        "<node-id>-w<k> with its own ports and a share of --capacity)"
+        0, doc="router processes on this node (0, the default: one per core this process may "
+        "use); with more than one, each registers as router <node-id>-w<k> with its own ports "
+        "and a share of --capacity"
     )
     max_room_participants: int = setting(100, doc="participants per SFU room")
     chat: bool = setting(True, doc="allow chat in new rooms unless the first joiner disables it")

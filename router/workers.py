@@ -14,6 +14,12 @@ the node, restarts a worker that died (same node id and ports; its participants 
 the front door), and on SIGTERM or SIGINT passes the signal to every worker, so the node drains
 its workers together. A worker that exits cleanly (drained by ``regio node drain NODE``, which
 drains every ``NODE-w<k>``) is not restarted; the node exits when every worker has.
+
+The default is one worker per core this process may use (``os.sched_getaffinity``): a router
+process is one Trio loop on one core. Without etcd (``--token-key``) the workers are standalone
+routers too, and whoever reads the node's ready line (a benchmark, a test) places rooms on
+them. Under systemd the supervisor is the unit's main process: it says READY once every worker
+is ready and feeds the watchdog while it runs; the workers do not talk to systemd.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 import trio
 
 from control.logs import get_logger
+from control.sdnotify import SystemdNotifier, run_watchdog
 from router.config import RouterConfig
 
 log = get_logger("router.workers")
@@ -38,6 +45,23 @@ NODE_PLACEHOLDER = "{node}"
 
 RESTART_DELAY = 0.5
 """Seconds before a worker that died is started again (a crash loop stays slow)."""
+
+
+_SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on (at least one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_environment() -> dict[str, str]:
+    """The workers' environment: the node's, less systemd's notification variables (the
+    supervisor is the unit's main process and speaks for the node)."""
+    return {k: v for k, v in os.environ.items() if k not in _SYSTEMD_VARIABLES}
 
 
 def _shift(host_port: str, offset: int) -> str:
@@ -102,6 +126,8 @@ class Supervisor:
         ]
         self.stopping = False
         self.all_ready = trio.Event()
+        self.notifier = SystemdNotifier.from_environment()
+        self._environment = worker_environment()
 
     async def run(self) -> int:
         async with trio.open_nursery() as outer:
@@ -111,16 +137,22 @@ class Supervisor:
                     nursery.start_soon(self._keep, worker)
                 await self.all_ready.wait()
                 if not self.stopping:
+                    pids = [w.process.pid if w.process else None for w in self.workers]
                     print(json.dumps({"event": "ready", "node": self.base_id,
-                                      "workers": [w.ready for w in self.workers]}), flush=True)
+                                      "workers": [w.ready for w in self.workers],
+                                      "pids": pids}), flush=True)
+                    self.notifier.ready(f"{len(self.workers)} workers ready")
+                    outer.start_soon(run_watchdog, self.notifier, lambda: not self.stopping)
             outer.cancel_scope.cancel()  # every worker has exited after a shutdown signal
+        self.notifier.close()
         return 0
 
     async def _keep(self, worker: Worker) -> None:
         """Run one worker; start it again if it dies while the node is not stopping."""
         while not self.stopping:
             process = await trio.lowlevel.open_process(
-                worker.argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                worker.argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                env=self._environment)
             worker.process = process
             assert process.stdout is not None
             async with trio.open_nursery() as nursery:
@@ -158,6 +190,8 @@ class Supervisor:
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
+                if not self.stopping:
+                    self.notifier.stopping("draining every worker")
                 self.stopping = True
                 self.all_ready.set()
                 for worker in self.workers:
@@ -170,5 +204,5 @@ def run_workers(argv: Sequence[str], config: RouterConfig, count: int) -> int:
     return trio.run(Supervisor(argv, config, count).run)
 
 
-__all__ = ["NODE_PLACEHOLDER", "Supervisor", "base_node_id", "run_workers",
-           "worker_overrides"]
+__all__ = ["NODE_PLACEHOLDER", "Supervisor", "base_node_id", "default_workers", "run_workers",
+           "worker_environment", "worker_overrides"]

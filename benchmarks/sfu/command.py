@@ -34,6 +34,12 @@ def add_command(kinds: Any) -> None:
     parser.add_argument("--target", choices=("regio", "janus"), default="regio",
                         help="janus: also run Janus VideoRoom under the same load, in the same "
                         "run (needs root: Janus runs in a network namespace of its own)")
+    parser.add_argument("--python-path", action="store_true",
+                        help="also run the router with its compiled loops switched off "
+                        "(REGIO_FASTPATH=off: the Python reference path), same run")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="regio router --workers N: rooms placed on the workers "
+                        "round-robin, worker k pinned to CPU k mod cores (default 1)")
     parser.add_argument("--rooms", type=int, default=1, help="rooms (default 1)")
     parser.add_argument("--publishers", type=int, default=1, help="publishers per room")
     parser.add_argument("--subscribers", type=int, default=2, help="subscribers per room")
@@ -75,6 +81,10 @@ def _flags(args: argparse.Namespace) -> str:
     flags = f"--load {args.load}"
     if args.target != "regio":
         flags += f" --target {args.target}"
+    if args.python_path:
+        flags += " --python-path"
+    if args.workers != 1:
+        flags += f" --workers {args.workers}"
     flags += (f" --rooms {args.rooms} --publishers {args.publishers} "
               f"--subscribers {args.subscribers}")
     if args.load == "meeting":
@@ -101,7 +111,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     """The run the arguments ask for; CliError (exit 2) naming every problem."""
     from benchmarks.sfu.runner import BenchSpec
 
-    targets = ("regio", *(() if args.no_relay else ("relay",)),
+    targets = ("regio", *(("regio-python",) if args.python_path else ()),
+               *(() if args.no_relay else ("relay",)),
                *(("janus",) if args.target == "janus" else ()))
     spec = BenchSpec(rooms=args.rooms, publishers=args.publishers,
                      subscribers=args.subscribers, pps=args.pps, seconds=args.seconds,
@@ -109,7 +120,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                      relay=not args.no_relay, pin=not args.no_pin, load=args.load,
                      video_kbps=args.video_kbps, sweep=args.sweep, targets=targets,
                      sweep_steps=args.sweep_steps, sweep_all=args.sweep_all,
-                     rounds=args.rounds)
+                     rounds=args.rounds, router_workers=args.workers)
     problems = spec.problems()
     if args.plot and not args.plot.lower().endswith(".png"):
         problems.append("--plot must name a .png file")

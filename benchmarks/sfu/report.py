@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from benchmarks import machine, results
-from benchmarks.sfu.runner import SWEEP_MAX_LOSS_PCT, SWEEP_MAX_P99_US, BenchReport, PhaseReport
+from benchmarks.sfu.runner import (
+    LABELS,
+    SWEEP_MAX_LOSS_PCT,
+    SWEEP_MAX_P99_US,
+    BenchReport,
+    PhaseReport,
+)
 
 GOAL = ("goals: router CPU per forwarded packet <= 1.0x Janus and <= 1.4x the SRTP relay on "
         "--load meeting; 40,000 forwarded pps per core with p99 < 5 ms and no loss")
@@ -55,6 +61,14 @@ def ratio_lines(outcome: BenchReport) -> list[str]:
     if outcome.cpu_ratio is not None:
         out.append(f"router CPU per forwarded packet / bare SRTP relay's: "
                    f"{outcome.cpu_ratio:.2f}x (target <= 1.4x)")
+    python = outcome.median(LABELS["regio-python"])
+    fast = outcome.sfu.server_cpu_us_per_packet
+    if python is not None and python.server_cpu_us_per_packet and fast:
+        out.append(f"router CPU per forwarded packet, compiled fast path / Python path: "
+                   f"{fast / python.server_cpu_us_per_packet:.2f}x")
+    if outcome.spec.router_workers > 1:
+        out.append(f"router: {outcome.spec.router_workers} worker processes (CPU, waits and "
+                   "drops are all of them together)")
     if outcome.janus_ratio is not None:
         out.append(f"router CPU per forwarded packet / Janus's: {outcome.janus_ratio:.2f}x "
                    f"(target <= 1.0x)")

@@ -8,6 +8,7 @@ wait for it rather than poll ports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -16,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from control.schema import SecretKey
 
@@ -33,20 +35,28 @@ class RouterStartError(RuntimeError):
 
 @dataclass(slots=True)
 class RouterProcess:
-    """A running router: its pid, UDP address and signaling URL."""
+    """A running router: its pid, UDP address and signaling URL (the first worker's, with
+    ``--workers``; every worker's signaling URL and pid are in ``signaling_urls``/``pids``)."""
 
     process: subprocess.Popen[bytes]
     udp: tuple[str, int]
     signaling_url: str
     node_id: str = NODE_ID
+    signaling_urls: list[str] = field(default_factory=list)
+    #: The processes whose CPU is the router's: the one router, or the supervisor and workers.
+    pids: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM (the router drains and exits), then SIGKILL by pid if it lingers."""
+        """SIGTERM (the router drains and exits), then SIGKILL by pid if it lingers; workers
+        still alive after their supervisor are stopped by pid too."""
         stop_process(self.process, timeout)
+        for pid in self.pids[1:]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
@@ -73,13 +83,15 @@ def child_env() -> dict[str, str]:
 
 def start_router(region: str = "eu-west", *, timeout: float = 20.0,
                  extra_args: tuple[str, ...] = (), python: str = sys.executable,
-                 prefix: tuple[str, ...] = ()) -> RouterProcess:
-    """Start ``regio router`` on 127.0.0.1 (free ports) and wait for its ready line.
+                 prefix: tuple[str, ...] = (), workers: int = 1,
+                 env: dict[str, str] | None = None) -> RouterProcess:
+    """Start ``regio router --workers N`` on 127.0.0.1 (free ports) and wait for its (the
+    node's) ready line; ``env`` adds variables (``REGIO_FASTPATH=off``).
 
     ``prefix`` runs the router under another program (``py-spy record -o F --``) for profiling.
     """
     command = [*prefix, python, "-c", "from control.cli import main; raise SystemExit(main())",
-               "router", "--region", region, "--node-id", NODE_ID,
+               "router", "--workers", str(workers), "--region", region, "--node-id", NODE_ID,
                "--token-key", f"{BENCH_KEY.kid}:{BENCH_KEY.secret}", "--listen", "127.0.0.1",
                "--udp-port", "0", "--signaling", "127.0.0.1:0", "--consent-timeout", "30",
                "--capacity", "10000", "--max-room-participants", "1000",
@@ -88,7 +100,7 @@ def start_router(region: str = "eu-west", *, timeout: float = 20.0,
     # the router mid-benchmark); its tail explains a failed start.
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below on every path
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors,
-                               env=child_env(), cwd=REPO_ROOT)
+                               env={**child_env(), **(env or {})}, cwd=REPO_ROOT)
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     line = b""
@@ -96,8 +108,10 @@ def start_router(region: str = "eu-west", *, timeout: float = 20.0,
         ready, _, _ = select.select([process.stdout], [], [], 0.1)
         if ready:
             line = process.stdout.readline()
-            if line.startswith(b"{"):
+            # With workers, each worker's ready line comes first, then the node's.
+            if line.startswith(b"{") and (workers == 1 or b'"workers"' in line):
                 break
+            line = b""
     if not line.startswith(b"{"):
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
@@ -109,8 +123,11 @@ def start_router(region: str = "eu-west", *, timeout: float = 20.0,
         raise RouterStartError(f"router did not start: {tail.strip() or 'no output'}")
     errors.close()  # the child keeps its own descriptor
     info = json.loads(line)
-    host, _, port = str(info["udp"]).rpartition(":")
-    return RouterProcess(process, (host, int(port)), str(info["signaling"]))
+    nodes: list[dict[str, Any]] = info["workers"] if workers > 1 else [info]
+    pids = [process.pid, *info.get("pids", [])]
+    host, _, port = str(nodes[0]["udp"]).rpartition(":")
+    return RouterProcess(process, (host, int(port)), str(nodes[0]["signaling"]),
+                         signaling_urls=[str(r["signaling"]) for r in nodes], pids=pids)
 
 
 __all__ = ["BENCH_KEY", "NODE_ID", "RouterProcess", "RouterStartError", "child_env",

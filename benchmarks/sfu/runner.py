@@ -39,14 +39,18 @@ START_DELAY = 0.3
 SERVER_CPUS = {0}
 CLIENT_CPUS = {1}
 LOADS = ("meeting", "audio")
-TARGETS = ("regio", "relay", "janus")
+TARGETS = ("regio", "regio-python", "relay", "janus")
 #: --sweep: rate factor of each step over the previous one, and the most steps.
 SWEEP_STEP = 1.5
 SWEEP_STEPS = 10
 #: --sweep stops a server at the first step beyond these.
 SWEEP_MAX_LOSS_PCT = 0.1
 SWEEP_MAX_P99_US = 5000.0
-LABELS = {"regio": "regio router", "relay": "bare SRTP relay", "janus": "janus"}
+LABELS = {"regio": "regio router", "regio-python": "regio router, Python path",
+          "relay": "bare SRTP relay", "janus": "janus"}
+#: ``regio-python``: the router with its compiled loops switched off (router.transport.fastpath).
+PYTHON_PATH_ENV = {"REGIO_FASTPATH": "off"}
+MAX_ROUTER_WORKERS = 16
 
 
 class BenchError(RuntimeError):
@@ -76,6 +80,10 @@ class BenchSpec:
     #: Repeat every server's phase this many times, interleaved (regio, relay, janus, regio,
     #: ...): the ratios use each server's median, which a machine whose speed drifts needs.
     rounds: int = 1
+    #: ``regio router --workers N``: rooms are placed on the workers round-robin (the bench
+    #: is the front door), worker k is pinned to CPU k mod cores, the server's CPU is all of
+    #: theirs together.
+    router_workers: int = 1
 
     def problems(self) -> list[str]:
         """Why these arguments cannot run (empty when they can)."""
@@ -101,14 +109,14 @@ class BenchSpec:
             out.append(f"servers must be distinct among {', '.join(TARGETS)} and include regio")
         if not 1 <= self.sweep_steps <= 30:
             out.append("--sweep-steps must be 1-30")
+        if not 1 <= self.router_workers <= MAX_ROUTER_WORKERS:
+            out.append(f"--workers must be 1-{MAX_ROUTER_WORKERS}")
         if not 1 <= self.rounds <= 9:
             out.append("--rounds must be 1-9")
         if self.rounds > 1 and self.sweep:
             out.append("--rounds and --sweep do not combine (a sweep is already a series)")
         if self.sweep_all and not self.sweep:
             out.append("--sweep-all needs --sweep")
-        if "janus" in self.targets and self.load != "meeting":
-            out.append("--target janus needs --load meeting (Janus VideoRoom wants video)")
         if "janus" in self.targets and self.load != "meeting":
             out.append("--target janus needs --load meeting (Janus VideoRoom wants video)")
         return out
@@ -244,27 +252,29 @@ def _workers(spec: BenchSpec, mode: str, target: str,
                     stream.close()
 
 
-def run_phase(spec: BenchSpec, mode: str, target: str, server_pid: int, label: str, *,
+def run_phase(spec: BenchSpec, mode: str, target: str, server_pid: int | list[int], label: str, *,
               profile_path: Path | None = None, pin: bool = False,
               stop_when: Callable[[PhaseReport], bool] | None = None,
               prefix: list[str] | None = None) -> list[PhaseReport]:
     """Drive one server with the spec's load from worker subprocesses, one window per rate
     (stopping after the first window ``stop_when`` accepts); with ``profile_path``, py-spy
-    samples the server during the first send window only (not setup)."""
+    samples the server during the first send window only (not setup). ``server_pid`` may
+    list several processes (a router's supervisor and workers): their figures add up."""
+    pids = [server_pid] if isinstance(server_pid, int) else server_pid
     reports: list[PhaseReport] = []
     with _workers(spec, mode, target, prefix or []) as workers:
         for rate in spec.rates():
             spy = None
             if profile_path is not None and not reports:
                 try:
-                    spy = profile.start(server_pid, profile_path,
+                    spy = profile.start(pids[-1], profile_path,
                                         seconds=spec.seconds + START_DELAY)
                 except ProfileError as exc:
                     raise BenchError(str(exc)) from None
                 if pin:
                     procstat.pin(spy.pid, CLIENT_CPUS)
             try:
-                report = _window(spec, workers, server_pid, label, rate)
+                report = _window(spec, workers, pids, label, rate)
             finally:
                 if spy is not None:
                     profile.finish(spy)
@@ -274,23 +284,32 @@ def run_phase(spec: BenchSpec, mode: str, target: str, server_pid: int, label: s
     return reports
 
 
-def _window(spec: BenchSpec, workers: list[subprocess.Popen[str]], server_pid: int,
+def _window(spec: BenchSpec, workers: list[subprocess.Popen[str]], pids: list[int],
             label: str, rate: float) -> PhaseReport:
-    server_drops0 = procstat.process_udp_drops(server_pid)
+    def cpu() -> float:
+        return sum(procstat.process_cpu_seconds(pid) for pid in pids)
+
+    def wait() -> float:
+        return sum(procstat.runqueue_wait_seconds(pid) for pid in pids)
+
+    def drops() -> int:
+        return sum(procstat.process_udp_drops(pid) for pid in pids)
+
+    server_drops0 = drops()
     client_drops0 = sum(procstat.process_udp_drops(p.pid) for p in workers)
     start_ns = time.monotonic_ns() + int(START_DELAY * 1e9)
     for process in workers:
         _tell(process, {"start_ns": start_ns, "rate": rate})
     while time.monotonic_ns() < start_ns:
         time.sleep(0.001)
-    cpu0 = procstat.process_cpu_seconds(server_pid)
-    wait0 = procstat.runqueue_wait_seconds(server_pid)
+    cpu0 = cpu()
+    wait0 = wait()
     host0 = procstat.host_busy_cpu_seconds()
     results = [PumpResult(**_read(p, "the send window", spec.seconds + 30)) for p in workers]
-    cpu1 = procstat.process_cpu_seconds(server_pid)
-    wait1 = procstat.runqueue_wait_seconds(server_pid)
+    cpu1 = cpu()
+    wait1 = wait()
     host1 = procstat.host_busy_cpu_seconds()
-    server_drops = procstat.process_udp_drops(server_pid) - server_drops0
+    server_drops = drops() - server_drops0
     client_drops = sum(procstat.process_udp_drops(p.pid) for p in workers) - client_drops0
     return _aggregate(label, rate, results, cpu1 - cpu0, host1 - host0,
                       (server_drops, client_drops), wait1 - wait0)
@@ -456,16 +475,22 @@ def _run_target(spec: BenchSpec, target: str, pin: bool,
     """One server's phase: start it, measure its windows, stop it by pid."""
     stop = (lambda w: not w.sustainable) if spec.sweep and not spec.sweep_all else None
     label = LABELS[target]
-    if target == "regio":
+    if target in ("regio", "regio-python"):
+        env = PYTHON_PATH_ENV if target == "regio-python" else None
         try:
-            router = start_router(timeout=60.0)  # a loaded machine starts slowly
+            # A loaded machine starts slowly.
+            router = start_router(timeout=60.0, workers=spec.router_workers, env=env)
         except RouterStartError as exc:
             raise BenchError(str(exc)) from None
         try:
             if pin:
+                cpus = len(os.sched_getaffinity(0))
                 procstat.pin(router.pid, SERVER_CPUS)
-            return run_phase(spec, "sfu", router.signaling_url, router.pid, label,
-                             profile_path=profile_path, pin=pin, stop_when=stop)
+                for k, pid in enumerate(router.pids[1:]):
+                    procstat.pin(pid, {k % cpus})
+            return run_phase(spec, "sfu", " ".join(router.signaling_urls), router.pids, label,
+                             profile_path=profile_path if target == "regio" else None,
+                             pin=pin, stop_when=stop)
         finally:
             router.stop()
     elif target == "relay":

@@ -22,6 +22,7 @@ from benchmarks.media import ReceiverFeedback
 from benchmarks.sfu import sdp
 from benchmarks.sfu.meeting import MeetingReceiver, MeetingSender
 from benchmarks.sfu.pump import Control, Receiver, Sender
+from benchmarks.sfu.router_proc import NODE_ID
 from benchmarks.sfu.tokens import join_token
 from router.signaling.client import SignalingClient, SignalingClosed
 from router.transport import ClientTransport, DtlsCertificate, DtlsConnected, TransportClosed
@@ -146,7 +147,8 @@ async def setup(url: str, rooms: list[str], publishers: int, subscribers: int, *
                 seed: int, timeout: float = 30.0, meeting: bool = False) -> SfuParticipants:
     """Join, negotiate and connect every participant of ``rooms``; raise SetupError if any
     step fails within ``timeout``. ``meeting``: publishers offer audio and VP8 video with
-    Chromium's header extensions (``--load meeting``); otherwise audio alone."""
+    Chromium's header extensions (``--load meeting``); otherwise audio alone. ``url`` may name
+    several routers (a node's workers) separated by spaces: see :func:`router_for_room`."""
     out = SfuParticipants()
     cert = DtlsCertificate.generate()
     fingerprint = str(cert.fingerprint)
@@ -156,14 +158,31 @@ async def setup(url: str, rooms: list[str], publishers: int, subscribers: int, *
         with trio.fail_after(timeout):
             async with trio.open_nursery() as nursery:
                 for room in rooms:
-                    index = await _setup_room(nursery, out, url, room, publishers, subscribers,
-                                              cert, fingerprint, rng, index, meeting)
+                    where, node = router_for_room(url, room)
+                    index = await _setup_room(nursery, out, where, room, publishers,
+                                              subscribers,
+                                              cert, fingerprint, rng, index, meeting, node)
                 await finish_connecting(out.legs)
     except trio.TooSlowError:
         raise SetupError(f"participants did not connect within {timeout:g} s") from None
     except BaseExceptionGroup as group:  # the nursery wraps what its body raised
         raise setup_error_in(group) from None
     return out
+
+
+def router_for_room(urls: str, room: str) -> tuple[str, str]:
+    """``(signaling URL, router node id)`` for ``room`` among the space-separated ``urls``
+    (a node's workers, ``<node>-w<k>`` in order; one URL: the router itself).
+
+    The bench stands in for the front door, which places rooms on workers by load: every
+    bench room carries the same load, so room ``room<k>`` goes to worker ``k mod N`` (whole
+    rooms per worker, the same placement in every load-generator process)."""
+    choices = urls.split()
+    if len(choices) == 1:
+        return choices[0], NODE_ID
+    number = room.removeprefix("room")
+    k = int(number) % len(choices) if number.isdigit() else 0
+    return choices[k], f"{NODE_ID}-w{k}"
 
 
 async def finish_connecting(legs: list[Leg]) -> None:
@@ -192,19 +211,19 @@ def setup_error_in(group: BaseExceptionGroup[BaseException],
 async def _setup_room(nursery: trio.Nursery, out: SfuParticipants, url: str, room: str,
                       publishers: int, subscribers: int, cert: DtlsCertificate,
                       fingerprint: str, rng: random.Random, index: int,
-                      meeting: bool = False) -> int:
+                      meeting: bool = False, node: str = NODE_ID) -> int:
     subs: list[tuple[SignalingClient, str, str]] = []
     for s in range(subscribers):
         ws = await SignalingClient.connect(url)
         out.signaling.append(ws)
-        await ws.send({"type": "join", "token": join_token(room, f"{room}-s{s}")})
+        await ws.send({"type": "join", "token": join_token(room, f"{room}-s{s}", router=node)})
         await _expect(ws, "joined")
         subs.append((ws, generate_ufrag(), generate_password()))
     first_index = index
     for p in range(publishers):
         ws = await SignalingClient.connect(url)
         out.signaling.append(ws)
-        await ws.send({"type": "join", "token": join_token(room, f"{room}-p{p}")})
+        await ws.send({"type": "join", "token": join_token(room, f"{room}-p{p}", router=node)})
         await _expect(ws, "joined")
         ufrag, pwd = generate_ufrag(), generate_password()
         ssrc = rng.randrange(1, 2**32)

@@ -162,7 +162,8 @@ class Lab:
             creds = issue_node_certificate(ca, node, ca / "nodes", addresses=[address])
             log = open(self.work / f"{node}.log", "ab")  # noqa: SIM115 - closed with the process
             process = self.net.popen(host, [
-                sys.executable, "-m", "control", "router", "--etcd", self.etcd_url,
+                sys.executable, "-m", "control", "router", "--workers", "1",
+                "--etcd", self.etcd_url,
                 "--region", region, "--node-id", node, "--listen", address,
                 "--udp-port", "0", "--signaling", f"{address}:0", "--metrics", f"{address}:0",
                 "--lease-ttl", "3", "--trunk-cert", str(creds.cert), "--trunk-key",

@@ -75,7 +75,8 @@ def test_standalone_turn_idle_stops_cleanly(tmp_path: Path, signals: tuple[int, 
 @pytest.mark.parametrize("signals", [(TERM,), (TERM, TERM, INT)], ids=["term", "repeated"])
 def test_standalone_router_stops_cleanly(tmp_path: Path, signals: tuple[int, ...]) -> None:
     port = free_ports(1)[0]
-    proc = spawn("router", [sys.executable, "-m", "control", "router", "--region", "eu-central",
+    proc = spawn("router", [sys.executable, "-m", "control", "router", "--workers", "1",
+                            "--region", "eu-central",
                             "--token-key", "k1:secret", "--listen", "127.0.0.1",
                             "--udp-port", "0", "--signaling", f"127.0.0.1:{port}"], tmp_path)
     proc.wait_line('{"event": "ready"', timeout=60)
@@ -126,7 +127,8 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path, kind: str) -> None:
             argv = ["turn", "--region", "eu-central", "--auth-secret", "s",
                     "--listen", f"127.0.0.1:{port}", "--relay-ports", "50000-50010"]
         else:
-            argv = ["router", "--region", "eu-central", "--token-key", "k1:secret",
+            argv = ["router", "--workers", "1",
+                    "--region", "eu-central", "--token-key", "k1:secret",
                     "--listen", "127.0.0.1", "--udp-port", str(port)]
         done = subprocess.run([sys.executable, "-m", "control", *argv], capture_output=True,
                               text=True, timeout=60, env=python_env(), cwd=str(REPO))

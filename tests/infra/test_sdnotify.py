@@ -183,7 +183,8 @@ async def _lifecycle(ns: NotifySocket, args: list[str], env: dict[str, str],
 
 async def test_router_process_speaks_sd_notify(abstract_socket: NotifySocket) -> None:
     await _lifecycle(abstract_socket, [
-        "router", "--region", "eu-central", "--token-key", "k1:c2VjcmV0c2VjcmV0c2VjcmV0",
+        "router", "--workers", "1",
+        "--region", "eu-central", "--token-key", "k1:c2VjcmV0c2VjcmV0c2VjcmV0",
         "--listen", "127.0.0.1", "--udp-port", "0", "--signaling", "127.0.0.1:0",
         "--drain-deadline", "5"], _env(abstract_socket))
 
@@ -224,7 +225,8 @@ async def test_clustered_router_notifies_ready_after_registering_and_stopping_on
             assert record.kind == "router"
 
         await _lifecycle(abstract_socket, [
-            "router", "--region", "eu-central", "--etcd", etcd.urls, "--node-id", "router-sd-1",
+            "router", "--workers", "1",
+            "--region", "eu-central", "--etcd", etcd.urls, "--node-id", "router-sd-1",
             "--listen", "127.0.0.1", "--udp-port", "0", "--signaling", "127.0.0.1:0"],
             _env(abstract_socket), stop=registered_when_ready)
     finally:

@@ -41,7 +41,8 @@ async def test_router_registers_serves_and_drains_on_sigterm(tmp_path: Path, nur
         region = sorted(topology.regions)[0]
         await init_cluster(client, topology)
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "control", "router", "--etcd", etcd.urls, "--region", region,
+            [sys.executable, "-m", "control", "router", "--workers", "1",
+             "--etcd", etcd.urls, "--region", region,
              "--node-id", "rt-1", "--listen", "127.0.0.1", "--udp-port", "0",
              "--signaling", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--lease-ttl", "3"],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env(), cwd=str(REPO),
@@ -100,7 +101,8 @@ async def test_router_registers_serves_and_drains_on_sigterm(tmp_path: Path, nur
 async def _start_router(etcd_urls: str, region: str, node_id: str) -> tuple[trio.Process, str]:
     """A ``regio router`` process (lease TTL 2 s); returns it and its signaling URL."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "control", "router", "--etcd", etcd_urls, "--region", region,
+        [sys.executable, "-m", "control", "router", "--workers", "1",
+         "--etcd", etcd_urls, "--region", region,
          "--node-id", node_id, "--listen", "127.0.0.1", "--udp-port", "0",
          "--signaling", "127.0.0.1:0", "--lease-ttl", "2"],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env(), cwd=str(REPO),

@@ -22,7 +22,7 @@ from control import schema
 from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd
-from control.schema import NodeRecord
+from control.schema import NodeRecord, SecretKey
 from control.secrets import read_keyset
 from control.topology import load_topology
 from router.signaling.client import SignalingClient
@@ -174,3 +174,60 @@ def test_workers_with_trunks_need_one_certificate_each(
                 "--trunk-key", str(tmp_path / "nodes" / "{node}.key")]
     assert main(template) == 2, "wk-w1 has no certificate"
     assert "wk-w1" in capsys.readouterr().err
+
+
+def test_workers_default_to_the_cores_this_process_may_use() -> None:
+    """Issue 13 item 4: ``regio router`` without ``--workers`` runs one worker per core; the
+    local cluster's routers ask for one process each (their plan gives each its own ports)."""
+    from control.cli import build_parser
+    from control.cluster_up import NodePlan, command_for
+    from router.cli import build_config
+    from router.workers import default_workers
+
+    assert default_workers() == len(os.sched_getaffinity(0))
+    common = ["router", "--region", "eu-central", "--token-key", "k1:c2VjcmV0",
+              "--listen", "127.0.0.1"]
+    assert build_config(build_parser().parse_args(common)).workers == default_workers()
+    assert build_config(build_parser().parse_args([*common, "--workers", "0"])).workers == \
+        default_workers()
+    assert build_config(build_parser().parse_args([*common, "--workers", "3"])).workers == 3
+    plan = command_for(NodePlan("r1", "router", "eu-central", 17000), "http://127.0.0.1:2379", ())
+    assert build_config(build_parser().parse_args(plan[3:])).workers == 1
+
+
+async def test_standalone_workers_serve_on_their_own_ports_and_stop_together() -> None:
+    """Without etcd (``--token-key``) a node's workers are standalone routers: the node's
+    ready line lists each (its own UDP and signaling port, ``<node>-w<k>``) with its pid,
+    a participant joins a worker with a token naming it, and SIGTERM stops them all."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "control", "router", "--region", "eu-central", "--node-id", "sw",
+         "--token-key", "k1:c2VjcmV0c2VjcmV0c2VjcmV0", "--listen", "127.0.0.1",
+         "--udp-port", "0", "--signaling", "127.0.0.1:0", "--drain-deadline", "2",
+         "--workers", "2"],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=python_env(), cwd=str(REPO),
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        buffer = b""
+        with trio.fail_after(60):
+            while b'"workers"' not in buffer:
+                buffer += await process.stdout.receive_some(4096)
+        node = next(json.loads(x) for x in buffer.decode().splitlines() if '"workers"' in x)
+        workers = {w["node"]: w for w in node["workers"]}
+        assert set(workers) == {"sw-w0", "sw-w1"}
+        assert len({w["udp"] for w in workers.values()}) == 2
+        assert len({w["signaling"] for w in workers.values()}) == 2
+        assert len(set(node["pids"])) == 2 and set(node["pids"]) <= set(_children(process.pid))
+        key = SecretKey("k1", "c2VjcmV0c2VjcmV0c2VjcmV0", 0.0, None)
+        ws = await SignalingClient.connect(workers["sw-w1"]["signaling"])
+        await ws.send({"type": "join", "token": token("room", "a", router="sw-w1", key=key)})
+        await ws.recv_type("joined")
+        await ws.close()
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(60):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()

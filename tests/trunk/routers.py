@@ -39,7 +39,8 @@ async def start_router(tmp: Path, etcd_urls: str, node: str, region: str,
     creds = issue_node_certificate(tmp / "ca", node, tmp / "ca" / "nodes")
     log = open(tmp / f"{node}.log", "ab")  # noqa: SIM115 - lives as long as the process
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "control", "router", "--etcd", etcd_urls, "--region", region,
+        [sys.executable, "-m", "control", "router", "--workers", "1",
+         "--etcd", etcd_urls, "--region", region,
          "--node-id", node, "--listen", "127.0.0.1", "--udp-port", "0",
          "--signaling", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
          "--lease-ttl", str(lease_ttl),

@@ -40,6 +40,9 @@ def add_command(kinds: Any) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="regio router --workers N: rooms placed on the workers "
                         "round-robin, worker k pinned to CPU k mod cores (default 1)")
+    parser.add_argument("--compare-workers", type=int, default=0, metavar="N",
+                        help="also run the router with N workers in the same run and print "
+                        "its forwarded pps over the --workers router's (scaling)")
     parser.add_argument("--rooms", type=int, default=1, help="rooms (default 1)")
     parser.add_argument("--publishers", type=int, default=1, help="publishers per room")
     parser.add_argument("--subscribers", type=int, default=2, help="subscribers per room")
@@ -85,6 +88,8 @@ def _flags(args: argparse.Namespace) -> str:
         flags += " --python-path"
     if args.workers != 1:
         flags += f" --workers {args.workers}"
+    if args.compare_workers:
+        flags += f" --compare-workers {args.compare_workers}"
     flags += (f" --rooms {args.rooms} --publishers {args.publishers} "
               f"--subscribers {args.subscribers}")
     if args.load == "meeting":
@@ -112,6 +117,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     from benchmarks.sfu.runner import BenchSpec
 
     targets = ("regio", *(("regio-python",) if args.python_path else ()),
+               *(("regio-workers",) if args.compare_workers else ()),
                *(() if args.no_relay else ("relay",)),
                *(("janus",) if args.target == "janus" else ()))
     spec = BenchSpec(rooms=args.rooms, publishers=args.publishers,
@@ -120,7 +126,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                      relay=not args.no_relay, pin=not args.no_pin, load=args.load,
                      video_kbps=args.video_kbps, sweep=args.sweep, targets=targets,
                      sweep_steps=args.sweep_steps, sweep_all=args.sweep_all,
-                     rounds=args.rounds, router_workers=args.workers)
+                     rounds=args.rounds, router_workers=args.workers,
+                     compare_workers=args.compare_workers)
     problems = spec.problems()
     if args.plot and not args.plot.lower().endswith(".png"):
         problems.append("--plot must name a .png file")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from benchmarks import machine, results
 from benchmarks.sfu.runner import (
     LABELS,
@@ -62,6 +64,12 @@ def ratio_lines(outcome: BenchReport) -> list[str]:
         out.append(f"router CPU per forwarded packet / bare SRTP relay's: "
                    f"{outcome.cpu_ratio:.2f}x (target <= 1.4x)")
     python = outcome.median(LABELS["regio-python"])
+    scaling = outcome.workers_scaling
+    if scaling is not None:
+        spec = outcome.spec
+        out.append(f"router with {spec.compare_workers} workers / with {spec.router_workers}, "
+                   f"{scaling[0]}: {scaling[1]:.2f}x (target >= 1.7x for 2 workers over 1, "
+                   f"generator on its own core; this machine has {os.cpu_count()} cores)")
     fast = outcome.sfu.server_cpu_us_per_packet
     if python is not None and python.server_cpu_us_per_packet and fast:
         out.append(f"router CPU per forwarded packet, compiled fast path / Python path: "

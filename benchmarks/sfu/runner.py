@@ -39,7 +39,7 @@ START_DELAY = 0.3
 SERVER_CPUS = {0}
 CLIENT_CPUS = {1}
 LOADS = ("meeting", "audio")
-TARGETS = ("regio", "regio-python", "relay", "janus")
+TARGETS = ("regio", "regio-python", "regio-workers", "relay", "janus")
 #: --sweep: rate factor of each step over the previous one, and the most steps.
 SWEEP_STEP = 1.5
 SWEEP_STEPS = 10
@@ -47,7 +47,8 @@ SWEEP_STEPS = 10
 SWEEP_MAX_LOSS_PCT = 0.1
 SWEEP_MAX_P99_US = 5000.0
 LABELS = {"regio": "regio router", "regio-python": "regio router, Python path",
-          "relay": "bare SRTP relay", "janus": "janus"}
+          "regio-workers": "regio router, more workers", "relay": "bare SRTP relay",
+          "janus": "janus"}
 #: ``regio-python``: the router with its compiled loops switched off (router.transport.fastpath).
 PYTHON_PATH_ENV = {"REGIO_FASTPATH": "off"}
 MAX_ROUTER_WORKERS = 16
@@ -84,6 +85,16 @@ class BenchSpec:
     #: is the front door), worker k is pinned to CPU k mod cores, the server's CPU is all of
     #: theirs together.
     router_workers: int = 1
+    #: ``regio-workers``: the router again with this many workers, in the same run (scaling).
+    compare_workers: int = 0
+
+    def label(self, target: str) -> str:
+        """The server's name in tables and JSON."""
+        if target == "regio-workers":
+            return f"regio router, {self.compare_workers} workers"
+        if target == "regio" and self.router_workers > 1:
+            return f"regio router, {self.router_workers} workers"
+        return LABELS[target]
 
     def problems(self) -> list[str]:
         """Why these arguments cannot run (empty when they can)."""
@@ -111,6 +122,12 @@ class BenchSpec:
             out.append("--sweep-steps must be 1-30")
         if not 1 <= self.router_workers <= MAX_ROUTER_WORKERS:
             out.append(f"--workers must be 1-{MAX_ROUTER_WORKERS}")
+        if ("regio-workers" in self.targets) != (self.compare_workers > 0):
+            out.append("the regio-workers server needs --compare-workers N")
+        if self.compare_workers and not (2 <= self.compare_workers <= MAX_ROUTER_WORKERS
+                                         and self.compare_workers != self.router_workers):
+            out.append(f"--compare-workers must be 2-{MAX_ROUTER_WORKERS} and differ from "
+                       "--workers")
         if not 1 <= self.rounds <= 9:
             out.append("--rounds must be 1-9")
         if self.rounds > 1 and self.sweep:
@@ -381,7 +398,7 @@ class BenchReport:
     pinned: bool = False
 
     def _first(self, target: str) -> PhaseReport | None:
-        return self.median(LABELS[target])
+        return self.median(self.spec.label(target))
 
     def median(self, label: str) -> PhaseReport | None:
         """The sweep's first window, or the round with the median CPU per forwarded packet."""
@@ -421,6 +438,33 @@ class BenchReport:
         return _ratio(self.sfu.server_cpu_us_per_packet,
                       janus.server_cpu_us_per_packet if janus else None)
 
+    @property
+    def workers_scaling(self) -> tuple[str, float] | None:
+        """``(what, ratio)``: forwarded pps of the ``--compare-workers`` router over the other
+        one's. With ``--sweep``: the highest sustainable steps' when both have one, else the
+        highest forwarded pps at any step (loss or not); otherwise the median rounds'."""
+        if not self.spec.compare_workers:
+            return None
+        base = self.phases.get(self.spec.label("regio"), [])
+        more = self.phases.get(self.spec.label("regio-workers"), [])
+        if not base or not more:
+            return None
+        if not self.spec.sweep:
+            a, b = self.median(self.spec.label("regio")), self.median(
+                self.spec.label("regio-workers"))
+            if a is None or b is None or not a.forwarded_pps:
+                return None
+            return "forwarded pps (median rounds)", b.forwarded_pps / a.forwarded_pps
+        a1 = self.sustained(self.spec.label("regio"))
+        b1 = self.sustained(self.spec.label("regio-workers"))
+        if a1 is not None and b1 is not None and a1.forwarded_pps:
+            return "highest sustainable forwarded pps", b1.forwarded_pps / a1.forwarded_pps
+        top_a = max(w.forwarded_pps for w in base)
+        top_b = max(w.forwarded_pps for w in more)
+        if not top_a:
+            return None
+        return "highest forwarded pps at any step (with loss)", top_b / top_a
+
     def sustained(self, label: str) -> PhaseReport | None:
         """The --sweep window with the most forwarded packets within the limits."""
         good = [w for w in self.phases.get(label, []) if w.sustainable]
@@ -428,7 +472,8 @@ class BenchReport:
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"spec": asdict(self.spec), "pinned": self.pinned}
-        for target, label in LABELS.items():
+        for target in LABELS:
+            label = self.spec.label(target)
             windows = self.phases.get(label)
             key = "sfu" if target == "regio" else target
             document[key] = asdict(windows[0]) if windows else None
@@ -444,6 +489,10 @@ class BenchReport:
             "latency_p99_vs_janus": _ratio(self.sfu.latency_p99_us,
                                            janus.latency_p99_us if janus else None),
         }
+        scaling = self.workers_scaling
+        if scaling is not None:
+            document["ratio"]["workers_scaling"] = {"figure": scaling[0],
+                                                    "ratio": round(scaling[1], 3)}
         capacity = self.sfu.server_cpu_us_per_packet
         document["router_pps_per_core_estimate"] = round(1e6 / capacity) if capacity else None
         if self.spec.sweep:
@@ -466,7 +515,7 @@ def run(spec: BenchSpec, profile_path: Path | None = None) -> BenchReport:
             windows = _run_target(spec, target, pin, profile_path if number == 1 else None)
             for window in windows:
                 window.round = number
-            outcome.phases.setdefault(LABELS[target], []).extend(windows)
+            outcome.phases.setdefault(spec.label(target), []).extend(windows)
     return outcome
 
 
@@ -474,12 +523,13 @@ def _run_target(spec: BenchSpec, target: str, pin: bool,
                 profile_path: Path | None) -> list[PhaseReport]:
     """One server's phase: start it, measure its windows, stop it by pid."""
     stop = (lambda w: not w.sustainable) if spec.sweep and not spec.sweep_all else None
-    label = LABELS[target]
-    if target in ("regio", "regio-python"):
+    label = spec.label(target)
+    if target in ("regio", "regio-python", "regio-workers"):
         env = PYTHON_PATH_ENV if target == "regio-python" else None
+        count = spec.compare_workers if target == "regio-workers" else spec.router_workers
         try:
             # A loaded machine starts slowly.
-            router = start_router(timeout=60.0, workers=spec.router_workers, env=env)
+            router = start_router(timeout=60.0, workers=count, env=env)
         except RouterStartError as exc:
             raise BenchError(str(exc)) from None
         try:

@@ -116,6 +116,10 @@ def test_short_audio_run_still_measures_the_old_case(
         (["--sweep-all"], "--sweep-all needs --sweep"),
         (["--plot", "out.svg"], "--plot must name a .png file"),
         (["--plot", "/nonexistent-dir/x.png"], "--plot: directory"),
+        (["--workers", "0"], "--workers must be 1-16"),
+        (["--workers", "17"], "--workers must be 1-16"),
+        (["--compare-workers", "1"], "--compare-workers must be 2-16 and differ"),
+        (["--workers", "2", "--compare-workers", "2"], "--compare-workers must be 2-16"),
     ],
 )
 def test_bad_arguments_get_one_clear_line(
@@ -141,6 +145,32 @@ def test_non_numeric_or_unknown_argument_is_an_argparse_error(
     assert message in capsys.readouterr().err
 
 
+def assert_every_packet_accounted_for(document: dict[str, Any], *servers: str) -> None:
+    """Each server's window sent real traffic, and what was not delivered the kernel dropped."""
+    for key in servers:
+        figures = document[key]
+        drops = figures["server_kernel_drops"] + figures["client_kernel_drops"]
+        assert figures["sent"] > 50
+        assert figures["expected"] - figures["delivered"] <= drops
+        assert figures["corrupt"] == 0
+
+
+@pytest.mark.slow
+def test_python_path_and_two_workers_side_by_side(
+    capsys: pytest.CaptureFixture[str], no_leftover_processes: None,
+) -> None:
+    """The router with its compiled loops, with them switched off, and with two workers (rooms
+    placed on both, tokens naming each), one short window each: every packet accounted for."""
+    status, out, _ = run_cli(capsys, "--python-path", "--compare-workers", "2", "--no-relay",
+                             "--rooms", "2", "--subscribers", "2", "--video-kbps", "300",
+                             "--seconds", "1", "--json")
+    assert status == 0
+    document = json.loads(out)
+    assert_every_packet_accounted_for(document, "sfu", "regio-python", "regio-workers")
+    assert document["regio-workers"]["server"] == "regio router, 2 workers"
+    assert document["ratio"]["workers_scaling"]["ratio"] > 0
+
+
 def test_rooms_are_split_whole_across_workers() -> None:
     assert split_rooms(5, 2) == [["room0", "room2", "room4"], ["room1", "room3"]]
     assert split_rooms(2, 8) == [["room0"], ["room1"]]
@@ -163,12 +193,7 @@ def test_short_run_through_janus_side_by_side(
                              "--video-kbps", "300", "--seconds", "1", "--json")
     assert status == 0
     document = json.loads(out)
-    for phase in ("sfu", "janus"):
-        figures = document[phase]
-        drops = figures["server_kernel_drops"] + figures["client_kernel_drops"]
-        assert figures["sent"] > 50
-        assert figures["expected"] - figures["delivered"] <= drops
-        assert figures["corrupt"] == 0
+    assert_every_packet_accounted_for(document, "sfu", "janus")
     assert document["janus"]["server"] == "janus"
     assert document["ratio"]["cpu_per_packet_vs_janus"] is not None
     assert _namespaces() == namespaces_before  # the bench deleted its namespace

@@ -45,6 +45,11 @@ except ImportError as exc:  # pragma: no cover - depends on the machine's build
 _logged = False
 
 
+def built() -> bool:
+    """Whether the compiled module imported (``make setup`` built it)."""
+    return _module is not None
+
+
 def enabled() -> bool:
     """Whether the compiled loops are used (built, and not switched off by ``REGIO_FASTPATH``)."""
     return _module is not None and os.environ.get(ENV, "").lower() not in ("off", "0", "no")
@@ -102,5 +107,5 @@ def recv_batch(fd: int, limit: int, out: list[Any]) -> tuple[int, int, int]:
     return result
 
 
-__all__ = ["ENV", "describe", "enabled", "log_choice", "protect_batch", "recv_batch",
+__all__ = ["ENV", "built", "describe", "enabled", "log_choice", "protect_batch", "recv_batch",
            "send_batch"]

@@ -7,9 +7,11 @@ recvmmsg vs recvfrom, and the drivers' end-to-end SRTP exchange on either path.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import struct
+import sys
 
 import pytest
 import trio
@@ -112,6 +114,42 @@ def test_switched_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     material = os.urandom(exporter_length(AEAD_AES_128_GCM))
     keys = split_keying_material(material, AEAD_AES_128_GCM, is_client=True)
     assert not SrtpContext(AEAD_AES_128_GCM, *keys).fast
+
+
+points = st.lists(
+    st.tuples(st.floats(0, 1e5, allow_nan=False), st.floats(-1e4, 1e4, allow_nan=False)),
+    min_size=1, max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=points)
+def test_trend_slope_equals_the_reference(pairs: list[tuple[float, float]]) -> None:
+    """The estimator's trend line (router.forwarding.gcc._slope) through the compiled twin:
+    the same double on CPython 3.11 (3.12's sum() compensates its rounding)."""
+    from collections import deque
+
+    from router.forwarding import gcc
+
+    compiled = fastpath.compiled().slope
+    for series in (pairs, deque(pairs, maxlen=20)):
+        expected = gcc._slope(series)
+        got = compiled(series)
+        if sys.version_info < (3, 12):
+            assert got == expected
+        else:
+            assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12)
+    with pytest.raises(TypeError):
+        compiled([(1.0, 2.0, 3.0)])
+    with pytest.raises(ZeroDivisionError):
+        compiled([])
+
+
+def test_estimator_uses_the_compiled_trend_line_when_enabled() -> None:
+    from router.forwarding import gcc
+
+    expected = fastpath.compiled().slope if fastpath.enabled() else gcc._slope
+    assert gcc._trend_slope is expected
 
 
 def udp_socket() -> socket.socket:

@@ -16,6 +16,7 @@ from typing import Final
 
 from router.rtp import RtpDecodeError
 from router.rtp.header_extensions import iter_extension_elements
+from router.transport import fastpath
 
 __all__ = [
     "IDENTITY_EXT_TABLE",
@@ -105,7 +106,13 @@ def rewrite_extensions(packet: Buffer, table: bytes) -> bytes | None:
         raise RtpDecodeError(f"RTP header extension exceeds packet: needs {end} bytes")
     one_byte = profile == _ONE_BYTE
     if one_byte:
-        return _rewrite_one_byte(packet, start + 4, end, table)
+        fast = _fast_one_byte
+        if fast is None:
+            return _rewrite_one_byte(packet, start + 4, end, table)
+        result = fast(packet, start + 4, end, table)
+        if type(result) is int:
+            raise _overrun(packet, result, end)
+        return result  # type: ignore[return-value]
     out: bytearray | None = None
     for ext_id, pos, size in iter_extension_elements(profile, packet, start + 4, end):
         new_id = table[ext_id]
@@ -141,10 +148,7 @@ def _rewrite_one_byte(packet: Buffer, pos: int, end: int, table: bytes) -> bytes
         size = (b & 0x0F) + 1
         following = pos + 1 + size
         if following > end:
-            raise RtpDecodeError(
-                f"RTP one-byte header extension element {ext_id} length {size} exceeds "
-                f"block: {end - pos - 1} bytes left"
-            )
+            raise _overrun(packet, pos, end)
         new_id = table[ext_id]
         if new_id != ext_id:
             if out is None:
@@ -155,6 +159,19 @@ def _rewrite_one_byte(packet: Buffer, pos: int, end: int, table: bytes) -> bytes
                 out[pos:following] = bytes(size + 1)
         pos = following
     return None if out is None else bytes(out)
+
+
+def _overrun(packet: Buffer, pos: int, end: int) -> RtpDecodeError:
+    b = packet[pos]
+    return RtpDecodeError(
+        f"RTP one-byte header extension element {b >> 4} length {(b & 0x0F) + 1} exceeds "
+        f"block: {end - pos - 1} bytes left"
+    )
+
+
+_fast_one_byte: fastpath.OneByteRewrite | None = fastpath.one_byte_rewriter()
+"""The compiled twin of :func:`_rewrite_one_byte` (router.transport.fastpath) when it is built
+and on; tested against it on the same packets."""
 
 
 def unwrap_rtx(

@@ -402,7 +402,73 @@ fail:
     return NULL;
 }
 
+/* ---- RTP header extensions ------------------------------------------------------------------ */
+
+/* rewrite_one_byte(packet, pos, end, table) -> bytes | None | int
+ *
+ * router.forwarding.packet._rewrite_one_byte: map the ids of the one-byte-form elements in
+ * packet[pos:end] through table (0 or 15+: strip the element by zeroing it in place). bytes if
+ * anything changed, None if not, or the int offset of an element that overruns the block (the
+ * caller raises the reference's RtpDecodeError). */
+static PyObject *
+rewrite_one_byte(PyObject *self, PyObject *args)
+{
+    Py_buffer packet, table;
+    Py_ssize_t pos, end;
+    if (!PyArg_ParseTuple(args, "y*nny*", &packet, &pos, &end, &table))
+        return NULL;
+    PyObject *result = NULL;
+    const unsigned char *in = packet.buf;
+    const unsigned char *map = table.buf;
+    if (pos < 0 || end > packet.len || table.len < 16) {
+        PyErr_SetString(PyExc_ValueError, "rewrite_one_byte: block outside the packet");
+        goto done;
+    }
+    unsigned char *out = NULL;
+    while (pos < end) {
+        unsigned char b = in[pos];
+        int ext_id = b >> 4;
+        if (ext_id == 0) {
+            pos += 1;
+            continue;
+        }
+        if (ext_id == 15)
+            break;
+        Py_ssize_t size = (b & 0x0F) + 1;
+        Py_ssize_t following = pos + 1 + size;
+        if (following > end) {
+            Py_CLEAR(result);
+            result = PyLong_FromSsize_t(pos);
+            goto done;
+        }
+        int new_id = map[ext_id];
+        if (new_id != ext_id) {
+            if (result == NULL) {
+                result = PyBytes_FromStringAndSize((const char *)in, packet.len);
+                if (result == NULL)
+                    goto done;
+                out = (unsigned char *)PyBytes_AS_STRING(result);
+            }
+            if (new_id >= 1 && new_id <= 14)
+                out[pos] = (unsigned char)((new_id << 4) | (size - 1));
+            else
+                memset(out + pos, 0, (size_t)(size + 1));
+        }
+        pos = following;
+    }
+    if (result == NULL) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+done:
+    PyBuffer_Release(&packet);
+    PyBuffer_Release(&table);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"rewrite_one_byte", rewrite_one_byte, METH_VARARGS,
+     "rewrite_one_byte(packet, pos, end, table) -> bytes | None | int"},
     {"slope", slope, METH_O, "slope(points) -> least-squares slope of (x, y) pairs"},
     {"protect_batch", protect_batch, METH_VARARGS,
      "protect_batch(func, session, packets, max_length, trailer, dest, out) -> failed"},

@@ -152,6 +152,59 @@ def test_estimator_uses_the_compiled_trend_line_when_enabled() -> None:
     assert gcc._trend_slope is expected
 
 
+@st.composite
+def one_byte_blocks(draw: st.DrawFn) -> tuple[bytes, int, int, bytes]:
+    """A packet whose one-byte extension block is well formed or not (random bytes, elements
+    with random ids and lengths, padding, a truncated last element), and an id table."""
+    elements = b""
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.integers(0, 4))
+        if kind == 0:
+            elements += b"\x00"  # padding
+        else:
+            ext_id = draw(st.integers(1, 15))
+            size = draw(st.integers(1, 16))
+            elements += bytes([(ext_id << 4) | (size - 1)]) + draw(st.binary(min_size=size,
+                                                                           max_size=size))
+    if draw(st.booleans()):
+        elements = draw(st.binary(max_size=24))
+    end_cut = draw(st.integers(0, 3))
+    head = bytes(12) + b"\xbe\xde" + b"\x00\x00"
+    packet = head + elements + draw(st.binary(max_size=30))
+    end = min(len(packet), 16 + len(elements) - end_cut) if elements else 16
+    table = bytes(draw(st.lists(st.integers(0, 255), min_size=256, max_size=256)))
+    return packet, 16, max(16, end), table
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=one_byte_blocks(), as_bytearray=st.booleans())
+def test_one_byte_rewrite_equals_the_reference(
+    case: tuple[bytes, int, int, bytes], as_bytearray: bool
+) -> None:
+    from router.forwarding import packet as packet_module
+    from router.rtp import RtpDecodeError
+
+    data, pos, end, table = case
+    buffer: bytes | bytearray = bytearray(data) if as_bytearray else data
+    try:
+        expected: object = packet_module._rewrite_one_byte(buffer, pos, end, table)
+    except RtpDecodeError as exc:
+        expected = str(exc)
+    got = fastpath.compiled().rewrite_one_byte(buffer, pos, end, table)
+    if isinstance(got, int):
+        assert str(packet_module._overrun(buffer, got, end)) == expected
+    else:
+        assert got == expected
+    assert bytes(buffer) == data  # the input is never modified
+
+
+def test_rewrite_extensions_uses_the_compiled_rewrite_when_enabled() -> None:
+    from router.forwarding import packet as packet_module
+
+    expected = fastpath.compiled().rewrite_one_byte if fastpath.enabled() else None
+    assert packet_module._fast_one_byte is expected
+
+
 def udp_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))

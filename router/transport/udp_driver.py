@@ -122,22 +122,7 @@ class UdpDriver:
         """Read up to :data:`MAX_BATCH` datagrams, run due timers, hand events on, send."""
         core = self.core
         now = trio.current_time()
-        receive = core.receive_datagram
-        count = 0
-        if self.fast:
-            count = self._receive_fast(now)
-        else:
-            recvfrom = self.sock.recvfrom
-            for _ in range(MAX_BATCH):
-                try:
-                    data, addr = recvfrom(_BUFFER_SIZE)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    # ICMP errors surface on the next recv (e.g. port unreachable): ignore.
-                    continue
-                count += 1
-                receive(data, addr, now)
+        count = self._receive_fast(now) if self.fast else self._receive(now)
         self.datagrams_in += count
         timer = core.get_timer()
         if timer is not None and timer <= now:
@@ -147,6 +132,24 @@ class UdpDriver:
             self._pending.extend(core.datagrams_to_send(now))
         if self._pending:
             self._flush()
+
+    def _receive(self, now: float) -> int:
+        """Read up to :data:`MAX_BATCH` datagrams with ``recvfrom`` and hand each to the core
+        (the reference loop)."""
+        recvfrom = self.sock.recvfrom
+        receive = self.core.receive_datagram
+        count = 0
+        for _ in range(MAX_BATCH):
+            try:
+                data, addr = recvfrom(_BUFFER_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                # ICMP errors surface on the next recv (e.g. port unreachable): ignore.
+                continue
+            count += 1
+            receive(data, addr, now)
+        return count
 
     def _receive_fast(self, now: float) -> int:
         """The read loop through ``recvmmsg``: the same datagrams, in the same order."""

@@ -318,3 +318,20 @@ def test_without_the_helper_the_reference_path_runs_and_says_so(
     sock = udp_socket()
     assert not UdpDriver(sock, _Null(), lambda: None).fast  # type: ignore[arg-type]
     sock.close()
+
+
+def test_bench_fastpath_measures_every_loop_both_ways(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from control.cli import main
+
+    assert main(["bench", "fastpath", "--repeats", "2", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)["figures"]
+    assert [f["case"].split(" (")[0] for f in figures] == [
+        "srtp protect", "udp send", "udp receive", "one-byte extension rewrite",
+        "estimator trend line"]
+    assert all(f["python_us"] > 0 and f["compiled_us"] > 0 for f in figures)
+    assert main(["bench", "fastpath", "--repeats", "0"]) == 2
+    assert "--repeats must be 1-1000" in capsys.readouterr().err

@@ -528,8 +528,8 @@ def _run_target(spec: BenchSpec, target: str, pin: bool,
         env = PYTHON_PATH_ENV if target == "regio-python" else None
         count = spec.compare_workers if target == "regio-workers" else spec.router_workers
         try:
-            # A loaded machine starts slowly.
-            router = start_router(timeout=60.0, workers=count, env=env)
+            # A loaded machine starts slowly, and a node starts its workers side by side.
+            router = start_router(timeout=60.0 * count, workers=count, env=env)
         except RouterStartError as exc:
             raise BenchError(str(exc)) from None
         try:

@@ -161,10 +161,10 @@ def test_python_path_and_two_workers_side_by_side(
 ) -> None:
     """The router with its compiled loops, with them switched off, and with two workers (rooms
     placed on both, tokens naming each), one short window each: every packet accounted for."""
-    status, out, _ = run_cli(capsys, "--python-path", "--compare-workers", "2", "--no-relay",
-                             "--rooms", "2", "--subscribers", "2", "--video-kbps", "300",
-                             "--seconds", "1", "--json")
-    assert status == 0
+    status, out, err = run_cli(capsys, "--python-path", "--compare-workers", "2", "--no-relay",
+                               "--rooms", "2", "--subscribers", "2", "--video-kbps", "300",
+                               "--seconds", "1", "--json")
+    assert status == 0, err
     document = json.loads(out)
     assert_every_packet_accounted_for(document, "sfu", "regio-python", "regio-workers")
     assert document["regio-workers"]["server"] == "regio router, 2 workers"

@@ -129,6 +129,16 @@ def print_profile(summary: dict[str, list[tuple[str, float]]]) -> None:
             print(f"  {pct:5.1f}  {name}")
 
 
+def _pinning(outcome: BenchReport) -> str:
+    if not outcome.pinned:
+        return "unpinned"
+    spec = outcome.spec
+    if max(spec.router_workers, spec.compare_workers) > 1:
+        return ("servers pinned to CPU 0 (a router's worker k to CPU k mod cores), clients to "
+                "CPU 1")
+    return "servers pinned to CPU 0, clients to CPU 1"
+
+
 def record(outcome: BenchReport, command: str, plots: list[str] | None = None) -> None:
     columns = ["server", "round", "rate", "forwarded pps", "Mbit/s", "loss %", "p50 us", "p99 us",
                "p99.9 us", "CPU us/pkt", "CPU ms/MB", "server CPU %", "kernel drops srv/cli",
@@ -150,7 +160,7 @@ def record(outcome: BenchReport, command: str, plots: list[str] | None = None) -
             "Chromium header extensions, SR/RR/NACK/PLI/TWCC" if spec.load == "meeting"
             else f"audio load: {spec.size}-byte payloads at --pps x rate")
     notes = (f"{load}; SRTP AES-GCM or as negotiated; "
-             f"{'servers pinned to CPU 0, clients to CPU 1' if outcome.pinned else 'unpinned'}"
+             f"{_pinning(outcome)}"
              "; latency = publisher send -> subscriber decrypt, same clock; loss includes "
              f"kernel drops; {machine.load_note()}; "
              + "; ".join(ratio_lines(outcome)) + f"; {GOAL}")

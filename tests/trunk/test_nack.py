@@ -1,12 +1,23 @@
-"""The trunk gap detector: gaps are reported once; duplicates, reordering, retransmissions and
-restarts are not gaps."""
+"""The trunk gap detector (gaps are reported once; duplicates, reordering, retransmissions and
+restarts are not gaps), the hop NACK codec and the per-trunk packet cache."""
 
 from __future__ import annotations
 
+import struct
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.trunk.nack import MAX_GAP, GapDetector
+from router.trunk.cache import SLOTS, HopCache
+from router.trunk.nack import (
+    MAX_GAP,
+    GapDetector,
+    HopNack,
+    HopNackError,
+    is_hop_nack,
+    parse_hop_nack,
+)
 
 
 def test_gaps_and_non_gaps() -> None:
@@ -25,3 +36,58 @@ def test_each_number_is_reported_at_most_once_per_advance(seqs: list[int]) -> No
     for seq in seqs:
         lost = gaps.missing(9, seq)
         assert len(lost) < MAX_GAP and seq not in lost
+
+
+node_ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=64)
+
+
+@given(node_ids, node_ids, st.integers(0, 2**32 - 1),
+       st.integers(0, 0xFFFF), st.sets(st.integers(0, MAX_GAP - 1), min_size=1, max_size=64))
+def test_hop_nack_round_trip(origin: str, destination: str, ssrc: int, base: int,
+                             offsets: set[int]) -> None:
+    seqs = tuple(sorted((base + o) & 0xFFFF for o in offsets))
+    raw = HopNack(origin, destination, ssrc, seqs).build()
+    assert is_hop_nack(raw) and len(raw) % 4 == 0
+    parsed = parse_hop_nack(raw)
+    assert (parsed.origin, parsed.destination, parsed.ssrc) == (origin, destination, ssrc)
+    assert sorted(parsed.seqs) == sorted(seqs)
+
+
+@given(st.binary(max_size=200))
+def test_hop_nack_parser_refuses_garbage_precisely(data: bytes) -> None:
+    try:
+        nack = parse_hop_nack(data)
+    except HopNackError:
+        return
+    assert 0 < len(nack.origin) <= 64 and nack.seqs
+
+
+def test_hop_nack_bad_input() -> None:
+    good = HopNack("rA", "rB", 7, (1, 2)).build()
+    for bad in (good[:-4], good[:8] + b"XXXX" + good[12:], good[:1] + b"\xcd" + good[2:],
+                good[:16] + b"\x00" + good[17:], good[:16] + b"\xff" + good[17:],
+                bytes((0x81,)) + good[1:]):
+        with pytest.raises(HopNackError):
+            parse_hop_nack(bad)
+    with pytest.raises(HopNackError):
+        HopNack("", "rB", 1, (1,)).build()
+
+
+def packet(ssrc: int, seq: int, offset: int = 0) -> bytes:
+    return b"E" * offset + struct.pack("!BBHII", 0x80, 96, seq, 0, ssrc) + seq.to_bytes(2, "big")
+
+
+def test_cache_keeps_the_last_slots_per_flow_and_forgets_idle_flows() -> None:
+    cache = HopCache()
+    cache.put("A", "B", [packet(5, s) for s in range(SLOTS + 10)], 0)
+    cache.put("A", "C", [packet(5, 3, offset=9)], 9)
+    cache.put("A", "B", [b"short"], 0)  # no RTP header: not kept, no error
+    assert cache.get("A", "B", 5, SLOTS + 9) == packet(5, SLOTS + 9)
+    assert cache.get("A", "B", 5, 9) is None  # overwritten by SLOTS + 9
+    assert cache.get("A", "B", 5, 10) == packet(5, 10)
+    assert cache.get("A", "C", 5, 3) == packet(5, 3, offset=9)  # flows are per destination
+    assert cache.get("A", "B", 6, 10) is None
+    assert cache.expire() == 0  # used since the start
+    cache.put("A", "B", [packet(5, 1)], 0)
+    assert cache.expire() == 1 and cache.has_flow(("A", "B", 5))
+    assert not cache.has_flow(("A", "C", 5))

@@ -2,7 +2,8 @@
 
 A publisher on router A, a subscriber on router B: B receives exactly the publisher's payloads,
 in order; both publish their probe figures for the link. Then A dies: B tears the trunk
-down within the lease TTL, its own participant stays.
+down within the lease TTL, its own participant stays; A's audit record goes with its lease,
+B's when the room ends on B.
 """
 
 from __future__ import annotations
@@ -120,7 +121,20 @@ async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # ty
         assert trio.current_time() - killed < 3 + 2.0  # TTL plus etcd's expiry granularity
         await bob.ws.send({"type": "ping", "id": 1})
         assert (await bob.ws.recv_type("pong"))["id"] == 1  # B's participant is unaffected
+
+        # audit records live with the room: A's went with A's lease (A never deleted it), B's
+        # stays while bob is in the room and goes when the room ends on B
+        audit_keys = schema.room_audit_prefix("span")
+        with trio.fail_after(15):
+            while schema.room_audit_key("span", "rA") in {
+                    kv.key for kv in (await client.get_prefix(audit_keys))[1]}:
+                await trio.sleep(0.2)
+        _, left = await client.get_prefix(audit_keys)
+        assert [kv.key for kv in left] == [schema.room_audit_key("span", "rB")]
         await bob.close()
+        with trio.fail_after(15):
+            while (await client.get_prefix(audit_keys))[1]:
+                await trio.sleep(0.2)
         await alice.close()
     finally:
         for r in routers:

@@ -21,7 +21,7 @@ from router.trunk.nack import (
 
 
 def test_gaps_and_non_gaps() -> None:
-    gaps = GapDetector()
+    gaps: GapDetector[int] = GapDetector()
     assert gaps.missing(1, 65534) == []
     assert gaps.missing(1, 1) == [65535, 0]  # across the wrap
     assert gaps.missing(1, 0) == []  # the retransmission of a missing one
@@ -32,7 +32,7 @@ def test_gaps_and_non_gaps() -> None:
 
 @given(st.lists(st.integers(0, 0xFFFF), max_size=200))
 def test_each_number_is_reported_at_most_once_per_advance(seqs: list[int]) -> None:
-    gaps = GapDetector()
+    gaps: GapDetector[int] = GapDetector()
     for seq in seqs:
         lost = gaps.missing(9, seq)
         assert len(lost) < MAX_GAP and seq not in lost

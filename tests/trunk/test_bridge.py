@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from router.forwarding.specs import SubscriptionSpec
+from router.forwarding.specs import SubscriptionSpec, codec_key
 from router.session.forwarder_adapter import ForwarderPlane
 from router.session.media import PublishedTrack
 from router.trunk.bridge import TrunkBridge, remote_track
@@ -162,10 +162,31 @@ class Cluster:
                     receiver.receive_media(data, ADDR[name], 192 <= data[1] <= 223, self.now)
 
 
+OPUS_TRACK = TrackAnnounce("room", "alice:0:1", "alice", "audio", "opus", 48000, 2, 111,
+                           (("minptime", "10"),), ("transport-cc",), ())
+
+
 def opus_track() -> PublishedTrack:
-    ann = TrackAnnounce("room", "alice:0:1", "alice", "audio", "opus", 48000, 2, 111,
-                        (("minptime", "10"),), ("transport-cc",), ())
-    return remote_track(ann)
+    return remote_track(OPUS_TRACK)
+
+
+def published_to_bob(cluster: Cluster, ann: TrackAnnounce) -> Collect:
+    """Alice's track published on A and announced over the trunks; bob on B subscribed."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    track = remote_track(ann)
+    a.plane.add_track(track, Collect(), 0.0)
+    a.rooms.local.append(track)
+    for _ in range(3):
+        cluster.step()
+    bob = Collect()
+    b.plane.add_leg("bob", bob)
+    codec = codec_key(ann.codec, ann.clock_rate, ann.channels)
+    b.plane.subscribe_leg(SubscriptionSpec("bob", ann.track, 5, {codec: ann.payload_type}), 0.0)
+    return bob
+
+
+def opus_to_bob(cluster: Cluster) -> Collect:
+    return published_to_bob(cluster, OPUS_TRACK)
 
 
 def test_relay_paths_and_deduplication(tmp_path: Path) -> None:
@@ -236,25 +257,13 @@ def test_relay_paths_and_deduplication(tmp_path: Path) -> None:
 
 VP8 = TrackAnnounce("room", "alice:1:1", "alice", "video", "VP8", 90000, None, 96, (),
                     ("nack", "nack pli"), ())
-OPUS = TrackAnnounce("room", "alice:1:1", "alice", "audio", "opus", 48000, 2, 111,
-                     (("minptime", "10"),), ("transport-cc",), ())  # no nack negotiated
 
 
-@pytest.mark.parametrize("ann", [VP8, OPUS], ids=["video", "audio"])
+@pytest.mark.parametrize("ann", [VP8, OPUS_TRACK], ids=["video", "audio (no nack negotiated)"])
 def test_trunk_loss_is_repaired_hop_by_hop(tmp_path: Path, ann: TrackAnnounce) -> None:
     cluster = Cluster(tmp_path)
     a, b = cluster.nodes["A"], cluster.nodes["B"]
-    track = remote_track(ann)
-    a.plane.add_track(track, Collect(), 0.0)
-    a.rooms.local.append(track)
-    for _ in range(3):
-        cluster.step()
-    bob = Collect()
-    b.plane.add_leg("bob", bob)
-    b.plane.subscribe_leg(SubscriptionSpec("bob", "alice:1:1", 6,
-                                           {f"{ann.codec.lower()}/{ann.clock_rate}"
-                                            + (f"/{ann.channels}" if ann.channels else ""):
-                                            ann.payload_type}), 0.0)
+    bob = published_to_bob(cluster, ann)
     cluster.drop_direct = 0.05
     a.bridge.own_links(0.0)  # the media loss window starts here
     sent = []
@@ -285,14 +294,7 @@ def test_eea_room_media_never_touches_a_non_eea_router(tmp_path: Path) -> None:
     a, b, r = (cluster.nodes[n] for n in "ABR")
     for node in (a, b):
         node.rooms.rooms["room"] = Room("eea")
-    track = opus_track()
-    a.plane.add_track(track, Collect(), 0.0)
-    a.rooms.local.append(track)
-    for _ in range(3):
-        cluster.step()
-    bob = Collect()
-    b.plane.add_leg("bob", bob)
-    b.plane.subscribe_leg(SubscriptionSpec("bob", "alice:0:1", 5, {"opus/48000/2": 111}), 0.0)
+    bob = opus_to_bob(cluster)
     juris = {"A": "EEA", "B": "EEA", "R": "US"}
     lossy = {("A", "B"): LinkState(0.30, 20.0), ("A", "R"): LinkState(0.0, 1.0),
              ("R", "B"): LinkState(0.0, 1.0)}
@@ -315,14 +317,7 @@ def test_loss_on_either_side_of_a_relay_is_repaired_on_that_leg(tmp_path: Path) 
     payload delivered exactly once."""
     cluster = Cluster(tmp_path)
     a, b, r = (cluster.nodes[n] for n in "ABR")
-    track = opus_track()
-    a.plane.add_track(track, Collect(), 0.0)
-    a.rooms.local.append(track)
-    for _ in range(3):
-        cluster.step()
-    bob = Collect()
-    b.plane.add_leg("bob", bob)
-    b.plane.subscribe_leg(SubscriptionSpec("bob", "alice:0:1", 5, {"opus/48000/2": 111}), 0.0)
+    bob = opus_to_bob(cluster)
     clean = {(x, y): LinkState(0.0, 10.0) for x in "ABR" for y in "ABR" if x != y}
     lossy = clean | {("A", "B"): LinkState(0.5, 10.0), ("B", "A"): LinkState(0.5, 10.0)}
     a.bridge.update_paths(lossy, JURIS, cluster.now)

@@ -69,6 +69,8 @@ MEDIA_WINDOW = 1.0
 """Seconds of media (packets sent vs NACKed by the peer) behind the media loss estimate."""
 MEDIA_MIN_PACKETS = 30
 """Fewer packets than this in the window say nothing about loss."""
+RETRY_MIN = 0.02
+"""Seconds between two NACKs of one packet at least, however short the trunk's RTT."""
 DUPLICATE_WINDOW = 5.0
 """Seconds after a relayed packet during which a replayed SRTP index counts as the second copy
 of a two-path flow rather than as a replay."""
@@ -187,6 +189,8 @@ class TrunkLeg:
     """Packets re-sent to this peer from :attr:`cache` for its NACKs."""
     cache_misses: int = 0
     """NACKed packets the cache did not hold (lost before us, or too old)."""
+    retry_after: float = 0.05
+    """Seconds before a packet NACKed to this peer is asked for again (1.5 probe RTTs)."""
     media_history: deque[tuple[float, int, int]] = field(default_factory=deque)
     """``(now, wire_sent, hop_nacked)`` snapshots of the last :data:`MEDIA_WINDOW` seconds."""
 
@@ -476,6 +480,9 @@ class TrunkBridge:
             probe = leg.prober.probe_due(now)
             if probe is not None:
                 leg.sink.send_rtcp(probe)
+                figures = leg.prober.figures()
+                if figures is not None:
+                    leg.retry_after = max(RETRY_MIN, 1.5 * figures.rtt_ms / 1000)
 
     def _on_probe(self, leg: TrunkLeg, probe: tuple[int, int, float], now: float) -> None:
         kind, number, sent_at = probe
@@ -527,7 +534,8 @@ class TrunkBridge:
             target.cache.put(src, dst, [data], len(data) - len(packet))
             target.wire_sent += 1
             ssrc = int.from_bytes(packet[8:12], "big")
-            lost = self.relay_gaps.missing((src, dst, ssrc), packet[2] << 8 | packet[3])
+            lost = self.relay_gaps.missing((src, dst, ssrc), packet[2] << 8 | packet[3], now,
+                                           sender.retry_after)
             if lost:
                 self._send_hop_nack(sender, HopNack(src, dst, ssrc, tuple(lost)))
         return True
@@ -557,7 +565,8 @@ class TrunkBridge:
             if leg.nack_ssrcs and len(plain) >= 12:
                 ssrc = int.from_bytes(plain[8:12], "big")
                 if ssrc in leg.nack_ssrcs:
-                    lost = leg.gaps.missing(ssrc, plain[2] << 8 | plain[3])
+                    lost = leg.gaps.missing(ssrc, plain[2] << 8 | plain[3], now,
+                                            via.retry_after)
                     if lost:
                         self._send_hop_nack(via, HopNack(leg.peer, self.local, ssrc,
                                                          tuple(lost)))

@@ -38,6 +38,12 @@ NAME: Final = b"RGNK"
 _HEAD: Final = struct.Struct("!BBHI4sI")
 _ITEM: Final = struct.Struct("!HH")
 MAX_NODE_ID: Final = 64
+TRIES: Final = 3
+"""NACKs per missing packet at most (the first and two retries)."""
+MAX_AGE: Final = 1.0
+"""Seconds after which a missing packet is no longer asked for (too late to play)."""
+MAX_PENDING: Final = 256
+"""Missing packets remembered per stream at most."""
 Stream = TypeVar("Stream", bound=Hashable)
 
 
@@ -98,35 +104,62 @@ def parse_hop_nack(packet: bytes) -> HopNack:
 
 
 class GapDetector(Generic[Stream]):
-    """Highest sequence number per stream (any hashable key: an SSRC, or a relay's
-    ``(origin, destination, SSRC)``); reports the numbers skipped by each new packet."""
+    """Gaps per stream (any hashable key: an SSRC, or a relay's ``(origin, destination,
+    SSRC)``): :meth:`missing` reports the numbers skipped by each new packet, and again those
+    still missing once ``retry_after`` has passed (a repair can be lost on a lossy leg too),
+    up to :data:`TRIES` NACKs each and never for more than :data:`MAX_AGE` seconds. Retries are
+    driven by the stream's own packets (tens a second), so no timer is needed."""
 
-    __slots__ = ("_highest",)
+    __slots__ = ("_highest", "_pending", "given_up")
 
     def __init__(self) -> None:
         self._highest: dict[Stream, int] = {}
+        self._pending: dict[Stream, dict[int, list[float]]] = {}
+        """stream -> seq -> [next NACK due, NACKs so far, first NACK]"""
+        self.given_up = 0
 
-    def missing(self, stream: Stream, seq: int) -> list[int]:
+    def missing(self, stream: Stream, seq: int, now: float = 0.0,
+                retry_after: float = 0.05) -> list[int]:
+        out: list[int] = []
+        pending = self._pending.get(stream)
+        if pending:
+            pending.pop(seq, None)
+            for number, entry in list(pending.items()):
+                if entry[0] > now:
+                    continue
+                if entry[1] >= TRIES or now - entry[2] > MAX_AGE:
+                    del pending[number]
+                    self.given_up += 1
+                else:
+                    entry[0] = now + retry_after
+                    entry[1] += 1
+                    out.append(number)
         highest = self._highest.get(stream)
         if highest is None:
             self._highest[stream] = seq
-            return []
+            return out
         delta = (seq - highest) & 0xFFFF
         if delta == 0 or delta >= 0x8000:
-            return []  # a duplicate, a retransmission or reordering: nothing new is missing
+            return out  # a duplicate, a retransmission or reordering: nothing new is missing
         self._highest[stream] = seq
         if delta == 1 or delta > MAX_GAP:
-            return []
-        return [(highest + i) & 0xFFFF for i in range(1, delta)]
+            return out
+        lost = [(highest + i) & 0xFFFF for i in range(1, delta)]
+        if pending is None:
+            pending = self._pending[stream] = {}
+        while len(pending) + len(lost) > MAX_PENDING:
+            del pending[next(iter(pending))]  # the oldest: heavy loss, no unbounded state
+            self.given_up += 1
+        for number in lost:
+            pending[number] = [now + retry_after, 1.0, now]
+        return out + lost
 
     def forget(self, stream: Stream) -> None:
         self._highest.pop(stream, None)
+        self._pending.pop(stream, None)
 
     def streams(self) -> list[Stream]:
         return list(self._highest)
-
-    def __len__(self) -> int:
-        return len(self._highest)
 
 
 __all__ = ["MAX_GAP", "GapDetector", "HopNack", "HopNackError", "is_hop_nack",

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from router.trunk.cache import SLOTS, HopCache
 from router.trunk.nack import (
     MAX_GAP,
+    MAX_PENDING,
     GapDetector,
     HopNack,
     HopNackError,
@@ -36,6 +37,29 @@ def test_each_number_is_reported_at_most_once_per_advance(seqs: list[int]) -> No
     for seq in seqs:
         lost = gaps.missing(9, seq)
         assert len(lost) < MAX_GAP and seq not in lost
+
+
+def test_missing_packets_are_asked_for_again_until_they_come_or_age_out() -> None:
+    gaps: GapDetector[int] = GapDetector()
+    assert gaps.missing(1, 10, 0.0, 0.05) == []
+    assert gaps.missing(1, 13, 0.0, 0.05) == [11, 12]
+    assert gaps.missing(1, 14, 0.03, 0.05) == []  # not due yet
+    assert gaps.missing(1, 11, 0.06, 0.05) == [12]  # 11 came (a repair), 12 is due again
+    assert gaps.missing(1, 15, 0.08, 0.05) == []
+    assert gaps.missing(1, 16, 0.12, 0.05) == [12]  # third and last NACK
+    assert gaps.missing(1, 17, 0.5, 0.05) == [] and gaps.given_up == 1
+    # a packet missing for longer than MAX_AGE is no longer asked for
+    assert gaps.missing(2, 1, 0.0, 0.5) == [] and gaps.missing(2, 3, 0.0, 0.9) == [2]
+    assert gaps.missing(2, 4, 1.2, 0.5) == [] and gaps.given_up == 2
+    # heavy loss keeps at most MAX_PENDING numbers per stream
+    many: GapDetector[int] = GapDetector()
+    seq = 0
+    for _ in range(MAX_PENDING // 10 + 5):
+        many.missing(3, seq, 0.0)
+        seq += 11
+    assert many.given_up > 0
+    many.forget(3)
+    assert many.streams() == []
 
 
 node_ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=64)

@@ -582,7 +582,11 @@ class TrunkBridge:
             hop.nacks_sent += 1
 
     def _on_hop_nack(self, leg: TrunkLeg, plain: bytes) -> None:
-        """``leg``'s peer lost packets we sent it: re-send them from the leg's cache."""
+        """``leg``'s peer lost packets we sent it: re-send them from the leg's cache.
+
+        A packet the cache lacks took another path (the flow's path changed around it): the
+        source finds it in the cache of the leg it went out on and sends it along this one; a
+        relay that never carried it asks the source to send it this way."""
         try:
             nack = parse_hop_nack(plain)
         except HopNackError:
@@ -591,13 +595,38 @@ class TrunkBridge:
         seqs = nack.seqs[:MAX_GAP]
         leg.hop_nacked += len(seqs)
         cache, address = leg.cache, leg.media_address
+        missed: list[int] = []
         for seq in seqs:
             wire = cache.get(nack.origin, nack.destination, nack.ssrc, seq)
+            if wire is None and nack.origin == self.local:
+                wire = self._other_path_copy(leg, nack.destination, nack.ssrc, seq)
             if wire is None:
                 leg.cache_misses += 1
+                missed.append(seq)
             else:
                 self.outbox.append((wire, address))
                 leg.retransmits += 1
+        origin = self.legs.get(nack.origin)
+        if missed and origin is not None and origin is not leg:
+            self._send_hop_nack(origin, HopNack(nack.origin, nack.destination, nack.ssrc,
+                                                tuple(missed)))
+
+    def _other_path_copy(self, leg: TrunkLeg, destination: str, ssrc: int,
+                         seq: int) -> bytes | None:
+        """Our packet ``seq`` of the flow to ``destination`` as sent on another leg, re-framed
+        for ``leg`` (plain trunk SRTP to the destination, an envelope to a relay)."""
+        dst = destination.encode("ascii")
+        envelope = header_size(self.local_bytes, dst)
+        for other in self.legs.values():
+            if other is leg:
+                continue
+            wire = other.cache.get(self.local, destination, ssrc, seq)
+            if wire is None:
+                continue
+            packet = wire if other.peer == destination else wire[envelope:]
+            return packet if leg.peer == destination else wrap(self.local_bytes, dst, packet,
+                                                               False)
+        return None
 
     def expire_caches(self) -> None:
         """Forget flows idle since the previous call (the driver calls this every few

@@ -400,3 +400,38 @@ def test_presence_crosses_the_trunk_and_leaves_with_it(tmp_path: Path) -> None:
 
     b.bridge.leg_down("A", cluster.now)
     assert b.rooms.remote_people == {}
+
+
+def test_a_packet_lost_as_the_path_changes_is_found_on_the_other_path(tmp_path: Path) -> None:
+    """Packet 5 goes direct and is lost; packet 6 already goes through R. B asks R (the hop
+    packet 6 came from); R never carried 5 and asks A; A finds 5 in its direct leg's cache and
+    sends it through R as an envelope."""
+    cluster = Cluster(tmp_path)
+    a, b, r = (cluster.nodes[n] for n in "ABR")
+    bob = opus_to_bob(cluster)
+    direct_rtp = 0
+
+    def drop(src: str, dst: str, data: bytes) -> bool:
+        nonlocal direct_rtp
+        if (src, dst) != ("A", "B") or 192 <= data[1] <= 223:
+            return False
+        direct_rtp += 1
+        return direct_rtp == 6  # packet 5
+
+    cluster.drop = drop
+    clean = {(x, y): LinkState(0.0, 10.0) for x in "ABR" for y in "ABR" if x != y}
+    lossy = clean | {("A", "B"): LinkState(0.5, 10.0), ("B", "A"): LinkState(0.5, 10.0)}
+    sent: list[bytes] = []
+    for seq in range(12):
+        if seq == 6:  # the switch to R, between packets 5 and 6
+            a.bridge.update_paths(lossy, JURIS, cluster.now)
+            a.bridge.update_paths(lossy, JURIS, cluster.now + 1.5)
+        payload = struct.pack("!I", seq) * 20
+        a.plane.on_rtp("alice", struct.pack("!BBHII", 0x80, 111, seq, seq * 960, 77) + payload,
+                       cluster.now)
+        sent.append(payload)
+        cluster.deliver()
+    assert cluster.dropped == 1
+    assert sorted(p[12:] for p in bob.rtp) == sorted(sent)
+    assert r.bridge.legs["B"].cache_misses == 1 and r.bridge.legs["A"].nacks_sent == 1
+    assert a.bridge.legs["R"].retransmits == 1 and b.bridge.legs["A"].nacks_sent == 0

@@ -231,13 +231,15 @@ class _LegSink:
     def send_rtp_batch(self, packets: list[bytes]) -> int:
         leg = self.leg
         route = leg.route
-        protected: Outbox = []
-        sent = leg.session.protect_rtp_batch(packets, protected, leg.media_address)
         if route is None or (route.primary.relay is None and route.secondary is None):
-            self.outbox.extend(protected)
-            leg.cache.put(self.bridge.local, leg.peer, [data for data, _ in protected], 0)
+            out = self.outbox
+            start = len(out)
+            sent = leg.session.protect_rtp_batch(packets, out, leg.media_address)
+            leg.cache.put(self.bridge.local, leg.peer, [data for data, _ in out[start:]], 0)
             leg.wire_sent += sent
             return sent
+        protected: Outbox = []
+        sent = leg.session.protect_rtp_batch(packets, protected, leg.media_address)
         self._along(route.primary, protected, False)
         if route.secondary is not None:
             self._along(route.secondary, protected, False)

@@ -142,7 +142,8 @@ class Supervisor:
                                       "workers": [w.ready for w in self.workers],
                                       "pids": pids}), flush=True)
                     self.notifier.ready(f"{len(self.workers)} workers ready")
-                    outer.start_soon(run_watchdog, self.notifier, lambda: not self.stopping)
+                    # Pings come from this loop while it runs, through the drain too.
+                    outer.start_soon(run_watchdog, self.notifier, lambda: True)
             outer.cancel_scope.cancel()  # every worker has exited after a shutdown signal
         self.notifier.close()
         return 0

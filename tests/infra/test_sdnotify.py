@@ -189,6 +189,17 @@ async def test_router_process_speaks_sd_notify(abstract_socket: NotifySocket) ->
         "--drain-deadline", "5"], _env(abstract_socket))
 
 
+async def test_router_node_with_workers_speaks_sd_notify(abstract_socket: NotifySocket) -> None:
+    """``regio router`` defaults to one worker per core, so under systemd the supervisor is the
+    unit's main process: it says READY once every worker is, pings the watchdog, says STOPPING
+    on SIGTERM; the workers say nothing (any of theirs would break the sequence checked)."""
+    await _lifecycle(abstract_socket, [
+        "router", "--workers", "2",
+        "--region", "eu-central", "--token-key", "k1:c2VjcmV0c2VjcmV0c2VjcmV0",
+        "--listen", "127.0.0.1", "--udp-port", "0", "--signaling", "127.0.0.1:0",
+        "--drain-deadline", "5"], _env(abstract_socket))
+
+
 async def test_turn_process_speaks_sd_notify(path_socket: NotifySocket) -> None:
     await _lifecycle(path_socket, [
         "turn", "--region", "eu-central", "--auth-secret", "s3cret",

@@ -199,7 +199,8 @@ async def run_frontdoor(
         if config.probe_interval > 0:
             probes = RouterHealth(lambda: view.nodes(), interval=config.probe_interval,
                                   failures=config.probe_failures,
-                                  timeout=config.probe_timeout)
+                                  timeout=config.probe_timeout,
+                                  connect_timeout=config.probe_connect_timeout)
             await nursery.start(probes.run)
         service = build_service(config, client, view, rooms, geoip, static, probes)
         urls: list[str] = []

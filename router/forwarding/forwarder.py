@@ -30,6 +30,7 @@ from router.forwarding.binding import locate_ssrc
 from router.forwarding.cache import PacketCache
 from router.forwarding.config import ForwarderConfig
 from router.forwarding.counters import Counters, ForwarderStats
+from router.forwarding.downlink_loss import DownlinkReports
 from router.forwarding.layers import LayerChooser, LayerState, probe_packets
 from router.forwarding.links import PublisherLinks
 from router.forwarding.packet import extension_table
@@ -523,12 +524,23 @@ class Forwarder:
             if d is not None:
                 d.remote_fraction_lost = getattr(block, "fraction_lost", 0)
                 d.remote_lost = getattr(block, "cumulative_lost", 0)
+                if d.ssrc == getattr(block, "ssrc", -1):
+                    self._count_downlink(d, getattr(block, "highest_seq", 0))
                 d.remote_jitter = getattr(block, "jitter", 0)
                 if isinstance(link, SubscriberLink) and d.ssrc == getattr(block, "ssrc", -1):
                     link.on_report_block(
                         d.ssrc, d.remote_fraction_lost, getattr(block, "lsr", 0),
                         getattr(block, "dlsr", 0), now,
                     )  # fmt: skip
+
+    def _count_downlink(self, d: Downstream, highest_seq: int) -> None:
+        if d.downlink is None:
+            d.downlink = DownlinkReports(highest_seq, d.remote_lost)
+            return
+        expected, lost = d.downlink.on_report(highest_seq, d.remote_lost, d.last_out_ext,
+                                              d.packets)
+        self.counters.downlink_expected += expected
+        self.counters.downlink_lost += lost
 
     def _downstream_source(self, part: Participant, ssrc: int) -> Downstream | None:
         d = part.by_out_ssrc.get(ssrc)
@@ -567,6 +579,7 @@ class Forwarder:
             wanted = len(seqs)
             seqs = link.nack_filter(d, seqs[:limit], now)
             self.counters.nack_repeats_ignored += wanted - len(seqs)
+        self.counters.downlink_nacked += min(len(seqs), limit)
         packets, missing = retransmissions(d, seqs, limit, now)
         if isinstance(link, SubscriberLink) and packets:
             kept = link.spend(packets, self.config.link)

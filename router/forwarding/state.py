@@ -21,6 +21,7 @@ from router.forwarding.receive import ReceiveStats
 from router.forwarding.specs import ABS_SEND_TIME, SubscriptionSpec, TrackSpec
 
 if TYPE_CHECKING:
+    from router.forwarding.downlink_loss import DownlinkReports
     from router.forwarding.gaps import GapTracker
     from router.forwarding.layers import LayerState
     from router.forwarding.publisher_feedback import TwccRecorder
@@ -185,6 +186,7 @@ class Downstream:
     __slots__ = (
         "ast_id",
         "b1_table",
+        "downlink",
         "epoch",
         "ext_table",
         "last_fir_seq",
@@ -261,4 +263,6 @@ class Downstream:
         self.last_fir_seq = -1
         self.remote_fraction_lost = 0
         self.remote_lost = 0
+        self.downlink: DownlinkReports | None = None
+        """The subscriber's receiver reports of this stream (downlink loss counters)."""
         self.remote_jitter = 0

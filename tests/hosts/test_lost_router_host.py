@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.frontdoor_cluster import LocalFrontdoorCluster
 from tests.frontdoor.conftest import COUNTRIES, find_addresses
-from tests.frontdoor.test_failover import _join
+from tests.frontdoor.test_failover import joins_until_moved, placed_pair
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
@@ -37,36 +37,14 @@ def test_lost_router_host_leaves_candidates_within_2s(tmp_path: Path) -> None:
     table = f"hardc-{secrets.token_hex(4)}"
     cluster.start()
     try:
-        routers = [cluster.add_router("eu-central", node_id=f"lost-{i}") for i in (1, 2)]
-        _, url = cluster.add_frontdoor("frontdoor", "--trusted-proxy", "127.0.0.1/32",
-                                       "--no-require-turn")
-        hostport = url.split("://", 1)[1]
         german = find_addresses(COUNTRIES)["DE"][0]
-        deadline = time.monotonic() + 30
-        while True:
-            status, body = _join(hostport, "lost-host", german)
-            if status == 200:
-                break
-            assert time.monotonic() < deadline, body
-            time.sleep(0.2)
-        victim = next(r for r in routers if r.node_id == body["router"]["node"])
-        survivor = next(r for r in routers if r is not victim)
+        hostport, victim, survivor = placed_pair(cluster, "lost", "lost-host", german)
         port = urlsplit(victim.signaling_url).port
         _nft(f"add table inet {table}\n"
              f"add chain inet {table} input {{ type filter hook input priority -10; }}\n"
              f"add rule inet {table} input ip daddr 127.0.0.1 tcp dport {port} drop\n")
-        lost = time.monotonic()
-        answers: list[tuple[float, int, str | None]] = []
-        while True:
-            status, body = _join(hostport, "lost-host", german)
-            node = body.get("router", {}).get("node") if status == 200 else None
-            answers.append((time.monotonic() - lost, status, node))
-            assert status == 200, (status, body)  # never a 5xx: another router exists
-            if node == survivor.node_id:
-                break
-            assert time.monotonic() - lost < BOUND, (
-                f"still assigned {BOUND} s after its host was lost: {answers}")
-            time.sleep(0.05)
+        answers = joins_until_moved(hostport, "lost-host", german, survivor, time.monotonic(),
+                                    BOUND)
         print(f"lost host: joins moved to the surviving router {answers[-1][0]:.2f} s after "
               f"the drop ({len(answers)} joins, all 200)")
         assert victim.proc.popen.poll() is None, "the victim's process lives: only its host is cut"

@@ -189,9 +189,10 @@ _LINK_COUNTERS = (
 
 _DOWNLINK_COUNTERS = (
     ("downlink_expected", "regio_router_downlink_expected_packets",
-     "Packets subscribers should have received, up to their last confirmed receiver report"),
+     "Packets of repairable (NACK) streams subscribers should have received, up to their "
+     "latest receiver report"),
     ("downlink_nacked", "regio_router_downlink_nacked_packets",
-     "Packets subscribers NACKed: their downlink loss before recovery"),
+     "Packets subscribers NACKed (each once): their downlink loss before recovery"),
     ("downlink_lost", "regio_router_downlink_lost_packets",
      "Packets subscribers still reported lost in two receiver reports in a row: their "
      "downlink loss after recovery"),

@@ -69,7 +69,8 @@ def run_loss(args: argparse.Namespace) -> int:
     for loss, burst, aware in runs:
         settings = ImpairmentSettings(loss=loss, burst=burst, delay_ms=args.rtt / 2)
         try:
-            router = start_router(extra_args=() if aware else ("--no-loss-aware",))
+            router = start_router(extra_args=("--metrics", "127.0.0.1:0",
+                                              *(() if aware else ("--no-loss-aware",))))
         except RouterStartError as exc:
             raise CliError(str(exc)) from None
         try:
@@ -102,7 +103,7 @@ def run_loss(args: argparse.Namespace) -> int:
 
 _COLUMNS = ["loss %", "burst", "loss-aware", "wire loss %", "residual %", "audio residual %",
             "recovery p50 ms", "recovery p99 ms", "NACKs", "dups", "frames ok/bad",
-            "router CPU us/pkt", "target"]
+            "router CPU us/pkt", "router metric downlink loss before/after %", "target"]
 
 
 def _row(r: dict[str, Any]) -> list[str]:
@@ -118,7 +119,9 @@ def _row(r: dict[str, Any]) -> list[str]:
             str(sum(s["nacks"] for s in subs)), str(sum(s["duplicates"] for s in subs)),
             f"{sum(s['frames_complete'] for s in subs)}/"
             f"{sum(s['frames_incomplete'] for s in subs)}",
-            f"{r['router_cpu_us_per_packet']:.1f}", verdict]  # fmt: skip
+            f"{r['router_cpu_us_per_packet']:.1f}",
+            f"{100 * r['router_downlink']['loss_before_recovery']:.2f}/"
+            f"{100 * r['router_downlink']['loss_after_recovery']:.3f}", verdict]  # fmt: skip
 
 
 def _print_table(results: list[dict[str, Any]], ratio: float | None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from benchmarks.procstat import process_tree_cpu_seconds
 from benchmarks.sfu.router_proc import RouterProcess
 from benchmarks.sfu.sfu_clients import udp_socket
 from benchmarks.sfu.tokens import join_token
+from control.top import parse_metrics
 from router.rtp import GenericNack, Pli, parse_rtcp_compound
 from router.signaling.client import SignalingClient
 from router.transport import (
@@ -235,8 +237,10 @@ async def run_case(router: RouterProcess, settings: ImpairmentSettings, *, secon
                 await c.connected.wait()
                 if c.failed:
                     raise RuntimeError(f"a media connection failed: {c.failed}")
+        before = await _downlink_counters(router)
         figures = await _measure(nursery, router, publisher, clients, proxies, seconds,
                                  video_bps, rng, (audio_ssrc, video_ssrc))  # fmt: skip
+        figures["router_downlink"] = _downlink_figures(before, await _downlink_counters(router))
         for s in signals:
             with trio.move_on_after(1):
                 await s.send({"type": "leave"})
@@ -300,6 +304,33 @@ async def _measure(nursery: trio.Nursery, router: RouterProcess, publisher: Clie
     cpu = process_tree_cpu_seconds(router.pid) - cpu0
     forwarded = sum(p.down.stats.received for p in proxies) - down0
     return _figures(sent, clients, proxies, cpu, forwarded, publisher)
+
+
+_DOWNLINK = ("regio_router_downlink_expected_packets", "regio_router_downlink_nacked_packets",
+             "regio_router_downlink_lost_packets")
+
+
+async def _downlink_counters(router: RouterProcess) -> tuple[float, float, float]:
+    """The router's own downlink loss counters (expected, NACKed, lost), from its /metrics:
+    what an operator's Prometheus sees, set beside what the subscribers measured."""
+    if not router.metrics_url:
+        return 0.0, 0.0, 0.0
+    def fetch() -> str:
+        with urllib.request.urlopen(router.metrics_url, timeout=5) as response:
+            return bytes(response.read()).decode(errors="replace")
+
+    text = await trio.to_thread.run_sync(fetch)
+    values = parse_metrics(text)
+    expected, nacked, lost = (values.get(name, 0.0) for name in _DOWNLINK)
+    return expected, nacked, lost
+
+
+def _downlink_figures(before: tuple[float, float, float], after: tuple[float, float, float]
+                      ) -> dict[str, float]:
+    expected, nacked, lost = (b - a for a, b in zip(before, after, strict=True))
+    return {"expected": expected,
+            "loss_before_recovery": round(nacked / expected, 5) if expected else 0.0,
+            "loss_after_recovery": round(lost / expected, 5) if expected else 0.0}
 
 
 def _percentile(values: list[float], q: float) -> float:

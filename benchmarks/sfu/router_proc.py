@@ -39,6 +39,8 @@ class RouterProcess:
     udp: tuple[str, int]
     signaling_url: str
     node_id: str = NODE_ID
+    metrics_url: str = ""
+    """``/metrics`` when started with ``--metrics``, else empty."""
 
     @property
     def pid(self) -> int:
@@ -110,7 +112,8 @@ def start_router(region: str = "eu-west", *, timeout: float = 20.0,
     errors.close()  # the child keeps its own descriptor
     info = json.loads(line)
     host, _, port = str(info["udp"]).rpartition(":")
-    return RouterProcess(process, (host, int(port)), str(info["signaling"]))
+    return RouterProcess(process, (host, int(port)), str(info["signaling"]),
+                         metrics_url=str(info.get("metrics") or ""))
 
 
 __all__ = ["BENCH_KEY", "NODE_ID", "RouterProcess", "RouterStartError", "child_env",

@@ -30,7 +30,7 @@ from router.forwarding.binding import locate_ssrc
 from router.forwarding.cache import PacketCache
 from router.forwarding.config import ForwarderConfig
 from router.forwarding.counters import Counters, ForwarderStats
-from router.forwarding.downlink_loss import DownlinkReports
+from router.forwarding.downlink_loss import DownlinkReports, first_requests
 from router.forwarding.layers import LayerChooser, LayerState, probe_packets
 from router.forwarding.links import PublisherLinks
 from router.forwarding.packet import extension_table
@@ -524,7 +524,8 @@ class Forwarder:
             if d is not None:
                 d.remote_fraction_lost = getattr(block, "fraction_lost", 0)
                 d.remote_lost = getattr(block, "cumulative_lost", 0)
-                if d.ssrc == getattr(block, "ssrc", -1):
+                if (d.ssrc == getattr(block, "ssrc", -1) and d.track is not None
+                        and d.track.spec.nack):
                     self._count_downlink(d, getattr(block, "highest_seq", 0))
                 d.remote_jitter = getattr(block, "jitter", 0)
                 if isinstance(link, SubscriberLink) and d.ssrc == getattr(block, "ssrc", -1):
@@ -535,8 +536,7 @@ class Forwarder:
 
     def _count_downlink(self, d: Downstream, highest_seq: int) -> None:
         if d.downlink is None:
-            d.downlink = DownlinkReports(highest_seq, d.remote_lost)
-            return
+            d.downlink = DownlinkReports.before_first_packet(highest_seq, d.first_seq)
         expected, lost = d.downlink.on_report(highest_seq, d.remote_lost, d.last_out_ext,
                                               d.packets)
         self.counters.downlink_expected += expected
@@ -574,12 +574,14 @@ class Forwarder:
             return
         limit = self.config.max_nack_per_packet
         seqs = packet.lost_seqs()
+        if d.track is not None and d.track.spec.nack:
+            fresh, d.nack_high = first_requests(seqs[:limit], d.last_out_ext, d.nack_high)
+            self.counters.downlink_nacked += fresh
         link = part.link
         if isinstance(link, SubscriberLink):
             wanted = len(seqs)
             seqs = link.nack_filter(d, seqs[:limit], now)
             self.counters.nack_repeats_ignored += wanted - len(seqs)
-        self.counters.downlink_nacked += min(len(seqs), limit)
         packets, missing = retransmissions(d, seqs, limit, now)
         if isinstance(link, SubscriberLink) and packets:
             kept = link.spend(packets, self.config.link)

@@ -1,6 +1,7 @@
 """``regio bench loss`` end to end, short: real router processes, real ICE/DTLS/SRTP, a real
 impairment proxy; checks the document's shape and that loss was applied and repaired (never
-a speed)."""
+a speed), and that the router's own downlink loss counters agree with what the subscriber
+measured."""
 
 from __future__ import annotations
 
@@ -27,5 +28,15 @@ def test_one_case_json() -> None:
     assert sub["wire_loss"] > 0.02  # the proxy did drop packets
     assert sub["nacks"] > 0 and sub["recovered"] > 0  # and the router repaired some
     assert sub["frames_complete"] > 0
+    # The router's own downlink loss counters (what Prometheus sees) over the same run: the
+    # subscriber's NACKs counted each packet once, as the loss on the wire did, and its
+    # receiver reports' lasting loss is what was left after repair.
+    down = case["router_downlink"]
+    assert down["expected"] > 0
+    print(f"wire {sub['wire_loss']:.4f}, residual {case['residual_loss']:.4f}; router metric: "
+          f"before {down['loss_before_recovery']:.4f}, after {down['loss_after_recovery']:.4f}")
+    assert 0.5 * sub["wire_loss"] < down["loss_before_recovery"] < 2 * sub["wire_loss"]
+    assert down["loss_after_recovery"] < down["loss_before_recovery"]
+    assert down["loss_after_recovery"] <= case["residual_loss"] + 0.005
     assert document["loss_aware_off"]["loss_aware"] is False
     assert document["cpu_ratio_on_off"] is not None

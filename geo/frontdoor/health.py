@@ -21,7 +21,8 @@ gets no answer within ``timeout`` (1 s) is weak evidence (a busy process answers
 taking a live router out would split its rooms for nothing), so four such in a row are
 needed, about 4 s; the lease bounds everything else. Only this front door's candidates change:
 etcd and the other front doors are not touched, so a probe that fails because of the path
-between this front door and a router cannot take the router away from anyone else.
+between this front door and a router cannot take the router away from anyone else; and when
+no router answers at all, none is taken out (this front door is then the likelier culprit).
 """
 from __future__ import annotations
 
@@ -118,7 +119,9 @@ class RouterHealth:
     defaults a dead process is out within about 1 s and a lost host within about 1.5 s (at
     most ``interval + failures * connect_timeout``, or ``timeout + connect_timeout`` when the
     host died while answering a probe); a live router that merely answers late needs four
-    timeouts in a row, about 4 s, because taking it out would split its rooms for nothing."""
+    timeouts in a row, about 4 s, because taking it out would split its rooms for nothing.
+    When every router fails at once, none is taken out (``blind``): a front door that reaches
+    no router is more likely cut off itself, and its leases still bound a real outage."""
 
     def __init__(self, routers: Callable[[], Mapping[str, NodeRecord]], *,
                  interval: float = 0.5, failures: int = 2, timeout: float = 1.0,
@@ -135,6 +138,10 @@ class RouterHealth:
         self.down: frozenset[str] = frozenset()
         self.down_since: dict[str, float] = {}
         self.probes = 0
+        self.blind = False
+        """True while every probed router fails its probes (then none is taken out)."""
+        self._failing: frozenset[str] = frozenset()
+        """Routers whose probes say down, before the ``blind`` rule."""
         self.changed = trio.Event()
         """Set (and replaced) whenever ``down`` changes: waiters wake on every change."""
         self._failed: dict[str, int] = {}
@@ -201,10 +208,21 @@ class RouterHealth:
         failed = self._failed.get(node_id, 0)
         return ((failed >= self.failures and self._last[node_id] in STRONG)
                 or failed >= self.failures + 2
-                or (node_id in self.down and failed > 0))  # only an answer brings it back
+                or (node_id in self._failing and failed > 0))  # only an answer brings it back
 
     def _update(self) -> None:
-        down = frozenset(n for n in self._failed if self._is_down(n))
+        down = self._failing = frozenset(n for n in self._failed if self._is_down(n))
+        if down and down == self._failed.keys():
+            # No router answers at all: this front door is more likely cut off or stalled
+            # itself than every router dead at once, and taking them all out would refuse
+            # every join. The leases decide then.
+            if not self.blind:
+                log.warning("no router answers this front door's health probes: probes "
+                            "ignored until one does (check this front door's network)")
+            self.blind = True
+            down = frozenset()
+        else:
+            self.blind = False
         if down != self.down:
             for node_id in down - self.down:
                 self.down_since[node_id] = time.time()

@@ -137,8 +137,14 @@ def test_probe_results_mark_down_and_back() -> None:
     _round(health, {"a": "unreachable", "b": "timeout", "c": "timeout"})
     assert health.down == {"a", "b"}, (
         "a late answer, then no handshake: the host is lost; four late answers: hung")
-    _round(health, {"a": "timeout"})
-    assert health.down == {"a"}, "b and c left the registry"
+    _round(health, {"a": "timeout", "b": "up"})
+    assert health.down == {"a"}, "c left the registry"
+    _round(health, {"a": "refused", "b": "refused"})
+    _round(health, {"a": "refused", "b": "refused"})
+    assert health.down == frozenset() and health.blind, (
+        "every router failing at once says more about this front door: none is taken out")
+    _round(health, {"a": "refused", "b": "up"})
+    assert health.down == {"a"} and not health.blind
     with pytest.raises(ValueError):
         RouterHealth(dict, interval=0, failures=1)
 

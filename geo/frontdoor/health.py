@@ -24,6 +24,7 @@ etcd and the other front doors are not touched, so a probe that fails because of
 between this front door and a router cannot take the router away from anyone else; and when
 no router answers at all, none is taken out (this front door is then the likelier culprit).
 """
+
 from __future__ import annotations
 
 import ssl
@@ -142,8 +143,6 @@ class RouterHealth:
         """True while every probed router fails its probes (then none is taken out)."""
         self._failing: frozenset[str] = frozenset()
         """Routers whose probes say down, before the ``blind`` rule."""
-        self.changed = trio.Event()
-        """Set (and replaced) whenever ``down`` changes: waiters wake on every change."""
         self._failed: dict[str, int] = {}
         self._last: dict[str, ProbeResult] = {}
         self._probing: set[str] = set()
@@ -194,10 +193,11 @@ class RouterHealth:
     def forget(self, registered: set[str]) -> None:
         """Drop the counts of routers no longer registered (a router that comes back under
         the same id starts afresh)."""
-        for node_id in [n for n in self._failed if n not in registered]:
+        gone = [n for n in self._failed if n not in registered]
+        for node_id in gone:
             del self._failed[node_id]
             self._last.pop(node_id, None)
-        if self.down - registered:
+        if gone:
             self._update()
 
     def _count(self, node_id: str, result: ProbeResult) -> None:
@@ -234,8 +234,6 @@ class RouterHealth:
                     log.info("router %s answers health probes again", node_id)
             self.down = down
             self.version += 1
-            changed, self.changed = self.changed, trio.Event()
-            changed.set()
 
 
 __all__ = ["HEALTH_PATH", "STRONG", "ProbeResult", "RouterHealth", "probe", "probe_target"]

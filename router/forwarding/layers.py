@@ -23,7 +23,7 @@ from typing import Final
 
 from router.forwarding.rtcp import retransmissions
 from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
-from router.forwarding.subscriber_links import SubscriberLink
+from router.forwarding.subscriber_links import SubscriberLink, stamp_transport_seq
 from router.forwarding.vp8 import Vp8Info, rewrite_vp8
 
 __all__ = [
@@ -237,9 +237,10 @@ def probe_packets(link: SubscriberLink, now: float) -> list[bytes]:
     spent = 0
     for back in range(0, 256, 16):
         seqs = [(last - back - i) & 0xFFFF for i in range(16)]
-        packets, _ = retransmissions(d, seqs, 16, now)
+        # Numbered only once chosen: a number never sent would read as a loss.
+        packets, _ = retransmissions(d, seqs, 16, now, stamp=False)
         for packet in packets:
-            out.append(packet)
+            out.append(stamp_transport_seq(d, packet, now))
             spent += len(packet)
             if spent >= budget:
                 return out

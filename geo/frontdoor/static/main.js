@@ -180,6 +180,7 @@ function started(s, joined, answer) {
   s.on("error", (msg) => {
     if (msg.code === "chat_rate_limited") view.showBanner("You are sending messages too fast.", { level: "warn" });
     else if (msg.code === "chat_disabled") view.setChatEnabled(false);
+    else if (msg.in_reply_to === "video_size") sizes.refused();
     else console.warn("router:", msg.code, msg.message);
   });
   s.on("bye", () => {});

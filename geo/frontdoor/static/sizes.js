@@ -4,6 +4,8 @@
 // are sent: a window resize or a tile arriving or leaving re-flows every tile at once.
 
 export const SIZE_DEBOUNCE_MS = 300;
+const REFUSED_RETRY_MS = 1000;
+const REFUSED_RETRIES = 5;
 
 export class VideoSizeReporter {
   /**
@@ -16,12 +18,20 @@ export class VideoSizeReporter {
     this.send = send;
     this.sent = new Map();   // track id -> height the router was last told
     this.timer = null;
+    this.refusals = 0;
   }
 
   /** Something may have changed size: measure once things settle. */
-  schedule() {
+  schedule(delay = SIZE_DEBOUNCE_MS) {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.flush(), SIZE_DEBOUNCE_MS);
+    this.timer = setTimeout(() => this.flush(), delay);
+  }
+
+  /** The router refused a size (`unknown_track`): a track we were just offered may not be
+   * subscribed on its side yet. Send every size again a little later (a few times). */
+  refused() {
+    this.sent.clear();
+    if (++this.refusals <= REFUSED_RETRIES) this.schedule(REFUSED_RETRY_MS);
   }
 
   flush() {
@@ -39,6 +49,7 @@ export class VideoSizeReporter {
   reset() {
     clearTimeout(this.timer);
     this.timer = null;
+    this.refusals = 0;
     this.sent.clear();
   }
 

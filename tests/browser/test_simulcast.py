@@ -111,9 +111,11 @@ class Watch:
         link = state.get("link") or {}
         bob = regio(self.bob)
         bob_link = bob.get("link") or {}
-        self.timeline.append((round(time.monotonic() - self.began, 2), _layer(state, "alice"),
-                              int(video.get("frameHeight", 0)), int(link.get("estimateBps", 0)),
-                              _layer(bob, "alice"), int(bob_link.get("estimateBps", 0))))  # fmt: skip
+        self.timeline.append((
+            round(time.monotonic() - self.began, 2), _layer(state, "alice"),
+            int(video.get("frameHeight", 0)), int(link.get("estimateBps", 0)),
+            _layer(bob, "alice"), int(bob_link.get("estimateBps", 0)),
+        ))  # fmt: skip
         return state
 
     def until(self, check: Callable[[State], bool], timeout: float, what: str) -> float:

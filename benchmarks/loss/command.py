@@ -90,10 +90,10 @@ def run_loss(args: argparse.Namespace) -> int:
     results.append(off)
     ratio = (pair_on["router_cpu_us_per_packet"] / pair_off["router_cpu_us_per_packet"]
              if pair_off["router_cpu_us_per_packet"] else None)
+    pair = {"on": pair_on["router_cpu_us_per_packet"],
+            "off": pair_off["router_cpu_us_per_packet"]}
     document = {"cases": results[:-1], "loss_aware_off": off,
-                "cpu_side_by_side_us_per_packet": {
-                    "on": pair_on["router_cpu_us_per_packet"],
-                    "off": pair_off["router_cpu_us_per_packet"]},
+                "cpu_side_by_side_us_per_packet": pair,
                 "cpu_ratio_on_off": round(ratio, 3) if ratio else None}
     if args.json:
         from benchmarks import machine
@@ -101,11 +101,12 @@ def run_loss(args: argparse.Namespace) -> int:
         json.dump({"machine": machine.describe(), **document}, sys.stdout, indent=2)
         print()
     else:
-        _print_table(results, ratio)
+        _print_table(results, ratio, pair)
     if args.plot:
         _plot(results[:-1], args.plot)
     if args.record:
-        _record(results, ratio, "regio bench loss " + _flags(args))
+        _record(results, ratio, "regio bench loss " + _flags(args),
+                pair)
     return 0
 
 
@@ -256,7 +257,8 @@ def _row(r: dict[str, Any]) -> list[str]:
             f"{r['router_cpu_us_per_packet']:.1f}", verdict]  # fmt: skip
 
 
-def _print_table(results: list[dict[str, Any]], ratio: float | None) -> None:
+def _print_table(results: list[dict[str, Any]], ratio: float | None,
+                 pair: dict[str, float]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -269,10 +271,12 @@ def _print_table(results: list[dict[str, Any]], ratio: float | None) -> None:
     console.print(table)
     if ratio is not None:
         console.print(f"router CPU per forwarded packet, loss-aware on/off: {ratio:.2f}x "
-                      "(two routers side by side, same case; target <= 1.15x)")
+                      f"({pair['on']:.1f} / {pair['off']:.1f} us, two routers side by side in "
+                      "the first case; target <= 1.15x)")
 
 
-def _record(results: list[dict[str, Any]], ratio: float | None, command: str) -> None:
+def _record(results: list[dict[str, Any]], ratio: float | None, command: str,
+            pair: dict[str, float]) -> None:
     from benchmarks import machine
     from benchmarks import results as store
 
@@ -282,7 +286,8 @@ def _record(results: list[dict[str, Any]], ratio: float | None, command: str) ->
              f"recovery = gap seen -> repair arrived; {machine.load_note()}")
     if ratio is not None:
         notes += (f"; router CPU per forwarded packet loss-aware on/off: {ratio:.2f}x (two "
-                  "routers running the first case side by side; the off row is that run)")
+                  "routers running the first case side by side: on "
+                  f"{pair['on']:.1f}, off {pair['off']:.1f} us/pkt; the off row is that run)")
     store.record_section("Loss recovery (regio bench loss)", command, _COLUMNS,
                          [_row(r) for r in results], notes=notes)
 

@@ -88,6 +88,9 @@ class SessionCore:
     _seq: itertools.count[int] = field(default_factory=itertools.count)
     track_epoch: int = 0
     """Changes whenever a room's tracks change (trunks re-announce when it moves)."""
+    chat_out: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+    """Chat for participants on other routers: ``(room, participant, name, text)``, taken
+    by the trunks (router/trunk/bridge.py) and never kept longer."""
 
     def __post_init__(self) -> None:
         self.negotiator = Negotiator(
@@ -339,7 +342,7 @@ class SessionCore:
         self._send(conn.id, {
             "type": "joined", "version": m.PROTOCOL_VERSION, "participant": p.id,
             "room": room.name, "mode": room.mode, "chat": room.chat_enabled,
-            "participants": [o.public() for o in room.others(p.id)],
+            "participants": room.everyone_else(p.id),
             "tracks": [track_info(t) for t in room.tracks.values()],
             "limits": {"max_message_bytes": self.config.max_message_bytes,
                        "max_chat_chars": self.config.max_chat_chars},
@@ -365,8 +368,13 @@ class SessionCore:
         for track in gone:
             del room.tracks[track.track_id]
             self._broadcast(room, {"type": "track_unpublished", "track": track_info(track)})
-        self._broadcast(room, {"type": "participant_left", "participant": p.public(),
-                               "reason": "left" if reason == "left" else "disconnected"})
+        if p.id in room.remote:
+            # Still in the room through another router (it moved there): nobody left.
+            self._broadcast(room, {"type": "participant_joined",
+                                   "participant": room.remote_public(p.id)})
+        else:
+            self._broadcast(room, {"type": "participant_left", "participant": p.public(),
+                                   "reason": "left" if reason == "left" else "disconnected"})
         if p.conn is not None:
             conn = self.connections.get(p.conn)
             if conn is not None:
@@ -454,6 +462,21 @@ class SessionCore:
         # Delivered from memory to the current participants only; never stored or logged.
         self.stats.chat_relayed += 1
         self._broadcast(p.room, {"type": "chat", "from": p.public(), "text": text}, p.id)
+        if p.room.remote:
+            self.chat_out.append((p.room.name, p.id, p.name, text))
+
+    def deliver_remote_chat(self, room_name: str, participant: str, name: str | None,
+                            text: str) -> bool:
+        """Chat from a participant on another router (its router applied the limits)."""
+        room = self.rooms.get(room_name)
+        if room is None or not room.chat_enabled or participant in room.participants:
+            return False
+        if not text.strip() or len(text) > self.config.max_chat_chars:
+            return False
+        self.stats.chat_relayed += 1
+        self._broadcast(room, {"type": "chat", "from": {"id": participant, "name": name},
+                               "text": text})
+        return True
 
     def _on_video_size(self, conn: Connection, p: Participant, msg: m.ClientMessage,
                        now: float) -> None:
@@ -550,6 +573,42 @@ class SessionCore:
         for p in room.participants.values():
             self._renegotiate(p)
         return True
+
+    def add_remote_participant(self, room_name: str, router: str, participant: str,
+                               name: str | None) -> bool:
+        """A participant of the room connected to ``router`` (a trunk peer): this router's
+        participants see it join. False when the room is not open here or nothing changed."""
+        room = self.rooms.get(room_name)
+        if room is None:
+            return False
+        names = room.remote.setdefault(participant, {})
+        if names.get(router, ...) == name:
+            return False
+        first = not names
+        names[router] = name
+        if first and participant not in room.participants:
+            self._broadcast(room, {"type": "participant_joined",
+                                   "participant": room.remote_public(participant)})
+        return True
+
+    def remove_remote_participant(self, room_name: str, router: str, participant: str) -> bool:
+        """``participant`` is no longer on ``router`` (withdrawn, or the trunk ended)."""
+        room = self.rooms.get(room_name)
+        names = room.remote.get(participant) if room is not None else None
+        if room is None or names is None or names.pop(router, ...) is ...:
+            return False
+        if not names:
+            del room.remote[participant]
+            if participant not in room.participants:
+                self._broadcast(room, {"type": "participant_left",
+                                       "participant": {"id": participant, "name": None},
+                                       "reason": "disconnected"})
+        return True
+
+    def local_participants(self, room_name: str) -> list[tuple[str, str | None]]:
+        """``(id, name)`` of this router's own participants of the room."""
+        room = self.rooms.get(room_name)
+        return [] if room is None else [(p.id, p.name) for p in room.participants.values()]
 
     def local_tracks(self, room_name: str) -> list[PublishedTrack]:
         """Tracks published by this router's own participants of the room."""

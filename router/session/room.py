@@ -70,9 +70,24 @@ class Room:
     participants: dict[str, Participant] = field(default_factory=dict)
     #: track id -> track, in publication order (subscribers get them in this order).
     tracks: dict[str, PublishedTrack] = field(default_factory=dict)
+    #: Participants connected to other routers of the room (trunks): id -> router -> name.
+    #: Keyed by router too, because during a move one id can briefly be present on two.
+    remote: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     def others(self, participant_id: str) -> list[Participant]:
         return [p for pid, p in self.participants.items() if pid != participant_id]
+
+    def remote_public(self, participant_id: str) -> dict[str, object]:
+        """A participant on another router as participants see it (like
+        :meth:`Participant.public`)."""
+        names = self.remote[participant_id]
+        return {"id": participant_id, "name": next(iter(names.values()))}
+
+    def everyone_else(self, participant_id: str) -> list[dict[str, object]]:
+        """Who a participant sees in the room: local others, then those on other routers."""
+        here = [p.public() for p in self.others(participant_id)]
+        return here + [self.remote_public(pid) for pid in self.remote
+                       if pid != participant_id and pid not in self.participants]
 
 
 def track_info(track: PublishedTrack) -> dict[str, object]:

@@ -37,8 +37,11 @@ from router.sdp.attributes import Direction, ExtMap, RtcpFeedback
 from router.session.forwarder_adapter import ForwarderPlane
 from router.session.media import PublishedTrack
 from router.trunk.messages import (
+    ChatRelay,
     KeyframeRequest,
     LinkReport,
+    ParticipantAnnounce,
+    ParticipantWithdraw,
     Subscribe,
     TrackAnnounce,
     TrackWithdraw,
@@ -83,6 +86,19 @@ class SessionRooms(Protocol):
     def add_remote_track(self, room_name: str, track: PublishedTrack) -> bool: ...
 
     def remove_remote_track(self, room_name: str, track_id: str) -> bool: ...
+
+    chat_out: list[tuple[str, str, str | None, str]]
+
+    def local_participants(self, room_name: str) -> list[tuple[str, str | None]]: ...
+
+    def deliver_remote_chat(self, room_name: str, participant: str, name: str | None,
+                            text: str) -> bool: ...
+
+    def add_remote_participant(self, room_name: str, router: str, participant: str,
+                               name: str | None) -> bool: ...
+
+    def remove_remote_participant(self, room_name: str, router: str,
+                                  participant: str) -> bool: ...
 
 
 def announcement(room: str, track: PublishedTrack) -> TrackAnnounce:
@@ -142,6 +158,10 @@ class TrunkLeg:
     """Our tracks announced to the peer, by track id."""
     incoming: dict[str, TrackAnnounce] = field(default_factory=dict)
     """The peer's tracks announced to us."""
+    people_out: dict[tuple[str, str], ParticipantAnnounce] = field(default_factory=dict)
+    """Our participants announced to the peer, by (room, participant)."""
+    people_in: dict[tuple[str, str], ParticipantAnnounce] = field(default_factory=dict)
+    """The peer's participants announced to us."""
     subscribed: dict[str, int] = field(default_factory=dict)
     """Peer tracks we subscribed to -> the SSRC they arrive with."""
     sending: set[str] = field(default_factory=set)
@@ -186,6 +206,8 @@ class BridgeStats:
     envelopes_refused: int = 0
     """Envelopes malformed, from a non-peer, or for a router we have no trunk with."""
     duplicates: int = 0
+    chat_refused: int = 0
+    """Chat from a participant the sending router had not announced in the room."""
 
 
 class _LegSink:
@@ -291,6 +313,8 @@ class TrunkBridge:
         self.plane.remove_leg(leg_id(peer))
         for ann in leg.incoming.values():
             self.rooms.remove_remote_track(ann.room, ann.track)
+        for room, participant in leg.people_in:
+            self.rooms.remove_remote_participant(room, peer, participant)
 
     # -- control --------------------------------------------------------------------------
 
@@ -304,6 +328,20 @@ class TrunkBridge:
             ann = leg.incoming.pop(message.track, None)
             if ann is not None and ann.room == message.room:
                 self._drop_incoming(leg, ann, now)
+        elif isinstance(message, ParticipantAnnounce):
+            leg.people_in[(message.room, message.participant)] = message
+        elif isinstance(message, ParticipantWithdraw):
+            if leg.people_in.pop((message.room, message.participant), None) is not None:
+                self.rooms.remove_remote_participant(message.room, peer, message.participant)
+        elif isinstance(message, ChatRelay):
+            # Only from a participant the peer announced in that room (its name comes from
+            # there too), so a router cannot speak for someone it does not serve.
+            sender = leg.people_in.get((message.room, message.participant))
+            if sender is None:
+                self.stats.chat_refused += 1
+            else:
+                self.rooms.deliver_remote_chat(message.room, message.participant, sender.name,
+                                               message.text)
         elif isinstance(message, Subscribe):
             self._peer_subscribes(leg, message, now)
         elif isinstance(message, Unsubscribe):
@@ -333,14 +371,22 @@ class TrunkBridge:
     def sync(self, now: float) -> None:
         """Announce, withdraw, subscribe and unsubscribe until each trunk matches the rooms."""
         rooms = self.rooms
+        chat, rooms.chat_out[:] = list(rooms.chat_out), []
         for leg in self.legs.values():
             if not leg.session.established:
                 continue
             wanted: dict[str, TrackAnnounce] = {}
+            people: dict[tuple[str, str], ParticipantAnnounce] = {}
             for room in list(rooms.rooms):
                 if leg.peer in self.room_routers(room):
+                    for pid, name in rooms.local_participants(room):
+                        people[(room, pid)] = ParticipantAnnounce(room, pid, name)
                     for track in rooms.local_tracks(room):
                         wanted[track.track_id] = announcement(room, track)
+            self._sync_people(leg, people, now)
+            for room, pid, _, text in chat:
+                if (room, pid) in leg.people_out:  # announced there, so the peer accepts it
+                    leg.session.send(ChatRelay(room, pid, text), now)
             for track_id, ann in list(leg.outgoing.items()):
                 if wanted.get(track_id) != ann:
                     del leg.outgoing[track_id]
@@ -362,6 +408,24 @@ class TrunkBridge:
                     self._drop_incoming(leg, ann, now)
                 if here:
                     rooms.add_remote_track(ann.room, remote_track(ann))  # no-op if present
+
+    def _sync_people(self, leg: TrunkLeg, wanted: dict[tuple[str, str], ParticipantAnnounce],
+                     now: float) -> None:
+        """Presence, reconciled like tracks: announce who is here, withdraw who left, and show
+        the peer's participants in the rooms open here (again after a room reopens)."""
+        for key, ann in list(leg.people_out.items()):
+            if wanted.get(key) != ann:
+                del leg.people_out[key]
+                leg.session.send(ParticipantWithdraw(*key), now)
+        for key, ann in wanted.items():
+            if key not in leg.people_out:
+                leg.people_out[key] = ann
+                leg.session.send(ann, now)
+        for (room, pid), ann in leg.people_in.items():
+            if room in self.rooms.rooms and leg.peer in self.room_routers(room):
+                self.rooms.add_remote_participant(room, leg.peer, pid, ann.name)
+            else:
+                self.rooms.remove_remote_participant(room, leg.peer, pid)
 
     def _subscribe(self, leg: TrunkLeg, ann: TrackAnnounce, now: float) -> None:
         used = set(leg.subscribed.values())

@@ -24,6 +24,10 @@ MAX_FRAME: Final = 65536
 """Largest message body in bytes: a track announcement is a few hundred bytes."""
 _LEN: Final = struct.Struct("!I")
 PROTOCOL_VERSION: Final = 1
+NAME_MAX: Final = 64
+CHAT_MAX: Final = 4000
+"""Longest chat text a trunk carries (routers allow 2,000 characters by default)."""
+"""Display names are at most this long (the front door admits no longer ones)."""
 
 
 class TrunkDecodeError(ValueError):
@@ -50,6 +54,14 @@ def _opt_int(lo: int, hi: int) -> Callable[[object], int | None]:
     inner = _int(lo, hi)
 
     def check(value: object) -> int | None:
+        return None if value is None else inner(value)
+    return check
+
+
+def _opt_str(limit: int) -> Callable[[object], str | None]:
+    inner = _str(limit)
+
+    def check(value: object) -> str | None:
         return None if value is None else inner(value)
     return check
 
@@ -170,6 +182,36 @@ class TrackWithdraw(TrunkMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class ParticipantAnnounce(TrunkMessage):
+    """A participant of ``room`` connected to the sender's router, so the receiver's
+    participants see who is in the room (and whose tracks they get) by name. Only the id and
+    the display name cross: never an address."""
+
+    TYPE: ClassVar[str] = "present"
+    room: str
+    participant: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantWithdraw(TrunkMessage):
+    TYPE: ClassVar[str] = "absent"
+    room: str
+    participant: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRelay(TrunkMessage):
+    """A chat message of one of the sender's participants, for the receiver's participants of
+    the room. Relayed from memory like local chat: never stored or logged."""
+
+    TYPE: ClassVar[str] = "chat"
+    room: str
+    participant: str
+    text: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe(TrunkMessage):
     """Send ``track`` over this trunk as SSRC ``ssrc`` (the receiver's choice)."""
 
@@ -229,6 +271,9 @@ _CHECKS: Final[dict[type[TrunkMessage], dict[str, Callable[[object], Any]]]] = {
         "extensions": _extensions,
     },
     TrackWithdraw: {"room": _room, "track": _str()},
+    ParticipantAnnounce: {"room": _room, "participant": _str(64), "name": _opt_str(NAME_MAX)},
+    ParticipantWithdraw: {"room": _room, "participant": _str(64)},
+    ChatRelay: {"room": _room, "participant": _str(64), "text": _str(CHAT_MAX)},
     Subscribe: {"room": _room, "track": _str(), "ssrc": _int(1, 0xFFFFFFFF)},
     Unsubscribe: {"room": _room, "track": _str()},
     KeyframeRequest: {"room": _room, "track": _str()},
@@ -320,6 +365,7 @@ def message_fields(message: TrunkMessage) -> dict[str, object]:
     return {f.name: getattr(message, f.name) for f in fields(message)}
 
 
-__all__ = ["MAX_FRAME", "FrameReader", "Hello", "KeyframeRequest", "LinkReport", "SrtpKey",
+__all__ = ["MAX_FRAME", "ChatRelay", "FrameReader", "Hello", "KeyframeRequest", "LinkReport",
+           "ParticipantAnnounce", "ParticipantWithdraw", "SrtpKey",
            "SrtpKeyAck", "Subscribe", "TrackAnnounce", "TrackWithdraw", "TrunkDecodeError",
            "TrunkMessage", "Unsubscribe", "decode_body", "encode_message"]

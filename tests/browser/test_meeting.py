@@ -189,6 +189,15 @@ def test_residency_through_the_page(cluster: Cluster, join: Join) -> None:
     spanning = open_recording(us_room, "eva2", EEA_ADDRESS)
     [sp] = wait_until([spanning], lambda s: s["state"] == "connected", 20, "spanning join")
     assert sp["jurisdiction"] == "EEA" and sp["region"] in EEA_REGIONS
+    # Across the trunk between the two routers each sees and hears the other, by name.
+    wait_media([us, spanning], timeout=40)
+    for page, other in ((us, "eva2"), (spanning, "sam")):
+        assert [p["name"] for p in regio(page)["participants"]] == [other]
+    us.fill("#chat-input", "hello across the trunk")
+    us.press("#chat-input", "Enter")
+    [heard] = wait_until([spanning], lambda s: any(
+        e["text"] == "hello across the trunk" for e in s["chatLog"]), 10, "chat across a trunk")
+    assert heard["chatLog"][-1]["name"] == "sam"
     # A small (p2p) room is one router and never spans: there the EEA participant is refused,
     # in words (409).
     p2p_room = room("res-us-p2p")
@@ -222,16 +231,19 @@ def test_router_restart_mid_meeting(cluster: Cluster, join: Join) -> None:
     resumed = time.monotonic() - killed
     after = [regio(p) for p in pages]
     # Rejoined through the front door with their previous tokens: same participants, new
-    # sessions together on one router: the replacement, or (while the front door's probes
-    # found the node dead) another router the participants' jurisdiction allows.
+    # sessions on the replacement or (while the front door's probes found the node dead) on
+    # another router their jurisdiction allows; when they land on two, a trunk joins the room
+    # and each still sees the other by name (wait_media matches videos by name).
     assert [s["participant"] for s in after] == before
     assert all(s["reconnects"] >= 1 for s in after)
     regions = {n.node: n.region for n in cluster.routers()}
-    [now] = {s["node"] for s in after}
-    assert regions[now] in EEA_REGIONS, (now, regions)
-    print(f"video resumed {resumed:.1f} s after the router was killed, on "
-          f"{'the replacement' if now == node else 'another router'} "
-          f"(the replacement listened after {listening:.1f} s)")
+    now = sorted({s["node"] for s in after})
+    assert all(regions[n] in EEA_REGIONS for n in now), (now, regions)
+    for state in after:
+        assert sorted(p["name"] for p in state["participants"]) == sorted(
+            s["name"] for s in after if s is not state)
+    print(f"video resumed {resumed:.1f} s after the router was killed, on {now} "
+          f"(killed {node}; the replacement listened after {listening:.1f} s)")
 
 
 def _wait_listening(port: int, timeout: float) -> float:

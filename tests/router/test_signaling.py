@@ -202,3 +202,66 @@ async def test_churn_leaves_nothing_behind(start_router, nursery) -> None:  # ty
     await wait_for(lambda: all(v == 0 for v in node.core.state_counts().values()))
     counts = node.core.state_counts()
     assert all(v == 0 for v in counts.values()), counts
+
+
+async def test_participants_on_other_routers_are_seen_by_name(start_router, nursery) -> None:  # type: ignore[no-untyped-def]
+    """What a trunk reports (router/trunk/bridge.py) reaches the room's participants: someone
+    on another router joins and leaves by name; one who moves here from there never seems to
+    leave; a newcomer's ``joined`` lists them."""
+    node = await start_router()
+    core = node.core
+
+    def flush() -> None:
+        node.hub.after_change()
+        node.driver.notify()
+
+    bob = await SynthClient.join(nursery, node.addresses.signaling_url,
+                                 token("r", "bob", router="r1"))
+    assert not core.add_remote_participant("elsewhere", "r2", "x", None)  # room not open here
+    assert core.add_remote_participant("r", "r2", "alice", "Alice")
+    assert not core.add_remote_participant("r", "r2", "alice", "Alice")  # nothing changed
+    assert core.add_remote_participant("r", "r3", "alice", "Alice")  # also there (a move)
+    flush()
+    joined = await bob.ws.recv_type("participant_joined")
+    assert joined["participant"] == {"id": "alice", "name": "Alice"}
+    assert core.remove_remote_participant("r", "r2", "alice")  # still on r3: no news
+    carol = await SynthClient.join(nursery, node.addresses.signaling_url,
+                                   token("r", "carol", router="r1", name="Carol"))
+    assert carol.joined["participants"] == [{"id": "bob", "name": None},
+                                            {"id": "alice", "name": "Alice"}]
+    # alice moves here: she joins locally, and when r3 withdraws her, nobody sees her leave
+    alice = await SynthClient.join(nursery, node.addresses.signaling_url,
+                                   token("r", "alice", router="r1", name="Alice"))
+    assert core.remove_remote_participant("r", "r3", "alice")
+    assert not core.remove_remote_participant("r", "r3", "alice")
+    await alice.ws.send({"type": "leave"})  # she leaves for good
+    gone = await carol.ws.recv_type("participant_left")
+    assert gone["participant"]["id"] == "alice"
+    news = []
+    while ("participant_left", "alice") not in news:
+        message = await bob.ws.recv()
+        if message["type"].startswith("participant_"):
+            news.append((message["type"], message["participant"]["id"]))
+    assert news == [
+        ("participant_joined", "carol"), ("participant_joined", "alice"),
+        ("participant_left", "alice")]
+    # chat: from there to everyone here; from here queued for the trunks (room.remote is set)
+    core.add_remote_participant("r", "r2", "erin", "Erin")
+    assert core.deliver_remote_chat("r", "erin", "Erin", "hi from r2")
+    assert not core.deliver_remote_chat("r", "bob", "Bob", "a local id: refused")
+    flush()
+    said = await carol.ws.recv_type("chat")
+    assert said["from"] == {"id": "erin", "name": "Erin"} and said["text"] == "hi from r2"
+    await carol.ws.send({"type": "chat", "text": "hi there"})
+    await wait_for(lambda: core.chat_out == [("r", "carol", "Carol", "hi there")])
+    # someone only on another router leaves when that router withdraws them
+    core.remove_remote_participant("r", "r2", "erin")
+    core.add_remote_participant("r", "r2", "dave", None)
+    core.remove_remote_participant("r", "r2", "dave")
+    flush()
+    left = await carol.ws.recv_type("participant_left")
+    assert left["participant"] == {"id": "erin", "name": None}
+    left = await carol.ws.recv_type("participant_left")
+    assert left["participant"] == {"id": "dave", "name": None}
+    await bob.close()
+    await carol.close()

@@ -13,7 +13,7 @@ from router.forwarding.specs import SubscriptionSpec
 from router.session.forwarder_adapter import ForwarderPlane
 from router.session.media import PublishedTrack
 from router.trunk.bridge import TrunkBridge, remote_track
-from router.trunk.messages import TrackAnnounce
+from router.trunk.messages import ChatRelay, TrackAnnounce
 from router.trunk.paths import LinkState, PathConfig
 from router.trunk.relay import wrap
 from router.trunk.session import TrunkControl, TrunkUp
@@ -36,6 +36,10 @@ class Rooms:
     rooms: dict[str, object] = field(default_factory=lambda: {"room": Room()})
     track_epoch: int = 0
     remote: dict[str, PublishedTrack] = field(default_factory=dict)
+    people: list[tuple[str, str | None]] = field(default_factory=list)
+    remote_people: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    chat_out: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+    chat_in: list[tuple[str, str | None, str]] = field(default_factory=list)
 
     def local_tracks(self, room_name: str) -> list[PublishedTrack]:
         return list(self.local)
@@ -47,6 +51,23 @@ class Rooms:
 
     def remove_remote_track(self, room_name: str, track_id: str) -> bool:
         return self.remote.pop(track_id, None) is not None
+
+    def local_participants(self, room_name: str) -> list[tuple[str, str | None]]:
+        return list(self.people)
+
+    def deliver_remote_chat(self, room_name: str, participant: str, name: str | None,
+                            text: str) -> bool:
+        self.chat_in.append((participant, name, text))
+        return True
+
+    def add_remote_participant(self, room_name: str, router: str, participant: str,
+                               name: str | None) -> bool:
+        new = self.remote_people.get((router, participant), ...) != name
+        self.remote_people[(router, participant)] = name
+        return new
+
+    def remove_remote_participant(self, room_name: str, router: str, participant: str) -> bool:
+        return self.remote_people.pop((router, participant), ...) is not ...
 
 
 class Collect:
@@ -266,3 +287,37 @@ def test_eea_room_media_never_touches_a_non_eea_router(tmp_path: Path) -> None:
     assert per_node["R"] == 0 and r.bridge.stats.envelopes_refused == 0
     assert all(path == ("A", "B") for path in a.bridge.legs["B"].paths_used)
     assert len(bob.rtp) > 0
+
+
+def test_presence_crosses_the_trunk_and_leaves_with_it(tmp_path: Path) -> None:
+    """Participants on one router show up, by name, in the same room on the other; they go
+    when they leave and when the trunk ends; their chat crosses, nobody else's."""
+    cluster = Cluster(tmp_path)
+    a, b, r = (cluster.nodes[n] for n in "ABR")
+    a.rooms.people[:] = [("alice", "Alice"), ("anon", None)]
+    for _ in range(3):
+        cluster.step()
+    assert b.rooms.remote_people == {("A", "alice"): "Alice", ("A", "anon"): None}
+    assert r.rooms.remote_people == {}  # R serves no participant of the room
+    assert a.rooms.remote_people == {}  # B has nobody to announce
+
+    a.rooms.people[:] = [("alice", "Alice")]
+    b.rooms.people[:] = [("bob", "Bob")]
+    for node in (a, b):
+        node.bridge.sync(cluster.now)  # the driver's tick
+    cluster.step()
+    assert b.rooms.remote_people == {("A", "alice"): "Alice"}
+    assert a.rooms.remote_people == {("B", "bob"): "Bob"}
+
+    # chat crosses too, named by the presence the peer announced; nobody else can speak
+    a.rooms.chat_out.append(("room", "alice", "Alice", "hello"))
+    a.rooms.chat_out.append(("room", "mallory", "Mallory", "spoofed"))  # not announced
+    a.bridge.sync(cluster.now)
+    cluster.step()
+    assert b.rooms.chat_in == [("alice", "Alice", "hello")] and a.rooms.chat_out == []
+    b.bridge.on_message("A", ChatRelay("room", "mallory", "spoofed"), cluster.now)
+    assert b.rooms.chat_in == [("alice", "Alice", "hello")]
+    assert b.bridge.stats.chat_refused == 1
+
+    b.bridge.leg_down("A", cluster.now)
+    assert b.rooms.remote_people == {}

@@ -12,10 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.trunk.messages import (
+    ChatRelay,
     FrameReader,
     Hello,
     KeyframeRequest,
     LinkReport,
+    ParticipantAnnounce,
+    ParticipantWithdraw,
     SrtpKey,
     SrtpKeyAck,
     Subscribe,
@@ -36,6 +39,9 @@ messages = st.one_of(
               st.lists(text, max_size=3).map(tuple),
               st.lists(st.tuples(text, st.integers(1, 14)), max_size=3).map(tuple)),
     st.builds(TrackWithdraw, names, text),
+    st.builds(ParticipantAnnounce, names, names, st.none() | text),
+    st.builds(ParticipantWithdraw, names, names),
+    st.builds(ChatRelay, names, names, text),
     st.builds(Subscribe, names, text, st.integers(1, 2**32 - 1)),
     st.builds(Unsubscribe, names, text),
     st.builds(KeyframeRequest, names, text),

@@ -1,8 +1,9 @@
 """Two real router processes on loopback with a real etcd: a room spanning both through a trunk.
 
 A publisher on router A, a subscriber on router B: B receives exactly the publisher's payloads,
-in order; both publish their probe figures for the link. Then A dies: B tears the trunk
-down within the lease TTL, its own participant stays.
+in order, sees the publisher in the room by name and gets her chat; both publish their probe
+figures for the link. Then A dies: B tears the trunk down within the lease TTL (the publisher
+leaves B's room), its own participant stays.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # ty
         assert keyset is not None
         key = keyset.current_key
         alice = await SynthClient.join(nursery, ra.signaling,
-                                       token("span", "alice", router="rA", key=key), seed=1)
+                                       token("span", "alice", router="rA", key=key,
+                                             name="Alice"), seed=1)
         bob = await SynthClient.join(nursery, rb.signaling,
                                      token("span", "bob", router="rB", key=key), seed=2)
         await alice.publish(audio_ssrc=1111)
@@ -89,6 +91,13 @@ async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # ty
         got = [payload_of(p) for p in bob.subscriber.received]
         assert got == sent
         assert len({p[8:12] for p in bob.subscriber.received}) == 1
+        # bob sees alice in the room, by name, although she is on the other router
+        if {"id": "alice", "name": "Alice"} not in bob.joined["participants"]:
+            present = await bob.ws.recv_type("participant_joined", timeout=15)
+            assert present["participant"] == {"id": "alice", "name": "Alice"}
+        await alice.ws.send({"type": "chat", "text": "hello from A"})  # and hears her chat
+        chat = await bob.ws.recv_type("chat", timeout=15)
+        assert chat["from"] == {"id": "alice", "name": "Alice"} and chat["text"] == "hello from A"
 
         # each router probes the link to the other and publishes it; the view holds the map
         await view.wait_until(lambda: {("rA", "rB"), ("rB", "rA")} <= set(view.links()), 20)
@@ -118,6 +127,8 @@ async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # ty
         gone = await bob.ws.recv_type("track_unpublished", timeout=15)
         assert gone["track"]["participant"] == "alice"
         assert trio.current_time() - killed < 3 + 2.0  # TTL plus etcd's expiry granularity
+        left = await bob.ws.recv_type("participant_left", timeout=5)
+        assert left["participant"]["id"] == "alice"
         await bob.ws.send({"type": "ping", "id": 1})
         assert (await bob.ws.recv_type("pong"))["id"] == 1  # B's participant is unaffected
         await bob.close()

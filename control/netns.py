@@ -36,7 +36,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -143,12 +143,14 @@ class Host:
 @dataclass(frozen=True, slots=True)
 class Impairment:
     """What happens to packets from ``src`` to ``dst`` (host names): ``loss`` percent dropped
-    at random, or everything dropped while ``cut``."""
+    at random, or everything dropped while ``cut``. With ``min_bytes`` the loss hits only IP
+    packets at least that long (media, not probes, NACKs or control)."""
 
     src: str
     dst: str
     loss: int = 0
     cut: bool = False
+    min_bytes: int = 0
 
 
 class Network:
@@ -342,25 +344,30 @@ class Network:
         for item in json.loads(out)["nftables"]:
             comment = item.get("rule", {}).get("comment", "")
             parts = comment.split(":")
-            if len(parts) == 5 and parts[0] == _COMMENT_TAG:
-                _, src, dst, loss, cut = parts
-                found[(src, dst)] = Impairment(src, dst, int(loss), cut == "cut")
+            if len(parts) == 6 and parts[0] == _COMMENT_TAG:
+                _, src, dst, loss, cut, min_bytes = parts
+                found[(src, dst)] = Impairment(src, dst, int(loss), cut == "cut",
+                                               int(min_bytes))
         return found
 
-    def set_loss(self, a: str, b: str, percent: int, *, both_ways: bool = True) -> None:
-        """Drop ``percent`` % of packets from ``a`` to ``b`` (and back, unless one way)."""
+    def set_loss(self, a: str, b: str, percent: int, *, both_ways: bool = True,
+                 min_bytes: int = 0) -> None:
+        """Drop ``percent`` % of packets from ``a`` to ``b`` (and back, unless one way); with
+        ``min_bytes``, only of IP packets at least that long."""
         if not 0 <= percent <= 100:
             raise ValueError(f"loss {percent} is not a percentage")
+        if not 0 <= min_bytes <= 65535:
+            raise ValueError(f"min_bytes {min_bytes} is not an IP packet length")
         self._update([(a, b)] + ([(b, a)] if both_ways else []),
-                     lambda old: Impairment(old.src, old.dst, percent, old.cut))
+                     lambda old: replace(old, loss=percent, min_bytes=min_bytes))
 
     def partition(self, a: str, b: str) -> None:
         """Cut every packet between hosts ``a`` and ``b`` (both ways); loss settings stay."""
-        self._update([(a, b), (b, a)], lambda old: Impairment(old.src, old.dst, old.loss, True))
+        self._update([(a, b), (b, a)], lambda old: replace(old, cut=True))
 
     def heal(self, a: str, b: str) -> None:
         """Undo :meth:`partition` between ``a`` and ``b``; loss settings stay."""
-        self._update([(a, b), (b, a)], lambda old: Impairment(old.src, old.dst, old.loss, False))
+        self._update([(a, b), (b, a)], lambda old: replace(old, cut=False))
 
     def heal_all(self) -> None:
         """Remove every partition and every loss setting."""
@@ -388,11 +395,14 @@ class Network:
                  f"  chain {_CHAIN} {{ type filter hook forward priority 0; policy accept;"]
         for imp in sorted(rules.values(), key=lambda i: (i.src, i.dst)):
             src, dst = self.host(imp.src).address, self.host(imp.dst).address
-            comment = f"{_COMMENT_TAG}:{imp.src}:{imp.dst}:{imp.loss}:{'cut' if imp.cut else ''}"
+            comment = (f"{_COMMENT_TAG}:{imp.src}:{imp.dst}:{imp.loss}:"
+                       f"{'cut' if imp.cut else ''}:{imp.min_bytes}")
             match = f"ip saddr {src} ip daddr {dst}"
             if imp.cut:
                 lines.append(f'    {match} drop comment "{comment}"')
             else:
+                if imp.min_bytes:
+                    match += f" ip length >= {imp.min_bytes}"
                 lines.append(f"    {match} numgen random mod 100 < {imp.loss} drop "
                              f'comment "{comment}"')
         lines += ["  }", "}"]

@@ -329,7 +329,8 @@ class AuditHop:
 class RoomAuditRecord:
     """What one router did with a room's media (``regio audit room``): the router itself and
     every trunk path its media to other routers took, relays included. No addresses, no
-    participant names. Not bound to a lease: an audit outlives the nodes it names."""
+    participant names. Bound to the router's lease and deleted when the room ends on that
+    router: the audit answers for live rooms, and etcd does not grow with past ones."""
 
     room: str
     node: str

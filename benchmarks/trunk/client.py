@@ -5,7 +5,8 @@ both routers in the room's router set (§10; the bench plays placement), joins a
 the first router and a subscriber on the second with real ICE/DTLS/SRTP, sends paced VP8-sized
 RTP whose payload carries its number and send time, polls the first router's metrics for the
 moment its flow to the second changes path, and prints one JSON object: what was sent and
-received when, for the runner to turn into loss, switch time and latency.
+received when, for the runner to turn into loss, switch time and latency, and every router's
+trunk repair counters at the end (``--scrape NODE=URL``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,22 @@ def _path_state(metrics_url: str, peer: str) -> tuple[float, float]:
     return values["regio_trunk_path_relayed"], values["regio_trunk_path_dual"]
 
 
+REPAIR_COUNTERS = ("regio_trunk_retransmits", "regio_trunk_nack_misses",
+                   "regio_trunk_nacks_sent")
+
+
+def _repair_counters(metrics_url: str) -> dict[str, dict[str, float]]:
+    """``counter -> peer -> value`` of a router's hop-by-hop repair counters."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    out: dict[str, dict[str, float]] = {name: {} for name in REPAIR_COUNTERS}
+    for name in REPAIR_COUNTERS:
+        for peer, value in re.findall(rf'^{name}(?:_total)?{{peer="([^"]+)"[^}}]*}} (\S+)$',
+                                      text, re.M):
+            out[name][peer] = float(value)
+    return out
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     config = EtcdConfig.from_urls(args.etcd, timeout=3.0)
     received: list[tuple[int, int, int]] = []  # (number, sent_ns, received_ns)
@@ -173,9 +190,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             publisher.driver.notify()
             await trio.sleep(0.005)
         await trio.sleep(args.drain)
+        repairs = {}
+        for item in args.scrape:
+            node, _, url = item.partition("=")
+            try:
+                repairs[node] = await trio.to_thread.run_sync(_repair_counters, url)
+            except OSError:
+                repairs[node] = {}
         nursery.cancel_scope.cancel()
     return {"start_ns": start_ns, "sent": sent, "interval": interval, "received": received,
-            "paths": switches}
+            "paths": switches, "repairs": repairs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=1.5)
+    parser.add_argument("--scrape", action="append", default=[], metavar="NODE=URL",
+                        help="a router's /metrics to read the trunk repair counters of")
     args = parser.parse_args(argv)
     result = trio.run(run, args)
     json.dump(result, sys.stdout)

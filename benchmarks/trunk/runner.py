@@ -9,6 +9,11 @@ participants' packet records: delivered loss of both, seconds from loss onset to
 change (its metrics, polled every 100 ms), latency p50/p99 direct (before the loss) and through
 the relay (after the switch), and the routers' CPU per delivered packet (all three routers,
 less their idle upkeep measured for 3 s before the media starts).
+
+``relay_loss`` also drops that share of media-sized packets (not probes, so path choice is
+unchanged) from r3 to r2 all the time: the relayed flow then loses packets on the relay leg,
+which r2 NACKs to r3 and r3 re-sends from its per-trunk cache (``relay_retransmits``; the
+source r1 re-sending is ``source_retransmits``).
 """
 
 from __future__ import annotations
@@ -72,6 +77,11 @@ class TrunkBenchSpec:
     warmup: float = 5.0
     pps: float = 200.0
     size: int = 1000
+    relay_loss: int = 0
+
+
+MEDIA_BYTES = 200
+"""IP packets at least this long count as media for ``relay_loss`` (probes are ~100 bytes)."""
 
 
 def _env() -> dict[str, str]:
@@ -193,6 +203,9 @@ class Lab:
         """One client run; ``loss_after``: seconds into sending when the loss starts (None:
         already on). Returns the client's record, the loss onset and router CPU seconds."""
         pub, sub = self.routers[f"{prefix}1"][1], self.routers[f"{prefix}2"][1]
+        if spec.relay_loss:
+            self.net.set_loss("r3", "r2", spec.relay_loss, both_ways=False,
+                              min_bytes=MEDIA_BYTES)
         idle_from = self.cpu_seconds()
         time.sleep(IDLE_SECONDS)  # the routers' own upkeep (trunks, probes, etcd), no media
         self.idle_cpu_per_s = (self.cpu_seconds() - idle_from) / IDLE_SECONDS
@@ -202,7 +215,9 @@ class Lab:
             "--sub-router", f"{prefix}2", "--metrics", pub["metrics"], "--room", room,
             "--bind", self.ctl, "--ca", str(self.work / "ca" / "ca.pem"),
             "--pps", str(spec.pps), "--size", str(spec.size),
-            "--seconds", str(spec.seconds)], stdout=subprocess.PIPE, env=_env())
+            "--seconds", str(spec.seconds),
+            *(f"--scrape={node}={ready['metrics']}" for node, (_, ready)
+              in sorted(self.routers.items()))], stdout=subprocess.PIPE, env=_env())
         started = _readline(client, 90, "the measuring participants")
         cpu_before = self.cpu_seconds()
         clock_before = time.monotonic()
@@ -262,6 +277,23 @@ def analyse(aware: dict[str, Any], onset: int, direct: dict[str, Any],
         "router_idle_cpu_percent": None,
         "packets_in_loss_window": window,
         "packets_direct_only": direct_window,
+        **_repairs(aware.get("repairs", {})),
+    }
+
+
+def _repairs(repairs: dict[str, dict[str, dict[str, float]]]) -> dict[str, int]:
+    """Re-sends from the trunk caches: by the relay (r3) to the subscriber's router (r2), and
+    by the source (r1) to anyone; NACKs r2 sent to the relay."""
+    def counter(index: str, name: str, peer: str | None) -> int:
+        values = next((v for node, v in repairs.items() if node.endswith(index)), {})
+        per_peer = values.get(name, {})
+        return int(sum(x for p, x in per_peer.items() if peer is None or p.endswith(peer)))
+
+    return {
+        "relay_retransmits": counter("3", "regio_trunk_retransmits", "2"),
+        "relay_nack_misses": counter("3", "regio_trunk_nack_misses", "2"),
+        "hop_nacks_to_relay": counter("2", "regio_trunk_nacks_sent", "3"),
+        "source_retransmits": counter("1", "regio_trunk_retransmits", None),
     }
 
 
@@ -290,8 +322,9 @@ def run(spec: TrunkBenchSpec) -> dict[str, Any]:
                 lab.stop_routers()
         result = analyse(aware, onset, direct, cpu_s)
         result["router_idle_cpu_percent"] = round(idle_percent, 1)
-        result.update({"loss_percent": spec.loss, "seconds": spec.seconds, "pps": spec.pps,
-                       "size": spec.size, "warmup": spec.warmup})
+        result.update({"loss_percent": spec.loss, "relay_loss_percent": spec.relay_loss,
+                       "seconds": spec.seconds, "pps": spec.pps, "size": spec.size,
+                       "warmup": spec.warmup})
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)

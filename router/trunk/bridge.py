@@ -7,7 +7,9 @@ fans it out to all its participants of the room. So a track crosses a trunk at m
 
 The media path is the forwarder's: the trunk is one leg (``trunk:<P>``) that publishes P's
 tracks and subscribes ours, with the same rewrite, NACK cache and RTCP handling as a client.
-Its sink protects with the trunk's SRTP key and queues on the router's media port.
+Its sink protects with the trunk's SRTP key and queues on the router's media port. What crosses
+each leg (ours, or envelopes this router relays) is also kept in that leg's
+:class:`~router.trunk.cache.HopCache`, from which the next hop's NACKs are served.
 
 Everything is reconciled in :meth:`TrunkBridge.sync` (cheap; the driver calls it on every
 change and on a short tick): desired announcements and subscriptions are computed from the
@@ -23,7 +25,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from router.errors import RemoteProtocolError
 from router.forwarding.specs import (
     STRIPPED_EXTENSIONS,
     LayerSpec,
@@ -31,11 +32,11 @@ from router.forwarding.specs import (
     TrackSpec,
     codec_key,
 )
-from router.rtp import GenericNack, parse_rtcp_compound
 from router.sdp import NegotiatedCodec, NegotiatedMedia
 from router.sdp.attributes import Direction, ExtMap, RtcpFeedback
 from router.session.forwarder_adapter import ForwarderPlane
 from router.session.media import PublishedTrack
+from router.trunk.cache import Flow, HopCache
 from router.trunk.messages import (
     ChatRelay,
     KeyframeRequest,
@@ -48,7 +49,7 @@ from router.trunk.messages import (
     TrunkMessage,
     Unsubscribe,
 )
-from router.trunk.nack import GapDetector
+from router.trunk.nack import MAX_GAP, GapDetector, HopNack, HopNackError, parse_hop_nack
 from router.trunk.paths import (
     LinkState,
     Path,
@@ -60,16 +61,16 @@ from router.trunk.paths import (
 from router.trunk.probe import ECHO, PROBE, PROBE_BYTES, LinkProber
 from router.trunk.probe import build as build_probe
 from router.trunk.probe import parse as parse_probe
-from router.trunk.relay import EnvelopeError, unwrap, wrap
+from router.trunk.relay import EnvelopeError, header_size, unwrap, wrap
 from router.trunk.session import Address, TrunkSession
 
 Outbox = list[tuple[bytes, Address]]
-NACK_SSRC = 1
-"""Sender SSRC of the trunk's own NACKs (RTCP needs one; the peer does not look at it)."""
 MEDIA_WINDOW = 1.0
 """Seconds of media (packets sent vs NACKed by the peer) behind the media loss estimate."""
 MEDIA_MIN_PACKETS = 30
 """Fewer packets than this in the window say nothing about loss."""
+RETRY_MIN = 0.02
+"""Seconds between two NACKs of one packet at least, however short the trunk's RTT."""
 DUPLICATE_WINDOW = 5.0
 """Seconds after a relayed packet during which a replayed SRTP index counts as the second copy
 of a two-path flow rather than as a replay."""
@@ -128,15 +129,6 @@ def remote_track(ann: TrackAnnounce) -> PublishedTrack:
     return PublishedTrack(ann.track, ann.participant, media)
 
 
-def nacked_count(rtcp: bytes) -> int:
-    """Packets a compound RTCP packet NACKs (0 if it cannot be parsed)."""
-    try:
-        packets = parse_rtcp_compound(rtcp)
-    except RemoteProtocolError:
-        return 0
-    return sum(len(p.lost_seqs()) for p in packets if isinstance(p, GenericNack))
-
-
 def _key(ann: TrackAnnounce) -> str:
     return codec_key(ann.codec, ann.clock_rate, ann.channels)
 
@@ -181,16 +173,26 @@ class TrunkLeg:
     """When the peer's media last reached us through a relay (copies are then expected)."""
     duplicates: int = 0
     """Second copies of the peer's packets (two paths), dropped by SRTP index."""
-    gaps: GapDetector = field(default_factory=GapDetector)
+    gaps: GapDetector[int] = field(default_factory=GapDetector)
     nack_ssrcs: set[int] = field(default_factory=set)
-    """SSRCs of the peer's video tracks we subscribed: gaps are NACKed at once."""
+    """SSRCs of the peer's tracks we subscribed (audio and video): gaps are NACKed at once, to
+    the hop each packet came from."""
     nacks_sent: int = 0
-    rtp_sent: int = 0
-    """Media packets sent to the peer (all paths count once)."""
-    nacked: int = 0
-    """Of those, how many the peer NACKed: media loss on our flow, seen long before probes."""
+    """Hop NACKs we sent to this peer (for our flows from anyone, or as a relay)."""
+    cache: HopCache = field(default_factory=HopCache)
+    """What we sent on the leg to this peer, for its hop NACKs."""
+    wire_sent: int = 0
+    """Media packets sent on the leg to this peer (our flows, relayed ones, repairs)."""
+    hop_nacked: int = 0
+    """Of those, how many the peer NACKed: media loss on the link, seen long before probes."""
+    retransmits: int = 0
+    """Packets re-sent to this peer from :attr:`cache` for its NACKs."""
+    cache_misses: int = 0
+    """NACKed packets the cache did not hold (lost before us, or too old)."""
+    retry_after: float = 0.05
+    """Seconds before a packet NACKed to this peer is asked for again (1.5 probe RTTs)."""
     media_history: deque[tuple[float, int, int]] = field(default_factory=deque)
-    """``(now, rtp_sent, nacked)`` snapshots of the last :data:`MEDIA_WINDOW` seconds."""
+    """``(now, wire_sent, hop_nacked)`` snapshots of the last :data:`MEDIA_WINDOW` seconds."""
 
 
 @dataclass(slots=True)
@@ -206,6 +208,8 @@ class BridgeStats:
     envelopes_refused: int = 0
     """Envelopes malformed, from a non-peer, or for a router we have no trunk with."""
     duplicates: int = 0
+    hop_nacks_refused: int = 0
+    """Hop NACKs that did not parse (authenticated, so a bug rather than an attack)."""
     chat_refused: int = 0
     """Chat from a participant the sending router had not announced in the room."""
 
@@ -228,12 +232,14 @@ class _LegSink:
         leg = self.leg
         route = leg.route
         if route is None or (route.primary.relay is None and route.secondary is None):
-            sent = leg.session.protect_rtp_batch(packets, self.outbox, leg.media_address)
-            leg.rtp_sent += sent
+            out = self.outbox
+            start = len(out)
+            sent = leg.session.protect_rtp_batch(packets, out, leg.media_address)
+            leg.cache.put(self.bridge.local, leg.peer, [data for data, _ in out[start:]], 0)
+            leg.wire_sent += sent
             return sent
         protected: Outbox = []
         sent = leg.session.protect_rtp_batch(packets, protected, leg.media_address)
-        leg.rtp_sent += sent
         self._along(route.primary, protected, False)
         if route.secondary is not None:
             self._along(route.secondary, protected, False)
@@ -251,16 +257,24 @@ class _LegSink:
         return True
 
     def _along(self, path: Path, protected: Outbox, rtcp: bool) -> None:
+        leg = self.leg
         relay = path.relay
         if relay is None:
             self.outbox.extend(protected)
+            if not rtcp:
+                leg.cache.put(self.bridge.local, leg.peer, [data for data, _ in protected], 0)
+                leg.wire_sent += len(protected)
             return
         hop = self.bridge.legs.get(relay)
         if hop is None:
             return
-        src, dst = self.bridge.local_bytes, self.leg.peer_bytes
-        self.outbox.extend((wrap(src, dst, data, rtcp), hop.media_address)
-                           for data, _ in protected)
+        src, dst = self.bridge.local_bytes, leg.peer_bytes
+        wires = [wrap(src, dst, data, rtcp) for data, _ in protected]
+        address = hop.media_address
+        self.outbox.extend((wire, address) for wire in wires)
+        if not rtcp:
+            hop.cache.put(self.bridge.local, leg.peer, wires, header_size(src, dst))
+            hop.wire_sent += len(wires)
 
 
 class TrunkBridge:
@@ -282,6 +296,8 @@ class TrunkBridge:
         self.legs: dict[str, TrunkLeg] = {}
         self.by_media_address: dict[Address, TrunkLeg] = {}
         self.stats = BridgeStats()
+        self.relay_gaps: GapDetector[Flow] = GapDetector()
+        """Gaps in the flows this router relays, by ``(origin, destination, SSRC)``."""
 
     # -- legs -----------------------------------------------------------------------------
 
@@ -441,8 +457,7 @@ class TrunkBridge:
         )  # fmt: skip
         self.plane.add_leg_track(spec, now)
         leg.subscribed[ann.track] = ssrc
-        if spec.nack and ann.kind == "video":
-            leg.nack_ssrcs.add(ssrc)
+        leg.nack_ssrcs.add(ssrc)  # both ends are ours: every trunk flow is repaired per hop
         leg.session.send(Subscribe(ann.room, ann.track, ssrc), now)
         self.stats.subscribed += 1
 
@@ -467,6 +482,9 @@ class TrunkBridge:
             probe = leg.prober.probe_due(now)
             if probe is not None:
                 leg.sink.send_rtcp(probe)
+                figures = leg.prober.figures()
+                if figures is not None:
+                    leg.retry_after = max(RETRY_MIN, 1.5 * figures.rtt_ms / 1000)
 
     def _on_probe(self, leg: TrunkLeg, probe: tuple[int, int, float], now: float) -> None:
         kind, number, sent_at = probe
@@ -484,7 +502,7 @@ class TrunkBridge:
         leg = self.by_media_address.get(addr)
         if leg is None:
             return False
-        self._deliver(leg, data, rtcp, now)
+        self._deliver(leg, data, rtcp, now, leg)
         return True
 
     def receive_envelope(self, data: bytes, addr: Address, now: float) -> bool:
@@ -503,7 +521,7 @@ class TrunkBridge:
                 self.stats.envelopes_refused += 1
                 return True
             origin.via_relay_at = now
-            self._deliver(origin, packet, rtcp, now)
+            self._deliver(origin, packet, rtcp, now, sender)
             return True
         target = self.legs.get(dst)
         if sender.peer != src or target is None:
@@ -511,9 +529,22 @@ class TrunkBridge:
             return True
         self.outbox.append((data, target.media_address))
         self.stats.relayed += 1
+        if not rtcp and len(packet) >= 12:
+            # The RTP header inside is clear (only authenticated): enough to keep the packet
+            # for dst's NACKs and to NACK our own leg from src. A forged header costs at most a
+            # useless NACK or a cache slot that dst would refuse at authentication.
+            target.cache.put(src, dst, [data], len(data) - len(packet))
+            target.wire_sent += 1
+            ssrc = int.from_bytes(packet[8:12], "big")
+            lost = self.relay_gaps.missing((src, dst, ssrc), packet[2] << 8 | packet[3], now,
+                                           sender.retry_after)
+            if lost:
+                self._send_hop_nack(sender, HopNack(src, dst, ssrc, tuple(lost)))
         return True
 
-    def _deliver(self, leg: TrunkLeg, data: bytes, rtcp: bool, now: float) -> None:
+    def _deliver(self, leg: TrunkLeg, data: bytes, rtcp: bool, now: float,
+                 via: TrunkLeg) -> None:
+        """A packet of ``leg``'s peer that reached us from ``via`` (the peer, or a relay)."""
         media = leg.session.media
         replays = media.replay_failures
         plain = leg.session.unprotect(data, rtcp)
@@ -528,18 +559,86 @@ class TrunkBridge:
             if probe is not None:
                 self._on_probe(leg, probe, now)
                 return
-            if len(plain) > 1 and plain[1] == 205:  # RTPFB: count what the peer lost of ours
-                leg.nacked += nacked_count(plain)
+            if len(plain) >= 16 and plain[1] == 204 and plain[8:12] == b"RGNK":
+                self._on_hop_nack(leg, plain)
+                return
             self.plane.on_leg_rtcp(leg_id(leg.peer), plain, now)
         else:
             if leg.nack_ssrcs and len(plain) >= 12:
                 ssrc = int.from_bytes(plain[8:12], "big")
                 if ssrc in leg.nack_ssrcs:
-                    lost = leg.gaps.missing(ssrc, int.from_bytes(plain[2:4], "big"))
-                    if lost and leg.sink is not None:
-                        leg.nacks_sent += 1
-                        leg.sink.send_rtcp(GenericNack.from_seqs(NACK_SSRC, ssrc, lost).build())
+                    lost = leg.gaps.missing(ssrc, plain[2] << 8 | plain[3], now,
+                                            via.retry_after)
+                    if lost:
+                        self._send_hop_nack(via, HopNack(leg.peer, self.local, ssrc,
+                                                         tuple(lost)))
             self.plane.on_leg_rtp(leg_id(leg.peer), plain, now)
+
+    # -- hop-by-hop NACK ------------------------------------------------------------------
+
+    def _send_hop_nack(self, hop: TrunkLeg, nack: HopNack) -> None:
+        """Ask the previous hop, directly on our leg to it (never along a path)."""
+        protected = hop.session.protect_rtcp(nack.build())
+        if protected is not None:
+            self.outbox.append((protected, hop.media_address))
+            hop.nacks_sent += 1
+
+    def _on_hop_nack(self, leg: TrunkLeg, plain: bytes) -> None:
+        """``leg``'s peer lost packets we sent it: re-send them from the leg's cache.
+
+        A packet the cache lacks took another path (the flow's path changed around it): the
+        source finds it in the cache of the leg it went out on and sends it along this one; a
+        relay that never carried it asks the source to send it this way."""
+        try:
+            nack = parse_hop_nack(plain)
+        except HopNackError:
+            self.stats.hop_nacks_refused += 1
+            return
+        seqs = nack.seqs[:MAX_GAP]
+        leg.hop_nacked += len(seqs)
+        cache, address = leg.cache, leg.media_address
+        missed: list[int] = []
+        for seq in seqs:
+            wire = cache.get(nack.origin, nack.destination, nack.ssrc, seq)
+            if wire is None and nack.origin == self.local:
+                wire = self._other_path_copy(leg, nack.destination, nack.ssrc, seq)
+            if wire is None:
+                leg.cache_misses += 1
+                missed.append(seq)
+            else:
+                self.outbox.append((wire, address))
+                leg.retransmits += 1
+        origin = self.legs.get(nack.origin)
+        if missed and origin is not None and origin is not leg:
+            self._send_hop_nack(origin, HopNack(nack.origin, nack.destination, nack.ssrc,
+                                                tuple(missed)))
+
+    def _other_path_copy(self, leg: TrunkLeg, destination: str, ssrc: int,
+                         seq: int) -> bytes | None:
+        """Our packet ``seq`` of the flow to ``destination`` as sent on another leg, re-framed
+        for ``leg`` (plain trunk SRTP to the destination, an envelope to a relay)."""
+        dst = destination.encode("ascii")
+        envelope = header_size(self.local_bytes, dst)
+        for other in self.legs.values():
+            if other is leg:
+                continue
+            wire = other.cache.get(self.local, destination, ssrc, seq)
+            if wire is None:
+                continue
+            packet = wire if other.peer == destination else wire[envelope:]
+            return packet if leg.peer == destination else wrap(self.local_bytes, dst, packet,
+                                                               False)
+        return None
+
+    def expire_caches(self) -> None:
+        """Forget flows idle since the previous call (the driver calls this every few
+        seconds): cached packets, and the relay's gap state of flows it no longer carries."""
+        for leg in self.legs.values():
+            leg.cache.expire()
+        for stream in self.relay_gaps.streams():
+            target = self.legs.get(stream[1])
+            if target is None or not target.cache.has_flow(stream):
+                self.relay_gaps.forget(stream)
 
     # -- paths ----------------------------------------------------------------------------
 
@@ -551,11 +650,11 @@ class TrunkBridge:
         for leg in self.legs.values():
             figures = leg.prober.figures() if leg.prober is not None else None
             history = leg.media_history
-            history.append((now, leg.rtp_sent, leg.nacked))
+            history.append((now, leg.wire_sent, leg.hop_nacked))
             while history and history[0][0] < now - MEDIA_WINDOW:
                 history.popleft()
             _, sent0, nacked0 = history[0]
-            sent, nacked = leg.rtp_sent - sent0, leg.nacked - nacked0
+            sent, nacked = leg.wire_sent - sent0, leg.hop_nacked - nacked0
             media_loss = min(1.0, nacked / sent) if sent >= MEDIA_MIN_PACKETS else None
             if figures is None and media_loss is None:
                 continue

@@ -50,6 +50,13 @@ class TrunkCollector:
             "nacks": CounterMetricFamily("regio_trunk_nacks_sent",
                                          "Hop-by-hop NACKs sent to the peer",
                                          labels=["region", "peer"]),
+            "retransmits": CounterMetricFamily("regio_trunk_retransmits",
+                                               "Packets re-sent to the peer from the trunk "
+                                               "packet cache for its hop NACKs",
+                                               labels=["region", "peer"]),
+            "misses": CounterMetricFamily("regio_trunk_nack_misses",
+                                          "Packets the peer NACKed that the trunk packet cache "
+                                          "did not hold", labels=["region", "peer"]),
             "auth": CounterMetricFamily("regio_trunk_srtp_auth_failures",
                                         "Trunk packets failing SRTP authentication (spoofed)",
                                         labels=["region", "peer"]),
@@ -70,6 +77,8 @@ class TrunkCollector:
             counters["switches"].add_metric(labels, leg.chooser.switches if leg.chooser else 0)
             counters["duplicates"].add_metric(labels, leg.duplicates)
             counters["nacks"].add_metric(labels, leg.nacks_sent)
+            counters["retransmits"].add_metric(labels, leg.retransmits)
+            counters["misses"].add_metric(labels, leg.cache_misses)
             counters["auth"].add_metric(labels, leg.session.media.auth_failures)
             counters["replay"].add_metric(labels, leg.session.media.replay_failures)
         yield from per_peer.values()

@@ -28,6 +28,11 @@ def wrap(src: bytes, dst: bytes, packet: bytes, rtcp: bool) -> bytes:
                      dst, packet))
 
 
+def header_size(src: bytes, dst: bytes) -> int:
+    """Bytes before the SRTP packet in an envelope from ``src`` to ``dst``."""
+    return 4 + len(src) + len(dst)
+
+
 def unwrap(data: bytes) -> tuple[str, str, bool, bytes]:
     """``(src, dst, is_rtcp, packet)``; raises :class:`EnvelopeError`."""
     n = len(data)
@@ -49,4 +54,4 @@ def unwrap(data: bytes) -> tuple[str, str, bool, bytes]:
     return src, dst, bool(data[1] & _RTCP), data[end:]
 
 
-__all__ = ["MARKER", "EnvelopeError", "unwrap", "wrap"]
+__all__ = ["MARKER", "EnvelopeError", "header_size", "unwrap", "wrap"]

@@ -52,6 +52,8 @@ from router.trunk.session import (
 log = get_logger("router.trunk")
 
 TICK = 0.1
+CACHE_EXPIRY = 5.0
+"""Seconds between sweeps of the per-trunk packet caches (an idle flow goes within two)."""
 
 
 def address_of(record: NodeRecord, protocol: str) -> Address | None:
@@ -100,6 +102,7 @@ class TrunkService:
         self.driver = UdpDriver(self.sock, self.endpoint, self._after_batch)
         self.loss_aware = node.config.trunk_paths != "direct"
         self.lease: Callable[[], int] = lambda: 0
+        self._caches_swept = 0.0
         """The registration's live lease (0: none); link records are bound to it."""
 
     def _is_registered(self, node_id: str) -> bool:
@@ -142,6 +145,9 @@ class TrunkService:
         self._handle_events(now)
         self.bridge.sync(now)
         self.bridge.probe(now)
+        if now - self._caches_swept >= CACHE_EXPIRY:
+            self._caches_swept = now
+            self.bridge.expire_caches()
         if self.loss_aware:
             self.bridge.update_paths(self.link_map(),
                                      {n: r.jurisdiction for n, r in nodes.items()}, now)
@@ -203,22 +209,35 @@ class TrunkService:
                                tuple(tuple(hop(n) for n in hops) for hops in paths), time.time())
 
     async def publish_audit(self, interval: float = 2.0) -> None:
-        """Write each spanning room's audit record when what it says changed."""
+        """Keep each spanning room's audit record in etcd while the room lives here."""
         written: dict[str, tuple[object, ...]] = {}
         while True:
             await trio.sleep(interval)
-            for room in list(self.node.core.rooms):
-                record = self.audit_record(room)
-                if record is None or written.get(room) == record.paths:
-                    continue
-                try:
-                    await self.client.put(room_audit_key(room, record.node), record.encode())
-                except EtcdError as exc:
-                    log.warning("could not write a room audit record: %s", exc)
-                    break
-                written[room] = record.paths
-            for room in [r for r in written if r not in self.node.core.rooms]:
-                del written[room]
+            try:
+                await self.sync_audit(written)
+            except EtcdError as exc:
+                log.warning("could not update room audit records: %s", exc)
+
+    async def sync_audit(self, written: dict[str, tuple[object, ...]]) -> None:
+        """One pass: write a room's record when what it says or the lease changed; delete the
+        records of rooms that ended here. ``written``: room -> ``(paths, lease)`` in etcd.
+
+        Records are bound to this router's lease, so a router that dies without cleaning up
+        leaves nothing behind beyond its TTL: the audit answers for live rooms and etcd does
+        not grow with every room ever held (the logs keep the history)."""
+        lease = self.lease()
+        me = self.node.node_id
+        for room in [r for r in written if r not in self.node.core.rooms]:
+            await self.client.delete(room_audit_key(room, me))
+            del written[room]
+        if not lease:
+            return  # not registered (yet, or again): nothing to bind the records to
+        for room in list(self.node.core.rooms):
+            record = self.audit_record(room)
+            if record is None or written.get(room) == (record.paths, lease):
+                continue
+            await self.client.put(room_audit_key(room, me), record.encode(), lease)
+            written[room] = (record.paths, lease)
 
     def _after_batch(self) -> None:
         self._handle_events(trio.current_time())

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from router.forwarding import Forwarder, LayerSpec
 from router.forwarding.specs import TRANSPORT_WIDE_CC
+from router.forwarding.subscriber_links import SubscriberLink
 from router.forwarding.vp8 import vp8_info
 from router.rtp import Pli, RtpPacket
 from tests.forwarding.helpers import make_forwarder, rtcp_for, rtp, subscription, video_track
@@ -164,7 +165,7 @@ def _feed(fwd: Forwarder, sources: list[Source], start: float, seconds: float) -
     return now
 
 
-def test_layer_follows_the_estimate_and_the_requested_size() -> None:
+def _room_with_a_5_mbps_estimate() -> tuple[Forwarder, list[Source], SubscriberLink]:
     fwd = make_forwarder()
     simulcast_room(fwd)
     sources = [Source(i, 1000 * i, 0, 100 * i, 0) for i in range(3)]
@@ -172,6 +173,11 @@ def test_layer_follows_the_estimate_and_the_requested_size() -> None:
     assert link is not None
     link.estimator.on_remb(5_000_000)
     link.estimator.assume(5e6)
+    return fwd, sources, link
+
+
+def test_layer_follows_the_estimate_and_the_requested_size() -> None:
+    fwd, sources, link = _room_with_a_5_mbps_estimate()
     now = _feed(fwd, sources, 0.0, 4.0)
     assert fwd.layer_of("s0", "v")[1] == "f"  # up, after holding, one layer at a time
     fwd.set_max_height("s0", "v", 300, now)
@@ -197,13 +203,7 @@ def test_probe_sends_redundant_copies_numbered_for_feedback() -> None:
 
 
 def _at_top_layer_just_switched() -> tuple[Forwarder, list[Source], float]:
-    fwd = make_forwarder()
-    simulcast_room(fwd)
-    sources = [Source(i, 1000 * i, 0, 100 * i, 0) for i in range(3)]
-    link = fwd.subscriber_link(fwd._participants["s0"])
-    assert link is not None
-    link.estimator.on_remb(5_000_000)
-    link.estimator.assume(5e6)
+    fwd, sources, _ = _room_with_a_5_mbps_estimate()
     now = 0.0
     while fwd.layer_of("s0", "v")[1] != "f":
         now = _feed(fwd, sources, now, 0.1)

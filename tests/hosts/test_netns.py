@@ -194,3 +194,14 @@ def test_sweep_removes_networks_whose_creator_was_killed() -> None:
         creator.wait()
     assert name in netns.sweep_stale()
     assert not [ns for ns in netns.list_namespaces() if ns.startswith(f"{name}-")]
+
+
+def test_loss_can_spare_short_packets(net: Network) -> None:
+    """``min_bytes``: the loss hits only long packets (the probe's datagrams are short)."""
+    at_b = Receiver(net, "b")
+    net.set_loss("a", "b", 99, both_ways=False, min_bytes=1000)
+    assert net.impairments() == {("a", "b"): Impairment("a", "b", loss=99, min_bytes=1000)}
+    send(net, "a", "b", 50, "short")
+    assert at_b.report("short") == 50
+    with pytest.raises(ValueError):
+        net.set_loss("a", "b", 10, min_bytes=70000)

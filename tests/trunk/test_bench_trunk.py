@@ -1,5 +1,5 @@
-"""``regio bench trunk`` for real on namespace hosts (root; CI runs as root), and its refusal
-without root."""
+"""``regio bench trunk`` for real on namespace hosts (root; CI runs as root), with loss on the
+relay leg too (repaired hop by hop by the relay), and its refusal without root."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def test_bench_trunk_reports_every_figure() -> None:
         if os.environ.get("CI"):
             pytest.fail("CI runs as root: the namespace bench must run")
         pytest.skip("needs root (network namespaces)")
-    done = regio("bench", "trunk", "--json", "--seconds", "12", "--warmup", "4", "--loss", "10")
+    done = regio("bench", "trunk", "--json", "--seconds", "12", "--warmup", "4", "--loss", "10",
+                 "--relay-loss", "5")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     for key in ("delivered_loss", "direct_only_loss", "switch_s", "relay_p99_ms"):
@@ -36,6 +37,10 @@ def test_bench_trunk_reports_every_figure() -> None:
     assert 0.0 <= report["delivered_loss"] <= 1.0 and 0.0 <= report["direct_only_loss"] <= 1.0
     assert report["switch_s"] is not None and report["switch_s"] >= 0  # the path did change
     assert report["packets_in_loss_window"] > 0
+    # 5 % of the media is lost on the relay leg r3 -> r2 once the flow goes through r3: r2
+    # NACKs r3, which re-sends from its trunk cache, so the flow loses far less than 5 %
+    assert report["hop_nacks_to_relay"] > 0 and report["relay_retransmits"] > 0
+    assert report["steady_relay_loss"] is not None and report["steady_relay_loss"] < 0.025
 
 
 def test_bench_trunk_without_root_exits_2() -> None:

@@ -1,15 +1,19 @@
 """Three routers' trunk bridges wired in one process (real trunk sessions, real forwarders,
 virtual time): announce/subscribe across a trunk, exact payloads, then loss on the direct link
 moves the flow to a relay router, with two disjoint paths (copies dropped by SRTP index) while
-the switch is pending; relays refuse envelopes from routers that are not their trunk peers."""
+the switch is pending; relays refuse envelopes from routers that are not their trunk peers;
+loss on any leg, direct or either side of a relay, is repaired on that leg from its cache."""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from router.forwarding.specs import SubscriptionSpec
+import pytest
+
+from router.forwarding.specs import SubscriptionSpec, codec_key
 from router.session.forwarder_adapter import ForwarderPlane
 from router.session.media import PublishedTrack
 from router.trunk.bridge import TrunkBridge, remote_track
@@ -108,6 +112,8 @@ class Cluster:
         self.drop_direct = 0.0
         self.dropped = 0
         self.direct = 0
+        self.drop: Callable[[str, str, bytes], bool] | None = None
+        """``(from, to, datagram) -> lost``: loss on any leg."""
 
     def step(self, seconds: float = 0.3) -> None:
         for i, wire in enumerate(self.wires):
@@ -141,6 +147,9 @@ class Cluster:
             out, node.outbox[:] = list(node.outbox), []
             for data, addr in out:
                 dst = next(n for n, a in ADDR.items() if a == addr)
+                if self.drop is not None and self.drop(name, dst, data):
+                    self.dropped += 1
+                    continue
                 if {name, dst} == {"A", "B"} and data[0] != 0xE7:
                     self.direct += 1
                     if self.drop_direct and self.direct % int(1 / self.drop_direct) == 0:
@@ -153,10 +162,31 @@ class Cluster:
                     receiver.receive_media(data, ADDR[name], 192 <= data[1] <= 223, self.now)
 
 
+OPUS_TRACK = TrackAnnounce("room", "alice:0:1", "alice", "audio", "opus", 48000, 2, 111,
+                           (("minptime", "10"),), ("transport-cc",), ())
+
+
 def opus_track() -> PublishedTrack:
-    ann = TrackAnnounce("room", "alice:0:1", "alice", "audio", "opus", 48000, 2, 111,
-                        (("minptime", "10"),), ("transport-cc",), ())
-    return remote_track(ann)
+    return remote_track(OPUS_TRACK)
+
+
+def published_to_bob(cluster: Cluster, ann: TrackAnnounce) -> Collect:
+    """Alice's track published on A and announced over the trunks; bob on B subscribed."""
+    a, b = cluster.nodes["A"], cluster.nodes["B"]
+    track = remote_track(ann)
+    a.plane.add_track(track, Collect(), 0.0)
+    a.rooms.local.append(track)
+    for _ in range(3):
+        cluster.step()
+    bob = Collect()
+    b.plane.add_leg("bob", bob)
+    codec = codec_key(ann.codec, ann.clock_rate, ann.channels)
+    b.plane.subscribe_leg(SubscriptionSpec("bob", ann.track, 5, {codec: ann.payload_type}), 0.0)
+    return bob
+
+
+def opus_to_bob(cluster: Cluster) -> Collect:
+    return published_to_bob(cluster, OPUS_TRACK)
 
 
 def test_relay_paths_and_deduplication(tmp_path: Path) -> None:
@@ -225,35 +255,33 @@ def test_relay_paths_and_deduplication(tmp_path: Path) -> None:
                                          ("127.0.0.1", 9), 0.0)
 
 
-def test_trunk_loss_is_repaired_hop_by_hop(tmp_path: Path) -> None:
+VP8 = TrackAnnounce("room", "alice:1:1", "alice", "video", "VP8", 90000, None, 96, (),
+                    ("nack", "nack pli"), ())
+
+
+@pytest.mark.parametrize("ann", [VP8, OPUS_TRACK], ids=["video", "audio (no nack negotiated)"])
+def test_trunk_loss_is_repaired_hop_by_hop(tmp_path: Path, ann: TrackAnnounce) -> None:
     cluster = Cluster(tmp_path)
     a, b = cluster.nodes["A"], cluster.nodes["B"]
-    ann = TrackAnnounce("room", "alice:1:1", "alice", "video", "VP8", 90000, None, 96, (),
-                        ("nack", "nack pli"), ())
-    track = remote_track(ann)
-    a.plane.add_track(track, Collect(), 0.0)
-    a.rooms.local.append(track)
-    for _ in range(3):
-        cluster.step()
-    bob = Collect()
-    b.plane.add_leg("bob", bob)
-    b.plane.subscribe_leg(SubscriptionSpec("bob", "alice:1:1", 6, {"vp8/90000": 96}), 0.0)
+    bob = published_to_bob(cluster, ann)
     cluster.drop_direct = 0.05
     a.bridge.own_links(0.0)  # the media loss window starts here
     sent = []
     for seq in range(200):
         payload = struct.pack("!I", seq) * 25
-        a.plane.on_rtp("alice", struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, 99) + payload,
-                       cluster.now)
+        a.plane.on_rtp("alice", struct.pack("!BBHII", 0x80, ann.payload_type, seq, seq * 3000,
+                                            99) + payload, cluster.now)
         sent.append(payload)
         cluster.deliver()
-    leg = b.bridge.legs["A"]
-    assert cluster.dropped >= 5 and leg.nacks_sent >= 1
+    assert cluster.dropped >= 5 and a.bridge.legs["B"].nacks_sent == 0
+    assert b.bridge.legs["A"].nacks_sent >= 1
     # media and the repairs share the lossy link, so a repair can be lost too; most are not
     got = {p[12:] for p in bob.rtp}
     assert len(got) == len(bob.rtp)  # no duplicates
     assert len(sent) - len(got) < cluster.dropped / 2
-    assert a.plane.forwarder.counters.nack_served >= 1
+    # served from the trunk's packet cache (exact bytes), not by the forwarder
+    assert a.bridge.legs["B"].retransmits >= cluster.dropped / 2
+    assert a.plane.forwarder.counters.nack_served == 0
     # the sender sees its flow's loss in the peer's NACKs, long before probes would show it
     own = a.bridge.own_links(0.5)[("A", "B")]
     assert 0.02 < own.loss < 0.2
@@ -266,14 +294,7 @@ def test_eea_room_media_never_touches_a_non_eea_router(tmp_path: Path) -> None:
     a, b, r = (cluster.nodes[n] for n in "ABR")
     for node in (a, b):
         node.rooms.rooms["room"] = Room("eea")
-    track = opus_track()
-    a.plane.add_track(track, Collect(), 0.0)
-    a.rooms.local.append(track)
-    for _ in range(3):
-        cluster.step()
-    bob = Collect()
-    b.plane.add_leg("bob", bob)
-    b.plane.subscribe_leg(SubscriptionSpec("bob", "alice:0:1", 5, {"opus/48000/2": 111}), 0.0)
+    bob = opus_to_bob(cluster)
     juris = {"A": "EEA", "B": "EEA", "R": "US"}
     lossy = {("A", "B"): LinkState(0.30, 20.0), ("A", "R"): LinkState(0.0, 1.0),
              ("R", "B"): LinkState(0.0, 1.0)}
@@ -287,6 +308,64 @@ def test_eea_room_media_never_touches_a_non_eea_router(tmp_path: Path) -> None:
     assert per_node["R"] == 0 and r.bridge.stats.envelopes_refused == 0
     assert all(path == ("A", "B") for path in a.bridge.legs["B"].paths_used)
     assert len(bob.rtp) > 0
+
+
+def test_loss_on_either_side_of_a_relay_is_repaired_on_that_leg(tmp_path: Path) -> None:
+    """The flow A -> B goes through R. Loss on R -> B: B asks R, R re-sends from its cache
+    (A never hears of it). Loss on A -> R: R sees the gap in the clear RTP header inside the
+    envelope and asks A, then passes the repair on. A repair lost too is asked for again.
+    Audio without negotiated nack, every payload delivered exactly once."""
+    cluster = Cluster(tmp_path)
+    a, b, r = (cluster.nodes[n] for n in "ABR")
+    bob = opus_to_bob(cluster)
+    clean = {(x, y): LinkState(0.0, 10.0) for x in "ABR" for y in "ABR" if x != y}
+    lossy = clean | {("A", "B"): LinkState(0.5, 10.0), ("B", "A"): LinkState(0.5, 10.0)}
+    a.bridge.update_paths(lossy, JURIS, cluster.now)
+    a.bridge.update_paths(lossy, JURIS, cluster.now + 1.5)
+    route = a.bridge.legs["B"].route
+    assert route is not None and route.primary.relay == "R" and route.secondary is None
+    copies: dict[bytes, int] = {}
+    lossy_leg, lost_copies = ("R", "B"), 1
+
+    def drop(src: str, dst: str, data: bytes) -> bool:
+        """Every 7th envelope on the lossy leg, and its first ``lost_copies - 1`` repairs."""
+        if (src, dst) != lossy_leg or data[0] != 0xE7:
+            return False
+        first = data not in copies
+        copies[data] = copies.get(data, 0) + 1
+        if first:
+            copies[data] += 1000 * (len(copies) % 7 == 0)
+        return copies[data] > 1000 and copies[data] - 1000 <= lost_copies
+
+    cluster.drop = drop
+    sent: list[bytes] = []
+    # the last phase is a short clean tail: retries ride on the stream's next packets
+    for leg, losses, count in ((("R", "B"), 1, 100), (("A", "R"), 1, 100),
+                               (("R", "B"), 2, 100), (("A", "B"), 0, 5)):
+        lossy_leg, lost_copies = leg, losses
+        copies.clear()
+        for _ in range(count):
+            seq = len(sent)
+            payload = struct.pack("!I", seq) * 20
+            a.plane.on_rtp("alice", struct.pack("!BBHII", 0x80, 111, seq, seq * 960, 77)
+                           + payload, cluster.now)
+            sent.append(payload)
+            cluster.deliver()
+            cluster.now += 0.02  # 50 packets a second: a lost repair is asked for again
+        cluster.deliver()
+    assert cluster.dropped >= 14 * 4
+    assert sorted(p[12:] for p in bob.rtp) == sorted(sent)  # every payload, exactly once
+    # R -> B losses: B asked R, R served them (lost repairs asked for again); A -> R losses:
+    # R asked A, A served them
+    assert b.bridge.legs["R"].nacks_sent >= 14 * 3 and r.bridge.legs["B"].retransmits >= 14 * 3
+    assert r.bridge.legs["A"].nacks_sent >= 14 and a.bridge.legs["R"].retransmits >= 14
+    assert b.bridge.legs["A"].nacks_sent == 0 and a.bridge.legs["B"].retransmits == 0
+    assert r.bridge.legs["B"].cache_misses == 0
+    # idle flows are forgotten by the second sweep, relay gap state with them
+    assert len(r.bridge.relay_gaps.streams()) == 1
+    r.bridge.expire_caches()
+    r.bridge.expire_caches()
+    assert len(r.bridge.legs["B"].cache) == 0 and r.bridge.relay_gaps.streams() == []
 
 
 def test_presence_crosses_the_trunk_and_leaves_with_it(tmp_path: Path) -> None:
@@ -321,3 +400,38 @@ def test_presence_crosses_the_trunk_and_leaves_with_it(tmp_path: Path) -> None:
 
     b.bridge.leg_down("A", cluster.now)
     assert b.rooms.remote_people == {}
+
+
+def test_a_packet_lost_as_the_path_changes_is_found_on_the_other_path(tmp_path: Path) -> None:
+    """Packet 5 goes direct and is lost; packet 6 already goes through R. B asks R (the hop
+    packet 6 came from); R never carried 5 and asks A; A finds 5 in its direct leg's cache and
+    sends it through R as an envelope."""
+    cluster = Cluster(tmp_path)
+    a, b, r = (cluster.nodes[n] for n in "ABR")
+    bob = opus_to_bob(cluster)
+    direct_rtp = 0
+
+    def drop(src: str, dst: str, data: bytes) -> bool:
+        nonlocal direct_rtp
+        if (src, dst) != ("A", "B") or 192 <= data[1] <= 223:
+            return False
+        direct_rtp += 1
+        return direct_rtp == 6  # packet 5
+
+    cluster.drop = drop
+    clean = {(x, y): LinkState(0.0, 10.0) for x in "ABR" for y in "ABR" if x != y}
+    lossy = clean | {("A", "B"): LinkState(0.5, 10.0), ("B", "A"): LinkState(0.5, 10.0)}
+    sent: list[bytes] = []
+    for seq in range(12):
+        if seq == 6:  # the switch to R, between packets 5 and 6
+            a.bridge.update_paths(lossy, JURIS, cluster.now)
+            a.bridge.update_paths(lossy, JURIS, cluster.now + 1.5)
+        payload = struct.pack("!I", seq) * 20
+        a.plane.on_rtp("alice", struct.pack("!BBHII", 0x80, 111, seq, seq * 960, 77) + payload,
+                       cluster.now)
+        sent.append(payload)
+        cluster.deliver()
+    assert cluster.dropped == 1
+    assert sorted(p[12:] for p in bob.rtp) == sorted(sent)
+    assert r.bridge.legs["B"].cache_misses == 1 and r.bridge.legs["A"].nacks_sent == 1
+    assert a.bridge.legs["R"].retransmits == 1 and b.bridge.legs["A"].nacks_sent == 0

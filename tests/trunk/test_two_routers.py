@@ -3,7 +3,8 @@
 A publisher on router A, a subscriber on router B: B receives exactly the publisher's payloads,
 in order, sees the publisher in the room by name and gets her chat; both publish their probe
 figures for the link. Then A dies: B tears the trunk down within the lease TTL (the publisher
-leaves B's room), its own participant stays.
+leaves B's room), its own participant stays; A's audit record goes with its lease, B's when
+the room ends on B.
 """
 
 from __future__ import annotations
@@ -131,7 +132,20 @@ async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # ty
         assert left["participant"]["id"] == "alice"
         await bob.ws.send({"type": "ping", "id": 1})
         assert (await bob.ws.recv_type("pong"))["id"] == 1  # B's participant is unaffected
+
+        # audit records live with the room: A's went with A's lease (A never deleted it), B's
+        # stays while bob is in the room and goes when the room ends on B
+        audit_keys = schema.room_audit_prefix("span")
+        with trio.fail_after(15):
+            while schema.room_audit_key("span", "rA") in {
+                    kv.key for kv in (await client.get_prefix(audit_keys))[1]}:
+                await trio.sleep(0.2)
+        _, remaining = await client.get_prefix(audit_keys)
+        assert [kv.key for kv in remaining] == [schema.room_audit_key("span", "rB")]
         await bob.close()
+        with trio.fail_after(15):
+            while (await client.get_prefix(audit_keys))[1]:
+                await trio.sleep(0.2)
         await alice.close()
     finally:
         for r in routers:

@@ -52,7 +52,7 @@ from router.forwarding.specs import (
     TrackSpec,
 )
 from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
-from router.forwarding.subscriber_links import SubscriberLink
+from router.forwarding.subscriber_links import SubscriberLink, stamp_transport_seq
 from router.rtp import (
     Bye,
     Fir,
@@ -582,11 +582,13 @@ class Forwarder:
             wanted = len(seqs)
             seqs = link.nack_filter(d, seqs[:limit], now)
             self.counters.nack_repeats_ignored += wanted - len(seqs)
-        packets, missing = retransmissions(d, seqs, limit, now)
+        packets, missing = retransmissions(d, seqs, limit, now, stamp=False)
         if isinstance(link, SubscriberLink) and packets:
             kept = link.spend(packets, self.config.link)
             self.counters.rtx_over_budget += len(packets) - len(kept)
             packets = kept
+        if d.tw is not None:
+            packets = [stamp_transport_seq(d, p, now) for p in packets]
         self.counters.nack_served += len(packets)
         self._rtp_out.extend((part.id, p) for p in packets)
         stream = d.stream

@@ -40,3 +40,31 @@ def test_one_case_json() -> None:
     assert down["loss_after_recovery"] <= case["residual_loss"] + 0.005
     assert document["loss_aware_off"]["loss_aware"] is False
     assert document["cpu_ratio_on_off"] is not None
+
+
+def test_simulcast_case_json() -> None:
+    """Three layers, the first subscriber capped for the middle third: both subscribers get
+    layers, the capped one is seen on more than one (figures, not speeds, are the output)."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from control.cli import main; raise SystemExit(main())",
+         "bench", "loss", "--simulcast", "--seconds", "15", "--subscribers", "2", "--json"],
+        capture_output=True, text=True, timeout=240, env=child_env(), cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    case = json.loads(result.stdout)["simulcast"]
+    capped, clean = case["subscribers"]
+    assert capped["capped"] and not clean["capped"]
+    assert case["cap_kbps"] == 300 and case["forwarded"] > 0
+    for sub in (capped, clean):
+        assert sub["layers"] and sub["frames_complete"] > 0
+        assert {layer for _, layer in sub["layers"]} <= {"q", "h", "f"}
+    assert len({layer for _, layer in capped["layers"]}) >= 2
+
+
+def test_layer_changes_ignore_late_repairs_of_the_old_layer() -> None:
+    from benchmarks.loss.layers import layer_changes
+
+    arrivals = {(1, n): n for n in range(10)}  # q
+    arrivals |= {(3, n): 100 + n for n in range(10)}  # h from 100 ns on
+    arrivals[(1, 10)] = 105  # a late repair of q in between
+    assert layer_changes(arrivals) == [(0, "q"), (100, "h")]

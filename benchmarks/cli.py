@@ -75,8 +75,8 @@ def add_commands(subparsers: Any) -> None:
     fast = kinds.add_parser(
         "fastpath",
         help="each compiled per-packet loop of the router against its Python reference",
-        description="Run the router's five compiled loops (SRTP protect batch, sendmmsg, "
-        "recvmmsg, one-byte extension rewrite, estimator trend line) and their Python "
+        description="Run the router's four compiled loops (SRTP protect batch, sendmmsg, "
+        "recvmmsg, one-byte extension rewrite) and their Python "
         "reference loops on the same data in one process; microseconds per item and the "
         "ratio. Needs the helper `make setup` builds.",
     )

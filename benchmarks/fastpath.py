@@ -1,6 +1,6 @@
 """``regio bench fastpath``: each compiled loop against its Python reference, same inputs.
 
-The router's compiled fast path (router/transport/fastpath.py) replaces five per-packet loops;
+The router's compiled fast path (router/transport/fastpath.py) replaces four per-packet loops;
 ``regio bench sfu --python-path`` shows what that does to a whole router under load, on a
 machine whose noise is often larger than the difference. This bench isolates each loop in one
 process, same data through both paths, and reports microseconds per item and the ratio:
@@ -10,8 +10,7 @@ process, same data through both paths, and reports microseconds per item and the
   receiver drained between runs (the kernel's loopback delivery is part of both figures);
 * ``udp receive``: 256 queued datagrams read by the driver (``recvfrom`` vs ``recvmmsg``);
 * ``one-byte rewrite``: Chromium's extension block (mid, abs-send-time, transport-cc), two ids
-  remapped and one stripped, per incoming packet;
-* ``trend line``: the send-side estimator's 20-point least-squares slope, per packet group.
+  remapped and one stripped, per incoming packet.
 
 Each case runs ``repeats`` times and keeps the fastest (least disturbed by other processes).
 """
@@ -22,12 +21,10 @@ import os
 import socket
 import struct
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from router.forwarding import gcc
 from router.forwarding import packet as packet_module
 from router.transport import fastpath
 from router.transport.srtp import (
@@ -193,28 +190,10 @@ def _rewrite(repeats: int) -> Figure:
                   _best(native, loops, repeats))
 
 
-def _trend(repeats: int) -> Figure:
-    points = deque([(0.005 * i, 0.1 * i + (i % 3) * 0.01) for i in range(20)], maxlen=20)
-    compiled = fastpath.compiled().slope
-    loops = 1000
-
-    def python() -> None:
-        for _ in range(loops):
-            gcc._slope(points)
-
-    def native() -> None:
-        for _ in range(loops):
-            compiled(points)
-
-    return Figure("estimator trend line (per packet group)", _best(python, loops, repeats),
-                  _best(native, loops, repeats))
-
-
 def run(repeats: int = 30) -> list[Figure]:
     """Every case, Python then compiled; RuntimeError if the helper is not built."""
     fastpath.compiled()
-    return [_protect(repeats), _send(repeats), _receive(repeats), _rewrite(repeats),
-            _trend(repeats)]
+    return [_protect(repeats), _send(repeats), _receive(repeats), _rewrite(repeats)]
 
 
 __all__ = ["Figure", "run"]

@@ -66,6 +66,8 @@ class WatchCache:
         """How many full re-reads happened (the first one included)."""
         self.compactions = 0
         """How many watches were cancelled because their revision was compacted."""
+        self.failed_reads = 0
+        """How many full re-reads failed because etcd could not be reached."""
         self.ready = trio.Event()
         """Set after the first full read."""
         self._connected = False
@@ -109,6 +111,7 @@ class WatchCache:
             try:
                 revision, kvs = await self.client.get_prefix(self.prefix)
             except EtcdError as exc:
+                self.failed_reads += 1
                 self._mark_stale(f"re-read failed: {exc}")
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.max_retry_delay)

@@ -187,9 +187,23 @@ _LINK_COUNTERS = (
 )
 
 
+_DOWNLINK_COUNTERS = (
+    ("downlink_expected", "regio_router_downlink_expected_packets",
+     "Packets of repairable (NACK) streams subscribers should have received, up to their "
+     "latest receiver report"),
+    ("downlink_nacked", "regio_router_downlink_nacked_packets",
+     "Packets subscribers NACKed (each once): their downlink loss before recovery"),
+    ("downlink_lost", "regio_router_downlink_lost_packets",
+     "Packets subscribers still reported lost in two receiver reports in a row: their "
+     "downlink loss after recovery"),
+)
+
+
 def _link_metrics(summary: dict[str, float], gauge: Any, counter: Any) -> Iterable[Metric]:
     """The loss-aware link figures (aggregates only; no per-participant labels)."""
     for key, name, doc in _LINK_GAUGES:
         yield gauge(f"regio_router_link_{name}", doc, summary.get(key, 0.0))
     for key, doc in _LINK_COUNTERS:
         yield counter(f"regio_router_link_{key}", doc, summary.get(key, 0.0))
+    for key, name, doc in _DOWNLINK_COUNTERS:
+        yield counter(name, doc, summary.get(key, 0.0))

@@ -35,6 +35,7 @@ from control.logs import get_logger
 from control.schema import KeySet, NodeAddress, SecretKey
 from control.sdnotify import SystemdNotifier, run_watchdog
 from control.stopsignals import StopSignals
+from control.strict_http import install_strict_hypercorn
 from router.config import RouterConfig
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ class RouterNode:
     async def start(self, nursery: trio.Nursery) -> None:
         """Start the media driver, the timer task and the HTTP listeners."""
         cfg = self.config
+        install_strict_hypercorn()
         nursery.start_soon(self.driver.run)
         nursery.start_soon(self.hub.run_timers)
         sig = cfg.signaling or f"{_bracket(cfg.listen)}:0"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,20 @@ import trio
 
 from benchmarks.impair import ImpairmentProxy, ImpairmentSettings
 from benchmarks.loss import sdp
-from benchmarks.media import AudioStream, ReceiverFeedback, TransportSequence, VideoStream
+from benchmarks.loss.layers import Schedule, simulcast_figures
+from benchmarks.media import (
+    CHROMIUM_SIMULCAST,
+    AudioStream,
+    ReceiverFeedback,
+    TransportSequence,
+    VideoStream,
+)
 from benchmarks.media.stamp import read_tail, write_tail
 from benchmarks.procstat import process_tree_cpu_seconds
 from benchmarks.sfu.router_proc import RouterProcess
 from benchmarks.sfu.sfu_clients import udp_socket
 from benchmarks.sfu.tokens import join_token
+from control.top import parse_metrics
 from router.rtp import GenericNack, Pli, parse_rtcp_compound
 from router.signaling.client import SignalingClient
 from router.transport import (
@@ -64,8 +73,9 @@ class Client:
     highest: dict[int, int] = field(default_factory=dict)
     recovery_ns: list[int] = field(default_factory=list)
     nacks_sent: int = 0
-    history: dict[int, bytes] = field(default_factory=dict)
+    history: dict[tuple[int, int], bytes] = field(default_factory=dict)
     video: VideoStream | None = None
+    videos: list[VideoStream] = field(default_factory=list)
     retransmitted: int = 0
     video_ssrc: int | None = None
     rtx_received: int = 0
@@ -133,11 +143,13 @@ def _on_publisher_rtcp(client: Client, data: bytes) -> None:
     except Exception:
         return
     for packet in packets:
-        if isinstance(packet, Pli) and client.video is not None:
-            client.video.request_keyframe()
+        if isinstance(packet, Pli):
+            for video in client.videos:
+                if video.ssrc == packet.media_ssrc or len(client.videos) == 1:
+                    video.request_keyframe()
         elif isinstance(packet, GenericNack):
             for seq in packet.lost_seqs():
-                original = client.history.get(seq)
+                original = client.history.get((packet.media_ssrc, seq))
                 if original is not None:
                     client.retransmitted += 1
                     client.transport.send_rtp(original)
@@ -184,8 +196,11 @@ def _router_transport(text: str) -> tuple[str, str, str, tuple[str, int]]:
 
 
 async def run_case(router: RouterProcess, settings: ImpairmentSettings, *, seconds: float,
-                   subscribers: int, seed: int, video_bps: float = 1_200_000) -> dict[str, Any]:
-    """Run one case against ``router`` and return its figures."""
+                   subscribers: int, seed: int, video_bps: float = 1_200_000,
+                   simulcast: bool = False) -> dict[str, Any]:
+    """Run one case against ``router`` and return its figures. With ``simulcast`` the
+    publisher sends three layers (:data:`CHROMIUM_SIMULCAST`) and the first subscriber's
+    downlink is capped at :data:`CAP_KBPS` for the middle third of the run."""
     rng = random.Random(seed)
     cert = DtlsCertificate.generate()
     fingerprint = str(cert.fingerprint)
@@ -209,8 +224,9 @@ async def run_case(router: RouterProcess, settings: ImpairmentSettings, *, secon
         await ws.recv_type("joined")
         ufrag, pwd = generate_ufrag(), generate_password()
         audio_ssrc, video_ssrc = rng.randrange(1, 1 << 31), rng.randrange(1 << 31, 1 << 32)
+        rids = tuple(layer.rid for layer in CHROMIUM_SIMULCAST) if simulcast else ()
         await ws.send({"type": "publish", "sdp": sdp.publisher_offer(
-            ufrag, pwd, fingerprint, audio_ssrc, video_ssrc)})  # fmt: skip
+            ufrag, pwd, fingerprint, audio_ssrc, video_ssrc, rids)})  # fmt: skip
         answer = await ws.recv_type("answer")
         publisher = _client(nursery, answer["sdp"], router.udp, ufrag, pwd, cert, rng, False)
         clients: list[Client] = []
@@ -235,8 +251,11 @@ async def run_case(router: RouterProcess, settings: ImpairmentSettings, *, secon
                 await c.connected.wait()
                 if c.failed:
                     raise RuntimeError(f"a media connection failed: {c.failed}")
+        before = await _downlink_counters(router)
         figures = await _measure(nursery, router, publisher, clients, proxies, seconds,
-                                 video_bps, rng, (audio_ssrc, video_ssrc))  # fmt: skip
+                                 video_bps, rng, (audio_ssrc, video_ssrc),
+                                 simulcast)  # fmt: skip
+        figures["router_downlink"] = _downlink_figures(before, await _downlink_counters(router))
         for s in signals:
             with trio.move_on_after(1):
                 await s.send({"type": "leave"})
@@ -247,18 +266,29 @@ async def run_case(router: RouterProcess, settings: ImpairmentSettings, *, secon
 
 async def _measure(nursery: trio.Nursery, router: RouterProcess, publisher: Client,
                    clients: list[Client], proxies: list[ImpairmentProxy], seconds: float,
-                   video_bps: float, rng: random.Random,
-                   ssrcs: tuple[int, int]) -> dict[str, Any]:
+                   video_bps: float, rng: random.Random, ssrcs: tuple[int, int],
+                   simulcast: bool = False) -> dict[str, Any]:
     start = trio.current_time()
     transport_seq = TransportSequence()
-    video = VideoStream(stream=1, ssrc=ssrcs[1], start=start,
-                        bitrate_bps=video_bps, transport=transport_seq, rng=rng)  # fmt: skip
+    if simulcast:
+        # Stream ids 1, 3, 4 (2 is audio); one SSRC per layer, numbered by the router's rid.
+        videos = [VideoStream(stream=(1, 3, 4)[i], ssrc=ssrcs[1] - i, start=start,
+                              bitrate_bps=layer.bitrate_bps, transport=transport_seq, rng=rng,
+                              rid=layer.rid, width=layer.width, height=layer.height)
+                  for i, layer in enumerate(CHROMIUM_SIMULCAST)]  # fmt: skip
+    else:
+        videos = [VideoStream(stream=1, ssrc=ssrcs[1], start=start,
+                              bitrate_bps=video_bps, transport=transport_seq, rng=rng)]  # fmt: skip
+    video = videos[0]
     audio = AudioStream(stream=2, ssrc=ssrcs[0], start=start,
                         transport=transport_seq, rng=rng)  # fmt: skip
     publisher.video = video
+    publisher.videos = videos
     sent: dict[tuple[int, int], tuple[int, bool, int]] = {}
-    frame = 0
+    frames = dict.fromkeys((v.stream for v in videos), 0)
     end = start + seconds
+    schedule = Schedule(start, seconds) if simulcast else None
+    sources: list[VideoStream | AudioStream] = [*videos, audio]
 
     async def feedback_loop() -> None:
         while True:
@@ -279,27 +309,62 @@ async def _measure(nursery: trio.Nursery, router: RouterProcess, publisher: Clie
         now = trio.current_time()
         if now >= end:
             break
-        for stream in (video, audio):
+        if schedule is not None:
+            schedule.apply(now, proxies[0])
+        for stream in sources:
             for mp in stream.poll(now):
                 send_ns = time.monotonic_ns()
                 write_tail(mp.data, mp.stream, mp.number, send_ns)
                 data = bytes(mp.data)
                 if mp.kind == "video":
-                    publisher.history[(data[2] << 8) | data[3]] = data
-                    if len(publisher.history) > 2048:
+                    publisher.history[(stream.ssrc, (data[2] << 8) | data[3])] = data
+                    if len(publisher.history) > 6144:
                         publisher.history.pop(next(iter(publisher.history)))
                 in_window = start + WARMUP <= now <= end - TAIL_GUARD
+                frame = frames.get(mp.stream, 0)
                 if in_window:
                     sent[(mp.stream, mp.number)] = (send_ns, mp.kind == "video", frame)
-                if mp.marker:
-                    frame += 1
+                if mp.marker and mp.stream in frames:
+                    frames[mp.stream] = frame + 1
                 publisher.transport.send_rtp(data)
         publisher.driver.notify()
-        await trio.sleep_until(min(video.next_due(), audio.next_due(), end))
+        due = min(audio.next_due(), end, *(v.next_due() for v in videos))
+        if schedule is not None:
+            due = min(due, schedule.next_due())
+        await trio.sleep_until(due)
     await trio.sleep(0.5)  # the last repairs
     cpu = process_tree_cpu_seconds(router.pid) - cpu0
     forwarded = sum(p.down.stats.received for p in proxies) - down0
+    if schedule is not None:
+        return simulcast_figures(sent, clients, schedule, cpu, forwarded, publisher)
     return _figures(sent, clients, proxies, cpu, forwarded, publisher)
+
+
+_DOWNLINK = ("regio_router_downlink_expected_packets", "regio_router_downlink_nacked_packets",
+             "regio_router_downlink_lost_packets")
+
+
+async def _downlink_counters(router: RouterProcess) -> tuple[float, float, float]:
+    """The router's own downlink loss counters (expected, NACKed, lost), from its /metrics:
+    what an operator's Prometheus sees, set beside what the subscribers measured."""
+    if not router.metrics_url:
+        return 0.0, 0.0, 0.0
+    def fetch() -> str:
+        with urllib.request.urlopen(router.metrics_url, timeout=5) as response:
+            return bytes(response.read()).decode(errors="replace")
+
+    text = await trio.to_thread.run_sync(fetch)
+    values = parse_metrics(text)
+    expected, nacked, lost = (values.get(name, 0.0) for name in _DOWNLINK)
+    return expected, nacked, lost
+
+
+def _downlink_figures(before: tuple[float, float, float], after: tuple[float, float, float]
+                      ) -> dict[str, float]:
+    expected, nacked, lost = (b - a for a, b in zip(before, after, strict=True))
+    return {"expected": expected,
+            "loss_before_recovery": round(nacked / expected, 5) if expected else 0.0,
+            "loss_after_recovery": round(lost / expected, 5) if expected else 0.0}
 
 
 def _percentile(values: list[float], q: float) -> float:

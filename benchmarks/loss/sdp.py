@@ -9,8 +9,10 @@ from router.sdp import describe, parse_sdp
 
 
 def publisher_offer(ufrag: str, pwd: str, fingerprint: str, audio_ssrc: int,
-                    video_ssrc: int) -> str:
-    """sendonly Opus and VP8 in one BUNDLE group, Chromium's extension ids."""
+                    video_ssrc: int, rids: tuple[str, ...] = ()) -> str:
+    """sendonly Opus and VP8 in one BUNDLE group, Chromium's extension ids; with ``rids``,
+    the video is simulcast as Chromium offers it (``a=rid`` per layer, ``a=simulcast``, no
+    SSRC lines: the router learns each layer's SSRC from the rid extension)."""
     lines = ["v=0", "o=- 4611731400430051337 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
              "a=group:BUNDLE 0 1", "a=extmap-allow-mixed", "a=msid-semantic: WMS s1"]
 
@@ -26,7 +28,12 @@ def publisher_offer(ufrag: str, pwd: str, fingerprint: str, audio_ssrc: int,
     lines += ["m=video 9 UDP/TLS/RTP/SAVPF 96", *common("1", CHROMIUM_VIDEO.extmaps()),
               "a=msid:s1 v1", "a=rtcp-rsize", "a=rtpmap:96 VP8/90000",
               "a=rtcp-fb:96 goog-remb", "a=rtcp-fb:96 transport-cc", "a=rtcp-fb:96 ccm fir",
-              "a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli", f"a=ssrc:{video_ssrc} cname:bench"]
+              "a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli"]
+    if rids:
+        lines += [f"a=rid:{rid} send" for rid in rids]
+        lines.append(f"a=simulcast:send {';'.join(rids)}")
+    else:
+        lines.append(f"a=ssrc:{video_ssrc} cname:bench")
     return "\r\n".join(lines) + "\r\n"
 
 

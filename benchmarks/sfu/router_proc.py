@@ -42,6 +42,8 @@ class RouterProcess:
     udp: tuple[str, int]
     signaling_url: str
     node_id: str = NODE_ID
+    metrics_url: str = ""
+    """``/metrics`` when started with ``--metrics``, else empty."""
     signaling_urls: list[str] = field(default_factory=list)
     #: The processes whose CPU is the router's: the one router, or the supervisor and workers.
     pids: list[int] = field(default_factory=list)
@@ -99,7 +101,9 @@ def start_router(region: str = "eu-west", *, timeout: float = 20.0,
     # stderr goes to a file, not a pipe nobody reads during the run (a full pipe would block
     # the router mid-benchmark); its tail explains a failed start.
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below on every path
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors,
+    # Unbuffered: select() below sees the pipe, and a buffered reader could hold the node's
+    # line (read along with a worker's) where select() never looks.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, bufsize=0,
                                env={**child_env(), **(env or {})}, cwd=REPO_ROOT)
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
@@ -127,6 +131,7 @@ def start_router(region: str = "eu-west", *, timeout: float = 20.0,
     pids = [process.pid, *info.get("pids", [])]
     host, _, port = str(nodes[0]["udp"]).rpartition(":")
     return RouterProcess(process, (host, int(port)), str(nodes[0]["signaling"]),
+                         metrics_url=str(nodes[0].get("metrics") or ""),
                          signaling_urls=[str(r["signaling"]) for r in nodes], pids=pids)
 
 

@@ -73,10 +73,14 @@ class FrontdoorConfig:
         "a dead router leaves with its lease)"
     )
     probe_failures: int = setting(
-        2, doc="refused probes in a row after which a router gets no joins until it answers "
-        "(unanswered probes: this many plus two)"
+        2, doc="failed probes in a row, the last refused or unreachable, after which a router "
+        "gets no joins until it answers (probes that connect but time out: this many plus two)"
     )
     probe_timeout: float = setting(1.0, doc="seconds a router has to answer a health probe")
+    probe_connect_timeout: float = setting(
+        0.5, doc="seconds a router's host has to complete a probe's TCP handshake before the "
+        "probe counts as unreachable (a lost host)"
+    )
     max_body: int = setting(4096, doc="largest join request body in bytes (413 beyond)")
     placement_timeout: float = setting(
         3.0, doc="seconds a new room's placement may wait on etcd before answering 503"

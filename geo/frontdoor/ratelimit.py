@@ -1,8 +1,7 @@
 """Join rate limits per client network: a token bucket per IPv4 /24 or IPv6 /48.
 
-Per network rather than per address because one user holds a whole IPv6 /64 (and usually a
-/56 or /48), and one IPv4 /24 is the granularity our logs may keep anyway (privacy,
-ARCHITECTURE.md §4): the bucket key is the truncated network as an integer, never the address.
+Per network rather than per address, keyed by :func:`control.netkey.network_key` (the
+truncated network as an integer, never the address; the TURN nodes' quotas use the same key).
 Clients whose address is unknown share one bucket, so hiding the address buys nothing.
 
 Memory is bounded: buckets that have refilled completely are forgotten (they hold no
@@ -11,30 +10,10 @@ information), and past ``max_buckets`` the least recently used bucket goes first
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import OrderedDict
 
 from control.tokenbucket import TokenBucket
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-_V4_SHIFT = 32 - 24
-_V6_SHIFT = 128 - 48
-UNKNOWN_NETWORK = -1
-
-
-def network_key(address: IPAddress | None) -> int:
-    """The bucket key of ``address``: its /24 or /48 as an integer (IPv6 keys offset so the
-    families never collide); :data:`UNKNOWN_NETWORK` for None."""
-    if address is None:
-        return UNKNOWN_NETWORK
-    if address.version == 4:
-        return int(address) >> _V4_SHIFT
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    if mapped is not None:
-        return int(mapped) >> _V4_SHIFT
-    return (1 << 48) + (int(address) >> _V6_SHIFT)
 
 
 class RateLimiter:
@@ -74,4 +53,4 @@ class RateLimiter:
             self._buckets.popitem(last=False)
 
 
-__all__ = ["UNKNOWN_NETWORK", "RateLimiter", "network_key"]
+__all__ = ["RateLimiter"]

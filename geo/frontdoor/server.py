@@ -38,6 +38,7 @@ from control.rooms import Liveness
 from control.sdnotify import SystemdNotifier, run_watchdog
 from control.secrets import require_secrets
 from control.stopsignals import StopSignals
+from control.strict_http import install_strict_hypercorn
 from control.topology import Topology, load_topology
 from control.view import ClusterView
 from geo.client_address import parse_trusted_proxies
@@ -199,7 +200,8 @@ async def run_frontdoor(
         if config.probe_interval > 0:
             probes = RouterHealth(lambda: view.nodes(), interval=config.probe_interval,
                                   failures=config.probe_failures,
-                                  timeout=config.probe_timeout)
+                                  timeout=config.probe_timeout,
+                                  connect_timeout=config.probe_connect_timeout)
             await nursery.start(probes.run)
         service = build_service(config, client, view, rooms, geoip, static, probes)
         urls: list[str] = []
@@ -253,6 +255,8 @@ async def _start_operator_listener(listen: str, service: JoinService, shutdown: 
 
 async def _serve(app: Any, hconfig: HypercornConfig, shutdown: trio.Event, *,
                  task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Hypercorn on ``hconfig.bind`` until ``shutdown``; bare-LF request heads get 400."""
+    install_strict_hypercorn()
     await serve(app, hconfig, shutdown_trigger=shutdown.wait,
                 task_status=task_status)
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol, cast
 
 from control.jsonlimits import JsonRefused, loads_limited
 from control.logs import get_logger
+from control.netkey import network_key
 from control.placement import Assignment, Chooser
 from control.rooms import Liveness
 from control.schema import NodeRecord, RoomRecord, RoomRouterRecord, SchemaError
@@ -40,7 +41,7 @@ from geo.client_address import HeaderItems, IPNetwork, client_address
 from geo.frontdoor.config import FrontdoorConfig, Policy, Size
 from geo.frontdoor.guard import Breach, residency_breaches
 from geo.frontdoor.metrics import FrontdoorMetrics
-from geo.frontdoor.ratelimit import RateLimiter, network_key
+from geo.frontdoor.ratelimit import RateLimiter
 from geo.frontdoor.snapshot import Snapshot, SnapshotCache
 from geo.geoip import GeoIP
 from geo.residency import ClientPlace, place_client

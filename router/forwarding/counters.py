@@ -55,6 +55,10 @@ class Counters:
     twcc_unmatched: int = 0
     remb_absurd: int = 0
     bandwidth_feedback_ignored: int = 0
+    # Subscribers' downlinks as they report them (router.forwarding.downlink_loss).
+    downlink_expected: int = 0
+    downlink_nacked: int = 0
+    downlink_lost: int = 0
     probe_packets: int = 0
 
     def as_dict(self) -> dict[str, int]:

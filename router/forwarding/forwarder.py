@@ -30,6 +30,7 @@ from router.forwarding.binding import locate_ssrc
 from router.forwarding.cache import PacketCache
 from router.forwarding.config import ForwarderConfig
 from router.forwarding.counters import Counters, ForwarderStats
+from router.forwarding.downlink_loss import DownlinkReports, first_requests
 from router.forwarding.layers import LayerChooser, LayerState, probe_packets
 from router.forwarding.links import PublisherLinks
 from router.forwarding.packet import extension_table
@@ -51,7 +52,7 @@ from router.forwarding.specs import (
     TrackSpec,
 )
 from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
-from router.forwarding.subscriber_links import SubscriberLink
+from router.forwarding.subscriber_links import SubscriberLink, stamp_transport_seq
 from router.rtp import (
     Bye,
     Fir,
@@ -523,12 +524,23 @@ class Forwarder:
             if d is not None:
                 d.remote_fraction_lost = getattr(block, "fraction_lost", 0)
                 d.remote_lost = getattr(block, "cumulative_lost", 0)
+                if (d.ssrc == getattr(block, "ssrc", -1) and d.track is not None
+                        and d.track.spec.nack):
+                    self._count_downlink(d, getattr(block, "highest_seq", 0))
                 d.remote_jitter = getattr(block, "jitter", 0)
                 if isinstance(link, SubscriberLink) and d.ssrc == getattr(block, "ssrc", -1):
                     link.on_report_block(
                         d.ssrc, d.remote_fraction_lost, getattr(block, "lsr", 0),
                         getattr(block, "dlsr", 0), now,
                     )  # fmt: skip
+
+    def _count_downlink(self, d: Downstream, highest_seq: int) -> None:
+        if d.downlink is None:
+            d.downlink = DownlinkReports.before_first_packet(highest_seq, d.first_seq)
+        expected, lost = d.downlink.on_report(highest_seq, d.remote_lost, d.last_out_ext,
+                                              d.packets)
+        self.counters.downlink_expected += expected
+        self.counters.downlink_lost += lost
 
     def _downstream_source(self, part: Participant, ssrc: int) -> Downstream | None:
         d = part.by_out_ssrc.get(ssrc)
@@ -562,16 +574,21 @@ class Forwarder:
             return
         limit = self.config.max_nack_per_packet
         seqs = packet.lost_seqs()
+        if d.track is not None and d.track.spec.nack:
+            fresh, d.nack_high = first_requests(seqs[:limit], d.last_out_ext, d.nack_high)
+            self.counters.downlink_nacked += fresh
         link = part.link
         if isinstance(link, SubscriberLink):
             wanted = len(seqs)
             seqs = link.nack_filter(d, seqs[:limit], now)
             self.counters.nack_repeats_ignored += wanted - len(seqs)
-        packets, missing = retransmissions(d, seqs, limit, now)
+        packets, missing = retransmissions(d, seqs, limit, now, stamp=False)
         if isinstance(link, SubscriberLink) and packets:
             kept = link.spend(packets, self.config.link)
             self.counters.rtx_over_budget += len(packets) - len(kept)
             packets = kept
+        if d.tw is not None:
+            packets = [stamp_transport_seq(d, p, now) for p in packets]
         self.counters.nack_served += len(packets)
         self._rtp_out.extend((part.id, p) for p in packets)
         stream = d.stream

@@ -19,10 +19,7 @@ number), plus RR fraction-lost and REMB when the subscriber sends them.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
 from typing import Final
-
-from router.transport import fastpath
 
 __all__ = ["SendSideEstimator"]
 
@@ -66,6 +63,7 @@ class SendSideEstimator:
         "_smoothed",
         "_threshold",
         "_trend",
+        "_trend_fit",
         "last_loss",
         "max_bitrate",
         "min_bitrate",
@@ -91,6 +89,7 @@ class SendSideEstimator:
         self._accumulated = 0.0
         self._smoothed = 0.0
         self._trend: deque[tuple[float, float]] = deque(maxlen=_TREND_WINDOW)
+        self._trend_fit = _TrendFit()
         self._first_arrival: float | None = None
         self._threshold = 12.5
         """Compared with the slope x window x gain, like libwebrtc's (whose unit is ms/ms)."""
@@ -200,10 +199,12 @@ class SendSideEstimator:
         self._smoothed = _SMOOTHING * self._smoothed + (1 - _SMOOTHING) * self._accumulated
         if self._first_arrival is None:
             self._first_arrival = group[2]
-        self._trend.append((group[2] - self._first_arrival, self._smoothed))
-        if len(self._trend) < _TREND_WINDOW:
+        trend = self._trend
+        point = (group[2] - self._first_arrival, self._smoothed)
+        self._trend_fit.add(trend, point)
+        if len(trend) < _TREND_WINDOW:
             return NORMAL
-        slope = _trend_slope(self._trend)
+        slope = self._trend_fit.slope(len(trend))
         modified = slope * _TREND_WINDOW * _TREND_GAIN
         return self._detect(modified, group[2], arrival_delta)
 
@@ -253,16 +254,69 @@ class SendSideEstimator:
         )
 
 
-def _slope(points: Sequence[tuple[float, float]]) -> float:
-    """Least-squares slope of ``points`` (0 if the x values do not spread)."""
+class _TrendFit:
+    """Running least-squares sums over the trend window, so each closed packet group (one
+    per packet at video rates, for every subscriber) costs O(1) rather than a pass over the
+    window. Coordinates are relative to an origin moved to the window's first point once per
+    window length, when the sums are recomputed, so rounding never accumulates."""
+
+    __slots__ = ("added", "sx", "sxx", "sxy", "sy", "x0", "y0")
+
+    def __init__(self) -> None:
+        self.x0 = self.y0 = 0.0
+        self.sx = self.sy = self.sxx = self.sxy = 0.0
+        self.added = 0
+
+    def add(self, window: deque[tuple[float, float]], point: tuple[float, float]) -> None:
+        """Append ``point`` to ``window`` (a full window drops its oldest) and update."""
+        if len(window) == window.maxlen:
+            ox, oy = window[0]
+            ox -= self.x0
+            oy -= self.y0
+            self.sx -= ox
+            self.sy -= oy
+            self.sxx -= ox * ox
+            self.sxy -= ox * oy
+        window.append(point)
+        self.added += 1
+        if self.added >= _TREND_WINDOW:
+            self.added = 0
+            self.x0, self.y0 = window[0]
+            self.sx = self.sy = self.sxx = self.sxy = 0.0
+            for x, y in window:
+                self._include(x, y)
+        else:
+            self._include(*point)
+
+    def _include(self, x: float, y: float) -> None:
+        x -= self.x0
+        y -= self.y0
+        self.sx += x
+        self.sy += y
+        self.sxx += x * x
+        self.sxy += x * y
+
+    def slope(self, n: int) -> float:
+        """The least-squares slope of the window's ``n`` points (0 if x does not spread)."""
+        den = n * self.sxx - self.sx * self.sx
+        if den <= 1e-12 * n * self.sxx:
+            return 0.0
+        return (n * self.sxy - self.sx * self.sy) / den
+
+
+def _slope(points: deque[tuple[float, float]]) -> float:
+    """Least-squares slope of ``points`` (0 if the x values do not spread).
+
+    One pass over the window (it runs for every closed packet group of every subscriber),
+    with x taken relative to the window's first point so the sums stay small."""
     n = len(points)
-    mean_x = sum(p[0] for p in points) / n
-    mean_y = sum(p[1] for p in points) / n
-    num = sum((x - mean_x) * (y - mean_y) for x, y in points)
-    den = sum((x - mean_x) ** 2 for x, _ in points)
-    return num / den if den > 0 else 0.0
-
-
-_trend_slope: Callable[[Sequence[tuple[float, float]]], float] = fastpath.trend_slope() or _slope
-"""The compiled twin of :func:`_slope` (router.transport.fastpath) when it is built and on; the
-same sums in the same order, tested against :func:`_slope`."""
+    x0 = points[0][0]
+    sx = sy = sxx = sxy = 0.0
+    for x, y in points:
+        x -= x0
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
+    den = n * sxx - sx * sx
+    return (n * sxy - sx * sy) / den if den > 1e-12 * n * sxx else 0.0

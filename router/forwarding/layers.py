@@ -23,7 +23,7 @@ from typing import Final
 
 from router.forwarding.rtcp import retransmissions
 from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
-from router.forwarding.subscriber_links import SubscriberLink
+from router.forwarding.subscriber_links import SubscriberLink, stamp_transport_seq
 from router.forwarding.vp8 import Vp8Info, rewrite_vp8
 
 __all__ = [
@@ -39,6 +39,10 @@ TICK: Final = 0.2
 PROBE_TICK: Final = 0.02
 PROBE_DURATION: Final = 0.5
 UP_HOLD: Final = 1.0
+DOWN_SETTLE: Final = 1.0
+"""For this long after a switch up, one step back down waits: the new layer's keyframe is a
+burst the delay detector can read as congestion, and acting on it at once makes the layer
+flap (up, down 0.2 s later, up again). A deeper fall is acted on at once."""
 ACTIVE_WINDOW: Final = 1.5
 """A layer that sent nothing for this long is not offered (the publisher may have paused it)."""
 _PID_MASK: Final = 0x7FFF
@@ -55,6 +59,7 @@ class LayerState:
         "switches",
         "target",
         "tl0_offset",
+        "up_at",
         "up_since",
     )
 
@@ -64,6 +69,8 @@ class LayerState:
         self.max_height = 0
         """The height the subscriber asked for (0: no limit)."""
         self.up_since: float | None = None
+        self.up_at = -1e9
+        """When the last switch up was asked for (its keyframe is a burst; see DOWN_SETTLE)."""
         self.switches = 0
         self.pid_offset = 0
         self.tl0_offset = 0
@@ -187,6 +194,8 @@ class LayerChooser:
         current_layer = sim.target or (track.layers[d.layer] if d.layer is not None else None)
         current = layers.index(current_layer) if current_layer in layers else -1
         want = layers.index(desired)
+        if current >= 0 and want == current - 1 and now - sim.up_at < DOWN_SETTLE:
+            return
         if want < current or current < 0:
             sim.up_since = None
             self._switch(d, desired, now)
@@ -195,6 +204,7 @@ class LayerChooser:
                 sim.up_since = now
             elif now - sim.up_since >= UP_HOLD:
                 sim.up_since = None
+                sim.up_at = now
                 self._switch(d, layers[current + 1], now)
         else:
             sim.up_since = None
@@ -237,9 +247,10 @@ def probe_packets(link: SubscriberLink, now: float) -> list[bytes]:
     spent = 0
     for back in range(0, 256, 16):
         seqs = [(last - back - i) & 0xFFFF for i in range(16)]
-        packets, _ = retransmissions(d, seqs, 16, now)
+        # Numbered only once chosen: a number never sent would read as a loss.
+        packets, _ = retransmissions(d, seqs, 16, now, stamp=False)
         for packet in packets:
-            out.append(packet)
+            out.append(stamp_transport_seq(d, packet, now))
             spent += len(packet)
             if spent >= budget:
                 return out

@@ -93,13 +93,16 @@ def keyframe_request(stream: Stream, reporter_ssrc: int) -> bytes:
 
 
 def retransmissions(
-    d: Downstream, out_seqs: list[int], limit: int, now: float = 0.0
+    d: Downstream, out_seqs: list[int], limit: int, now: float = 0.0, *, stamp: bool = True
 ) -> tuple[list[bytes], list[int]]:
     """Serve a subscriber's NACK: ``(packets to send it, incoming ext seqs to NACK upstream)``.
 
     Outgoing numbers map back to the current source through the subscription's offset; those
     from before the last switch or beyond what was sent are ignored (nobody can repair them).
     A retransmission carries the abs-send-time of ``now``, when it is sent again.
+    ``stamp=False`` leaves out the transport-wide number: a caller that may still drop some
+    of the packets (repair budget, probe budget) stamps only those it sends, because a number
+    taken and never sent reads as a lost packet in the subscriber's feedback.
     """
     stream = d.stream
     if stream is None or d.epoch != stream.epoch:
@@ -121,7 +124,7 @@ def retransmissions(
         if original is None:
             missing.append(ext)
             continue
-        rewritten = rewrite_packet(d, original, out_ext, now)
+        rewritten = rewrite_packet(d, original, out_ext, now, stamp=stamp)
         if rewritten is None:
             continue
         if spec.rtx_ssrc is not None:
@@ -133,7 +136,9 @@ def retransmissions(
     return packets, missing
 
 
-def rewrite_packet(d: Downstream, original: bytes, out_ext: int, now: float = 0.0) -> bytes | None:
+def rewrite_packet(
+    d: Downstream, original: bytes, out_ext: int, now: float = 0.0, *, stamp: bool = True
+) -> bytes | None:
     """``original`` rewritten for ``d`` as the forwarding path did (None if not for it)."""
     b0, b1, _seq, ts, _ssrc = _HDR.unpack_from(original)
     ob1 = d.b1_table[b1] if d.b1_table else -1
@@ -147,7 +152,7 @@ def rewrite_packet(d: Downstream, original: bytes, out_ext: int, now: float = 0.
         except RtpDecodeError:
             return None
     header = _HDR.pack(b0, ob1, out_ext & 0xFFFF, (ts + d.ts_offset) & _U32, d.ssrc)
-    if d.tw is not None:
+    if stamp and d.tw is not None:
         return stamp_transport_seq(d, header + tail, now)
     return header + tail
 

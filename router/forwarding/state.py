@@ -21,6 +21,7 @@ from router.forwarding.receive import ReceiveStats
 from router.forwarding.specs import ABS_SEND_TIME, SubscriptionSpec, TrackSpec
 
 if TYPE_CHECKING:
+    from router.forwarding.downlink_loss import DownlinkReports
     from router.forwarding.gaps import GapTracker
     from router.forwarding.layers import LayerState
     from router.forwarding.publisher_feedback import TwccRecorder
@@ -185,14 +186,17 @@ class Downstream:
     __slots__ = (
         "ast_id",
         "b1_table",
+        "downlink",
         "epoch",
         "ext_table",
+        "first_seq",
         "last_fir_seq",
         "last_out_ext",
         "last_out_time",
         "last_out_ts",
         "layer",
         "min_ext",
+        "nack_high",
         "octets",
         "packets",
         "pinned_layer",
@@ -236,6 +240,8 @@ class Downstream:
         self.ts_offset = 0
         self.min_ext = 0
         self.last_out_ext = initial_seq - 1
+        self.first_seq = initial_seq & 0xFFFF
+        """The number of the first packet sent (where the subscriber's reports start)."""
         self.last_out_ts = initial_ts
         self.last_out_time: float | None = None
         self.packets = 0
@@ -261,4 +267,8 @@ class Downstream:
         self.last_fir_seq = -1
         self.remote_fraction_lost = 0
         self.remote_lost = 0
+        self.nack_high = -1
+        """Highest (extended) number the subscriber NACKed: lower ones are repeats."""
+        self.downlink: DownlinkReports | None = None
+        """The subscriber's receiver reports of this stream (downlink loss counters)."""
         self.remote_jitter = 0

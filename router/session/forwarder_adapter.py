@@ -246,7 +246,8 @@ class ForwarderPlane:
         }
         for name in ("twcc_feedback_sent", "remb_sent", "nack_proactive_seqs", "nack_recovered",
                      "nack_given_up", "rtx_over_budget", "nack_repeats_ignored", "twcc_received",
-                     "twcc_unmatched", "remb_absurd", "nack_served", "rtcp_malformed"):  # fmt: skip
+                     "twcc_unmatched", "remb_absurd", "nack_served", "rtcp_malformed",
+                     "downlink_expected", "downlink_nacked", "downlink_lost"):  # fmt: skip
             out[name] = float(getattr(counters, name))
         return out
 

@@ -23,7 +23,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -339,69 +338,6 @@ recv_batch(PyObject *self, PyObject *args)
     return Py_BuildValue("(nni)", received, truncated, error);
 }
 
-/* ---- trend line ---------------------------------------------------------------------------- */
-
-/* libm's pow, called for real: the compiler would turn pow(d, 2.0) into d * d, which rounds
- * differently now and then, and Python's ** calls pow. */
-static double (*volatile libm_pow)(double, double) = pow;
-
-/* slope(points) -> float: router.forwarding.gcc._slope over a sequence of (x, y) float pairs,
- * the same sums in the same order (mean, then centred products; the square through pow() as
- * Python's ** does), so the same double on CPython 3.11 (3.12's sum() compensates). */
-static PyObject *
-slope(PyObject *self, PyObject *points)
-{
-    PyObject *seq = PySequence_Fast(points, "slope() needs a sequence of (x, y) pairs");
-    if (seq == NULL)
-        return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n == 0) {
-        Py_DECREF(seq);
-        PyErr_SetString(PyExc_ZeroDivisionError, "slope() of no points");
-        return NULL;
-    }
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    double xs[64], ys[64];
-    double *x = xs, *y = ys;
-    if (n > 64) {
-        x = PyMem_Malloc(sizeof(double) * (size_t)n * 2);
-        if (x == NULL) {
-            Py_DECREF(seq);
-            return PyErr_NoMemory();
-        }
-        y = x + n;
-    }
-    double sum_x = 0.0, sum_y = 0.0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = items[i];
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-            PyErr_SetString(PyExc_TypeError, "slope() needs (x, y) tuples");
-            goto fail;
-        }
-        x[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(pair, 0));
-        y[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(pair, 1));
-        if ((x[i] == -1.0 || y[i] == -1.0) && PyErr_Occurred())
-            goto fail;
-        sum_x += x[i];
-        sum_y += y[i];
-    }
-    double mean_x = sum_x / (double)n, mean_y = sum_y / (double)n;
-    double num = 0.0, den = 0.0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        num += (x[i] - mean_x) * (y[i] - mean_y);
-        den += libm_pow(x[i] - mean_x, 2.0);
-    }
-    if (x != xs)
-        PyMem_Free(x);
-    Py_DECREF(seq);
-    return PyFloat_FromDouble(den > 0 ? num / den : 0.0);
-fail:
-    if (x != xs)
-        PyMem_Free(x);
-    Py_DECREF(seq);
-    return NULL;
-}
-
 /* ---- RTP header extensions ------------------------------------------------------------------ */
 
 /* rewrite_one_byte(packet, pos, end, table) -> bytes | None | int
@@ -469,7 +405,6 @@ done:
 static PyMethodDef methods[] = {
     {"rewrite_one_byte", rewrite_one_byte, METH_VARARGS,
      "rewrite_one_byte(packet, pos, end, table) -> bytes | None | int"},
-    {"slope", slope, METH_O, "slope(points) -> least-squares slope of (x, y) pairs"},
     {"protect_batch", protect_batch, METH_VARARGS,
      "protect_batch(func, session, packets, max_length, trailer, dest, out) -> failed"},
     {"send_batch", send_batch, METH_VARARGS,

@@ -9,8 +9,6 @@ the rest in Python's per-packet overhead around libsrtp and the socket (``regio 
 * :func:`send_batch` - :class:`router.transport.udp_driver.UdpDriver`'s flush with
   ``sendmmsg(2)`` (up to 64 datagrams per system call);
 * :func:`recv_batch` - the driver's read loop with ``recvmmsg(2)``;
-* :func:`trend_slope` - the send-side estimator's trend line (router.forwarding.gcc), fitted
-  once per packet group per subscriber (~6 % of the router's busy time in Python);
 * :func:`one_byte_rewriter` - the header-extension id rewrite of Chromium's one-byte form
   (router.forwarding.packet), once per incoming packet and subscriber mapping (~6 %).
 
@@ -25,7 +23,7 @@ router logs one line saying so and runs the reference path.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Final
 
@@ -112,15 +110,6 @@ def recv_batch(fd: int, limit: int, out: list[Any]) -> tuple[int, int, int]:
     return result
 
 
-def trend_slope() -> Callable[[Sequence[tuple[float, float]]], float] | None:
-    """The compiled least-squares slope, or None when the fast path is off (the caller keeps
-    its Python function, the reference)."""
-    if not enabled():
-        return None
-    func: Callable[[Sequence[tuple[float, float]]], float] = compiled().slope
-    return func
-
-
 OneByteRewrite = Callable[[Any, int, int, bytes], "bytes | int | None"]
 
 
@@ -143,5 +132,4 @@ __all__ = [
     "protect_batch",
     "recv_batch",
     "send_batch",
-    "trend_slope",
 ]

@@ -56,7 +56,7 @@ async def test_bad_room_names_are_refused() -> None:
 
 
 async def test_static_modules_are_served() -> None:
-    for name in ("main.js", "join.js", "signaling.js", "sfu.js", "p2p.js", "ui.js",
+    for name in ("main.js", "join.js", "signaling.js", "sfu.js", "p2p.js", "ui.js", "sizes.js",
                  "meeting.css"):
         status, headers, body = await get(f"/static/{name}")
         assert status == 200, name

@@ -147,3 +147,18 @@ async def spawn_node(nursery: trio.Nursery) -> AsyncIterator[SpawnNode]:
             if node.process.returncode is None:
                 node.signal(signal.SIGKILL)
                 await node.process.wait()
+
+
+async def wait_one_ttl(client: EtcdClient, ttl: int, timeout: float = 30.0) -> None:
+    """Wait until a lease of ``ttl`` seconds, granted now and never renewed, has expired.
+
+    The positive point before a check that nothing expired: by then etcd has expired every
+    lease of at most that TTL that nobody renewed since this call, measured by etcd's own lease
+    clock (a loaded machine delays both alike). The marker lives outside the cluster prefix,
+    so no view sees it."""
+    lease = await client.grant(ttl)
+    key = f"/regio-test/ttl-marker/{lease:x}"
+    await client.put(key, b"", lease)
+    with trio.fail_after(timeout):
+        while await client.get(key) is not None:
+            await trio.sleep(0.1)

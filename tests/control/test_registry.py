@@ -14,7 +14,7 @@ from control.registry import NodeRegistration, RegistryConfig, new_record
 from control.schema import NodeRecord
 from control.view import open_view
 
-from .conftest import SpawnNode
+from .conftest import SpawnNode, wait_one_ttl
 
 
 async def test_register_publishes_record_under_lease(client: EtcdClient, nursery: trio.Nursery
@@ -65,8 +65,9 @@ async def test_node_id_conflict_newer_process_wins(etcd: LocalEtcd, client: Etcd
     assert kv is not None
     winner = NodeRecord.decode(kv.value)
     assert winner.instance == new.events[0]["pid_instance"]
-    # The stale process is gone and wrote nothing after it lost the claim.
-    await trio.sleep(1.0)
+    # The stale process is gone (reaped: every request it ever sent has reached etcd) and
+    # wrote nothing after it lost the claim.
+    await old.process.wait()
     kv2 = await client.get(schema.node_key("dup"))
     assert kv2 is not None and NodeRecord.decode(kv2.value).instance == winner.instance
 
@@ -76,13 +77,20 @@ async def test_stale_in_process_claim_cannot_overwrite(client: EtcdClient,
     older = new_record("same", "turn", "eu-north", "EEA")
     newer = older.with_changes(instance="f" * 16, started_at=older.started_at + 1)
     reg_old = NodeRegistration(client, older, RegistryConfig(ttl=3, load_interval=0.05))
-    await nursery.start(reg_old.run)
+    old_returned = trio.Event()
+
+    async def run_old(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await reg_old.run(task_status=task_status)
+        old_returned.set()
+
+    await nursery.start(run_old)
     reg_new = NodeRegistration(client, newer, RegistryConfig(ttl=3))
     await nursery.start(reg_new.run)
     with trio.fail_after(5):
         await reg_old.fenced.wait()
+        # run() returned: none of the stale registration's tasks is left to write.
+        await old_returned.wait()
     reg_old.set_load(7)
-    await trio.sleep(0.5)
     kv = await client.get(schema.node_key("same"))
     assert kv is not None
     stored = NodeRecord.decode(kv.value)
@@ -96,7 +104,8 @@ async def test_etcd_down_longer_than_ttl_every_node_registered_once(
 ) -> None:
     nodes = [await spawn_node(etcd.urls, f"n{i}", "--ttl", "2") for i in range(3)]
     etcd.stop_member(0)
-    await trio.sleep(3.5)  # longer than the TTL
+    for node in nodes:  # down longer than the TTL, as each node saw it
+        await node.wait_event("lease_lost", 15)
     await etcd.restart_member(0)
     client = EtcdClient(etcd.config(timeout=1.0))
     try:
@@ -108,8 +117,9 @@ async def test_etcd_down_longer_than_ttl_every_node_registered_once(
                 if ids == ["n0", "n1", "n2"] and all(leases_alive):
                     break
                 await trio.sleep(0.2)
-        # Stable: no duplicates, no flapping, a live lease each, for a few more renewals.
-        await trio.sleep(2.5)
+        # Stable: no duplicates, no flapping, a live lease each, for at least a whole TTL more
+        # (a lease of the same TTL granted now, never renewed, has expired).
+        await wait_one_ttl(client, 2)
         _, kvs = await client.get_prefix(schema.NODES_PREFIX)
         assert sorted(NodeRecord.decode(kv.value).node_id for kv in kvs) == ["n0", "n1", "n2"]
         for kv in kvs:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from router.forwarding import Forwarder, LayerSpec
 from router.forwarding.specs import TRANSPORT_WIDE_CC
+from router.forwarding.subscriber_links import SubscriberLink
 from router.forwarding.vp8 import vp8_info
 from router.rtp import Pli, RtpPacket
 from tests.forwarding.helpers import make_forwarder, rtcp_for, rtp, subscription, video_track
@@ -164,7 +165,7 @@ def _feed(fwd: Forwarder, sources: list[Source], start: float, seconds: float) -
     return now
 
 
-def test_layer_follows_the_estimate_and_the_requested_size() -> None:
+def _room_with_a_5_mbps_estimate() -> tuple[Forwarder, list[Source], SubscriberLink]:
     fwd = make_forwarder()
     simulcast_room(fwd)
     sources = [Source(i, 1000 * i, 0, 100 * i, 0) for i in range(3)]
@@ -172,6 +173,11 @@ def test_layer_follows_the_estimate_and_the_requested_size() -> None:
     assert link is not None
     link.estimator.on_remb(5_000_000)
     link.estimator.assume(5e6)
+    return fwd, sources, link
+
+
+def test_layer_follows_the_estimate_and_the_requested_size() -> None:
+    fwd, sources, link = _room_with_a_5_mbps_estimate()
     now = _feed(fwd, sources, 0.0, 4.0)
     assert fwd.layer_of("s0", "v")[1] == "f"  # up, after holding, one layer at a time
     fwd.set_max_height("s0", "v", 300, now)
@@ -194,3 +200,34 @@ def test_probe_sends_redundant_copies_numbered_for_feedback() -> None:
     _feed(fwd, sources, 0.0, 1.5)
     assert fwd.chooser.probes >= 1 and fwd.counters.probe_packets > 0
     assert fwd.layer_of("s0", "v")[1] == "q"  # the probe alone does not switch
+
+
+def _at_top_layer_just_switched() -> tuple[Forwarder, list[Source], float]:
+    fwd, sources, _ = _room_with_a_5_mbps_estimate()
+    now = 0.0
+    while fwd.layer_of("s0", "v")[1] != "f":
+        now = _feed(fwd, sources, now, 0.1)
+        assert now < 10, "never reached the top layer"
+    sim = fwd._participants["s0"].downstreams["v"].sim
+    assert sim is not None and now - sim.up_at < 0.5
+    return fwd, sources, now
+
+
+def test_one_step_down_right_after_a_switch_up_waits_a_deeper_fall_does_not() -> None:
+    """The new layer's keyframe burst can read as congestion: one step back down waits
+    DOWN_SETTLE after a switch up (no flapping), a fall past the layer below is acted on."""
+    fwd, sources, now = _at_top_layer_just_switched()
+    link = fwd.subscriber_link(fwd._participants["s0"])
+    assert link is not None
+    link.estimator.on_remb(700_000)  # h fits, f does not
+    now = _feed(fwd, sources, now, 0.3)
+    assert fwd.layer_of("s0", "v")[1] == "f"
+    _feed(fwd, sources, now, 1.2)
+    assert fwd.layer_of("s0", "v")[1] == "h"
+
+    fwd, sources, now = _at_top_layer_just_switched()
+    link = fwd.subscriber_link(fwd._participants["s0"])
+    assert link is not None
+    link.estimator.on_remb(100_000)  # only q fits
+    _feed(fwd, sources, now, 0.4)
+    assert fwd.layer_of("s0", "v")[1] == "q"

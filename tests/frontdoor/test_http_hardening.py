@@ -102,3 +102,32 @@ def test_metrics_listen_flag() -> None:
         with pytest.raises(CliError):
             build_config(parser.parse_args(
                 ["frontdoor", "--listen", "127.0.0.1:8443", "--metrics-listen", bad]))
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /healthz HTTP/1.1\nHost: t\n\n",
+    b"POST /v1/rooms/r/join HTTP/1.1\nHost: t\nContent-Length: 0\n\n",
+    b"GET /metrics HTTP/1.1\n",
+])
+async def test_hypercorn_listeners_refuse_bare_lf(request_bytes: bytes) -> None:
+    """The join port under ``--http-server hypercorn`` and the operator listener (both
+    Hypercorn) answer a bare-LF head 400 at once, like the default server."""
+    from geo.frontdoor.server import _serve, _start_operator_listener
+    from geo.frontdoor.tls import HypercornConfig
+    from tests.control.test_strict_http import bare_lf_refused
+    from tests.frontdoor.test_fastserver import make_app
+
+    app = make_app()
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        joins = (await nursery.start(_serve, app, config, shutdown))[0]
+        operator = await _start_operator_listener("127.0.0.1:0", app.service, shutdown,
+                                                  nursery)
+        for url in (joins, operator):
+            port = int(url.rsplit(":", 1)[1])
+            status = await bare_lf_refused(port, request_bytes)
+            assert status.startswith(b"HTTP/1.1 400"), (url, status)
+        shutdown.set()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
 from control.cli import build_parser
@@ -11,20 +9,10 @@ from control.clierror import CliError
 from control.cluster_up import FRONTDOOR, NodePlan, available_kinds, command_for
 from control.schema import NodeAddress
 from geo.frontdoor.cli import build_config
-from geo.frontdoor.ratelimit import UNKNOWN_NETWORK, RateLimiter, network_key
+from geo.frontdoor.ratelimit import RateLimiter
 from geo.frontdoor.service import BadRequest, JoinRequest, parse_join_body
 from geo.frontdoor.snapshot import metrics_target, signaling_url, turn_urls
 from geo.frontdoor.tls import ListenError, check_plain_listen, split_host_port
-
-
-def test_network_keys_group_by_24_and_48() -> None:
-    a, b = ipaddress.ip_address("203.0.113.1"), ipaddress.ip_address("203.0.113.254")
-    assert network_key(a) == network_key(b) != network_key(ipaddress.ip_address("203.0.114.1"))
-    assert network_key(ipaddress.ip_address("::ffff:203.0.113.9")) == network_key(a)
-    v6 = ipaddress.ip_address("2001:db8:1:2::1"), ipaddress.ip_address("2001:db8:1:ffff::1")
-    assert network_key(v6[0]) == network_key(v6[1])
-    assert network_key(ipaddress.ip_address("2001:db8:2::1")) != network_key(v6[0])
-    assert network_key(None) == UNKNOWN_NETWORK
 
 
 def test_token_bucket() -> None:

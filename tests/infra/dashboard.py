@@ -203,8 +203,12 @@ def render(prometheus: str, start: float, end: float, out: Path) -> None:
     figure, axes = plt.subplots(rows, 2, figsize=(16, 4.2 * rows), squeeze=False)
     step = 4.0
     drawn = 0
+    for row in axes:
+        for cell in row:
+            cell.set_visible(False)  # shown again when a panel sits there
     for panel in panels:
         ax = axes[panel["gridPos"]["y"] // 8][panel["gridPos"]["x"] // 12]
+        ax.set_visible(True)
         for target in panel["targets"]:
             expr = target["expr"].replace("$region", ".*")
             for series in query_range(prometheus, expr, start, end, step):

@@ -66,7 +66,8 @@ def test_rules_read_only_metrics_the_code_exports() -> None:
     assert {"regio_frontdoor_residency_violations_total", "regio_node_lease_losses_total",
             "regio_turn_allocations_refused_total", "regio_router_srtp_failures_total",
             "regio_turn_allocation_quota", "regio_router_link_nack_given_up_total",
-            "regio_trunk_srtp_auth_failures_total"} <= metrics
+            "regio_trunk_srtp_auth_failures_total",
+            "regio_router_downlink_lost_packets_total"} <= metrics
 
 
 def test_dashboard_queries_are_valid_promql_over_known_series(tmp_path: Path) -> None:
@@ -90,4 +91,5 @@ def test_dashboard_queries_are_valid_promql_over_known_series(tmp_path: Path) ->
     assert metrics <= exported_names() | FOREIGN
     titles = {p["title"] for p in dashboard["panels"]}
     assert {"Participants", "Forwarded packets/s", "Router CPU per forwarded packet",
-            "Loss before and after recovery (publisher uplinks)", "Trunk paths"} <= titles
+            "Loss before and after recovery (publisher uplinks)",
+            "Loss before and after recovery (subscriber downlinks)", "Trunk paths"} <= titles

@@ -441,7 +441,7 @@ def test_network_quota_counts_every_username_of_one_network() -> None:
     assert code(Client(core, ft(1, ip="198.51.100.9"), participant="other").allocate()) == 200
     assert code(same_net[0].request(Method.REFRESH, Lifetime(0))) == 200
     assert code(same_net[2].allocate()) == 200
-    assert core.per_network == {str(0xCB007100 >> 8): 2, str(0xC6336400 >> 8): 1}
+    assert core.per_network == {0xCB007100 >> 8: 2, 0xC6336400 >> 8: 1}
 
 
 def test_network_quota_ipv6_48_and_expiry_release() -> None:

@@ -40,3 +40,21 @@ async def test_healthz_and_metrics_share_the_listener(start_server: Any) -> None
         await client.close()
     finally:
         httpd.shutdown()
+
+
+async def test_bare_lf_heads_get_400_at_once(start_server: Any) -> None:
+    """Issue 15 item 8: ``http.server`` alone would take a bare LF as a line end (and wait for
+    headers after a bare-LF request line)."""
+    from tests.control.test_strict_http import BARE_LF_REQUESTS, bare_lf_refused
+
+    server = await start_server(turn_config())
+    httpd, _registry = _serve_metrics(server, "127.0.0.1:0")
+    try:
+        port = server.addresses.metrics[1]
+        for request in BARE_LF_REQUESTS:
+            status = await bare_lf_refused(port, request)
+            assert status.startswith(b"HTTP/1.0 400"), (request, status)
+        status = await bare_lf_refused(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert status.startswith(b"HTTP/1.0 200"), "a CRLF request is still served"
+    finally:
+        httpd.shutdown()

@@ -20,6 +20,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from control.netkey import network_key
 from turn.server.allocation import (
     Addr,
     Allocation,
@@ -34,7 +35,7 @@ from turn.server.config import TurnConfig
 from turn.server.core_api import Outgoing, ToClient, ToPeer
 from turn.server.events import AllocationDeleted, TurnEvent
 from turn.server.peer_policy import PeerPolicy
-from turn.server.quotas import FailureLimiter, source_network
+from turn.server.quotas import FailureLimiter
 from turn.server.requests import RequestHandler
 from turn.server.reservations import Reservations
 from turn.server.stats import TurnStats
@@ -100,8 +101,8 @@ class TurnServerCore:
         #: UDP allocations per server address, then client address: the UDP hot path's table.
         self.udp_tables: dict[Addr, dict[Addr, Allocation]] = {}
         self.per_user: dict[str, int] = {}
-        #: Allocations per client network (/24 or /48, :func:`source_network`).
-        self.per_network: dict[str, int] = {}
+        #: Allocations per client network (/24 or /48, :func:`control.netkey.network_key`).
+        self.per_network: dict[int, int] = {}
         #: Channels bound to a live relay address of this node (canonical address to
         #: (five-tuple, channel)): unbound when that relay's allocation goes away.
         self._channels_to_relays: dict[Addr, set[tuple[FiveTuple, int]]] = {}
@@ -243,7 +244,7 @@ class TurnServerCore:
         if ft.protocol == "udp":
             self.udp_tables.setdefault(ft.server, {})[ft.client] = alloc
         self.per_user[alloc.username] = self.per_user.get(alloc.username, 0) + 1
-        net = source_network(ft.client[0])
+        net = network_key(ft.client[0])
         self.per_network[net] = self.per_network.get(net, 0) + 1
         for relay in alloc.relays.values():
             relay.allocation = alloc
@@ -269,7 +270,7 @@ class TurnServerCore:
             self.per_user[alloc.username] = left
         else:
             self.per_user.pop(alloc.username, None)
-        net = source_network(ft.client[0])
+        net = network_key(ft.client[0])
         if (on_net := self.per_network.get(net, 1) - 1) > 0:
             self.per_network[net] = on_net
         else:

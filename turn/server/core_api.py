@@ -58,7 +58,7 @@ class CoreState(Protocol):
     draining: bool
     allocations: dict[FiveTuple, Allocation]
     per_user: dict[str, int]
-    per_network: dict[str, int]
+    per_network: dict[int, int]
 
     def send(self, item: Outgoing) -> None: ...
     def emit(self, event: TurnEvent) -> None: ...

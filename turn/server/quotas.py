@@ -1,7 +1,8 @@
 """Quotas and rate limits of the TURN core: failed authentication per source network, and
 bandwidth per allocation (both spend from :class:`control.tokenbucket.TokenBucket`).
 
-Failed authentications are limited per /24 (IPv4) or /48 (IPv6), not per address: an attacker
+Failed authentications are limited per /24 (IPv4) or /48 (IPv6) (:func:`control.netkey.
+network_key`, the key the front door's limits use too), not per address: an attacker
 owning a subnet, or an IPv6 host with 2^64 addresses, would otherwise get a fresh budget per
 address. The table is bounded so a spoofed-source flood cannot grow it without limit; when full,
 the oldest network is forgotten (it gets a fresh budget, which is the safe direction to err in
@@ -10,26 +11,12 @@ for a table that only exists to slow guessing down).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Final
 
+from control.netkey import network_key
 from control.tokenbucket import TokenBucket
 
 _TABLE_LIMIT: Final = 65536
-
-
-def source_network(ip: str) -> str:
-    """The /24 or /48 a client address is limited as (IPv4-mapped counts as IPv4)."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if isinstance(addr, ipaddress.IPv6Address):
-        mapped = addr.ipv4_mapped
-        if mapped is not None:
-            return str(int(mapped) >> 8)
-        return "6:" + str(int(addr) >> 80)
-    return str(int(addr) >> 8)
 
 
 class FailureLimiter:
@@ -40,15 +27,15 @@ class FailureLimiter:
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[int, TokenBucket] = {}
 
     def blocked(self, ip: str, now: float) -> bool:
         """True when this source's network has used up its failure budget."""
-        bucket = self._buckets.get(source_network(ip))
+        bucket = self._buckets.get(network_key(ip))
         return bucket is not None and bucket.refill(now) < 1.0
 
     def record_failure(self, ip: str, now: float) -> None:
-        net = source_network(ip)
+        net = network_key(ip)
         bucket = self._buckets.get(net)
         if bucket is None:
             if len(self._buckets) >= _TABLE_LIMIT:
@@ -60,4 +47,4 @@ class FailureLimiter:
         return len(self._buckets)
 
 
-__all__ = ["FailureLimiter", "source_network"]
+__all__ = ["FailureLimiter"]

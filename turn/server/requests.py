@@ -15,11 +15,11 @@ import ipaddress
 from collections.abc import Callable
 from typing import Final
 
+from control.netkey import network_key
 from turn.server.allocation import Allocation, FiveTuple, Relay
 from turn.server.auth import Credential
 from turn.server.core_api import CoreState, ToClient, ToPeer
 from turn.server.events import AllocationCreated, AuthFailed, PeerDenied
-from turn.server.quotas import source_network
 from turn.server.responses import (
     encode_authenticated,
     encode_unauthenticated,
@@ -257,7 +257,7 @@ class RequestHandler:
         if core.per_user.get(cred.username, 0) >= self.config.user_quota:
             refused["user_quota"] += 1
             return error(request, 486)
-        if core.per_network.get(source_network(ft.client[0]), 0) >= self.config.network_quota:
+        if core.per_network.get(network_key(ft.client[0]), 0) >= self.config.network_quota:
             refused["network_quota"] += 1
             return error(request, 486, reason="Allocation Quota Reached for this network")
         if len(core.allocations) >= self.config.total_quota:

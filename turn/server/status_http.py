@@ -20,12 +20,34 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from control.strict_http import CrlfLineReader
+
 StartResponse = Callable[..., Any]
 
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Probes every few seconds would flood stderr; requests are not logged."""
+
+    def parse_request(self) -> bool:
+        """Refuse a request head with a bare LF (400), like every listener of ours
+        (control/strict_http.py); ``http.server`` alone would take it as a line end."""
+        if not self.raw_requestline.endswith(b"\r\n"):  # type: ignore[attr-defined]
+            # Refused before reading headers that may never come (parse_request would wait).
+            self.command, self.request_version, self.requestline = "", "HTTP/1.0", ""
+            self.close_connection = True
+            self.send_error(400, "request head lines must end with CRLF")
+            return False
+        raw = self.rfile
+        lines = self.rfile = CrlfLineReader(raw)  # type: ignore[arg-type,assignment]
+        try:
+            parsed = super().parse_request()
+        finally:
+            self.rfile = raw
+        if parsed and lines.bare_lf:
+            self.send_error(400, "request head lines must end with CRLF")
+            return False
+        return parsed
 
 
 def status_app(registry: CollectorRegistry, status: Callable[[], dict[str, Any]]

@@ -7,6 +7,7 @@ import { openCamera, stopStream } from "./media.js";
 import { P2pSession } from "./p2p.js";
 import { SfuSession } from "./sfu.js";
 import { Signaling } from "./signaling.js";
+import { VideoSizeReporter } from "./sizes.js";
 import { collectStats } from "./stats.js";
 import { MeetingView, displayName } from "./ui.js";
 
@@ -69,6 +70,21 @@ let sig = null;
 let generation = 0;
 let attempt = 0;
 let retryTimer = null;
+
+/** The shown height of every video track the router sends us (SFU rooms only). */
+function shownVideoSizes() {
+  if (!(session instanceof SfuSession)) return [];
+  const out = [];
+  for (const [track, entry] of session.tracks) {
+    if (entry.track?.kind === "video" && entry.track.readyState === "live") {
+      out.push({ track, height: view.shownHeight(entry.participant) });
+    }
+  }
+  return out;
+}
+
+const sizes = new VideoSizeReporter(shownVideoSizes, (msg) => Boolean(sig?.send(msg)));
+view.onTilesChanged = () => sizes.schedule();
 
 function setState(state) {
   model.state = state;
@@ -140,8 +156,14 @@ function started(s, joined, answer) {
     localStream: model.localStream,
     via,
     rtcConfig: rtcConfiguration(answer, relayOnly),
-    onTrack: (pid, track) => view.addTrack(pid, track, displayName(model.participants.get(pid) ?? { id: pid })),
-    onTrackGone: (pid, track) => view.removeTrack(pid, track),
+    onTrack: (pid, track) => {
+      view.addTrack(pid, track, displayName(model.participants.get(pid) ?? { id: pid }));
+      sizes.schedule();
+    },
+    onTrackGone: (pid, track) => {
+      view.removeTrack(pid, track);
+      sizes.schedule();
+    },
     onConnectionState: (role, state) => { model.connection[role] = state; },
     onError: (err) => console.error("media negotiation failed", err),
   });
@@ -158,24 +180,40 @@ function started(s, joined, answer) {
   s.on("error", (msg) => {
     if (msg.code === "chat_rate_limited") view.showBanner("You are sending messages too fast.", { level: "warn" });
     else if (msg.code === "chat_disabled") view.setChatEnabled(false);
+    else if (msg.in_reply_to === "video_size") sizes.refused();
     else console.warn("router:", msg.code, msg.message);
   });
   s.on("bye", () => {});
   s.on("link_stats", (msg) => {
     // The router's view of our subscriber connection; layers by publishing participant.
-    const layers = {};
-    for (const [trackId, layer] of Object.entries(msg.layers ?? {})) {
-      const who = session?.tracks?.get(trackId)?.participant;
-      const name = who ? displayName(model.participants.get(who) ?? { id: who }) : trackId;
-      layers[name] = layer;
-    }
-    model.link = { estimateBps: msg.estimate_bps ?? 0, rttMs: msg.rtt_ms ?? 0, layers };
+    model.link = { estimateBps: msg.estimate_bps ?? 0, rttMs: msg.rtt_ms ?? 0,
+      layers: byPublisherName(msg.layers ?? {}) };
   });
   s.onlost = (code) => lost(code);
   renderParticipants();
   session.start(joined);
   setState("connected");
   view.showBanner(model.mediaError ? model.mediaMessage : null, { level: "warn" });
+}
+
+/** `{track id: value}` re-keyed by the name of the participant publishing each track. */
+function byPublisherName(values) {
+  const out = {};
+  for (const [trackId, value] of Object.entries(values)) {
+    const who = session?.tracks?.get(trackId)?.participant;
+    out[who ? displayName(model.participants.get(who) ?? { id: who }) : trackId] = value;
+  }
+  return out;
+}
+
+/** Decoding figures of each received video, by the name of its publisher (SFU rooms). */
+function receivedVideo() {
+  const byTrack = {};
+  const mids = session?.midTracks ?? {};
+  for (const [mid, figures] of Object.entries(model.stats.videoByMid ?? {})) {
+    if (mids[mid]) byTrack[mids[mid]] = figures;
+  }
+  return byPublisherName(byTrack);
 }
 
 /** A join attempt failed: retry by ourselves when that can help, else say why and stop. */
@@ -223,6 +261,7 @@ function lost(code) {
 }
 
 function teardown(leave) {
+  sizes.reset();
   sig?.close(leave);
   sig = null;
   session?.close();
@@ -313,6 +352,8 @@ function snapshot() {
     connection: { ...model.connection },
     ...model.stats,
     link: model.link,
+    videoSizes: byPublisherName(sizes.snapshot()),
+    receivedVideo: receivedVideo(),
     reconnects: model.reconnects,
     muted: { ...model.muted },
     publishing: Boolean(model.localStream?.getTracks().length),

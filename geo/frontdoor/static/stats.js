@@ -1,9 +1,10 @@
 // stats.js: a few numbers from getStats() for the page state (received audio packets, decoded
-// frames, the kind of ICE candidate in use). No addresses are read out.
+// frames, what each simulcast layer we publish carries, the kind of ICE candidate in use). No
+// addresses are read out.
 
 export async function collectStats(connections) {
   const out = { audioPacketsReceived: 0, videoFramesDecoded: 0, videoFreezeCount: 0,
-    videoFreezesDuration: 0, candidateType: null, remoteCandidateType: null };
+    videoFreezesDuration: 0, videoByMid: {}, publishLayers: {}, candidateType: null, remoteCandidateType: null };
   for (const pc of connections) {
     if (!pc || pc.connectionState === "closed") continue;
     let report;
@@ -19,6 +20,14 @@ export async function collectStats(connections) {
         out.videoFramesDecoded += s.framesDecoded ?? 0;
         out.videoFreezeCount += s.freezeCount ?? 0;
         out.videoFreezesDuration += s.totalFreezesDuration ?? 0;
+        if (s.mid != null) {
+          out.videoByMid[s.mid] = { framesDecoded: s.framesDecoded ?? 0, freezeCount: s.freezeCount ?? 0,
+            freezesDuration: s.totalFreezesDuration ?? 0, frameHeight: s.frameHeight ?? 0 };
+        }
+      }
+      if (s.type === "outbound-rtp" && s.kind === "video" && s.rid) {
+        out.publishLayers[s.rid] = { height: s.frameHeight ?? 0, fps: s.framesPerSecond ?? 0,
+          bytesSent: s.bytesSent ?? 0, limitation: s.qualityLimitationReason ?? null };
       }
       if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
     });

@@ -16,6 +16,9 @@ export class MeetingView {
   constructor() {
     this.tiles = new Map();   // participant id -> {figure, video, stream, caption}
     this.handlers = {};
+    /** Called when a remote tile appears, goes or changes size (window resize, re-flow). */
+    this.onTilesChanged = () => {};
+    this.resizes = new ResizeObserver(() => this.onTilesChanged());
   }
 
   /** Wire the controls; `handlers` has mute(kind), leave(), rejoin(), retry(), chat(text). */
@@ -139,6 +142,7 @@ export class MeetingView {
     caption.textContent = displayName(p);
     figure.append(video, caption);
     $("tiles").append(figure);
+    this.resizes.observe(video);
     const stream = new MediaStream();
     video.srcObject = stream;
     video.addEventListener("loadeddata", () => { figure.dataset.media = "playing"; });
@@ -167,8 +171,16 @@ export class MeetingView {
     const t = this.tiles.get(id);
     if (!t) return;
     t.video.srcObject = null;
+    this.resizes.unobserve(t.video);
     t.figure.remove();
     this.tiles.delete(id);
+    this.onTilesChanged();
+  }
+
+  /** The height a participant's video is shown at, in device pixels (0: no such tile). */
+  shownHeight(participant) {
+    const t = this.tiles.get(participant);
+    return t ? Math.round(t.video.clientHeight * (window.devicePixelRatio || 1)) : 0;
   }
 
   clearTiles() {

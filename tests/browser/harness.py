@@ -261,6 +261,15 @@ class Cluster:
         )
         return result.stdout
 
+    def etcd_barrier(self) -> None:
+        """Write and read back a key: once etcd committed it (WAL synced), every write it
+        accepted before is on disk too."""
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        key = f"/regio-test/barrier/{time.monotonic_ns()}"
+        for args in (["put", key, "1"], ["get", key], ["del", key]):
+            subprocess.run(["etcdctl", f"--endpoints={self.etcd}", *args], capture_output=True,
+                           text=True, timeout=15, check=True, env=env)
+
     def kill_node(self, node_id: str) -> Node:
         """SIGKILL a node's process group (a crash, as far as everyone else can tell)."""
         node = self.nodes[node_id]

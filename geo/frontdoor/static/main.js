@@ -355,6 +355,10 @@ function snapshot() {
     videoSizes: byPublisherName(sizes.snapshot()),
     receivedVideo: receivedVideo(),
     reconnects: model.reconnects,
+    // Subscriber answers sent and pongs received on the current signaling connection: a pong
+    // after an answer means the router has handled that answer.
+    answersSent: session?.answersSent ?? 0,
+    pongs: sig?.pongs ?? 0,
     muted: { ...model.muted },
     publishing: Boolean(model.localStream?.getTracks().length),
     mediaError: model.mediaError,

@@ -93,6 +93,7 @@ export class SfuSession {
     const answer = await this.sub.createAnswer();
     await this.sub.setLocalDescription(answer);
     this.sig.send({ type: "answer", sdp: this.sub.localDescription.sdp });
+    this.answersSent = (this.answersSent ?? 0) + 1;
     this.prune();
   }
 

@@ -37,6 +37,8 @@ export class Signaling {
     this.pingTimer = null;
     this.pongDeadline = null;
     this.pingId = 0;
+    /** Pongs received: each one proves the router handled everything sent before its ping. */
+    this.pongs = 0;
   }
 
   on(type, handler) {
@@ -76,6 +78,7 @@ export class Signaling {
         if (msg.type === "error" && FATAL.has(msg.code)) this.fatal = msg;
         if (msg.type === "pong") {
           this.pongDeadline = null;
+          this.pongs += 1;
           return;
         }
         if (!joined) {

@@ -30,6 +30,8 @@ import trio
 from control.bootstrap import init_cluster
 from control.etcd import EtcdClient
 from control.localetcd import LocalEtcd, free_ports
+from control.secretbox import ENV_VAR as SECRETS_ENV
+from control.secretbox import write_key_file
 from control.topology import Topology, load_topology
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,14 +102,16 @@ class Proc:
             self.popen.stdout.close()
 
 
-def spawn(name: str, argv: list[str], logdir: Path, *, cpu: int | None = None) -> Proc:
+def spawn(name: str, argv: list[str], logdir: Path, *, cpu: int | None = None,
+          env: dict[str, str] | None = None) -> Proc:
     logdir.mkdir(parents=True, exist_ok=True)
     log_path = logdir / f"{name}.log"
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         argv = ["taskset", "-c", str(cpu), *argv]
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
-                                 stdin=subprocess.DEVNULL, env=python_env(), cwd=str(REPO),
+                                 stdin=subprocess.DEVNULL, env={**python_env(), **(env or {})},
+                                 cwd=str(REPO),
                                  start_new_session=True)
     return Proc(name, popen, log_path)
 
@@ -189,13 +193,18 @@ class LocalFrontdoorCluster:
         self.etcd = LocalEtcd(1, base_dir=base_dir / "etcd")
         self.procs: list[Proc] = []
         self.logdir = base_dir / "logs"
+        # Secrets are sealed in etcd (docs/architecture.md): the cluster's key file, the
+        # caller's if it set one, else a new one of this cluster's own.
+        self.secrets_key = os.environ.get(SECRETS_ENV) or str(
+            write_key_file(base_dir / "secrets.key"))
+        self.env = {SECRETS_ENV: self.secrets_key}
 
     def start(self) -> None:
         trio.run(self._start)
 
     async def _start(self) -> None:
         await self.etcd.start()
-        async with EtcdClient(self.etcd.config()) as client:
+        async with EtcdClient(self.etcd.config(secrets_key=self.secrets_key)) as client:
             await init_cluster(client, self.topology)
 
     @property
@@ -204,7 +213,7 @@ class LocalFrontdoorCluster:
 
     def add_nodes(self, name: str, specs: list[str], ttl: int = 10) -> Proc:
         proc = spawn(name, [sys.executable, "-m", "benchmarks.frontdoor_nodes", "--etcd",
-                            self.etcd_url, "--ttl", str(ttl), *specs], self.logdir)
+                            self.etcd_url, "--ttl", str(ttl), *specs], self.logdir, env=self.env)
         self.procs.append(proc)
         proc.wait_line('{"event": "registered"')
         return proc
@@ -224,7 +233,7 @@ class LocalFrontdoorCluster:
         ]
         if lease_ttl is not None:
             argv += ["--lease-ttl", str(lease_ttl)]
-        proc = spawn(f"turn-{node_id}", argv, self.logdir)
+        proc = spawn(f"turn-{node_id}", argv, self.logdir, env=self.env)
         self.procs.append(proc)
         return proc, port
 
@@ -249,7 +258,7 @@ class LocalFrontdoorCluster:
                 "--region", region, "--node-id", node_id, "--host", "127.0.0.1",
                 "--port", str(port), "--lease-ttl", str(lease_ttl),
                 "--drain-deadline", str(drain_deadline),
-            ], self.logdir)
+            ], self.logdir, env=self.env)
             self.procs.append(proc)
             try:
                 line = proc.wait_line('{"event": "ready"', timeout=timeout)
@@ -271,7 +280,7 @@ class LocalFrontdoorCluster:
         port = port or free_ports(1)[0]
         proc = spawn(name, [sys.executable, "-m", "control", "frontdoor", "--etcd",
                             self.etcd_url, "--listen", f"127.0.0.1:{port}", *extra],
-                     self.logdir, cpu=cpu)
+                     self.logdir, cpu=cpu, env=self.env)
         self.procs.append(proc)
         line = proc.wait_line("regio frontdoor ready")
         url = line.split("url=", 1)[1].split()[0]
@@ -280,7 +289,7 @@ class LocalFrontdoorCluster:
     def etcd_dump(self) -> list[tuple[str, bytes]]:
         """Every key and value in etcd (privacy scans)."""
         async def dump() -> list[tuple[str, bytes]]:
-            async with EtcdClient(self.etcd.config()) as client:
+            async with EtcdClient(self.etcd.config(secrets_key=self.secrets_key)) as client:
                 _, kvs = await client.get_prefix("/")
                 return [(kv.key, kv.value) for kv in kvs]
         return trio.run(dump)
@@ -288,7 +297,7 @@ class LocalFrontdoorCluster:
     def run(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(client, *args)`` against etcd in a fresh Trio loop."""
         async def go() -> Any:
-            async with EtcdClient(self.etcd.config()) as client:
+            async with EtcdClient(self.etcd.config(secrets_key=self.secrets_key)) as client:
                 return await fn(client, *args)
         return trio.run(go)
 

@@ -80,48 +80,22 @@ class Relay:
         self.sock.sendto(b"\x00A", addr)
 
     async def run(self) -> None:
-        if fastpath.enabled():
-            await self._run_batched()
-        else:
-            await self._run_plain()
-
-    async def _run_batched(self) -> None:
-        """The same work with the router's batched system calls (recvmmsg, sendmmsg)."""
+        """Wait until readable, read a batch, relay it, write what it produced; the reads and
+        writes are the router's system calls (recvmmsg/sendmmsg when its fast path is on)."""
         sock = self.sock
+        batched = fastpath.enabled()
         fd, family = sock.fileno(), sock.family
-        peers = self.peers
         while True:
             await trio.lowlevel.wait_readable(sock)
             batch: list[tuple[bytes, Address]] = []
-            fastpath.recv_batch(fd, MAX_BATCH, batch)
-            out: list[tuple[bytes, Address]] = []
-            for data, addr in batch:
-                peer = peers.get(addr)
-                if peer is None or not data[0] & 0x80:
-                    if data[:1] == b"\x00":
-                        self.register(data, addr)
-                    continue
-                if 192 <= data[1] <= 223:
-                    plain = peer.srtp.unprotect_rtcp(data)
-                    if plain is None:
-                        self.dropped += 1
-                        continue
-                    for target in peer.targets:
-                        protected = target.srtp.protect_rtcp(plain)
-                        if protected is not None:
-                            out.append((protected, target.address))
-                    continue
-                if not peer.publisher:
-                    continue
-                plain = peer.srtp.unprotect_rtp(data)
-                if plain is None:
-                    self.dropped += 1
-                    continue
-                for target in peer.targets:
-                    protected = target.srtp.protect_rtp(plain)
-                    if protected is not None:
-                        out.append((protected, target.address))
-                self.forwarded += len(peer.targets)
+            if batched:
+                fastpath.recv_batch(fd, MAX_BATCH, batch)
+            else:
+                self._read_plain(batch)
+            out = self.relay(batch)
+            if not batched:
+                self._write_plain(out)
+                continue
             while out:
                 consumed, _, stopped = fastpath.send_batch(fd, family, out)
                 del out[:consumed]
@@ -131,51 +105,57 @@ class Relay:
                     with contextlib.suppress(OSError):
                         sock.sendto(*out.pop(0))
 
-    async def _run_plain(self) -> None:
-        sock = self.sock
-        recvfrom, sendto = sock.recvfrom, sock.sendto
+    def _read_plain(self, batch: list[tuple[bytes, Address]]) -> None:
+        recvfrom = self.sock.recvfrom
+        for _ in range(MAX_BATCH):
+            try:
+                batch.append(recvfrom(65536))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+
+    def _write_plain(self, out: list[tuple[bytes, Address]]) -> None:
+        sendto = self.sock.sendto
+        for data, addr in out:
+            try:  # noqa: SIM105 - suppress() costs a context manager per packet
+                sendto(data, addr)
+            except OSError:
+                pass
+
+    def relay(self, batch: list[tuple[bytes, Address]]) -> list[tuple[bytes, Address]]:
+        """Decrypt each datagram once and encrypt it once per destination: what to send."""
         peers = self.peers
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            for _ in range(MAX_BATCH):
-                try:
-                    data, addr = recvfrom(65536)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    continue
-                peer = peers.get(addr)
-                if peer is None or not data[0] & 0x80:
-                    if data[:1] == b"\x00":
-                        self.register(data, addr)
-                    continue
-                if 192 <= data[1] <= 223:
-                    plain = peer.srtp.unprotect_rtcp(data)
-                    if plain is None:
-                        self.dropped += 1
-                        continue
-                    for target in peer.targets:
-                        out = target.srtp.protect_rtcp(plain)
-                        if out is not None:
-                            try:  # noqa: SIM105 - suppress() costs a context manager per packet
-                                sendto(out, target.address)
-                            except OSError:
-                                pass
-                    continue
-                if not peer.publisher:
-                    continue
-                plain = peer.srtp.unprotect_rtp(data)
+        out: list[tuple[bytes, Address]] = []
+        append = out.append
+        for data, addr in batch:
+            peer = peers.get(addr)
+            if peer is None or not data[0] & 0x80:
+                if data[:1] == b"\x00":
+                    self.register(data, addr)
+                continue
+            if 192 <= data[1] <= 223:
+                plain = peer.srtp.unprotect_rtcp(data)
                 if plain is None:
                     self.dropped += 1
                     continue
                 for target in peer.targets:
-                    out = target.srtp.protect_rtp(plain)
-                    if out is not None:
-                        try:  # noqa: SIM105
-                            sendto(out, target.address)
-                        except OSError:
-                            pass
-                self.forwarded += len(peer.targets)
+                    protected = target.srtp.protect_rtcp(plain)
+                    if protected is not None:
+                        append((protected, target.address))
+                continue
+            if not peer.publisher:
+                continue
+            plain = peer.srtp.unprotect_rtp(data)
+            if plain is None:
+                self.dropped += 1
+                continue
+            for target in peer.targets:
+                protected = target.srtp.protect_rtp(plain)
+                if protected is not None:
+                    append((protected, target.address))
+            self.forwarded += len(peer.targets)
+        return out
 
 
 async def main() -> int:

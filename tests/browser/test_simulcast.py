@@ -191,3 +191,6 @@ def test_simulcast_layer_follows_the_link_and_the_tile(
           f"({freezes * 4:.2f} s per minute); lowest layer {down_after:.1f} s after the cap, "
           f"above it {up_after:.1f} s after lifting; bob's layers meanwhile: {bob_layers}")
     print(f"timeline (t, carol layer, height, estimate, bob layer, estimate): {watch.timeline}")
+    # Bob's leg is clean: the cut towards carol never costs him his layer (Chromium's fake
+    # camera activates q and h only, so h is the top he can get).
+    assert "q" not in bob_layers, f"bob, on a clean leg, fell to the lowest layer: {bob_layers}"

@@ -5,6 +5,7 @@ answers that accept the router's extensions, so it numbers packets and expects f
 from __future__ import annotations
 
 from benchmarks.media import CHROMIUM_AUDIO, CHROMIUM_VIDEO
+from benchmarks.sfu import sdp as sfu_sdp
 from router.sdp import describe, parse_sdp
 
 
@@ -38,25 +39,10 @@ def publisher_offer(ufrag: str, pwd: str, fingerprint: str, audio_ssrc: int,
 
 
 def subscriber_answer(offer: str, ufrag: str, pwd: str, fingerprint: str) -> tuple[str, int | None]:
-    """recvonly answer accepting the offered extensions; also the transport-cc id, if any."""
-    desc = parse_sdp(offer)
-    info = describe(desc)
-    accepted = [mi.mid for mi in info.media if not mi.rejected]
-    lines = ["v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
-    if accepted:
-        lines.append(f"a=group:BUNDLE {' '.join(str(a) for a in accepted)}")
-    twcc: int | None = None
-    for mi, md in zip(info.media, desc.media, strict=True):
-        if mi.rejected:
-            lines += [f"m={mi.kind} 0 {mi.proto} {md.formats[0]}", "c=IN IP4 0.0.0.0",
-                      f"a=mid:{mi.mid}", "a=inactive"]
-            continue
-        lines += [f"m={mi.kind} 9 {mi.proto} {' '.join(md.formats)}", "c=IN IP4 0.0.0.0",
-                  f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", f"a=fingerprint:{fingerprint}",
-                  "a=setup:active", f"a=mid:{mi.mid}", "a=recvonly", "a=rtcp-mux"]
-        lines += [f"a={a.name}:{a.value}" for a in md.attributes
-                  if a.name in ("rtpmap", "fmtp", "rtcp-fb", "extmap")]
-        for ext in mi.extensions:
-            if ext.uri.endswith("transport-wide-cc-extensions-01"):
-                twcc = ext.id
-    return "\r\n".join(lines) + "\r\n", twcc
+    """recvonly answer accepting the offered extensions (the SFU bench's answer); also the
+    transport-cc id, if any."""
+    answer = sfu_sdp.subscriber_answer(offer, ufrag, pwd, fingerprint, accept_extensions=True)
+    twcc = next((ext.id for mi in describe(parse_sdp(offer)).media if not mi.rejected
+                 for ext in mi.extensions
+                 if ext.uri.endswith("transport-wide-cc-extensions-01")), None)
+    return answer, twcc

@@ -28,9 +28,8 @@ from geo.frontdoor.config import FrontdoorConfig
 from geo.frontdoor.rooms import RoomCache
 from geo.frontdoor.server import build_service
 from geo.geoip import DEFAULT_DATABASE, GeoIP
-from tests.router.synth import SynthClient, rtp
-from tests.trunk.routers import RouterProc, start_router
-from tests.trunk.test_two_routers import payload_of
+from tests.router.synth import SynthClient
+from tests.trunk.routers import RouterProc, payload_of, publish_and_receive, start_router
 
 pytestmark = pytest.mark.etcd
 
@@ -68,23 +67,9 @@ async def test_front_door_spreads_a_room_and_trunks_carry_it(tmp_path: Path,
                                        de.body["token"], seed=1)
         bob = await SynthClient.join(nursery, us.body["router"]["signaling_url"],
                                      us.body["token"], seed=2)
-        await alice.publish(audio_ssrc=2222)
-        offer = await bob.answer_offer(timeout=30)
-        assert len(offer["tracks"]) == 1
-        assert alice.publisher is not None and bob.subscriber is not None
-        with trio.fail_after(20):
-            await alice.publisher.connected.wait()
-            await bob.subscriber.connected.wait()
-        sent = []
-        for seq in range(100):
-            payload = seq.to_bytes(2, "big") * 40
-            alice.send_rtp(rtp(500 + seq, 2222, 111, payload, seq * 960))
-            sent.append(payload)
-            if seq % 20 == 0:
-                await trio.sleep(0.005)
-        with trio.fail_after(20):
-            while len(bob.subscriber.received) < len(sent):
-                await trio.sleep(0.02)
+        sent = await publish_and_receive(alice, bob, ssrc=2222, count=100, first_seq=500,
+                                         offer_timeout=30, connect_timeout=20)
+        assert bob.subscriber is not None
         assert [payload_of(p) for p in bob.subscriber.received] == sent
 
         # An eea room: the American is served in the EEA, the room never lists us1.

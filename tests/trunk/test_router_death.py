@@ -20,8 +20,7 @@ from control.schema import RoomRouterRecord
 from control.topology import load_topology
 from control.view import open_view
 from tests.router.synth import SynthClient, rtp, token
-from tests.trunk.routers import REPO, RouterProc, start_router
-from tests.trunk.test_two_routers import fetch, payload_of
+from tests.trunk.routers import REPO, RouterProc, fetch, payload_of, start_router
 
 pytestmark = pytest.mark.etcd
 

@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,23 +26,17 @@ from control.schema import RoomRouterRecord
 from control.topology import load_topology
 from control.view import open_view
 from tests.control.conftest import python_env
-from tests.router.synth import SynthClient, rtp, token
-from tests.trunk.routers import REPO, RouterProc, start_router
+from tests.router.synth import SynthClient, token
+from tests.trunk.routers import (
+    REPO,
+    RouterProc,
+    fetch,
+    payload_of,
+    publish_and_receive,
+    start_router,
+)
 
 pytestmark = pytest.mark.etcd
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return str(response.read().decode())
-
-
-def payload_of(packet: bytes) -> bytes:
-    """The RTP payload after the CSRC list and any header extension."""
-    start = 12 + 4 * (packet[0] & 0x0F)
-    if packet[0] & 0x10:
-        start += 4 + 4 * int.from_bytes(packet[start + 2:start + 4], "big")
-    return packet[start:]
 
 
 async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # type: ignore[no-untyped-def]
@@ -72,23 +65,9 @@ async def test_room_spanning_two_routers(tmp_path: Path, nursery) -> None:  # ty
                                              name="Alice"), seed=1)
         bob = await SynthClient.join(nursery, rb.signaling,
                                      token("span", "bob", router="rB", key=key), seed=2)
-        await alice.publish(audio_ssrc=1111)
-        offer = await bob.answer_offer(timeout=20)
-        assert len(offer["tracks"]) == 1
-        assert alice.publisher is not None and bob.subscriber is not None
-        with trio.fail_after(15):
-            await alice.publisher.connected.wait()
-            await bob.subscriber.connected.wait()
-        sent = []
-        for seq in range(300):
-            payload = seq.to_bytes(2, "big") * 40
-            alice.send_rtp(rtp(1000 + seq, 1111, 111, payload, seq * 960))
-            sent.append(payload)
-            if seq % 20 == 0:
-                await trio.sleep(0.005)
-        with trio.fail_after(20):
-            while len(bob.subscriber.received) < 300:
-                await trio.sleep(0.02)
+        sent = await publish_and_receive(alice, bob, ssrc=1111, count=300, first_seq=1000,
+                                         offer_timeout=20, connect_timeout=15)
+        assert bob.subscriber is not None
         got = [payload_of(p) for p in bob.subscriber.received]
         assert got == sent
         assert len({p[8:12] for p in bob.subscriber.received}) == 1

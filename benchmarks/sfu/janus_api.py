@@ -76,6 +76,21 @@ class JanusSession:
             self._poll()
         raise JanusError(f"janus did not answer {body.get('request')!r} within {timeout:g} s")
 
+    def wait_for(self, handle: int, kind: str, *, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait for Janus's own event ``kind`` (``webrtcup``, ``media``...) about ``handle``.
+
+        A publisher's feed becomes subscribable only once Janus has seen its DTLS handshake end
+        (``webrtcup``), which may come after our side of the handshake has finished: joining a
+        subscriber before it is answered ``428 No such feed``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self._events:
+                if event.get("janus") == kind and event.get("sender") == handle:
+                    self._events.remove(event)
+                    return event
+            self._poll()
+        raise JanusError(f"janus sent no {kind!r} for handle {handle} within {timeout:g} s")
+
     def _poll(self) -> None:
         answer = _call(f"{self.url}?maxev=10&rid={secrets.token_hex(4)}", timeout=35.0)
         events = answer if isinstance(answer, list) else [answer]

@@ -109,11 +109,13 @@ async def _setup_room(nursery: trio.Nursery, session: JanusSession, out: SfuPart
         "transport_wide_cc_ext": True, "audiolevel_ext": True})
     first = index
     feeds = []
+    handles = []
     for p in range(publishers):
         handle = await trio.to_thread.run_sync(session.attach)
         joined = await trio.to_thread.run_sync(session.request, handle, {
             "request": "join", "ptype": "publisher", "room": number, "display": f"p{p}"})
         feeds.append(int(joined["plugindata"]["data"]["id"]))
+        handles.append(handle)
         sock = udp_socket(address)
         ufrag, pwd = generate_ufrag(), generate_password()
         audio_ssrc, video_ssrc = rng.randrange(1, 2**32), rng.randrange(1, 2**32 - 1)
@@ -136,10 +138,12 @@ async def _setup_room(nursery: trio.Nursery, session: JanusSession, out: SfuPart
             sdp.negotiated_extensions(answer_sdp, "video")))
         index += 1
     streams = tuple(s for i in range(first, index) for s in (2 * i, 2 * i + 1))
-    for leg in out.legs[-publishers:]:  # Janus lists a feed once its publisher is connected
+    for leg, handle in zip(out.legs[-publishers:], handles, strict=True):
         await leg.connected.wait()
         if leg.failed:
             raise SetupError(f"a publisher's connection to Janus failed: {leg.failed}")
+        # Our end of DTLS may finish before Janus's: its feed is listed only after webrtcup.
+        await trio.to_thread.run_sync(session.wait_for, handle, "webrtcup")
     for _ in range(subscribers):
         handle = await trio.to_thread.run_sync(session.attach)
         attached = await trio.to_thread.run_sync(session.request, handle, {

@@ -189,9 +189,9 @@ def test_short_run_through_janus_side_by_side(
             pytest.fail(f"CI runs as root: {problem}")
         pytest.skip(problem)
     namespaces_before = _namespaces()
-    status, out, _ = run_cli(capsys, "--target", "janus", "--no-relay", "--subscribers", "2",
-                             "--video-kbps", "300", "--seconds", "1", "--json")
-    assert status == 0
+    status, out, err = run_cli(capsys, "--target", "janus", "--no-relay", "--subscribers", "2",
+                               "--video-kbps", "300", "--seconds", "1", "--json")
+    assert status == 0, err
     document = json.loads(out)
     assert_every_packet_accounted_for(document, "sfu", "janus")
     assert document["janus"]["server"] == "janus"

@@ -44,7 +44,7 @@ from router.metrics import metrics_app, registry_for
 from router.sdp import host_candidate
 from router.session import MediaPlane, RoomNotice, SessionConfig, SessionCore
 from router.signaling.app import SIGNAL_PATH, build_app
-from router.signaling.hub import Hub, TimedMux
+from router.signaling.hub import Hub
 from router.transport import TransportConfig, TransportMux, fastpath, process_certificate
 from router.transport.udp_driver import UdpDriver, enlarge_socket_buffers
 
@@ -160,8 +160,8 @@ class RouterNode:
         self.hub = Hub(self.core, on_notice=self.notices.send_nowait)
         self.placements: RoomPlacements | None = None
         """Set while the clustered router follows its rooms in etcd (``follow_rooms``)."""
-        self.driver = UdpDriver(self.sock, TimedMux(self.mux, self.hub),
-                                lambda: self.hub.drain_transport(self.mux))
+        self.driver = UdpDriver(self.sock, self.mux, lambda: self.hub.drain_transport(self.mux),
+                                on_read=self.hub.mark_batch)
         self.hub.notify_transport = self.driver.notify
         #: The /metrics registry once serving (the clustered node adds its registration's).
         self.metrics_registry: CollectorRegistry | None = None

@@ -125,14 +125,30 @@ class SendSideEstimator:
         self.updates += 1
         lost = 0
         acked = self._acked
+        acked_bytes = self._acked_bytes
         signal = NORMAL
+        # The 5 ms packet groups, inlined (one method call per acknowledged packet was ~a third
+        # of this loop): a packet sent more than _GROUP_SPAN after its group's first closes it.
+        group = self._group
         for send, arrival, size in results:
             if arrival is None:
                 lost += 1
                 continue
             acked.append((arrival, size))
-            self._acked_bytes += size
-            signal = self._delay_sample(send, arrival)
+            acked_bytes += size
+            if group is None or send - group[0] > _GROUP_SPAN:
+                signal = self.state
+                if group is not None:
+                    signal = self._close_group(group, arrival)
+                group = [send, send, arrival]
+                continue
+            if send > group[1]:
+                group[1] = send
+            if arrival > group[2]:
+                group[2] = arrival
+            signal = self.state
+        self._group = group
+        self._acked_bytes = acked_bytes
         while acked and acked[0][0] < acked[-1][0] - _ACK_WINDOW:
             self._acked_bytes -= acked.popleft()[1]
         self._loss_lost += lost
@@ -173,20 +189,6 @@ class SendSideEstimator:
         self.remb = max(0, bitrate)
 
     # -- delay-based part -----------------------------------------------------------------
-
-    def _delay_sample(self, send: float, arrival: float) -> int:
-        group = self._group
-        if group is None or send - group[0] > _GROUP_SPAN:
-            state = self.state
-            if group is not None:
-                state = self._close_group(group, arrival)
-            self._group = [send, send, arrival]
-            return state
-        if send > group[1]:
-            group[1] = send
-        if arrival > group[2]:
-            group[2] = arrival
-        return self.state
 
     def _close_group(self, group: list[float], now_arrival: float) -> int:
         prev = self._prev_group

@@ -72,8 +72,13 @@ class UdpDriver:
         self.sock = sock
         self.core = core
         self.fast = fastpath.enabled() if fast is None else fast
-        if self.fast:
-            fastpath.compiled()  # fails now, not mid-batch, if the helper is missing
+        # The compiled loops themselves (fails now, not mid-batch, if the helper is missing),
+        # called without fastpath's wrappers: a frame less per batch.
+        compiled = fastpath.compiled() if self.fast else None
+        self._recv_batch: Callable[[int, int, list[tuple[bytes, Address]]], tuple[int, int, int]]
+        self._send_batch: Callable[[int, int, list[tuple[bytes, Address]]], tuple[int, int, int]]
+        self._recv_batch = compiled.recv_batch if compiled else fastpath.recv_batch
+        self._send_batch = compiled.send_batch if compiled else fastpath.send_batch
         self._fd = sock.fileno()
         self._family = int(sock.family)
         self.send_errors = 0
@@ -170,7 +175,7 @@ class UdpDriver:
         while count < MAX_BATCH and attempts < MAX_BATCH:
             attempts += 1
             batch: list[tuple[bytes, Address]] = []
-            got, truncated, error = fastpath.recv_batch(self._fd, MAX_BATCH - count, batch)
+            got, truncated, error = self._recv_batch(self._fd, MAX_BATCH - count, batch)
             self.truncated += truncated
             if got and not count and self._on_read is not None:
                 self._on_read()
@@ -206,7 +211,7 @@ class UdpDriver:
         (a host name, an IPv6 scope) goes through ``sendto``, in order."""
         pending = self._pending
         while pending:
-            consumed, errors, stopped = fastpath.send_batch(self._fd, self._family, pending)
+            consumed, errors, stopped = self._send_batch(self._fd, self._family, pending)
             self.send_errors += errors
             self.datagrams_out += consumed
             del pending[:consumed]

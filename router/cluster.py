@@ -31,7 +31,7 @@ from control.secrets import require_secrets
 from control.stopsignals import StopSignals
 from control.view import ClusterView, open_view
 from router.config import RouterConfig
-from router.node import RouterNode
+from router.node import RouterNode, settle_heap
 from router.trunk.metrics import TrunkCollector
 from router.trunk.quic import TrunkIdentity
 from router.trunk.service import TrunkService
@@ -88,6 +88,7 @@ async def run_clustered(config: RouterConfig, etcd: EtcdConfig, *,
                            jurisdiction)
         nursery.start_soon(_publish_load, node, registration)
         nursery.start_soon(_reclaim_on_new_lease, node, events)
+        settle_heap()
         print(node.addresses.ready_line(), flush=True)
         log.info("router %s ready in %s", node.node_id, config.region)
         systemd = SystemdNotifier.from_environment()

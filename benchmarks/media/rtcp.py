@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from benchmarks.media.streams import Stream
 from benchmarks.media.vp8 import is_keyframe_start
+from router.forwarding.transport_seq import read_transport_seq
 from router.rtp import (
     GenericNack,
     Pli,
@@ -34,7 +35,6 @@ from router.rtp import (
     SenderReport,
     TransportCc,
     build_rtcp_compound,
-    find_rtp_extension,
     read_rtp_header_fields,
 )
 from router.rtp.fields import RTP_HEADER_SIZE
@@ -127,10 +127,12 @@ class ReceiverFeedback:
         """Account for one decrypted RTP packet (malformed ones are ignored)."""
         try:
             pt, _marker, seq, _ts, ssrc = read_rtp_header_fields(packet)
-            twcc = (find_rtp_extension(packet, self.transport_cc_id)
-                    if self.transport_cc_id is not None else None)
         except RtpDecodeError:
             return
+        # The router's own scanner (no exception, no element list): this runs for every packet
+        # every subscriber gets, and the generator's CPU bounds the rates a bench can show.
+        twcc = (read_transport_seq(packet, self.transport_cc_id)
+                if self.transport_cc_id is not None else -1)
         video = pt in self.video_payload_types
         source = self._sources.get(ssrc)
         if source is None:
@@ -147,8 +149,8 @@ class ReceiverFeedback:
         source.received += 1
         if self.nack_probability and self.rng.random() < self.nack_probability:
             source.missing[ext] = 0  # pretend it was lost: the router retransmits it
-        if twcc is not None and twcc[1] == 2:
-            value = packet[twcc[0]] << 8 | packet[twcc[0] + 1]
+        if twcc >= 0:
+            value = twcc
             unwrapped = _extend(self._twcc_last if self._twcc_last >= 0 else value, value)
             self._twcc_last = max(self._twcc_last, unwrapped)
             self._arrivals[unwrapped] = now

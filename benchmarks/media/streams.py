@@ -28,6 +28,8 @@ from benchmarks.media.stamp import TAIL_SIZE
 from benchmarks.media.vp8 import Vp8Descriptor, frame_header
 
 VP8_PAYLOAD_TYPE = 96
+#: Periodic keyframes of :meth:`Publisher.meeting` (the issue's load: a burst every 2 s).
+_MEETING_KEYFRAME_INTERVAL = 2.0
 OPUS_PAYLOAD_TYPE = 111
 VIDEO_CLOCK = 90_000
 AUDIO_CLOCK = 48_000
@@ -86,9 +88,14 @@ class VideoStream:
                  rid: str | None = None, ids: ExtensionIds = CHROMIUM_VIDEO, fps: float = 30.0,
                  keyframe_interval: float = 2.0, keyframe_factor: float = 6.0,
                  max_payload: int = 1100, temporal_layers: int = 1, pacing_factor: float = 2.5,
-                 width: int = 1280, height: int = 720) -> None:
+                 width: int = 1280, height: int = 720,
+                 keyframe_phase: float | None = None) -> None:
+        """``keyframe_phase``: seconds from the first keyframe (at ``start``) to the second;
+        the periodic ones follow every ``keyframe_interval`` (default: the interval itself)."""
         if bitrate_bps <= 0 or fps <= 0 or keyframe_interval <= 0:
             raise ValueError("bitrate, fps and keyframe interval must be positive")
+        if keyframe_phase is not None and not 0 < keyframe_phase <= keyframe_interval:
+            raise ValueError(f"keyframe_phase {keyframe_phase} out of (0, {keyframe_interval}]")
         if not 64 <= max_payload <= 1200:
             raise ValueError(f"max_payload {max_payload} out of range 64..1200")
         if temporal_layers not in (1, 2, 3):
@@ -106,6 +113,8 @@ class VideoStream:
         self._next_frame_at = start
         self._frame = 0
         self._next_keyframe_at = start
+        self._first_keyframe_gap = keyframe_interval if keyframe_phase is None else keyframe_phase
+        self._keyframes = 0
         self._keyframe_requested = False
         self._seq = rng.randrange(0x10000)
         self._ts0 = rng.randrange(1 << 32)
@@ -168,7 +177,9 @@ class VideoStream:
         keyframe = self._keyframe_requested or at >= self._next_keyframe_at
         if keyframe:
             self._keyframe_requested = False
-            self._next_keyframe_at = at + self.keyframe_interval
+            gap = self._first_keyframe_gap if not self._keyframes else self.keyframe_interval
+            self._next_keyframe_at = at + gap
+            self._keyframes += 1
         size = self.bitrate / 8 / self.fps * self.rng.uniform(0.75, 1.25)
         if keyframe:
             size *= self.keyframe_factor
@@ -307,8 +318,11 @@ class Publisher:
 
         ``ssrcs`` gives one SSRC per stream in that order; stream ids count up from
         ``first_stream``; frames of the participants start at staggered instants (not all
-        keyframes at once) because ``start`` is offset by up to one frame interval. The ids
-        are the ones negotiated with the other side (Chromium sends only those)."""
+        keyframes at once) because ``start`` is offset by up to one frame interval, and each
+        publisher's periodic keyframes run on a phase of their own (uniform over the 2 s
+        interval): independent cameras do not keyframe in step, and ten publishers that did
+        would turn every second second into one burst of ten keyframes. The ids are the ones
+        negotiated with the other side (Chromium sends only those)."""
         out = cls()
         layers = simulcast or (SimulcastLayer("", video_bps, 1280, 720),)
         need = len(layers) + (1 if audio else 0)
@@ -321,12 +335,14 @@ class Publisher:
                                 transport=None, rng=rng, ids=audio_ids))
             stream += 1
         offset = rng.uniform(0, 1 / 30)
+        phase = max(1 / 30, rng.uniform(0, _MEETING_KEYFRAME_INTERVAL))
         for layer in layers:
             out.add(VideoStream(
                 stream=stream, ssrc=next(it), start=start + offset, bitrate_bps=layer.bitrate_bps,
                 transport=None, rng=rng, rid=layer.rid or None, ids=video_ids,
                 temporal_layers=temporal_layers, max_payload=max_payload,
-                width=layer.width, height=layer.height))
+                width=layer.width, height=layer.height,
+                keyframe_interval=_MEETING_KEYFRAME_INTERVAL, keyframe_phase=phase))
             stream += 1
         return out
 

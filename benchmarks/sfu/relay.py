@@ -2,7 +2,7 @@
 
 It does the least a media server must do per packet and nothing else WebRTC (no STUN, DTLS,
 RTP rewriting, NACK cache, feedback): wait until the socket is readable (Trio, like the router's
-UdpDriver), drain it in batches of at most 256, decrypt each datagram
+UdpDriver), drain it in batches of at most the driver's ``MAX_BATCH``, decrypt each datagram
 (SRTP or SRTCP) and encrypt it once per destination: publishers' RTP and RTCP go to every
 subscriber of the room, subscribers' RTCP to the room's publishers. Its socket gets the router's
 buffer sizes (``enlarge_socket_buffers``) and the runner pins it like the router, and it reads
@@ -29,9 +29,8 @@ import trio
 
 from router.transport import fastpath
 from router.transport.srtp import AEAD_AES_128_GCM, SrtpContext
-from router.transport.udp_driver import enlarge_socket_buffers
+from router.transport.udp_driver import MAX_BATCH, enlarge_socket_buffers
 
-MAX_BATCH = 256
 KEY_SIZE = AEAD_AES_128_GCM.key_length + AEAD_AES_128_GCM.salt_length
 Address = tuple[str, int]
 

@@ -16,7 +16,7 @@ __all__ = ["read_transport_seq"]
 _ONE_BYTE: Final = 0xBEDE
 
 
-def read_transport_seq(packet: bytes, ext_id: int) -> int:
+def read_transport_seq(packet: bytes | bytearray | memoryview, ext_id: int) -> int:
     """The 16-bit transport-wide sequence number under ``ext_id``, or -1 if absent/malformed."""
     b0 = packet[0]
     if not b0 & 0x10:

@@ -270,6 +270,36 @@ def test_simulated_loss_produces_nacks_at_about_the_asked_rate() -> None:
     assert 0.005 * len(packets) < len(nacked) < 0.05 * len(packets)
 
 
+def _keyframe_times(source: VideoStream | Publisher, seconds: float) -> list[float]:
+    packets = _run(source, seconds)
+    return [round(p.due, 2) for p in packets
+            if p.keyframe and p.kind == "video" and Vp8Descriptor.parse(
+                parse_rtp(p.data).payload)[0].start_of_partition]
+
+
+def test_periodic_keyframes_follow_their_phase() -> None:
+    video = VideoStream(stream=7, ssrc=99, start=0.0, bitrate_bps=500_000, transport=None,
+                        rng=random.Random(3), keyframe_phase=0.5)
+    times = _keyframe_times(video, 4.8)
+    # Due on the 30 fps frame grid: each at the first frame at or after its time.
+    assert len(times) == 4
+    for due, expected in zip(times, [0.0, 0.5, 2.5, 4.5], strict=True):
+        assert expected <= due < expected + 3 / 30
+
+
+def test_meeting_publishers_do_not_keyframe_in_step() -> None:
+    rng = random.Random(5)
+    phases = set()
+    for n in range(10):
+        publisher = Publisher.meeting(first_stream=2 * n, ssrcs=[2 * n + 1, 2 * n + 2],
+                                      start=0.0, rng=rng, video_bps=300_000)
+        times = _keyframe_times(publisher, 2.5)
+        assert times[0] < 1 / 30 + 0.01  # every stream starts with a keyframe
+        assert len(times) >= 2  # and has a periodic one within the 2 s interval
+        phases.add(round(times[1] - times[0], 1))
+    assert len(phases) >= 5  # spread over the interval, not one burst of ten keyframes
+
+
 def test_streams_refuse_nonsense_parameters() -> None:
     with pytest.raises(ValueError, match="max_payload"):
         VideoStream(stream=0, ssrc=1, start=0.0, bitrate_bps=1e6, transport=None,
@@ -277,6 +307,9 @@ def test_streams_refuse_nonsense_parameters() -> None:
     with pytest.raises(ValueError, match="positive"):
         VideoStream(stream=0, ssrc=1, start=0.0, bitrate_bps=0, transport=None,
                     rng=random.Random())
+    with pytest.raises(ValueError, match="keyframe_phase"):
+        VideoStream(stream=0, ssrc=1, start=0.0, bitrate_bps=1e6, transport=None,
+                    rng=random.Random(), keyframe_phase=3.0)
     with pytest.raises(ValueError, match="SSRCs"):
         Publisher.meeting(first_stream=0, ssrcs=[1], start=0.0, rng=random.Random())
 

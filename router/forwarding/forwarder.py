@@ -25,12 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Final
 
-from router.errors import RemoteProtocolError
 from router.forwarding.binding import locate_ssrc
 from router.forwarding.cache import PacketCache
 from router.forwarding.config import ForwarderConfig
 from router.forwarding.counters import Counters, ForwarderStats
-from router.forwarding.downlink_loss import DownlinkReports, first_requests
 from router.forwarding.layers import LayerChooser, LayerState, probe_packets
 from router.forwarding.links import PublisherLinks
 from router.forwarding.packet import extension_table
@@ -39,10 +37,8 @@ from router.forwarding.routing import forward, forward_rtx
 from router.forwarding.rtcp import (
     keyframe_request,
     receiver_report,
-    retransmissions,
-    translate_sender_report,
-    upstream_nack,
 )
+from router.forwarding.rtcp_input import RtcpInput
 from router.forwarding.specs import (
     ABS_SEND_TIME,
     STRIPPED_EXTENSIONS,
@@ -52,7 +48,7 @@ from router.forwarding.specs import (
     TrackSpec,
 )
 from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
-from router.forwarding.subscriber_links import SubscriberLink, stamp_transport_seq
+from router.forwarding.subscriber_links import SubscriberLink
 from router.rtp import (
     Bye,
     Fir,
@@ -64,7 +60,6 @@ from router.rtp import (
     RtpDecodeError,
     SenderReport,
     TransportCc,
-    parse_rtcp_compound,
 )
 
 __all__ = ["Forwarder"]
@@ -73,7 +68,7 @@ _HDR: Final = struct.Struct("!BBHII")
 _U16: Final = struct.Struct("!H")
 
 
-class Forwarder:
+class Forwarder(RtcpInput):
     """Routes RTP and handles RTCP for a set of participants (see the module docstring)."""
 
     def __init__(
@@ -469,163 +464,6 @@ class Forwarder:
         self._rtcp_out = []
         return out
 
-    # -- RTCP in --------------------------------------------------------------------------
-
-    def receive_rtcp(self, participant_id: str, packet: bytes | bytearray, now: float) -> None:
-        """Handle a decrypted RTCP compound from a publisher and/or subscriber."""
-        counters = self.counters
-        counters.rtcp_received += 1
-        part = self._participants.get(participant_id)
-        if part is None:
-            counters.rtcp_unknown_participant += 1
-            return
-        try:
-            packets = parse_rtcp_compound(packet)
-        except RemoteProtocolError:
-            counters.rtcp_malformed += 1
-            return
-        handlers = self._rtcp_handlers
-        for item in packets:
-            handler = handlers.get(type(item))
-            if handler is None:
-                counters.rtcp_unhandled += 1
-            else:
-                handler(part, item, now)
-
-    def _on_sender_report(self, part: Participant, packet: RtcpPacket, now: float) -> None:
-        assert isinstance(packet, SenderReport)
-        self.counters.sr_received += 1
-        stream = part.streams.get(packet.ssrc)
-        if stream is None or stream.is_rtx:
-            self.counters.rtcp_unknown_ssrc += 1
-        else:
-            stream.receive.on_sender_report(packet.ntp_timestamp, now)
-            translated = translate_sender_report(packet, stream)
-            for d in stream.fanout:
-                sub_link = self._participants[d.subscriber].link
-                if isinstance(sub_link, SubscriberLink):
-                    sub_link.note_sender_report(d.ssrc, packet.ntp_timestamp, now)
-            self.counters.sr_sent += len(translated)
-            self._rtcp_out.extend(translated)
-        self._report_blocks(part, packet.reports, now)
-
-    def _on_receiver_report(self, part: Participant, packet: RtcpPacket, now: float) -> None:
-        assert isinstance(packet, ReceiverReport)
-        self.counters.rr_received += 1
-        self._report_blocks(part, packet.reports, now)
-
-    def _report_blocks(
-        self, part: Participant, blocks: tuple[object, ...], now: float = 0.0
-    ) -> None:
-        """A subscriber's view of our outgoing streams: loss and RTT for its link."""
-        link = part.link
-        for block in blocks:
-            d = part.by_out_ssrc.get(getattr(block, "ssrc", -1))
-            if d is not None:
-                d.remote_fraction_lost = getattr(block, "fraction_lost", 0)
-                d.remote_lost = getattr(block, "cumulative_lost", 0)
-                if (d.ssrc == getattr(block, "ssrc", -1) and d.track is not None
-                        and d.track.spec.nack):
-                    self._count_downlink(d, getattr(block, "highest_seq", 0))
-                d.remote_jitter = getattr(block, "jitter", 0)
-                if isinstance(link, SubscriberLink) and d.ssrc == getattr(block, "ssrc", -1):
-                    link.on_report_block(
-                        d.ssrc, d.remote_fraction_lost, getattr(block, "lsr", 0),
-                        getattr(block, "dlsr", 0), now,
-                    )  # fmt: skip
-
-    def _count_downlink(self, d: Downstream, highest_seq: int) -> None:
-        if d.downlink is None:
-            d.downlink = DownlinkReports.before_first_packet(highest_seq, d.first_seq)
-        expected, lost = d.downlink.on_report(highest_seq, d.remote_lost, d.last_out_ext,
-                                              d.packets)
-        self.counters.downlink_expected += expected
-        self.counters.downlink_lost += lost
-
-    def _downstream_source(self, part: Participant, ssrc: int) -> Downstream | None:
-        d = part.by_out_ssrc.get(ssrc)
-        if d is None:
-            self.counters.rtcp_unknown_ssrc += 1
-        return d
-
-    def _on_pli(self, part: Participant, packet: RtcpPacket, now: float) -> None:
-        assert isinstance(packet, Pli)
-        self.counters.keyframe_requests_received += 1
-        d = self._downstream_source(part, packet.media_ssrc)
-        if d is not None and d.stream is not None:
-            self._request_keyframe(d.stream, now)
-
-    def _on_fir(self, part: Participant, packet: RtcpPacket, now: float) -> None:
-        assert isinstance(packet, Fir)
-        for entry in packet.entries:
-            self.counters.keyframe_requests_received += 1
-            d = self._downstream_source(part, entry.ssrc)
-            if d is None or d.last_fir_seq == entry.seq_nr:
-                continue  # RFC 5104: a repeated sequence number is a retransmission
-            d.last_fir_seq = entry.seq_nr
-            if d.stream is not None:
-                self._request_keyframe(d.stream, now)
-
-    def _on_nack(self, part: Participant, packet: RtcpPacket, now: float) -> None:
-        assert isinstance(packet, GenericNack)
-        self.counters.nack_received += 1
-        d = self._downstream_source(part, packet.media_ssrc)
-        if d is None:
-            return
-        limit = self.config.max_nack_per_packet
-        seqs = packet.lost_seqs()
-        if d.track is not None and d.track.spec.nack:
-            fresh, d.nack_high = first_requests(seqs[:limit], d.last_out_ext, d.nack_high)
-            self.counters.downlink_nacked += fresh
-        link = part.link
-        if isinstance(link, SubscriberLink):
-            wanted = len(seqs)
-            seqs = link.nack_filter(d, seqs[:limit], now)
-            self.counters.nack_repeats_ignored += wanted - len(seqs)
-        packets, missing = retransmissions(d, seqs, limit, now, stamp=False)
-        if isinstance(link, SubscriberLink) and packets:
-            kept = link.spend(packets, self.config.link)
-            self.counters.rtx_over_budget += len(packets) - len(kept)
-            packets = kept
-        if d.tw is not None:
-            packets = [stamp_transport_seq(d, p, now) for p in packets]
-        self.counters.nack_served += len(packets)
-        self._rtp_out.extend((part.id, p) for p in packets)
-        stream = d.stream
-        if missing and stream is not None and stream.track.spec.nack:
-            self._nack_upstream(stream, missing, now)
-
-    def _nack_upstream(self, stream: Stream, exts: list[int], now: float) -> None:
-        cfg = self.config
-        nack = upstream_nack(stream, exts, now, cfg.upstream_nack_suppress, cfg.reporter_ssrc)
-        if nack is not None:
-            self.counters.nack_upstream += 1
-            self._rtcp_out.append((stream.track.publisher.id, nack))
-
-    def _on_remb(self, part: Participant, packet: RtcpPacket, now: float) -> None:
-        self.counters.remb_received += 1
-        self.on_bandwidth_feedback(part.id, packet, now)
-
-    def _on_twcc(self, part: Participant, packet: RtcpPacket, now: float) -> None:
-        self.counters.twcc_received += 1
-        self.on_bandwidth_feedback(part.id, packet, now)
-
-    def on_bandwidth_feedback(self, subscriber: str, packet: RtcpPacket, now: float) -> None:
-        """REMB/TWCC from a subscriber feed its link's estimate; they are never forwarded."""
-        part = self._participants.get(subscriber)
-        link = part.link if part is not None else None
-        if not isinstance(link, SubscriberLink):
-            self.counters.bandwidth_feedback_ignored += 1
-            return
-        if isinstance(packet, TransportCc):
-            if not link.on_twcc(packet, now):
-                self.counters.twcc_unmatched += 1
-        elif isinstance(packet, Remb):
-            if packet.bitrate > self.config.link.subscriber_max_bitrate * 100:
-                self.counters.remb_absurd += 1  # dropped: no sane link carries this
-                return
-            link.estimator.on_remb(packet.bitrate)
-
     def subscriber_link(self, part: Participant) -> SubscriberLink | None:
         """The participant's downlink state (created on first use; None if links are off)."""
         link = part.link
@@ -684,14 +522,6 @@ class Forwarder:
             for pid, part in self._participants.items()
             if isinstance(part.link, SubscriberLink)
         }
-
-    def _on_bye(self, part: Participant, packet: RtcpPacket, now: float) -> None:
-        assert isinstance(packet, Bye)
-        self.counters.bye_received += 1
-        for ssrc in packet.ssrcs:
-            stream = part.streams.get(ssrc)
-            if stream is not None:
-                self._unbind_stream(stream, now)
 
     # -- keyframes, timers ----------------------------------------------------------------
 

@@ -239,6 +239,40 @@ async def test_batch_reads_the_same_datagrams_and_addresses(fast: bool) -> None:
         sock.close()
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["recvmmsg", "recvfrom"])
+async def test_on_read_marks_each_batch_with_input_once(fast: bool) -> None:
+    """The router's forwarding-latency histogram starts at ``on_read``: once per batch that
+    read something, before the core sees it, and never for a batch that read nothing."""
+    server, client = udp_socket(), udp_socket()
+    core = _Null()
+    marks: list[int] = []
+    driver = UdpDriver(server, core, lambda: None, fast=fast,  # type: ignore[arg-type]
+                       on_read=lambda: marks.append(len(core.received)))
+    driver._batch()
+    assert marks == []
+    for i in range(MAX_BATCH + 5):
+        client.sendto(bytes([i & 0xFF]) * 20, server.getsockname())
+    driver._batch()
+    driver._batch()
+    assert marks == [0, MAX_BATCH]  # one mark per batch, each before its first datagram
+    assert len(core.received) == MAX_BATCH + 5
+    server.close()
+    client.close()
+
+
+def test_latency_histogram_counts_a_bound_in_its_own_bucket() -> None:
+    from router.signaling.hub import LatencyRecorder
+
+    recorder = LatencyRecorder()
+    for seconds in (0.0, 0.0001, 0.00011, 0.1, 5.0):
+        recorder.observe(seconds, 2)
+    assert recorder.counts[0] == 4  # <= 0.1 ms, the bound included (Prometheus' "le")
+    assert recorder.counts[1] == 2
+    assert recorder.counts[len(LatencyRecorder.BUCKETS) - 1] == 2  # 0.1 s
+    assert recorder.counts[-1] == 2  # above every bound
+    assert recorder.observations == 10
+
+
 async def test_recvmmsg_drops_and_counts_oversized_datagrams() -> None:
     server, client = udp_socket(), udp_socket()
     core = _Null()

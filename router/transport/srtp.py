@@ -142,7 +142,6 @@ class SrtpContext:
     """
 
     __slots__ = (
-        "_fast",
         "_in",
         "_inbound",
         "_min_rtcp",
@@ -196,7 +195,6 @@ class SrtpContext:
         use_fast = fastpath.enabled() and self._out is not None if fast is None else fast
         if use_fast and self._out is None:
             raise ValueError("the compiled fast path needs the direct libsrtp path")
-        self._fast = use_fast
         # The compiled loop itself, not fastpath.protect_batch: that wrapper's two Python frames
         # cost as much as the loop when a batch holds one packet (most batches at ~9,000 pps).
         self._protect_batch: Any = fastpath.compiled().protect_batch if use_fast else None
@@ -204,7 +202,7 @@ class SrtpContext:
     @property
     def fast(self) -> bool:
         """Whether :meth:`protect_rtp_batch` runs the compiled loop."""
-        return self._fast
+        return self._protect_batch is not None
 
     @property
     def direct(self) -> bool:

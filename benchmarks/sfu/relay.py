@@ -2,7 +2,8 @@
 
 It does the least a media server must do per packet and nothing else WebRTC (no STUN, DTLS,
 RTP rewriting, NACK cache, feedback): wait until the socket is readable (Trio, like the router's
-UdpDriver), drain it in batches of at most the driver's ``MAX_BATCH``, decrypt each datagram
+UdpDriver), drain it in batches of at most the driver's ``MAX_BATCH`` (up to its
+``DRAIN_ROUNDS`` back to back while each finds input), decrypt each datagram
 (SRTP or SRTCP) and encrypt it once per destination: publishers' RTP and RTCP go to every
 subscriber of the room, subscribers' RTCP to the room's publishers. Its socket gets the router's
 buffer sizes (``enlarge_socket_buffers``) and the runner pins it like the router, and it reads
@@ -29,7 +30,7 @@ import trio
 
 from router.transport import fastpath
 from router.transport.srtp import AEAD_AES_128_GCM, SrtpContext
-from router.transport.udp_driver import MAX_BATCH, enlarge_socket_buffers
+from router.transport.udp_driver import DRAIN_ROUNDS, MAX_BATCH, enlarge_socket_buffers
 
 KEY_SIZE = AEAD_AES_128_GCM.key_length + AEAD_AES_128_GCM.salt_length
 Address = tuple[str, int]
@@ -86,23 +87,28 @@ class Relay:
         fd, family = sock.fileno(), sock.family
         while True:
             await trio.lowlevel.wait_readable(sock)
-            batch: list[tuple[bytes, Address]] = []
-            if batched:
-                fastpath.recv_batch(fd, MAX_BATCH, batch)
-            else:
-                self._read_plain(batch)
-            out = self.relay(batch)
-            if not batched:
-                self._write_plain(out)
-                continue
-            while out:
-                consumed, _, stopped = fastpath.send_batch(fd, family, out)
-                del out[:consumed]
-                if stopped == 1:
-                    await trio.lowlevel.wait_writable(sock)
-                elif stopped == 2:  # an address only sendto takes (none here, but be exact)
-                    with contextlib.suppress(OSError):
-                        sock.sendto(*out.pop(0))
+            # As the router's driver: batches back to back while each finds input, at most
+            # DRAIN_ROUNDS before waiting on Trio again.
+            for _ in range(DRAIN_ROUNDS):
+                batch: list[tuple[bytes, Address]] = []
+                if batched:
+                    fastpath.recv_batch(fd, MAX_BATCH, batch)
+                else:
+                    self._read_plain(batch)
+                if not batch:
+                    break
+                out = self.relay(batch)
+                if not batched:
+                    self._write_plain(out)
+                    continue
+                while out:
+                    consumed, _, stopped = fastpath.send_batch(fd, family, out)
+                    del out[:consumed]
+                    if stopped == 1:
+                        await trio.lowlevel.wait_writable(sock)
+                    elif stopped == 2:  # an address only sendto takes (none here; be exact)
+                        with contextlib.suppress(OSError):
+                            sock.sendto(*out.pop(0))
 
     def _read_plain(self, batch: list[tuple[bytes, Address]]) -> None:
         recvfrom = self.sock.recvfrom

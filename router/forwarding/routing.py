@@ -41,10 +41,20 @@ from router.forwarding.subscriber_links import (
 )
 from router.forwarding.vp8 import Vp8Info, vp8_info
 from router.rtp import RtpDecodeError
+from router.transport import fastpath
 
 __all__ = ["anchor", "forward", "forward_rtx"]
 
+_fan_out = fastpath.fan_out()
+"""The compiled per-subscriber loop (router/forwarding/_fanout.c), None on the reference path."""
+_DONE: Final = 0
+_NEED_TW_TAIL: Final = 1
+_NEED_TAIL: Final = 2
+
 _HDR: Final = struct.Struct("!BBHII")
+_PACK: Final = _HDR.pack
+_TW1: Final = TW_ONE_BYTE.pack
+_TW2: Final = TW_TWO_BYTE.pack
 _TS_MASK: Final = 0xFFFFFFFF
 _MISSING: Final = (0, False, 0, 0, b"")
 """Sentinel for "no prepared tail yet" (None means "cannot take the element")."""
@@ -146,84 +156,144 @@ def forward(
     if not fanout:
         return 0
     epoch = stream.epoch
-    tail: bytes | memoryview = memoryview(packet)[12:]
-    tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] | None = None
-    pack = _HDR.pack
-    ring_mask = RING_MASK
-    tw1 = TW_ONE_BYTE.pack
-    tw2 = TW_TWO_BYTE.pack
     n = len(packet) + 4
+    tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] = {}
+    tw_tails: dict[tuple[bytes | None, int], TransportTail | None] = {}
     sent = 0
-    tw_tails: dict[tuple[bytes | None, int], TransportTail | None] | None = None
-    for d in fanout:
-        if d.epoch != epoch:
-            anchor(d, stream, ext, ts, now)
-            if d.sim is not None:
-                rebase_vp8(d.sim, info)
-        elif ext < d.min_ext:
-            counters.rtp_too_old += 1
-            continue
-        ob1 = d.b1_table[b1]
-        if ob1 < 0:
-            continue
-        out_ext = ext + d.seq_offset
-        out_ts = (ts + d.ts_offset) & _TS_MASK
-        tw = d.tw
-        twt: TransportTail | None = None
-        if tw is not None:
-            # Transport-wide number for this subscriber's estimate (see subscriber_links).
-            if tw_tails is None:
-                tw_tails = {}
-            twk = d.tw_key
-            twt = tw_tails.get(twk, _MISSING)
-            if twt is _MISSING:
+    fan = _fan_out
+    if fan is not None and info is None:
+        # The compiled loop takes the steady state and stops where it leaves a step to the
+        # reference below (see router/forwarding/_fanout.c): the same state changes, in order.
+        before = len(out)
+        i = 0
+        while True:
+            r = fan(fanout, i, epoch, ext, ts, b0, b1, packet, n, plen, now, RING_MASK, out,
+                    tw_tails, tails)  # fmt: skip
+            i, stop = r >> 2, r & 3
+            if stop == _DONE:
+                break
+            d = fanout[i]
+            if stop == _NEED_TW_TAIL:
+                twk = d.tw_key
                 try:
-                    twt = tw_tails[twk] = transport_tail(packet, twk[0], twk[1])
+                    tw_tails[twk] = transport_tail(packet, twk[0], twk[1])
                 except RtpDecodeError:
                     counters.rtp_malformed += 1
                     break
-        if twt is not None and tw is not None:
-            s = tw.seq
-            tw.seq = s + 1
-            slot = s & ring_mask
-            tw.sent_at[slot] = now
-            tw.sizes[slot] = n
-            tb0, two, profile, words, rest = twt
-            if two:
-                data = tw2(tb0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc, profile, words,
-                           d.tw_id, 2, s & 0xFFFF) + rest  # fmt: skip
-            else:
-                data = tw1(tb0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc, profile, words,
-                           d.tw_hdr, s & 0xFFFF) + rest  # fmt: skip
-        else:
-            key = d.tail_key
-            if key is None or (not key[1] and not b0 & 0x10):
-                ob0, t = b0, tail
-            else:
-                if tails is None:
-                    tails = {}
-                cached = tails.get(key)
-                if cached is None:
-                    try:
-                        cached = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
-                    except RtpDecodeError:
-                        counters.rtp_malformed += 1
-                        break
-                    tails[key] = cached
-                ob0, t = cached
-            data = pack(ob0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t
-        if info is not None and d.sim is not None:
-            data = continue_vp8(d.sim, data, len(data) - ptail, info)
-        out.append((d.subscriber, data))
-        if out_ext > d.last_out_ext:
-            d.last_out_ext = out_ext
-            d.last_out_ts = out_ts
-            d.last_out_time = now
-        d.packets += 1
-        d.octets += plen
-        sent += 1
+                continue
+            if stop == _NEED_TAIL:
+                key = d.tail_key
+                assert key is not None
+                try:
+                    tails[key] = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
+                except RtpDecodeError:
+                    counters.rtp_malformed += 1
+                    break
+                continue
+            if _copy(d, stream, packet, b0, b1, ext, ts, n, plen, now, info, ptail, tails,
+                     tw_tails, out, counters) < 0:  # fmt: skip
+                break
+            i += 1
+        sent = len(out) - before
+    else:
+        for d in fanout:
+            r = _copy(d, stream, packet, b0, b1, ext, ts, n, plen, now, info, ptail, tails,
+                      tw_tails, out, counters)  # fmt: skip
+            if r < 0:
+                break
+            sent += r
     counters.rtp_forwarded += sent
     return sent
+
+
+def _copy(
+    d: Downstream,
+    stream: Stream,
+    packet: bytes,
+    b0: int,
+    b1: int,
+    ext: int,
+    ts: int,
+    n: int,
+    plen: int,
+    now: float,
+    info: Vp8Info | None,
+    ptail: int,
+    tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]],
+    tw_tails: dict[tuple[bytes | None, int], TransportTail | None],
+    out: Output,
+    counters: Counters,
+) -> int:
+    """One subscription's copy of ``packet`` (the reference the compiled loop is tested
+    against): 1 if queued, 0 if skipped, -1 if the packet is malformed for this subscriber's
+    mapping (counted; the caller stops the fan-out, as nothing after would fare better).
+
+    ``tails``/``tw_tails`` share the prepared packet tails among subscribers with equal
+    extension mappings for this one packet; ``n`` is the outgoing size recorded for TWCC.
+    """
+    if d.epoch != stream.epoch:
+        anchor(d, stream, ext, ts, now)
+        if d.sim is not None:
+            rebase_vp8(d.sim, info)
+    elif ext < d.min_ext:
+        counters.rtp_too_old += 1
+        return 0
+    ob1 = d.b1_table[b1]
+    if ob1 < 0:
+        return 0
+    out_ext = ext + d.seq_offset
+    out_ts = (ts + d.ts_offset) & _TS_MASK
+    tw = d.tw
+    twt: TransportTail | None = None
+    if tw is not None:
+        # Transport-wide number for this subscriber's estimate (see subscriber_links).
+        twk = d.tw_key
+        twt = tw_tails.get(twk, _MISSING)
+        if twt is _MISSING:
+            try:
+                twt = tw_tails[twk] = transport_tail(packet, twk[0], twk[1])
+            except RtpDecodeError:
+                counters.rtp_malformed += 1
+                return -1
+    if twt is not None and tw is not None:
+        s = tw.seq
+        tw.seq = s + 1
+        slot = s & RING_MASK
+        tw.sent_at[slot] = now
+        tw.sizes[slot] = n
+        tb0, two, profile, words, rest = twt
+        if two:
+            data = _TW2(tb0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc, profile, words,
+                        d.tw_id, 2, s & 0xFFFF) + rest  # fmt: skip
+        else:
+            data = _TW1(tb0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc, profile, words,
+                        d.tw_hdr, s & 0xFFFF) + rest  # fmt: skip
+    else:
+        key = d.tail_key
+        t: bytes | memoryview
+        if key is None or (not key[1] and not b0 & 0x10):
+            ob0, t = b0, memoryview(packet)[12:]
+        else:
+            cached = tails.get(key)
+            if cached is None:
+                try:
+                    cached = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
+                except RtpDecodeError:
+                    counters.rtp_malformed += 1
+                    return -1
+                tails[key] = cached
+            ob0, t = cached
+        data = _PACK(ob0, ob1, out_ext & 0xFFFF, out_ts, d.ssrc) + t
+    if info is not None and d.sim is not None:
+        data = continue_vp8(d.sim, data, len(data) - ptail, info)
+    out.append((d.subscriber, data))
+    if out_ext > d.last_out_ext:
+        d.last_out_ext = out_ext
+        d.last_out_ts = out_ts
+        d.last_out_time = now
+    d.packets += 1
+    d.octets += plen
+    return 1
 
 
 def forward_rtx(

@@ -122,11 +122,30 @@ def one_byte_rewriter() -> OneByteRewrite | None:
     return func
 
 
+FanOut = Callable[..., int]
+"""``router.forwarding._fanout.fan_out`` (its arguments are documented in the C source)."""
+
+
+def fan_out() -> FanOut | None:
+    """The compiled per-subscriber loop of ``router.forwarding.routing.forward``, or None when
+    the fast path is off or that module is not built (then the reference loop runs)."""
+    if not enabled():
+        return None
+    try:
+        import router.forwarding._fanout as fanout_module
+    except ImportError:  # pragma: no cover - depends on the machine's build
+        return None
+    func: FanOut = fanout_module.fan_out
+    return func
+
+
 __all__ = [
     "ENV",
+    "FanOut",
     "built",
     "describe",
     "enabled",
+    "fan_out",
     "log_choice",
     "one_byte_rewriter",
     "protect_batch",

@@ -18,6 +18,7 @@ from router.transport import (
 )
 from router.transport.peer import PeerTransport
 from router.transport.udp_driver import (
+    DRAIN_ROUNDS,
     UdpDriver,
     client_driver,
     enlarge_socket_buffers,
@@ -207,4 +208,38 @@ async def test_driver_reuses_its_cancel_scope_and_flushes_the_shared_outbox() ->
     assert core.outbox is outbox and outbox == []
     assert driver.datagrams_in == driver.datagrams_out == 51
     client.close()
+    server.close()
+
+
+async def test_input_arriving_during_a_batch_is_read_without_waiting_on_trio() -> None:
+    """A datagram that arrives while a batch is processed is read right after it (no Trio
+    wakeup), at most DRAIN_ROUNDS batches in a row; an empty extra read ends the run quietly."""
+    server = udp_socket()
+    core = _Echo()
+    feeder = udp_socket()
+    target = server.getsockname()
+    remaining = [3 * DRAIN_ROUNDS]
+    batches = [0]
+
+    def after_batch() -> None:
+        batches[0] += 1
+        if remaining[0] > 0:  # the next packet "arrives" while this batch is being processed
+            remaining[0] -= 1
+            feeder.sendto(b"more", target)
+
+    driver = UdpDriver(server, core, after_batch)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver.run)
+        await trio.testing.wait_all_tasks_blocked()
+        feeder.sendto(b"first", target)
+        with trio.fail_after(5):
+            while driver.datagrams_out < 3 * DRAIN_ROUNDS + 1:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    # Every datagram got its own batch, and one wakeup served up to DRAIN_ROUNDS of them.
+    assert batches[0] == driver.datagrams_in == 3 * DRAIN_ROUNDS + 1
+    assert driver.extra_rounds >= 2 * DRAIN_ROUNDS
+    assert driver.waits * DRAIN_ROUNDS >= batches[0]
+    assert driver.waits < batches[0]
+    feeder.close()
     server.close()

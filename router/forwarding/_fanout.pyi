@@ -1,0 +1,8 @@
+"""Type stub for the compiled helper ``router/forwarding/_fanout.c``."""
+
+DONE: int
+NEED_TW_TAIL: int
+NEED_TAIL: int
+SLOW: int
+
+def fan_out(*args: object) -> int: ...

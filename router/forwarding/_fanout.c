@@ -410,7 +410,85 @@ fan_out(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t((i << 2) | DONE);
 }
 
+/* twcc_results(statuses, deltas, t, base, sent_at, sizes, ring_mask) -> list | None
+ *
+ * SubscriberLink.on_twcc's loop (outside probes): one (sent, arrival, size) per reported
+ * packet, arrival None for a lost one, from the feedback's statuses (bytes of 0..3) and
+ * deltas (ints, in 250 us units) and the link's send history rings; t is the feedback's
+ * reference time in seconds. None (the caller runs the reference loop) if the deltas run
+ * out or an input has an unexpected shape. */
+static PyObject *
+twcc_results(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "twcc_results() takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *statuses = args[0], *deltas = args[1], *sent_at = args[4], *sizes = args[5];
+    if (!PyBytes_CheckExact(statuses) || !PyTuple_CheckExact(deltas) ||
+        !PyList_CheckExact(sent_at) || !PyList_CheckExact(sizes)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "twcc_results(): statuses: bytes; deltas: tuple; sent_at, sizes: list");
+        return NULL;
+    }
+    double t = PyFloat_AsDouble(args[2]);
+    long long base = PyLong_AsLongLong(args[3]);
+    long long ring_mask = PyLong_AsLongLong(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (ring_mask < 0 || ring_mask >= PyList_GET_SIZE(sent_at) ||
+        ring_mask >= PyList_GET_SIZE(sizes))
+        Py_RETURN_NONE;
+    Py_ssize_t count = PyBytes_GET_SIZE(statuses);
+    const unsigned char *status = (const unsigned char *)PyBytes_AS_STRING(statuses);
+    Py_ssize_t next_delta = 0, ndeltas = PyTuple_GET_SIZE(deltas);
+    PyObject *results = PyList_New(0);
+    if (results == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (status[i] != 0 && status[i] != 1 && status[i] != 2)
+            continue;
+        Py_ssize_t slot = (Py_ssize_t)((base + i) & ring_mask);
+        PyObject *arrival;
+        if (status[i] == 0) {
+            arrival = Py_None;
+            Py_INCREF(arrival);
+        } else {
+            if (next_delta >= ndeltas)
+                goto reference;
+            PyObject *delta = PyTuple_GET_ITEM(deltas, next_delta++);
+            if (!PyLong_CheckExact(delta))
+                goto reference;
+            long value = PyLong_AsLong(delta);
+            if (value == -1 && PyErr_Occurred())
+                goto fail;
+            t += (double)value * 250e-6;
+            arrival = PyFloat_FromDouble(t);
+            if (arrival == NULL)
+                goto fail;
+        }
+        PyObject *item = PyTuple_Pack(3, PyList_GET_ITEM(sent_at, slot), arrival,
+                                      PyList_GET_ITEM(sizes, slot));
+        Py_DECREF(arrival);
+        if (item == NULL)
+            goto fail;
+        int appended = PyList_Append(results, item);
+        Py_DECREF(item);
+        if (appended < 0)
+            goto fail;
+    }
+    return results;
+reference:
+    Py_DECREF(results);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(results);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"twcc_results", (PyCFunction)(void (*)(void))twcc_results, METH_FASTCALL,
+     "The (sent, arrival, size) list of one TWCC feedback; see the module source."},
     {"fan_out", (PyCFunction)(void (*)(void))fan_out, METH_FASTCALL,
      "Queue one rewritten copy per subscription of fanout[start:]; see the module source."},
     {NULL, NULL, 0, NULL},

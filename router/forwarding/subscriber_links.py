@@ -24,6 +24,7 @@ from router.forwarding.link_config import LinkConfig
 from router.forwarding.packet import rewrite_extensions
 from router.forwarding.state import Downstream, Participant
 from router.rtp import RtpDecodeError, TransportCc
+from router.transport import fastpath
 
 __all__ = [
     "RING_MASK",
@@ -41,6 +42,8 @@ TW_ONE_BYTE: Final = struct.Struct("!BBHIIHHBHx")
 TW_TWO_BYTE: Final = struct.Struct("!BBHIIHHBBH")
 """Fixed header, two-byte extension block header, transport-cc element (id, 2, seq)."""
 _ONE_BYTE: Final = 0xBEDE
+_twcc_results = fastpath.twcc_results()
+"""The compiled feedback loop of :meth:`SubscriberLink.on_twcc`, None on the reference path."""
 _U32: Final = 0xFFFFFFFF
 
 TransportTail = tuple[int, bool, int, int, bytes]
@@ -224,11 +227,18 @@ class SubscriberLink:
         count = len(fb.statuses)
         if base < 0 or base + count - 1 > latest or latest - base >= RING_SIZE:
             return False
-        results: list[tuple[float, float | None, int]] = []
         t = fb.reference_time * 0.064
-        deltas = iter(fb.deltas)
         sent_at, sizes = self.sent_at, self.sizes
         probing = self.probe_until is not None
+        if not probing and _twcc_results is not None:
+            # The compiled twin of the loop below (router/forwarding/_fanout.c), outside probes.
+            fast = _twcc_results(fb.statuses, fb.deltas, t, base, sent_at, sizes, RING_MASK)
+            if fast is not None:
+                self.feedback_packets += 1
+                self.estimator.on_feedback(fast, now)
+                return True
+        results: list[tuple[float, float | None, int]] = []
+        deltas = iter(fb.deltas)
         p_from, p_until = self.probe_from, self.probe_until or 0.0
         for i, status in enumerate(fb.statuses):
             slot = (base + i) & RING_MASK

@@ -37,6 +37,7 @@ from router.transport import (
     TransportEvent,
     TransportMux,
 )
+from router.transport.base import BaseTransport
 
 KeySource = Callable[[], KeySet | Mapping[str, SecretKey] | None]
 
@@ -97,6 +98,8 @@ class SessionCore:
             self.mux, self.media, self.certificate, self.candidates, self.rng,
             self.config.max_tracks_per_participant, self.stats.absorb_peer,
         )  # fmt: skip
+        # Decrypted RTP comes straight to on_rtp, not through the mux's event queue.
+        self.mux.set_rtp_handler(self.on_rtp)
         self._handlers: dict[str, Callable[[Connection, Participant, m.ClientMessage, float],
                                            None]] = {
             "publish": self._on_publish,
@@ -246,6 +249,20 @@ class SessionCore:
 
     # -- transport events (per packet: keep it lean) --------------------------------------------
 
+    def on_rtp(self, peer: BaseTransport, packet: bytes, now: float) -> None:
+        """A decrypted RTP packet from ``peer`` (the mux calls this directly, see
+        ``TransportMux.set_rtp_handler``): routed now, encrypted at the batch's end."""
+        owner = self.negotiator.owners.get(peer)  # type: ignore[call-overload]
+        if owner is None:
+            return
+        stats = self.stats
+        stats.packets_in += 1
+        stats.bytes_in += len(packet)
+        if owner[1]:
+            copies = self.media.on_rtp(owner[0].id, packet, now)
+            stats.packets_out += copies
+            stats.bytes_out += copies * len(packet)
+
     def on_transport_event(self, peer: PeerTransport, event: TransportEvent, now: float) -> None:
         owner = self.negotiator.owners.get(peer)
         if owner is None:
@@ -253,13 +270,7 @@ class SessionCore:
         cls = type(event)
         stats = self.stats
         if cls is RtpReceived:
-            packet = event.packet  # type: ignore[attr-defined]
-            stats.packets_in += 1
-            stats.bytes_in += len(packet)
-            if owner[1]:
-                copies = self.media.on_rtp(owner[0].id, packet, now)
-                stats.packets_out += copies
-                stats.bytes_out += copies * len(packet)
+            self.on_rtp(peer, event.packet, now)  # type: ignore[attr-defined]
             return
         if cls is RtcpReceived:
             stats.rtcp_in += 1

@@ -73,6 +73,7 @@ class Hub:
         self._channels: dict[int, trio.MemorySendChannel[Outgoing]] = {}
         self._timer_scope: trio.CancelScope | None = None
         self._batch_start: float | None = None
+        self._batch_out = 0
 
     # -- WebSocket side -------------------------------------------------------------------------
 
@@ -111,13 +112,15 @@ class Hub:
         histogram runs from here to the end of the batch)."""
         if self._batch_start is None:
             self._batch_start = time.perf_counter()
+            # RTP is routed as it is read (SessionCore.on_rtp), before drain_transport runs.
+            self._batch_out = self.core.stats.packets_out
 
     def drain_transport(self, mux: TransportMux) -> None:
         """The driver's ``after_batch``: hand every event of the batch to the core."""
         now = self.clock()
         on_event = self.core.on_transport_event
         stats = self.core.stats
-        before = stats.packets_out
+        before = stats.packets_out if self._batch_start is None else self._batch_out
         while (item := mux.next_event()) is not None:
             on_event(item[0], item[1], now)
         self.core.flush_media()

@@ -13,6 +13,7 @@ own output list and event deque, so it drains one list for the whole port.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.transport.certificate import DtlsCertificate, Fingerprint, process_certificate
@@ -36,6 +37,7 @@ _RTCP = int(PacketKind.RTCP)
 
 Outbox = list[tuple[bytes, Address]]
 EventSink = deque[tuple["BaseTransport", TransportEvent]]
+RtpHandler = Callable[["BaseTransport", bytes, float], None]
 
 
 @dataclass(slots=True)
@@ -86,6 +88,11 @@ class BaseTransport:
         self._out: Outbox = [] if outbox is None else outbox
         self._events: deque[TransportEvent] = deque()
         self._sink = sink
+        #: ``(transport, plain RTP, now)``: when set, decrypted RTP goes straight here instead
+        #: of becoming an :class:`RtpReceived` event (the media path's one event per packet:
+        #: its object, queueing and dispatch were ~1.5 µs of the router's per-packet work).
+        #: Other events keep their queue, in order among themselves.
+        self.rtp_handler: RtpHandler | None = None
         #: Where media goes now; ``None`` while we may not send (no path, no consent, closed).
         self._dest: Address | None = None
         self._connect_deadline: float | None = now + self.config.connect_timeout
@@ -119,7 +126,11 @@ class BaseTransport:
             if kind == _RTP:
                 plain = srtp.unprotect_rtp(data)
                 if plain is not None:
-                    self._emit(RtpReceived(plain))
+                    handler = self.rtp_handler
+                    if handler is None:
+                        self._emit(RtpReceived(plain))
+                    else:
+                        handler(self, plain, now)
             else:
                 plain = srtp.unprotect_rtcp(data)
                 if plain is not None:
@@ -288,4 +299,4 @@ class BaseTransport:
         self._emit(TransportClosed(reason))
 
 
-__all__ = ["BaseTransport", "EventSink", "Outbox", "TransportStats"]
+__all__ = ["BaseTransport", "EventSink", "Outbox", "RtpHandler", "TransportStats"]

@@ -126,17 +126,26 @@ FanOut = Callable[..., int]
 """``router.forwarding._fanout.fan_out`` (its arguments are documented in the C source)."""
 
 
-def fan_out() -> FanOut | None:
-    """The compiled per-subscriber loop of ``router.forwarding.routing.forward``, or None when
-    the fast path is off or that module is not built (then the reference loop runs)."""
+def _forwarding_helper(name: str) -> Callable[..., Any] | None:
     if not enabled():
         return None
     try:
-        import router.forwarding._fanout as fanout_module
+        import router.forwarding._fanout as forwarding_module
     except ImportError:  # pragma: no cover - depends on the machine's build
         return None
-    func: FanOut = fanout_module.fan_out
+    func: Callable[..., Any] = getattr(forwarding_module, name)
     return func
+
+
+def fan_out() -> FanOut | None:
+    """The compiled per-subscriber loop of ``router.forwarding.routing.forward``, or None when
+    the fast path is off or that module is not built (then the reference loop runs)."""
+    return _forwarding_helper("fan_out")
+
+
+def twcc_results() -> Callable[..., Any] | None:
+    """The compiled TWCC feedback loop of ``SubscriberLink.on_twcc``, or None (see fan_out)."""
+    return _forwarding_helper("twcc_results")
 
 
 __all__ = [
@@ -151,4 +160,5 @@ __all__ = [
     "protect_batch",
     "recv_batch",
     "send_batch",
+    "twcc_results",
 ]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from router.transport.base import BaseTransport
+from router.transport.base import BaseTransport, RtpHandler
 from router.transport.config import TransportConfig
 from router.transport.demux import PacketKind, classify
 from router.transport.events import Address, TransportEvent
@@ -74,6 +74,7 @@ class TransportMux:
         #: ``(data, addr, now) -> handled``: datagrams outside the RFC 7983 ranges (trunk relay
         #: envelopes, router.trunk.relay) are offered here before being counted as unknown.
         self.trunk_envelope: Callable[[bytes, Address, float], bool] | None = None
+        self._rtp_handler: RtpHandler | None = None
 
     # -- peers --------------------------------------------------------------------------------
 
@@ -85,6 +86,7 @@ class TransportMux:
         """
         kwargs.setdefault("config", self.config)
         peer = PeerTransport(now=now, outbox=self._outbox, sink=self._sink, **kwargs)
+        peer.rtp_handler = self._rtp_handler
         key = peer.local_ufrag.encode()
         if key in self._by_ufrag:
             raise ValueError("local ICE ufrag already in use on this port")
@@ -93,6 +95,13 @@ class TransportMux:
         self._scheduled[peer] = None
         self._reschedule(peer)
         return peer
+
+    def set_rtp_handler(self, handler: RtpHandler | None) -> None:
+        """Decrypted RTP of every peer (present and future) goes to ``handler(peer, packet,
+        now)`` at once instead of out of :meth:`next_event` (see ``BaseTransport.rtp_handler``)."""
+        self._rtp_handler = handler
+        for peer in self._by_ufrag.values():
+            peer.rtp_handler = handler
 
     def close_peer(self, peer: PeerTransport, reason: str = "closed locally") -> None:
         """Close ``peer`` (close_notify goes out with the next drain) and forget it."""

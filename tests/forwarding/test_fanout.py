@@ -1,4 +1,5 @@
-"""The compiled fan-out loop (router/forwarding/_fanout.c) against the Python reference.
+"""The forwarding core's compiled loops (router/forwarding/_fanout.c) against the Python
+reference: the fan-out, and the TWCC feedback loop.
 
 Two forwarders get the same subscriptions and the same packets; one forwards with the compiled
 loop, the other with ``routing._copy`` alone. Everything must match: the copies (bytes, order,
@@ -15,9 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.forwarding import Forwarder, routing
+from router.forwarding import Forwarder, routing, subscriber_links
+from router.forwarding.link_config import LinkConfig
 from router.forwarding.specs import ABS_SEND_TIME, SDES_MID, TRANSPORT_WIDE_CC
-from router.forwarding.state import Downstream
+from router.forwarding.state import Downstream, Participant
+from router.forwarding.subscriber_links import SubscriberLink
+from router.rtp import TransportCc
 from router.transport import fastpath
 from tests.forwarding.helpers import OPUS, VP8, make_forwarder, rtp, subscription, video_track
 
@@ -191,3 +195,69 @@ def test_bad_arguments_raise_instead_of_crashing() -> None:
         compiled([], 0, 0, 0, 0, 0x80, 96, b"short", 16, 0, 0.0, 8191, [], {}, {})
     with pytest.raises(ValueError):
         compiled([], 0, 0, 0, 0, 0x80, 300, b"x" * 12, 16, 0, 0.0, 8191, [], {}, {})
+
+
+# -- the TWCC feedback loop -----------------------------------------------------------------
+
+twcc_compiled = fastpath.twcc_results()
+
+
+def _feedback_link(sent: int) -> SubscriberLink:
+    """A link that has numbered ``sent`` packets (sizes and send times all different)."""
+    link = SubscriberLink(Participant("s"), LinkConfig(), 1_000_000, 10_000_000)
+    for i in range(sent):
+        link.take(1000 + i % 500, 0.001 * i)
+    return link
+
+
+class _Recorder:
+    """Stands in for the estimator: what on_twcc hands it is the loop's whole output."""
+
+    def __init__(self, seen: list[object]) -> None:
+        self.seen = seen
+
+    def on_feedback(self, results: list[tuple[float, float | None, int]], now: float) -> None:
+        self.seen.append(results)
+
+
+@pytest.mark.skipif(twcc_compiled is None, reason="router.forwarding._fanout not built")
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 70000), st.integers(-(2**23), 2**23 - 1), st.data())
+def test_compiled_twcc_loop_matches_the_reference(
+    sent: int, reference: int, data: st.DataObject
+) -> None:
+    """Feedback about packets the link did send (across 16-bit wraps of the numbers), with
+    every status kind, small and large deltas: both loops hand the estimator the same list."""
+    back = data.draw(st.integers(1, min(sent, 400)))
+    statuses = data.draw(st.lists(st.sampled_from([0, 1, 1, 1, 2, 3]), min_size=1, max_size=back))
+    deltas = tuple(
+        data.draw(st.integers(0, 255) if s == 1 else st.integers(-0x8000, 0x7FFF))
+        for s in statuses
+        if s in (1, 2)
+    )
+    fb = TransportCc(1, 2, (sent - back) & 0xFFFF, reference, 0, bytes(statuses), deltas)
+    outputs: list[list[object]] = []
+    for compiled_loop in (twcc_compiled, None):
+        seen: list[object] = []
+        link = _feedback_link(sent)
+        link.estimator = _Recorder(seen)  # type: ignore[assignment]
+        saved = subscriber_links._twcc_results
+        subscriber_links._twcc_results = compiled_loop
+        try:
+            assert link.on_twcc(fb, 5.0)
+        finally:
+            subscriber_links._twcc_results = saved
+        assert len(seen) == 1 and len(seen[0]) == sum(s != 3 for s in statuses)  # type: ignore[arg-type]
+        outputs.append(seen)
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.skipif(twcc_compiled is None, reason="router.forwarding._fanout not built")
+def test_compiled_twcc_loop_refuses_bad_inputs() -> None:
+    assert twcc_compiled is not None
+    with pytest.raises(TypeError):
+        twcc_compiled([1], (), 0.0, 0, [0.0], [0], 0)
+    # Deltas that run out: the caller's reference loop decides (None).
+    assert twcc_compiled(b"\x01\x01", (3,), 0.0, 0, [0.0] * 4, [0] * 4, 3) is None
+    # A mask beyond the rings: None as well, never an out-of-bounds read.
+    assert twcc_compiled(b"\x00", (), 0.0, 0, [0.0] * 4, [0] * 4, 7) is None

@@ -161,7 +161,7 @@ def forward(
     tw_tails: dict[tuple[bytes | None, int], TransportTail | None] = {}
     sent = 0
     fan = _fan_out
-    if fan is not None and info is None:
+    if fan is not None and info is None and type(packet) is bytes:
         # The compiled loop takes the steady state and stops where it leaves a step to the
         # reference below (see router/forwarding/_fanout.c): the same state changes, in order.
         before = len(out)

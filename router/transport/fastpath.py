@@ -10,7 +10,10 @@ the rest in Python's per-packet overhead around libsrtp and the socket (``regio 
   ``sendmmsg(2)`` (up to 64 datagrams per system call);
 * :func:`recv_batch` - the driver's read loop with ``recvmmsg(2)``;
 * :func:`one_byte_rewriter` - the header-extension id rewrite of Chromium's one-byte form
-  (router.forwarding.packet), once per incoming packet and subscriber mapping (~6 %).
+  (router.forwarding.packet), once per incoming packet and subscriber mapping (~6 %);
+* :func:`fan_out` and :func:`twcc_results` - the forwarding core's per-subscriber copy loop
+  and TWCC feedback walk, from ``router/forwarding/_fanout.c`` (its own module: forwarding
+  code, switched by the same ``REGIO_FASTPATH``).
 
 The pure-Python loops stay where they were and are the reference: the tests run both on the
 same inputs (byte-identical SRTP output for the same keys and packets; the same datagrams on the
@@ -64,7 +67,10 @@ def describe() -> str:
         return f"Python reference path: compiled fast path {_reason}"
     if not enabled():
         return f"Python reference path: compiled fast path switched off ({ENV}=off)"
-    return "compiled fast path (router/transport/_fastpath.c: libsrtp protect, sendmmsg, recvmmsg)"
+    loops = "libsrtp protect, sendmmsg, recvmmsg"
+    if _forwarding_helper("fan_out") is None:
+        return f"compiled fast path ({loops}); forwarding loops not built (router.forwarding._fanout)"
+    return f"compiled fast path ({loops}, fan-out and TWCC feedback loops)"
 
 
 def log_choice() -> None:

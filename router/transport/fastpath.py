@@ -69,7 +69,8 @@ def describe() -> str:
         return f"Python reference path: compiled fast path switched off ({ENV}=off)"
     loops = "libsrtp protect, sendmmsg, recvmmsg"
     if _forwarding_helper("fan_out") is None:
-        return f"compiled fast path ({loops}); forwarding loops not built (router.forwarding._fanout)"
+        missing = "forwarding loops not built (router.forwarding._fanout)"
+        return f"compiled fast path ({loops}); {missing}"
     return f"compiled fast path ({loops}, fan-out and TWCC feedback loops)"
 
 

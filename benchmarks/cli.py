@@ -166,13 +166,18 @@ def run_codec(args: argparse.Namespace) -> int:
             table.add_row(f.name, f"{f.best_ns:,.0f}", f"{f.median_ns:,.0f}", str(f.loops))
         Console().print(table)
     if args.record:
+        from router.transport import fastpath
+
         command = "regio bench codec" + (f" --filter {args.filter!r}" if args.filter else "")
+        if not fastpath.enabled() and fastpath.built():
+            command = f"{fastpath.ENV}=off {command}"
         results.record_section(
             "Wire codecs",
             command,
             ["operation", "best ns/op", "median ns/op"],
             [(f.name, f"{f.best_ns:,.0f}", f"{f.median_ns:,.0f}") for f in figures],
-            notes=f"{args.repeats} runs of ~{args.seconds}s each; CPython, pure-Python codecs",
+            notes=f"{args.repeats} runs of ~{args.seconds}s each; CPython; codecs in Python, "
+            f"the router's per-packet loops on the {fastpath.describe()}",
         )
     return 0
 

@@ -1,6 +1,7 @@
 """``regio bench fastpath``: each compiled loop against its Python reference, same inputs.
 
-The router's compiled fast path (router/transport/fastpath.py) replaces four per-packet loops;
+The router's compiled fast path (router/transport/fastpath.py) and the forwarding core's
+(router/forwarding/_fanout.c) replace six per-packet loops;
 ``regio bench sfu --python-path`` shows what that does to a whole router under load, on a
 machine whose noise is often larger than the difference. This bench isolates each loop in one
 process, same data through both paths, and reports microseconds per item and the ratio:
@@ -10,7 +11,11 @@ process, same data through both paths, and reports microseconds per item and the
   receiver drained between runs (the kernel's loopback delivery is part of both figures);
 * ``udp receive``: 256 queued datagrams read by the driver (``recvfrom`` vs ``recvmmsg``);
 * ``one-byte rewrite``: Chromium's extension block (mid, abs-send-time, transport-cc), two ids
-  remapped and one stripped, per incoming packet.
+  remapped and one stripped, per incoming packet;
+* ``fan-out``: the forwarder's per-packet work for a Chrome-shaped video packet to 10
+  transport-cc subscribers (router/forwarding/_fanout.c's loop or ``routing._copy``), per copy;
+* ``TWCC feedback``: one feedback about 60 packets through ``SubscriberLink.on_twcc`` into the
+  estimator (the compiled walk or the Python one).
 
 Each case runs ``repeats`` times and keeps the fastest (least disturbed by other processes).
 """
@@ -195,10 +200,78 @@ def _rewrite(repeats: int) -> Figure:
                   _best(native, loops, repeats))
 
 
+def _fan_out(repeats: int, subscribers: int = 10) -> Figure:
+    """The forwarder's whole per-packet work (benchmarks.forwarding's Chrome-shaped video
+    packet to transport-cc subscribers), with the fan-out loop compiled or not."""
+    from benchmarks.forwarding import _setup
+    from router.forwarding import routing
+
+    compiled = _forwarding_loop("fan_out")
+    loops = 300
+    figures = []
+    saved = routing._fan_out
+    try:
+        for loop in (None, compiled):
+            routing._fan_out = loop
+            route = _setup(subscribers)
+
+            def drive(r: Callable[[], object] = route) -> None:
+                for _ in range(loops):
+                    r()
+
+            figures.append(_best(drive, loops * subscribers, repeats))
+    finally:
+        routing._fan_out = saved
+    return Figure(f"fan-out (per copy, {subscribers} subscribers, forwarder included)",
+                  figures[0], figures[1])
+
+
+def _twcc(repeats: int) -> Figure:
+    """One subscriber's TWCC feedback about 60 packets walked into the estimator's input."""
+    from router.forwarding import subscriber_links
+    from router.forwarding.link_config import LinkConfig
+    from router.forwarding.state import Participant
+    from router.rtp import TransportCc
+
+    compiled = _forwarding_loop("twcc_results")
+    link = subscriber_links.SubscriberLink(Participant("s"), LinkConfig(), 1_000_000, 10_000_000)
+    for i in range(200):
+        link.take(1100, 0.001 * i)
+    statuses = bytes([1] * 55 + [0] * 3 + [2] * 2)
+    deltas = tuple([4] * 55 + [-20, 300])
+    feedback = TransportCc(1, 2, 100, 1000, 0, statuses, deltas)
+    loops = 300
+    figures = []
+    saved = subscriber_links._twcc_results
+    try:
+        for loop in (None, compiled):
+            subscriber_links._twcc_results = loop
+            now = [1.0]
+
+            def walk(lk: subscriber_links.SubscriberLink = link, t: list[float] = now) -> None:
+                for _ in range(loops):
+                    t[0] += 0.1
+                    lk.on_twcc(feedback, t[0])
+
+            figures.append(_best(walk, loops, repeats))
+    finally:
+        subscriber_links._twcc_results = saved
+    return Figure("TWCC feedback, 60 packets (per feedback, estimator included)",
+                  figures[0], figures[1])
+
+
+def _forwarding_loop(name: str) -> Callable[..., Any]:
+    import router.forwarding._fanout as module
+
+    func: Callable[..., Any] = getattr(module, name)
+    return func
+
+
 def run(repeats: int = 30) -> list[Figure]:
-    """Every case, Python then compiled; RuntimeError if the helper is not built."""
+    """Every case, Python then compiled; RuntimeError (ImportError) if a helper is not built."""
     fastpath.compiled()
-    return [_protect(repeats), _send(repeats), _receive(repeats), _rewrite(repeats)]
+    return [_protect(repeats), _send(repeats), _receive(repeats), _rewrite(repeats),
+            _fan_out(repeats), _twcc(repeats)]
 
 
 __all__ = ["Figure", "run"]

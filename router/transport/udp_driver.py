@@ -119,7 +119,9 @@ class UdpDriver:
         One cancel scope lives across many wakeups: its deadline is moved only when the core's
         timer changed, and a new scope is entered only after
         the old one fired (timer due, or :meth:`notify`). Between waits there is no checkpoint:
-        ``wait_readable``/``wait_writable`` are the loop's only ones.
+        ``wait_readable``/``wait_writable`` are the loop's only ones. After a batch the socket
+        is read once more, and up to :data:`DRAIN_ROUNDS` batches run per wakeup while each
+        finds input.
         """
         sock, core = self.sock, self.core
         while True:

@@ -6,6 +6,7 @@ import random
 import socket
 import struct
 
+import pytest
 import trio
 import trio.testing
 
@@ -16,6 +17,7 @@ from router.transport import (
     TransportEvent,
     TransportMux,
 )
+from router.transport.base import BaseTransport
 from router.transport.peer import PeerTransport
 from router.transport.udp_driver import (
     DRAIN_ROUNDS,
@@ -37,7 +39,10 @@ def udp_socket() -> socket.socket:
     return sock
 
 
-async def test_client_and_mux_drivers_exchange_srtp() -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["rtp-events", "rtp-handler"])
+async def test_client_and_mux_drivers_exchange_srtp(direct: bool) -> None:
+    """``direct``: RTP reaches the server through ``TransportMux.set_rtp_handler`` (set before
+    the peer exists, as the router's session core does) and never as an event."""
     server_sock, client_sock = udp_socket(), udp_socket()
     server_addr = server_sock.getsockname()
     mux = TransportMux()
@@ -47,14 +52,20 @@ async def test_client_and_mux_drivers_exchange_srtp() -> None:
     all_back = trio.Event()
     client_seen: list[bytes] = []
 
+    def on_server_rtp(peer: BaseTransport, packet: bytes, now: float) -> None:
+        server_seen.append(packet)
+        # A forwarder in miniature: rewrite the SSRC and send back to the same peer.
+        echoed = packet[:8] + struct.pack("!I", 0xBEEF) + packet[12:]
+        peer.send_rtp(echoed)
+        echo_back.append(echoed)
+
     def on_server_event(peer: PeerTransport, event: TransportEvent) -> None:
         if isinstance(event, RtpReceived):
-            server_seen.append(event.packet)
-            # A forwarder in miniature: rewrite the SSRC and send back to the same peer.
-            echoed = event.packet[:8] + struct.pack("!I", 0xBEEF) + event.packet[12:]
-            peer.send_rtp(echoed)
-            echo_back.append(echoed)
+            assert not direct, "RTP came as an event although a handler was set"
+            on_server_rtp(peer, event.packet, 0.0)
 
+    if direct:
+        mux.set_rtp_handler(on_server_rtp)
     peer = mux.create_peer(
         now=trio.current_time(),
         remote_ufrag="cliU",
@@ -243,3 +254,23 @@ async def test_input_arriving_during_a_batch_is_read_without_waiting_on_trio() -
     assert driver.waits < batches[0]
     feeder.close()
     server.close()
+
+
+def test_rtp_handler_reaches_peers_created_before_and_after() -> None:
+    mux = TransportMux()
+
+    def make(ufrag: str) -> PeerTransport:
+        return mux.create_peer(now=0.0, remote_ufrag=ufrag,
+                               remote_password="client-password-0123456789",
+                               remote_fingerprint=str(CLIENT_CERT.fingerprint),
+                               certificate=SERVER_CERT)  # fmt: skip
+
+    def handler(peer: BaseTransport, packet: bytes, now: float) -> None:
+        raise AssertionError("not called here")
+
+    before = make("befo")
+    mux.set_rtp_handler(handler)
+    after = make("aftr")
+    assert before.rtp_handler is handler and after.rtp_handler is handler
+    mux.set_rtp_handler(None)
+    assert before.rtp_handler is None and after.rtp_handler is None

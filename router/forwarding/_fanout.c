@@ -193,7 +193,7 @@ tuple_int(PyObject *tuple, Py_ssize_t index, long lo, long hi, long *value)
 }
 
 /* One subscription's copy. Returns 1 (queued), 0 (skipped: payload type not forwarded),
- * a stop code + 2 (NEED_TW_TAIL, NEED_TAIL, SLOW, so 2..5), or -1 on an error. Everything is
+ * a stop code + 2 (NEED_TW_TAIL, NEED_TAIL, SLOW: 3..5), or -1 on an error. Everything is
  * checked before the first write, so a stop leaves the subscription as it was. */
 static int
 copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, long b1,

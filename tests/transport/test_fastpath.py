@@ -292,7 +292,8 @@ async def test_drivers_exchange_srtp_on_either_path(
 ) -> None:
     monkeypatch.setenv(fastpath.ENV, setting)
     with trio.fail_after(30):
-        await test_udp_driver.test_client_and_mux_drivers_exchange_srtp()
+        for direct in (False, True):  # RTP as events, and through the mux's RTP handler
+            await test_udp_driver.test_client_and_mux_drivers_exchange_srtp(direct)
 
 
 def test_without_the_helper_the_reference_path_runs_and_says_so(

@@ -1,8 +1,10 @@
 """The router's session core: signaling connections, rooms, participants, sans-IO.
 
 Inputs: :meth:`SessionCore.open_connection`, :meth:`receive_message` (one WebSocket text
-message), :meth:`connection_lost`, :meth:`on_transport_event` (every ``(peer, event)`` the UDP
-mux emits; synchronous and cheap, it runs per packet) and :meth:`handle_timer`. Outputs:
+message), :meth:`connection_lost`, :meth:`on_rtp` (decrypted RTP, handed over by the UDP mux as
+it is read; synchronous and cheap, it runs per packet), :meth:`on_transport_event` (every other
+``(peer, event)`` the mux emits), :meth:`handle_timer`, and the trunks' calls
+(router.session.remote_rooms). Outputs:
 :meth:`messages_to_send` (``(connection, text)``), :meth:`closes_to_send` (``(connection, code,
 reason)``), :meth:`room_notices` (rooms opened/closed, for etcd placement) and :meth:`get_timer`.
 Every entry point takes ``now`` (the driver's monotonic clock, the same one the mux sees); joins
@@ -24,8 +26,9 @@ from control.tokens import Expired, TokenError, WrongRouter, verify_token
 from router.sdp import Candidate
 from router.session import messages as m
 from router.session.config import SessionConfig
-from router.session.media import MediaPlane, PublishedTrack
+from router.session.media import MediaPlane
 from router.session.negotiation import NegotiationError, Negotiator
+from router.session.remote_rooms import RemoteRooms
 from router.session.room import Participant, Room, track_info
 from router.session.stats import SessionStats
 from router.transport import (
@@ -65,8 +68,9 @@ class RoomNotice:
 
 
 @dataclass
-class SessionCore:
-    """All signaling and session state of one router process."""
+class SessionCore(RemoteRooms):
+    """All signaling and session state of one router process (what trunks to other routers
+    change in its rooms is in :class:`router.session.remote_rooms.RemoteRooms`)."""
 
     node_id: str
     keys: KeySource
@@ -556,77 +560,6 @@ class SessionCore:
         if not conn.closed:
             conn.closed = True
             self._closes.append((conn.id, code, reason))
-
-    # -- tracks from other routers (trunks) ---------------------------------------------------
-
-    def add_remote_track(self, room_name: str, track: PublishedTrack) -> bool:
-        """Offer a track published on another router to this router's participants of the
-        room; False when the room is not open here (or the track is already known)."""
-        room = self.rooms.get(room_name)
-        if room is None or room.mode != "sfu" or track.track_id in room.tracks:
-            return False
-        room.tracks[track.track_id] = track
-        self.track_epoch += 1
-        self._broadcast(room, {"type": "track_published", "track": track_info(track)})
-        for p in room.participants.values():
-            self._renegotiate(p)
-        return True
-
-    def remove_remote_track(self, room_name: str, track_id: str) -> bool:
-        room = self.rooms.get(room_name)
-        if room is None or track_id not in room.tracks:
-            return False
-        if room.tracks[track_id].participant in room.participants:
-            return False  # a local track: only its publisher removes it
-        track = room.tracks.pop(track_id)
-        self.track_epoch += 1
-        self._broadcast(room, {"type": "track_unpublished", "track": track_info(track)})
-        for p in room.participants.values():
-            self._renegotiate(p)
-        return True
-
-    def add_remote_participant(self, room_name: str, router: str, participant: str,
-                               name: str | None) -> bool:
-        """A participant of the room connected to ``router`` (a trunk peer): this router's
-        participants see it join. False when the room is not open here or nothing changed."""
-        room = self.rooms.get(room_name)
-        if room is None:
-            return False
-        names = room.remote.setdefault(participant, {})
-        if names.get(router, ...) == name:
-            return False
-        first = not names
-        names[router] = name
-        if first and participant not in room.participants:
-            self._broadcast(room, {"type": "participant_joined",
-                                   "participant": room.remote_public(participant)})
-        return True
-
-    def remove_remote_participant(self, room_name: str, router: str, participant: str) -> bool:
-        """``participant`` is no longer on ``router`` (withdrawn, or the trunk ended)."""
-        room = self.rooms.get(room_name)
-        names = room.remote.get(participant) if room is not None else None
-        if room is None or names is None or names.pop(router, ...) is ...:
-            return False
-        if not names:
-            del room.remote[participant]
-            if participant not in room.participants:
-                self._broadcast(room, {"type": "participant_left",
-                                       "participant": {"id": participant, "name": None},
-                                       "reason": "disconnected"})
-        return True
-
-    def local_participants(self, room_name: str) -> list[tuple[str, str | None]]:
-        """``(id, name)`` of this router's own participants of the room."""
-        room = self.rooms.get(room_name)
-        return [] if room is None else [(p.id, p.name) for p in room.participants.values()]
-
-    def local_tracks(self, room_name: str) -> list[PublishedTrack]:
-        """Tracks published by this router's own participants of the room."""
-        room = self.rooms.get(room_name)
-        if room is None:
-            return []
-        return [t for t in room.tracks.values() if t.participant in room.participants]
 
     def evict_room(self, name: str, code: str, text: str, now: float) -> int:
         """Send everyone in room ``name`` away with a fatal ``code`` (error, then close) and

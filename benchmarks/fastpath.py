@@ -206,7 +206,7 @@ def _fan_out(repeats: int, subscribers: int = 10) -> Figure:
     from benchmarks.forwarding import _setup
     from router.forwarding import routing
 
-    compiled = _forwarding_loop("fan_out")
+    compiled = fastpath.forwarding_compiled().fan_out
     loops = 300
     figures = []
     saved = routing._fan_out
@@ -233,7 +233,7 @@ def _twcc(repeats: int) -> Figure:
     from router.forwarding.state import Participant
     from router.rtp import TransportCc
 
-    compiled = _forwarding_loop("twcc_results")
+    compiled = fastpath.forwarding_compiled().twcc_results
     link = subscriber_links.SubscriberLink(Participant("s"), LinkConfig(), 1_000_000, 10_000_000)
     for i in range(200):
         link.take(1100, 0.001 * i)
@@ -258,13 +258,6 @@ def _twcc(repeats: int) -> Figure:
         subscriber_links._twcc_results = saved
     return Figure("TWCC feedback, 60 packets (per feedback, estimator included)",
                   figures[0], figures[1])
-
-
-def _forwarding_loop(name: str) -> Callable[..., Any]:
-    import router.forwarding._fanout as module
-
-    func: Callable[..., Any] = getattr(module, name)
-    return func
 
 
 def run(repeats: int = 30) -> list[Figure]:

@@ -243,7 +243,7 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
         PyObject *key = field(d, L, F_TW_KEY);
         if (key == NULL)
             return SLOW + 2;
-        twt = PyDict_GetItemWithError(tw_tails, key);
+        twt = tw_tails == Py_None ? NULL : PyDict_GetItemWithError(tw_tails, key);
         if (twt == NULL)
             return PyErr_Occurred() ? -1 : NEED_TW_TAIL + 2;
     }
@@ -314,7 +314,7 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
         Py_buffer view = {0};
         int have_view = 0;
         if (!plain) {
-            PyObject *cached = PyDict_GetItemWithError(tails, key);
+            PyObject *cached = tails == Py_None ? NULL : PyDict_GetItemWithError(tails, key);
             if (cached == NULL)
                 return PyErr_Occurred() ? -1 : NEED_TAIL + 2;
             if (!PyTuple_CheckExact(cached) || PyTuple_GET_SIZE(cached) != 2 ||
@@ -364,7 +364,8 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
  * and stops at the first subscription it leaves to Python: index is that subscription (or
  * len(fanout) with DONE). `size` is stored in the transport-wide send history (the packet's
  * length + 4, the same int object for every copy, as the reference stores), `plen` is added
- * to each subscription's octets. */
+ * to each subscription's octets. `tw_tails`/`tails` map a subscriber mapping to its prepared
+ * tail for this packet; None until Python has prepared one (no dict per packet for nothing). */
 static PyObject *
 fan_out(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -376,11 +377,12 @@ fan_out(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
              *plen_obj = args[9], *now_obj = args[10], *out = args[12], *tw_tails = args[13],
              *tails = args[14];
     if (!PyList_CheckExact(fanout) || !PyBytes_CheckExact(packet_obj) ||
-        !PyList_CheckExact(out) || !PyDict_CheckExact(tw_tails) || !PyDict_CheckExact(tails) ||
+        !PyList_CheckExact(out) || !(tw_tails == Py_None || PyDict_CheckExact(tw_tails)) ||
+        !(tails == Py_None || PyDict_CheckExact(tails)) ||
         !PyLong_CheckExact(size_obj) || !PyLong_CheckExact(plen_obj)) {
         PyErr_SetString(PyExc_TypeError,
                         "fan_out(): fanout, out: list; packet: bytes; size, plen: int; "
-                        "tw_tails, tails: dict");
+                        "tw_tails, tails: dict or None (none prepared yet)");
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);

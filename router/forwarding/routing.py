@@ -157,8 +157,10 @@ def forward(
         return 0
     epoch = stream.epoch
     n = len(packet) + 4
-    tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] = {}
-    tw_tails: dict[tuple[bytes | None, int], TransportTail | None] = {}
+    # Prepared tails per subscriber mapping, for this packet only; the compiled loop takes None
+    # for "none yet", so a packet whose copies need none allocates nothing.
+    tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] | None = None
+    tw_tails: dict[tuple[bytes | None, int], TransportTail | None] | None = None
     sent = 0
     fan = _fan_out
     if fan is not None and info is None and type(packet) is bytes:
@@ -175,6 +177,8 @@ def forward(
             d = fanout[i]
             if stop == _NEED_TW_TAIL:
                 twk = d.tw_key
+                if tw_tails is None:
+                    tw_tails = {}
                 try:
                     tw_tails[twk] = transport_tail(packet, twk[0], twk[1])
                 except RtpDecodeError:
@@ -184,18 +188,25 @@ def forward(
             if stop == _NEED_TAIL:
                 key = d.tail_key
                 assert key is not None
+                if tails is None:
+                    tails = {}
                 try:
                     tails[key] = outgoing_tail(packet, key[0], key[1], abs_send_time(now))
                 except RtpDecodeError:
                     counters.rtp_malformed += 1
                     break
                 continue
+            if tw_tails is None:
+                tw_tails = {}
+            if tails is None:
+                tails = {}
             if _copy(d, stream, packet, b0, b1, ext, ts, n, plen, now, info, ptail, tails,
                      tw_tails, out, counters) < 0:  # fmt: skip
                 break
             i += 1
         sent = len(out) - before
     else:
+        tails, tw_tails = {}, {}
         for d in fanout:
             r = _copy(d, stream, packet, b0, b1, ext, ts, n, plen, now, info, ptail, tails,
                       tw_tails, out, counters)  # fmt: skip

@@ -133,14 +133,23 @@ FanOut = Callable[..., int]
 """``router.forwarding._fanout.fan_out`` (its arguments are documented in the C source)."""
 
 
+def forwarding_compiled() -> Any:
+    """The forwarding core's compiled module (``router/forwarding/_fanout.c``), whatever
+    ``REGIO_FASTPATH`` says; ImportError if it is not built. Imported on first use, not with
+    this module: router.forwarding imports this module while it loads."""
+    import router.forwarding._fanout as forwarding_module
+
+    return forwarding_module
+
+
 def _forwarding_helper(name: str) -> Callable[..., Any] | None:
     if not enabled():
         return None
     try:
-        import router.forwarding._fanout as forwarding_module
+        module = forwarding_compiled()
     except ImportError:  # pragma: no cover - depends on the machine's build
         return None
-    func: Callable[..., Any] = getattr(forwarding_module, name)
+    func: Callable[..., Any] = getattr(module, name)
     return func
 
 
@@ -162,6 +171,7 @@ __all__ = [
     "describe",
     "enabled",
     "fan_out",
+    "forwarding_compiled",
     "log_choice",
     "one_byte_rewriter",
     "protect_batch",

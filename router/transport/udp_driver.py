@@ -239,16 +239,15 @@ class UdpDriver:
             del pending[:consumed]
             if stopped != 2:
                 return  # all sent, or the socket is full: wait until it is writable
-            if stopped == 2:
-                data, addr = pending[0]
-                try:
-                    self.sock.sendto(data, addr)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:
-                    self.send_errors += 1
-                self.datagrams_out += 1
-                del pending[0]
+            data, addr = pending[0]  # an address only sendto takes
+            try:
+                self.sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.send_errors += 1
+            self.datagrams_out += 1
+            del pending[0]
 
 
 #: What the router asks for on its media socket (Linux grants twice this). The kernel charges a

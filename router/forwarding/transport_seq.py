@@ -4,20 +4,27 @@ A dedicated scanner rather than :func:`router.rtp.find_rtp_extension`: it runs o
 of every publisher that negotiated transport-cc, returns -1 instead of raising (a malformed
 block just means "no number": the forwarding path has its own checks), and stops at the first
 match. Chromium writes the transport sequence number among the first elements, so the loop
-usually runs once or twice.
+usually runs once or twice. ``router/forwarding/_fanout.c`` has its compiled twin (used unless
+``REGIO_FASTPATH=off``; tests/forwarding/test_fanout.py checks both give the same answer on any
+bytes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
-__all__ = ["read_transport_seq"]
+from router.transport import fastpath
+
+__all__ = ["py_read_transport_seq", "read_transport_seq"]
 
 _ONE_BYTE: Final = 0xBEDE
 
 
-def read_transport_seq(packet: bytes | bytearray | memoryview, ext_id: int) -> int:
+def py_read_transport_seq(packet: bytes | bytearray | memoryview, ext_id: int) -> int:
     """The 16-bit transport-wide sequence number under ``ext_id``, or -1 if absent/malformed."""
+    if not packet:
+        return -1
     b0 = packet[0]
     if not b0 & 0x10:
         return -1
@@ -60,3 +67,9 @@ def read_transport_seq(packet: bytes | bytearray | memoryview, ext_id: int) -> i
             return (packet[pos + 2] << 8) | packet[pos + 3]
         pos += 2 + size
     return -1
+
+
+read_transport_seq: Callable[[bytes | bytearray | memoryview, int], int] = (
+    fastpath.read_transport_seq() or py_read_transport_seq
+)
+""":func:`py_read_transport_seq`, compiled when the fast path is on."""

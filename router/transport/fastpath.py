@@ -11,9 +11,12 @@ the rest in Python's per-packet overhead around libsrtp and the socket (``regio 
 * :func:`recv_batch` - the driver's read loop with ``recvmmsg(2)``;
 * :func:`one_byte_rewriter` - the header-extension id rewrite of Chromium's one-byte form
   (router.forwarding.packet), once per incoming packet and subscriber mapping (~6 %);
-* :func:`fan_out` and :func:`twcc_results` - the forwarding core's per-subscriber copy loop
-  and TWCC feedback walk, from ``router/forwarding/_fanout.c`` (its own module: forwarding
-  code, switched by the same ``REGIO_FASTPATH``).
+* :func:`fan_out`, :func:`twcc_results` and :func:`read_transport_seq` - the forwarding
+  core's per-subscriber copy loop, TWCC feedback walk and transport-wide sequence reader, from
+  ``router/forwarding/_fanout.c`` (its own module: forwarding code, switched by the same
+  ``REGIO_FASTPATH``);
+* :func:`delay_detector` - the bandwidth estimator's packet groups and trend line
+  (router.forwarding.gcc_delay), from ``router/forwarding/_gcc.c``.
 
 The pure-Python loops stay where they were and are the reference: the tests run both on the
 same inputs (byte-identical SRTP output for the same keys and packets; the same datagrams on the
@@ -164,17 +167,46 @@ def twcc_results() -> Callable[..., Any] | None:
     return _forwarding_helper("twcc_results")
 
 
+def read_transport_seq() -> Callable[[bytes | bytearray | memoryview, int], int] | None:
+    """The compiled ``router.forwarding.transport_seq.read_transport_seq``, or None."""
+    return _forwarding_helper("read_transport_seq")
+
+
+def gcc_compiled() -> Any:
+    """The compiled delay detector's module (``router/forwarding/_gcc.c``), whatever
+    ``REGIO_FASTPATH`` says; ImportError if it is not built."""
+    import router.forwarding._gcc as gcc_module
+
+    return gcc_module
+
+
+def delay_detector() -> Callable[..., Any] | None:
+    """The compiled twin of ``router.forwarding.gcc_delay.PyDelayDetector`` (a type), or None
+    when the fast path is off or it is not built."""
+    if not enabled():
+        return None
+    try:
+        module = gcc_compiled()
+    except ImportError:  # pragma: no cover - depends on the machine's build
+        return None
+    detector: Callable[..., Any] = module.DelayDetector
+    return detector
+
+
 __all__ = [
     "ENV",
     "FanOut",
     "built",
+    "delay_detector",
     "describe",
     "enabled",
     "fan_out",
     "forwarding_compiled",
+    "gcc_compiled",
     "log_choice",
     "one_byte_rewriter",
     "protect_batch",
+    "read_transport_seq",
     "recv_batch",
     "send_batch",
     "twcc_results",

@@ -1,5 +1,5 @@
 """The forwarding core's compiled loops (router/forwarding/_fanout.c) against the Python
-reference: the fan-out, and the TWCC feedback loop.
+reference: the fan-out, the TWCC feedback loop and the transport-wide sequence reader.
 
 Two forwarders get the same subscriptions and the same packets; one forwards with the compiled
 loop, the other with ``routing._copy`` alone. Everything must match: the copies (bytes, order,
@@ -22,6 +22,7 @@ from router.forwarding.link_config import LinkConfig
 from router.forwarding.specs import ABS_SEND_TIME, SDES_MID, TRANSPORT_WIDE_CC
 from router.forwarding.state import Downstream, Participant
 from router.forwarding.subscriber_links import SubscriberLink
+from router.forwarding.transport_seq import py_read_transport_seq
 from router.rtp import TransportCc
 from tests.forwarding.helpers import OPUS, VP8, make_forwarder, rtp, subscription, video_track
 
@@ -30,6 +31,7 @@ from tests.forwarding.helpers import OPUS, VP8, make_forwarder, rtp, subscriptio
 # reference path for the rest of the suite) does not turn these comparisons off.
 compiled = _fanout_module.fan_out
 twcc_compiled = _fanout_module.twcc_results
+read_seq_compiled = _fanout_module.read_transport_seq
 
 #: Subscriber header-extension mappings: none, abs-send-time only, transport-cc in the one-byte
 #: form (with and without other elements kept and ids moved), and in the two-byte form (id 15).
@@ -250,3 +252,56 @@ def test_compiled_twcc_loop_refuses_bad_inputs() -> None:
     assert twcc_compiled(b"\x01\x01", (3,), 0.0, 0, [0.0] * 4, [0] * 4, 3) is None
     # A mask beyond the rings: None as well, never an out-of-bounds read.
     assert twcc_compiled(b"\x00", (), 0.0, 0, [0.0] * 4, [0] * 4, 7) is None
+
+
+@st.composite
+def _extension_packets(draw: st.DrawFn) -> bytes:
+    """RTP-shaped bytes around an extension block: either form, ids and sizes of any value
+    (valid or not), padding, declared lengths that over- or under-run, truncation."""
+    csrcs = draw(st.integers(0, 15))
+    b0 = 0x80 | draw(st.sampled_from([0x10, 0x10, 0x10, 0x00, 0x30])) | csrcs
+    profile = draw(st.sampled_from([0xBEDE, 0xBEDE, 0x1000, 0x100F, 0x1010, 0x0000]))
+    body = b""
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.integers(0, 3))
+        if kind == 0:
+            body += b"\x00"  # padding
+        elif profile == 0xBEDE:
+            eid = draw(st.one_of(st.sampled_from([3, 5]), st.integers(1, 15)))
+            size = draw(st.one_of(st.just(1), st.integers(0, 15)))
+            value = draw(st.binary(min_size=size + 1, max_size=size + 1))
+            body += bytes([(eid << 4) | size]) + value
+        else:
+            eid = draw(st.one_of(st.sampled_from([3, 5]), st.integers(1, 255)))
+            size = draw(st.one_of(st.just(2), st.integers(0, 6)))
+            body += bytes([eid, size]) + draw(st.binary(min_size=size, max_size=size))
+    words = (len(body) + 3) // 4 + draw(st.sampled_from([0, 0, 0, 0, -1, 1]))
+    block = profile.to_bytes(2, "big") + max(0, words).to_bytes(2, "big") + body
+    block += bytes(-len(block) % 4)
+    packet = bytes([b0, 96]) + bytes(10) + bytes(4 * csrcs) + block + draw(st.binary(max_size=8))
+    truncate = draw(st.integers(0, 4)) == 0
+    return packet[: draw(st.integers(0, len(packet)))] if truncate else packet
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(_extension_packets(), st.binary(max_size=80)),
+    st.one_of(st.sampled_from([3, 5]), st.integers(-3, 300)),
+)
+def test_compiled_transport_seq_reader_matches_the_reference(packet: bytes, ext_id: int) -> None:
+    expected = py_read_transport_seq(packet, ext_id)
+    assert read_seq_compiled(packet, ext_id) == expected
+    assert read_seq_compiled(bytearray(packet), ext_id) == expected
+    assert read_seq_compiled(memoryview(packet), ext_id) == expected
+
+
+def test_compiled_transport_seq_reader_finds_chromium_numbers_and_refuses_bad_arguments() -> None:
+    one_byte = bytes([0x90, 96]) + bytes(10) + bytes([0xBE, 0xDE, 0, 1, 0x31, 0x12, 0x34, 0])
+    two_byte = bytes([0x90, 96]) + bytes(10) + bytes([0x10, 0, 0, 1, 3, 2, 0, 7])
+    assert read_seq_compiled(one_byte, 3) == 0x1234 == py_read_transport_seq(one_byte, 3)
+    assert read_seq_compiled(two_byte, 3) == 7 == py_read_transport_seq(two_byte, 3)
+    assert read_seq_compiled(one_byte, 1 << 70) == -1 == py_read_transport_seq(one_byte, 1 << 70)
+    with pytest.raises(TypeError):
+        read_seq_compiled("not bytes", 3)
+    with pytest.raises(TypeError):
+        read_seq_compiled(one_byte)

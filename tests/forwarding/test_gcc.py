@@ -8,7 +8,8 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.forwarding.gcc import _TREND_WINDOW, _slope, _TrendFit
+from router.forwarding.gcc_delay import TREND_WINDOW as _TREND_WINDOW
+from router.forwarding.gcc_delay import _slope, _TrendFit
 
 
 @settings(max_examples=150, deadline=None)

@@ -6,7 +6,8 @@
  * Why: measured inside a live router under `regio bench sfu --load meeting`, the estimator's
  * per-feedback work cost ~85 us per TWCC feedback of ~56 packets (13 ms of every second of
  * router time): a loop over every acknowledged packet and, per closed group, the trend-line
- * update, in bytecode with a boxed float per operation.
+ * update, in bytecode with a boxed float per operation; then as long again trimming the
+ * acknowledged-bytes window one packet at a time.
  *
  * The Python class is the reference and the definition: the fields below are its fields, and
  * every floating-point operation is the one it does, in the same order, so both give the same
@@ -199,14 +200,79 @@ Detector_init(Detector *d, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
-/* feed(results, acked) -> (signal, lost, acked bytes): see gcc_delay.DelayDetector. */
+/* The first element of acked[index], a (arrival, size) pair; -1 with an exception. */
+static int
+pair_item(PyObject *acked, Py_ssize_t index, int which, PyObject **out)
+{
+    PyObject *pair = PySequence_GetItem(acked, index);
+    if (pair == NULL)
+        return -1;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        Py_DECREF(pair);
+        PyErr_SetString(PyExc_TypeError, "feed(): acked must hold (arrival, size) tuples");
+        return -1;
+    }
+    *out = PyTuple_GET_ITEM(pair, which);
+    Py_INCREF(*out);
+    Py_DECREF(pair);
+    return 0;
+}
+
+/* Drop what arrived more than `window` before the newest from acked's front (the reference's
+ * trim loop); adds the bytes dropped to *removed. */
+static int
+trim_acked(PyObject *acked, double window, long long *removed)
+{
+    Py_ssize_t n = PySequence_Size(acked);
+    if (n < 0)
+        return -1;
+    if (n == 0)
+        return 0;
+    PyObject *newest;
+    if (pair_item(acked, n - 1, 0, &newest) < 0)
+        return -1;
+    double limit = PyFloat_AsDouble(newest) - window;
+    Py_DECREF(newest);
+    if (PyErr_Occurred())
+        return -1;
+    while (n > 0) {
+        PyObject *oldest;
+        if (pair_item(acked, 0, 0, &oldest) < 0)
+            return -1;
+        double arrival = PyFloat_AsDouble(oldest);
+        Py_DECREF(oldest);
+        if (PyErr_Occurred())
+            return -1;
+        if (!(arrival < limit))
+            break;
+        PyObject *dropped = PyObject_CallMethod(acked, "popleft", NULL);
+        if (dropped == NULL)
+            return -1;
+        long long size = -1;
+        if (PyTuple_Check(dropped) && PyTuple_GET_SIZE(dropped) == 2)
+            size = PyLong_AsLongLong(PyTuple_GET_ITEM(dropped, 1));
+        else
+            PyErr_SetString(PyExc_TypeError, "feed(): acked must hold (arrival, size) tuples");
+        Py_DECREF(dropped);
+        if (size == -1 && PyErr_Occurred())
+            return -1;
+        *removed += size;
+        n--;
+    }
+    return 0;
+}
+
+/* feed(results, acked, window) -> (signal, lost, bytes): see gcc_delay.DelayDetector. */
 static PyObject *
 Detector_feed(Detector *d, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "feed() takes 2 arguments (%zd given)", nargs);
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "feed() takes 3 arguments (%zd given)", nargs);
         return NULL;
     }
+    double window = PyFloat_AsDouble(args[2]);
+    if (window == -1.0 && PyErr_Occurred())
+        return NULL;
     PyObject *results = PySequence_Fast(args[0], "feed(): results must be a sequence");
     if (results == NULL)
         return NULL;
@@ -262,9 +328,12 @@ Detector_feed(Detector *d, PyObject *const *args, Py_ssize_t nargs)
             g[2] = arrival;
         signal = d->state;
     }
+    long long removed = 0;
+    if (trim_acked(args[1], window, &removed) < 0)
+        goto fail;
     Py_DECREF(append);
     Py_DECREF(results);
-    return Py_BuildValue("(iLL)", signal, lost, acked_bytes);
+    return Py_BuildValue("(iLL)", signal, lost, acked_bytes - removed);
 fail:
     Py_DECREF(append);
     Py_DECREF(results);
@@ -318,7 +387,7 @@ Detector_fields(Detector *d, PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef Detector_methods[] = {
     {"feed", (PyCFunction)(void (*)(void))Detector_feed, METH_FASTCALL,
-     "feed(results, acked) -> (signal, lost, acked bytes); see gcc_delay.DelayDetector."},
+     "feed(results, acked, window) -> (signal, lost, bytes); see gcc_delay.DelayDetector."},
     {"fields", (PyCFunction)Detector_fields, METH_NOARGS,
      "Every internal field, named as in gcc_delay.PyDelayDetector.fields()."},
     {NULL, NULL, 0, NULL},

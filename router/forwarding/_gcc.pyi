@@ -16,6 +16,9 @@ class DelayDetector:
         threshold: float,
     ) -> None: ...
     def feed(
-        self, results: list[tuple[float, float | None, int]], acked: deque[tuple[float, int]]
+        self,
+        results: list[tuple[float, float | None, int]],
+        acked: deque[tuple[float, int]],
+        window: float,
     ) -> tuple[int, int, int]: ...
     def fields(self) -> dict[str, object]: ...

@@ -97,11 +97,8 @@ class SendSideEstimator:
         if not results:
             return
         self.updates += 1
-        acked = self._acked
-        signal, lost, added = self._delay.feed(results, acked)
-        self._acked_bytes += added
-        while acked and acked[0][0] < acked[-1][0] - _ACK_WINDOW:
-            self._acked_bytes -= acked.popleft()[1]
+        signal, lost, change = self._delay.feed(results, self._acked, _ACK_WINDOW)
+        self._acked_bytes += change
         self._loss_lost += lost
         self._loss_total += len(results)
         if self._loss_since is None:

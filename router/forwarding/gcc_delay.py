@@ -62,11 +62,13 @@ class DelayDetector(Protocol):
         """NORMAL, OVERUSE or UNDERUSE, as of the last closed group that reached the detector."""
 
     def feed(
-        self, results: list[FeedbackResult], acked: deque[tuple[float, int]]
+        self, results: list[FeedbackResult], acked: deque[tuple[float, int]], window: float
     ) -> tuple[int, int, int]:
         """One feedback packet's packets, in transport sequence order: every acknowledged one
-        is appended to ``acked`` as ``(arrival, size)``. Returns ``(signal, lost, acked bytes)``:
-        the detector's verdict after the last acknowledged packet (NORMAL if none was)."""
+        is appended to ``acked`` as ``(arrival, size)``, then what arrived more than ``window``
+        seconds before the newest is dropped from its front. Returns ``(signal, lost, bytes)``:
+        the detector's verdict after the last acknowledged packet (NORMAL if none was), the
+        packets reported lost, and how many bytes ``acked`` holds more than before."""
 
     def fields(self) -> dict[str, object]:
         """Every internal field, for the tests that compare the two implementations."""
@@ -168,7 +170,7 @@ class PyDelayDetector:
         self._overuse_since: float | None = None
 
     def feed(
-        self, results: list[FeedbackResult], acked: deque[tuple[float, int]]
+        self, results: list[FeedbackResult], acked: deque[tuple[float, int]], window: float
     ) -> tuple[int, int, int]:
         """See :class:`DelayDetector`."""
         lost = 0
@@ -196,6 +198,8 @@ class PyDelayDetector:
                 group[2] = arrival
             signal = self.state
         self._group = group
+        while acked and acked[0][0] < acked[-1][0] - window:
+            acked_bytes -= acked.popleft()[1]
         return signal, lost, acked_bytes
 
     def fields(self) -> dict[str, object]:

@@ -116,25 +116,7 @@ class BaseTransport:
             return
         kind = classify(data)
         if kind in (_RTP, _RTCP):
-            if not self._validated(addr):
-                self.stats.dropped_unvalidated += 1
-                return
-            srtp = self.srtp
-            if srtp is None:
-                self.stats.dropped_before_keys += 1
-                return
-            if kind == _RTP:
-                plain = srtp.unprotect_rtp(data)
-                if plain is not None:
-                    handler = self.rtp_handler
-                    if handler is None:
-                        self._emit(RtpReceived(plain))
-                    else:
-                        handler(self, plain, now)
-            else:
-                plain = srtp.unprotect_rtcp(data)
-                if plain is not None:
-                    self._emit(RtcpReceived(plain))
+            self.receive_media(data, addr, kind == _RTCP, now)
         elif kind == _STUN:
             self._receive_stun(data, addr, now)
             self._after_control(now)
@@ -146,6 +128,32 @@ class BaseTransport:
             self._after_control(now)
         else:
             self.stats.dropped_unknown_kind += 1
+
+    def receive_media(self, data: bytes, addr: Address, is_rtcp: bool, now: float) -> None:
+        """Feed one SRTP (or SRTCP) datagram already classified as such (RFC 7983: the mux
+        has looked at its first bytes, so this skips classifying it again)."""
+        if self.closed_reason is not None:
+            self.stats.dropped_closed += 1
+            return
+        if not self._validated(addr):
+            self.stats.dropped_unvalidated += 1
+            return
+        srtp = self.srtp
+        if srtp is None:
+            self.stats.dropped_before_keys += 1
+            return
+        if is_rtcp:
+            plain = srtp.unprotect_rtcp(data)
+            if plain is not None:
+                self._emit(RtcpReceived(plain))
+            return
+        plain = srtp.unprotect_rtp(data)
+        if plain is not None:
+            handler = self.rtp_handler
+            if handler is None:
+                self._emit(RtpReceived(plain))
+            else:
+                handler(self, plain, now)
 
     def send_rtp(self, packet: bytes) -> bool:
         """Encrypt a plain RTP packet and queue it; ``False`` if it was not sent (counted)."""

@@ -71,10 +71,17 @@ def describe() -> str:
     if not enabled():
         return f"Python reference path: compiled fast path switched off ({ENV}=off)"
     loops = "libsrtp protect, sendmmsg, recvmmsg"
+    missing = []
     if _forwarding_helper("fan_out") is None:
-        missing = "forwarding loops not built (router.forwarding._fanout)"
-        return f"compiled fast path ({loops}); {missing}"
-    return f"compiled fast path ({loops}, fan-out and TWCC feedback loops)"
+        missing.append("forwarding loops not built (router.forwarding._fanout)")
+    if delay_detector() is None:
+        missing.append("delay detector not built (router.forwarding._gcc)")
+    if missing:
+        return f"compiled fast path ({loops}); {'; '.join(missing)}"
+    return (
+        f"compiled fast path ({loops}, fan-out, TWCC feedback, transport-wide sequence and "
+        "delay-detector loops)"
+    )
 
 
 def log_choice() -> None:

@@ -133,7 +133,7 @@ class TransportMux:
                 else:
                     self.stats.rtcp_unknown_address += 1
                 return None
-            peer.receive_datagram(data, addr, now)
+            peer.receive_media(data, addr, kind == _RTCP, now)
             return peer
         if kind == _STUN:
             peer = self._peer_for_stun(data)

@@ -50,14 +50,14 @@ def _feedback(
     return out
 
 
-def _run_both(batches: list[list[FeedbackResult]]) -> list[int]:
+def _run_both(batches: list[list[FeedbackResult]], window: float = 0.5) -> list[int]:
     reference, twin = PyDelayDetector(), _compiled()
     acked_ref: deque[tuple[float, int]] = deque()
     acked_twin: deque[tuple[float, int]] = deque()
     states = []
     for batch in batches:
-        expected = reference.feed(batch, acked_ref)
-        assert twin.feed(batch, acked_twin) == expected
+        expected = reference.feed(batch, acked_ref, window)
+        assert twin.feed(batch, acked_twin, window) == expected
         assert twin.fields() == reference.fields()
         assert twin.state == reference.state
         assert list(acked_twin) == list(acked_ref)
@@ -74,11 +74,11 @@ _step = st.tuples(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.floats(-1e4, 1e6), st.lists(_step, max_size=400))
+@given(st.floats(-1e4, 1e6), st.lists(_step, max_size=400), st.floats(0, 2))
 def test_the_compiled_detector_matches_the_reference(
-    start: float, steps: list[tuple[float, float, bool, int]]
+    start: float, steps: list[tuple[float, float, bool, int]], window: float
 ) -> None:
-    _run_both(_feedback(steps, start))
+    _run_both(_feedback(steps, start), window)
 
 
 @settings(max_examples=60, deadline=None)
@@ -127,9 +127,11 @@ def test_the_estimator_gives_the_same_estimates_on_either_detector() -> None:
 def test_bad_input_is_refused_with_a_clear_error() -> None:
     twin = _compiled()
     with pytest.raises(TypeError, match="tuple"):
-        twin.feed([(1.0, 2.0)], deque())  # type: ignore[list-item]
+        twin.feed([(1.0, 2.0)], deque(), 0.5)  # type: ignore[list-item]
     with pytest.raises(TypeError, match="sequence"):
-        twin.feed(5, deque())  # type: ignore[arg-type]
+        twin.feed(5, deque(), 0.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="3 arguments"):
+        twin.feed([], deque())  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="window"):
         compiled.DelayDetector(0.005, 1000, 0.9, 4.0, 0.05, 0.0087, 0.039, 12.5)
     assert twin.fields() == PyDelayDetector().fields()  # nothing changed

@@ -235,19 +235,23 @@ trim_acked(PyObject *acked, double window, long long *removed)
     Py_DECREF(newest);
     if (PyErr_Occurred())
         return -1;
+    PyObject *popleft = NULL;
+    int status = -1;
     while (n > 0) {
         PyObject *oldest;
         if (pair_item(acked, 0, 0, &oldest) < 0)
-            return -1;
+            goto done;
         double arrival = PyFloat_AsDouble(oldest);
         Py_DECREF(oldest);
         if (PyErr_Occurred())
-            return -1;
+            goto done;
         if (!(arrival < limit))
             break;
-        PyObject *dropped = PyObject_CallMethod(acked, "popleft", NULL);
+        if (popleft == NULL && (popleft = PyObject_GetAttrString(acked, "popleft")) == NULL)
+            goto done;
+        PyObject *dropped = PyObject_CallNoArgs(popleft);
         if (dropped == NULL)
-            return -1;
+            goto done;
         long long size = -1;
         if (PyTuple_Check(dropped) && PyTuple_GET_SIZE(dropped) == 2)
             size = PyLong_AsLongLong(PyTuple_GET_ITEM(dropped, 1));
@@ -255,11 +259,14 @@ trim_acked(PyObject *acked, double window, long long *removed)
             PyErr_SetString(PyExc_TypeError, "feed(): acked must hold (arrival, size) tuples");
         Py_DECREF(dropped);
         if (size == -1 && PyErr_Occurred())
-            return -1;
+            goto done;
         *removed += size;
         n--;
     }
-    return 0;
+    status = 0;
+done:
+    Py_XDECREF(popleft);
+    return status;
 }
 
 /* feed(results, acked, window) -> (signal, lost, bytes): see gcc_delay.DelayDetector. */

@@ -210,7 +210,10 @@ def stun_turn(data: bytes) -> None:
 
 def rtp_rtcp(data: bytes) -> None:
     """RTP packets (header, CSRCs, RFC 8285 extensions, padding), the forwarder's object-free
-    accessors, and RTCP compounds (SR/RR/SDES/BYE/APP/XR, NACK/PLI/FIR/REMB/TWCC)."""
+    accessors (the transport-wide sequence reader's compiled twin against its reference), and
+    RTCP compounds (SR/RR/SDES/BYE/APP/XR, NACK/PLI/FIR/REMB/TWCC)."""
+    import router.forwarding._fanout as compiled_forwarding
+    from router.forwarding.transport_seq import py_read_transport_seq
     from router.rtp import (
         RtcpDecodeError,
         RtcpEncodeError,
@@ -234,6 +237,11 @@ def rtp_rtcp(data: bytes) -> None:
     for ext_id in (1, 3, 15):
         with contextlib.suppress(RtpDecodeError):
             find_rtp_extension(data, ext_id)
+    for ext_id in (1, 3, 14, 15, 255):
+        if compiled_forwarding.read_transport_seq(data, ext_id) != py_read_transport_seq(
+            data, ext_id
+        ):
+            raise AssertionError("compiled transport-wide sequence reader disagrees")
     try:
         packet = RtpPacket.parse(data)
     except RtpDecodeError:

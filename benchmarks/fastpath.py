@@ -1,7 +1,7 @@
 """``regio bench fastpath``: each compiled loop against its Python reference, same inputs.
 
 The router's compiled fast path (router/transport/fastpath.py) and the forwarding core's
-(router/forwarding/_fanout.c) replace six per-packet loops;
+(router/forwarding/_fanout.c, _gcc.c) replace eight per-packet loops;
 ``regio bench sfu --python-path`` shows what that does to a whole router under load, on a
 machine whose noise is often larger than the difference. This bench isolates each loop in one
 process, same data through both paths, and reports microseconds per item and the ratio:
@@ -15,7 +15,9 @@ process, same data through both paths, and reports microseconds per item and the
 * ``fan-out``: the forwarder's per-packet work for a Chrome-shaped video packet to 10
   transport-cc subscribers (router/forwarding/_fanout.c's loop or ``routing._copy``), per copy;
 * ``TWCC feedback``: one feedback about 60 packets through ``SubscriberLink.on_twcc`` into the
-  estimator (the compiled walk or the Python one).
+  estimator (the compiled walk and delay detector, router/forwarding/_gcc.c, or the Python ones);
+* ``transport-wide sequence``: reading a publisher packet's transport-cc number (Chromium's
+  extension block), per packet.
 
 Each case runs ``repeats`` times and keeps the fastest (least disturbed by other processes).
 """
@@ -229,11 +231,15 @@ def _fan_out(repeats: int, subscribers: int = 10) -> Figure:
 def _twcc(repeats: int) -> Figure:
     """One subscriber's TWCC feedback about 60 packets walked into the estimator's input."""
     from router.forwarding import subscriber_links
+    from router.forwarding.gcc_delay import PyDelayDetector, make_detector
     from router.forwarding.link_config import LinkConfig
     from router.forwarding.state import Participant
     from router.rtp import TransportCc
 
     compiled = fastpath.forwarding_compiled().twcc_results
+    detectors = (PyDelayDetector(), make_detector())
+    if isinstance(detectors[1], PyDelayDetector):
+        raise RuntimeError("the compiled delay detector is not built (router/forwarding/_gcc.c)")
     link = subscriber_links.SubscriberLink(Participant("s"), LinkConfig(), 1_000_000, 10_000_000)
     for i in range(200):
         link.take(1100, 0.001 * i)
@@ -244,8 +250,9 @@ def _twcc(repeats: int) -> Figure:
     figures = []
     saved = subscriber_links._twcc_results
     try:
-        for loop in (None, compiled):
+        for loop, detector in zip((None, compiled), detectors, strict=True):
             subscriber_links._twcc_results = loop
+            link.estimator._delay = detector
             now = [1.0]
 
             def walk(lk: subscriber_links.SubscriberLink = link, t: list[float] = now) -> None:
@@ -260,11 +267,35 @@ def _twcc(repeats: int) -> Figure:
                   figures[0], figures[1])
 
 
+def _transport_seq(repeats: int) -> Figure:
+    """A Chromium publisher packet's transport-wide sequence number (mid, abs-send-time and
+    transport-cc in the one-byte form), read once per incoming packet."""
+    from router.forwarding.transport_seq import py_read_transport_seq
+
+    elements = bytes([0x10, ord("0"), 0x22, 1, 2, 3, 0x31, 0x12, 0x34, 0, 0, 0])
+    data = (struct.pack("!BBHII", 0x90, 96, 1, 2, 3) + b"\xbe\xde"
+            + struct.pack("!H", len(elements) // 4) + elements + bytes(PAYLOAD))
+    compiled = fastpath.forwarding_compiled().read_transport_seq
+    assert compiled(data, 3) == py_read_transport_seq(data, 3) == 0x1234
+    loops = 1000
+
+    def python() -> None:
+        for _ in range(loops):
+            py_read_transport_seq(data, 3)
+
+    def native() -> None:
+        for _ in range(loops):
+            compiled(data, 3)
+
+    return Figure("transport-wide sequence read (per packet)", _best(python, loops, repeats),
+                  _best(native, loops, repeats))
+
+
 def run(repeats: int = 30) -> list[Figure]:
     """Every case, Python then compiled; RuntimeError (ImportError) if a helper is not built."""
     fastpath.compiled()
     return [_protect(repeats), _send(repeats), _receive(repeats), _rewrite(repeats),
-            _fan_out(repeats), _twcc(repeats)]
+            _fan_out(repeats), _twcc(repeats), _transport_seq(repeats)]
 
 
 __all__ = ["Figure", "run"]

@@ -327,7 +327,7 @@ def test_bench_fastpath_measures_every_loop_both_ways(
     figures = json.loads(capsys.readouterr().out)["figures"]
     assert [f["case"].split(" (")[0] for f in figures] == [
         "srtp protect", "udp send", "udp receive", "one-byte extension rewrite", "fan-out",
-        "TWCC feedback, 60 packets"]
+        "TWCC feedback, 60 packets", "transport-wide sequence read"]
     assert all(f["python_us"] > 0 and f["compiled_us"] > 0 for f in figures)
     assert main(["bench", "fastpath", "--repeats", "0"]) == 2
     assert "--repeats must be 1-1000" in capsys.readouterr().err

@@ -24,6 +24,15 @@ from router.transport import TransportMux
 OUTGOING_QUEUE = 256
 """Messages buffered per connection before it counts as a slow consumer and is closed."""
 
+TIMER_RECHECK = 0.005
+"""While media flows, how often (seconds) the UDP batch hook looks for a deadline earlier than
+the one the timer task sleeps on. Media creates deadlines of its own: TWCC feedback due to a
+publisher 50 ms after its first unreported packet, a NACK for a gap just seen, a deferred
+keyframe request. Only signaling calls re-arm the timer task otherwise, so under steady media
+it slept until the next receiver report (~1 s): publishers got TWCC feedback about ~500 packets
+once a second instead of every 50 ms, upstream NACKs went out up to a second late, and
+building that feedback stalled the media path for 5-25 ms at a time."""
+
 
 @dataclass(frozen=True, slots=True)
 class CloseRequest:
@@ -74,6 +83,7 @@ class Hub:
         self._timer_scope: trio.CancelScope | None = None
         self._batch_start: float | None = None
         self._batch_out = 0
+        self._timer_recheck_at = -math.inf
 
     # -- WebSocket side -------------------------------------------------------------------------
 
@@ -130,6 +140,9 @@ class Hub:
             self.latency.observe(time.perf_counter() - start, forwarded)
         if self.core.has_output():
             self.flush()
+        if now >= self._timer_recheck_at:
+            self._timer_recheck_at = now + TIMER_RECHECK
+            self._rearm_timer()
 
     # -- timers ---------------------------------------------------------------------------------
 
@@ -153,6 +166,16 @@ class Hub:
         """Something outside signaling and the media port changed the core (a trunk): send
         its messages, wake the media driver and re-arm the timer task."""
         self._after_api()
+
+    def _rearm_timer(self) -> None:
+        """Bring the timer task's wake-up forward if the core now has an earlier deadline
+        (moving a cancel scope's deadline wakes its task then; no task switch now)."""
+        scope = self._timer_scope
+        if scope is None:
+            return
+        deadline = self.core.get_timer()
+        if deadline is not None and deadline < scope.deadline:
+            scope.deadline = deadline
 
     def _after_api(self) -> None:
         self.flush()
@@ -188,4 +211,4 @@ class Hub:
             self._channels.pop(conn_id, None)
 
 
-__all__ = ["OUTGOING_QUEUE", "CloseRequest", "Hub", "LatencyRecorder"]
+__all__ = ["OUTGOING_QUEUE", "TIMER_RECHECK", "CloseRequest", "Hub", "LatencyRecorder"]

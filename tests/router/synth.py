@@ -26,6 +26,7 @@ from router.transport import (
     ClientTransport,
     DtlsCertificate,
     DtlsConnected,
+    RtcpReceived,
     RtpReceived,
     TransportClosed,
     TransportEvent,
@@ -65,6 +66,8 @@ class Leg:
     connected: trio.Event = field(default_factory=trio.Event)
     closed: trio.Event = field(default_factory=trio.Event)
     received: list[bytes] = field(default_factory=list)
+    #: Decrypted RTCP compounds from the router (feedback to a publisher, SR to a subscriber).
+    rtcp: list[bytes] = field(default_factory=list)
     changed: trio.Event = field(default_factory=trio.Event)
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
@@ -82,6 +85,8 @@ class Leg:
             self.received.append(event.packet)
             self.changed.set()
             self.changed = trio.Event()
+        elif isinstance(event, RtcpReceived):
+            self.rtcp.append(event.packet)
         elif isinstance(event, TransportClosed):
             self.closed.set()
 
@@ -126,10 +131,13 @@ class SynthClient:
         return leg
 
     async def publish(self, audio_ssrc: int, video_ssrc: int | None = None,
-                      fingerprint: str | None = None) -> dict[str, Any]:
+                      fingerprint: str | None = None, *,
+                      chromium_extensions: bool = False) -> dict[str, Any]:
+        """Publish; ``chromium_extensions`` offers Chromium's header extensions and
+        transport-cc feedback (benchmarks.media.extensions: transport-wide-cc is id 3)."""
         ufrag, pwd = generate_ufrag(), generate_password()
         offer = publisher_offer(ufrag, pwd, fingerprint or str(CERT.fingerprint), audio_ssrc,
-                                video_ssrc)
+                                video_ssrc, chromium_extensions=chromium_extensions)
         await self.ws.send({"type": "publish", "sdp": offer})
         answer = await self.ws.recv_type("answer")
         r_ufrag, r_pwd, r_fp, addr = transport_of(answer["sdp"])

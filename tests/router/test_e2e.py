@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import struct
 
 import trio
 
+from router.rtp import TransportCc, parse_rtcp_compound
 from tests.router.synth import SynthClient, rtp, token
 
 
@@ -61,3 +63,39 @@ async def test_publish_subscribe_every_payload_in_order(start_router, nursery) -
     await alice.leave()
     await bob.leave()
     await wait_for(lambda: node.core.participant_count == 0)
+
+
+async def test_publisher_feedback_keeps_its_interval_while_media_alone_flows(  # type: ignore[no-untyped-def]
+    start_router, nursery
+) -> None:
+    """TWCC feedback to a publisher is due 50 ms after its first unreported packet: a deadline
+    the media path creates, with no signaling call to wake the timer task. It must still go out
+    on time (it used to wait for the next receiver report, ~1 s, and then cover ~500 packets in
+    one stall of the media path)."""
+    node = await start_router()
+    url = node.addresses.signaling_url
+    alice = await SynthClient.join(nursery, url, token("room1", "alice", router="r1"), seed=3)
+    await alice.publish(audio_ssrc=1111, chromium_extensions=True)
+    assert alice.publisher is not None
+    with trio.fail_after(10):
+        await alice.publisher.connected.wait()
+    interval = node.core.media.forwarder.config.link.twcc_interval  # type: ignore[attr-defined]
+    start = trio.current_time()
+    seq = 0
+    while trio.current_time() - start < 1.5:
+        # Audio with a one-byte extension block: transport-wide-cc (id 3), as Chromium sends.
+        ext = struct.pack("!HH", 0xBEDE, 1) + bytes([0x31]) + struct.pack("!H", seq) + b"\x00"
+        packet = rtp(seq, 1111, 111, b"\x00" * 60, seq * 960)
+        packet = bytes([packet[0] | 0x10]) + packet[1:12] + ext + packet[12:]
+        assert alice.send_rtp(packet)
+        seq += 1
+        await trio.sleep(0.01)
+    await trio.sleep(4 * interval)
+    feedback = [p for c in alice.publisher.rtcp for p in parse_rtcp_compound(c)
+                if isinstance(p, TransportCc)]
+    covered = [len(f.statuses) for f in feedback]
+    # ~150 packets over 1.5 s: one feedback per interval covers ~5; a late one covers many.
+    assert len(feedback) >= 1.5 / interval / 2, covered
+    assert max(covered) <= 0.3 / 0.01, covered
+    assert sum(f.statuses.count(1) + f.statuses.count(2) for f in feedback) >= seq * 0.9
+    await alice.leave()

@@ -25,13 +25,19 @@ OUTGOING_QUEUE = 256
 """Messages buffered per connection before it counts as a slow consumer and is closed."""
 
 TIMER_RECHECK = 0.005
-"""While media flows, how often (seconds) the UDP batch hook looks for a deadline earlier than
-the one the timer task sleeps on. Media creates deadlines of its own: TWCC feedback due to a
-publisher 50 ms after its first unreported packet, a NACK for a gap just seen, a deferred
-keyframe request. Only signaling calls re-arm the timer task otherwise, so under steady media
-it slept until the next receiver report (~1 s): publishers got TWCC feedback about ~500 packets
-once a second instead of every 50 ms, upstream NACKs went out up to a second late, and
-building that feedback stalled the media path for 5-25 ms at a time."""
+"""While media flows, how often (seconds) the UDP batch hook runs the core's due timers and
+re-arms the timer task; also the slack that task is given meanwhile.
+
+Media creates deadlines of its own: TWCC feedback due to a publisher 50 ms after its first
+unreported packet, a NACK for a gap just seen, a deferred keyframe request. Only signaling calls
+re-armed the timer task before, so under steady media it slept until the next receiver report
+(~1 s): publishers got TWCC feedback about ~500 packets once a second instead of every 50 ms,
+upstream NACKs went out up to a second late, and building that feedback stalled the media path
+for 5-25 ms at a time. Running what is due inside the batch (the driver is awake and flushes
+right after) rather than waking the timer task and then the driver again saves two task
+switches per deadline: ~100 a second under the meeting load. So while media flows the timer
+task sleeps until a deadline plus this slack, and the batch hook, which sees every deadline
+within this long of its time, normally gets there first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +148,7 @@ class Hub:
             self.flush()
         if now >= self._timer_recheck_at:
             self._timer_recheck_at = now + TIMER_RECHECK
-            self._rearm_timer()
+            self._timers_in_batch(now)
 
     # -- timers ---------------------------------------------------------------------------------
 
@@ -167,15 +173,20 @@ class Hub:
         its messages, wake the media driver and re-arm the timer task."""
         self._after_api()
 
-    def _rearm_timer(self) -> None:
-        """Bring the timer task's wake-up forward if the core now has an earlier deadline
-        (moving a cancel scope's deadline wakes its task then; no task switch now)."""
+    def _timers_in_batch(self, now: float) -> None:
+        """Run the core's due timers now (the driver flushes what they queue right after this
+        hook) and move the timer task's wake-up to the next deadline plus the slack (moving a
+        cancel scope's deadline reschedules its task; no task switch now)."""
+        core = self.core
+        deadline = core.get_timer()
+        if deadline is not None and deadline <= now:
+            core.handle_timer(now)
+            if core.has_output():
+                self.flush()
+            deadline = core.get_timer()
         scope = self._timer_scope
-        if scope is None:
-            return
-        deadline = self.core.get_timer()
-        if deadline is not None and deadline < scope.deadline:
-            scope.deadline = deadline
+        if scope is not None:
+            scope.deadline = math.inf if deadline is None else deadline + TIMER_RECHECK
 
     def _after_api(self) -> None:
         self.flush()

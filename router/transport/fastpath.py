@@ -152,15 +152,21 @@ def forwarding_compiled() -> Any:
     return forwarding_module
 
 
-def _forwarding_helper(name: str) -> Callable[..., Any] | None:
+def _compiled_attribute(load: Callable[[], Any], name: str) -> Callable[..., Any] | None:
+    """``name`` from the compiled module ``load`` imports, or None when the fast path is off
+    or that module is not built."""
     if not enabled():
         return None
     try:
-        module = forwarding_compiled()
+        module = load()
     except ImportError:  # pragma: no cover - depends on the machine's build
         return None
-    func: Callable[..., Any] = getattr(module, name)
-    return func
+    found: Callable[..., Any] = getattr(module, name)
+    return found
+
+
+def _forwarding_helper(name: str) -> Callable[..., Any] | None:
+    return _compiled_attribute(forwarding_compiled, name)
 
 
 def fan_out() -> FanOut | None:
@@ -190,14 +196,7 @@ def gcc_compiled() -> Any:
 def delay_detector() -> Callable[..., Any] | None:
     """The compiled twin of ``router.forwarding.gcc_delay.PyDelayDetector`` (a type), or None
     when the fast path is off or it is not built."""
-    if not enabled():
-        return None
-    try:
-        module = gcc_compiled()
-    except ImportError:  # pragma: no cover - depends on the machine's build
-        return None
-    detector: Callable[..., Any] = module.DelayDetector
-    return detector
+    return _compiled_attribute(gcc_compiled, "DelayDetector")
 
 
 __all__ = [

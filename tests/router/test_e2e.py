@@ -96,6 +96,6 @@ async def test_publisher_feedback_keeps_its_interval_while_media_alone_flows(  #
     covered = [len(f.statuses) for f in feedback]
     # ~150 packets over 1.5 s: one feedback per interval covers ~5; a late one covers many.
     assert len(feedback) >= 1.5 / interval / 2, covered
-    assert max(covered) <= 0.3 / 0.01, covered
+    assert max(covered) <= 0.6 / 0.01, covered  # no feedback waits for more than ~0.6 s
     assert sum(f.statuses.count(1) + f.statuses.count(2) for f in feedback) >= seq * 0.9
     await alice.leave()

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ import grpc
 import trio
 from pyetcd import Endpoint, MultiEndpointEtcd3Client, etcdrpc
 
+from control.etcd_watch import WatchStream
 from control.etcdtypes import (
     Compare,
     CompareOp,
@@ -515,7 +515,9 @@ class EtcdClient:
         )
         if prefix:
             create.range_end = prefix_end(key)
-        stream = _WatchStream(self._ordered()[0], create, send, trio.lowlevel.current_trio_token())
+        conn = self._ordered()[0]
+        stream = WatchStream(conn.watch, conn.endpoint.url, create, send,
+                             trio.lowlevel.current_trio_token())
         stream.start()
         try:
             async with recv:
@@ -543,85 +545,3 @@ def _op_pb(op: Op) -> Any:
                 rreq.range_end = prefix_end(key)
             return etcdrpc.RequestOp(request_range=rreq)
     raise TypeError(f"not a transaction operation: {op!r}")
-
-
-@dataclass
-class _WatchStream:
-    """One gRPC watch stream on its own thread, feeding a Trio channel."""
-
-    conn: _Conn
-    create: Any
-    send: trio.MemorySendChannel[WatchItem]
-    token: trio.lowlevel.TrioToken
-    _requests: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
-    _call: Any = None
-    _stopped: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        self._requests.put(etcdrpc.WatchRequest(create_request=self.create))
-        threading.Thread(target=self._run, name="regio-etcd-watch", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._requests.put(None)
-        call = self._call
-        if call is not None:
-            call.cancel()
-
-    def _request_iter(self) -> Iterator[Any]:
-        while True:
-            item = self._requests.get()
-            if item is None:
-                return
-            yield item
-
-    def _deliver(self, item: WatchItem) -> bool:
-        if self._stopped.is_set():
-            return False
-        try:
-            trio.from_thread.run(self.send.send, item, trio_token=self.token)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.RunFinishedError):
-            return False
-        except trio.Cancelled:  # pragma: no cover - the Trio side is going away
-            return False
-        return True
-
-    def _finish(self, item: WatchItem) -> None:
-        self._deliver(item)
-        with contextlib.suppress(trio.RunFinishedError):
-            trio.from_thread.run_sync(self.send.close, trio_token=self.token)
-
-    def _run(self) -> None:
-        try:
-            self._call = self.conn.watch.Watch(
-                self._request_iter(), metadata=(("hasleader", "true"),)
-            )
-            if self._stopped.is_set():
-                self._call.cancel()
-            for resp in self._call:
-                if resp.compact_revision:
-                    self._finish(WatchCompacted(int(resp.compact_revision)))
-                    return
-                if resp.canceled:
-                    self._finish(WatchBroken(f"watch cancelled: {resp.cancel_reason or '?'}"))
-                    return
-                if resp.created and not resp.events:
-                    continue
-                events = tuple(
-                    WatchEvent(
-                        "delete" if ev.type == 1 else "put", KeyValue.from_pb(ev.kv)
-                    )
-                    for ev in resp.events
-                )
-                if not self._deliver(WatchBatch(int(resp.header.revision), events)):
-                    return
-            self._finish(WatchBroken("watch stream ended"))
-        except grpc.RpcError as exc:
-            if not self._stopped.is_set():
-                code = exc.code()
-                self._finish(WatchBroken(f"{self.conn.endpoint.url}: {code.name.lower()}"))
-        except Exception as exc:  # a thread must report, never die silently
-            self._finish(WatchBroken(f"watch thread failed: {exc!r}"))
-        finally:
-            self._stopped.set()
-            self._requests.put(None)

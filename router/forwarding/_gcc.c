@@ -269,6 +269,55 @@ done:
     return status;
 }
 
+/* One (send, arrival, size) result of feed(): the reference loop's body. 0, or -1 with an
+ * exception. */
+static int
+feed_one(Detector *d, PyObject *item, PyObject *append, int *signal, long long *lost,
+         long long *acked_bytes)
+{
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "feed(): each result must be a (send, arrival, size) tuple");
+        return -1;
+    }
+    PyObject *arrival_obj = PyTuple_GET_ITEM(item, 1);
+    if (arrival_obj == Py_None) {
+        (*lost)++;
+        return 0;
+    }
+    PyObject *size_obj = PyTuple_GET_ITEM(item, 2);
+    long long size = PyLong_AsLongLong(size_obj);
+    double send = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 0));
+    double arrival = PyFloat_AsDouble(arrival_obj);
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *pair = PyTuple_Pack(2, arrival_obj, size_obj);
+    if (pair == NULL)
+        return -1;
+    PyObject *appended = PyObject_CallOneArg(append, pair);
+    Py_DECREF(pair);
+    if (appended == NULL)
+        return -1;
+    Py_DECREF(appended);
+    *acked_bytes += size;
+    double *g = d->group;
+    if (!d->has_group || send - g[0] > d->group_span) {
+        *signal = d->state;
+        if (d->has_group && (*signal = close_group(d)) < 0)
+            return -1;
+        g[0] = g[1] = send;
+        g[2] = arrival;
+        d->has_group = 1;
+        return 0;
+    }
+    if (send > g[1])
+        g[1] = send;
+    if (arrival > g[2])
+        g[2] = arrival;
+    *signal = d->state;
+    return 0;
+}
+
 /* feed(results, acked, window) -> (signal, lost, bytes): see gcc_delay.DelayDetector. */
 static PyObject *
 Detector_feed(Detector *d, PyObject *const *args, Py_ssize_t nargs)
@@ -290,50 +339,15 @@ Detector_feed(Detector *d, PyObject *const *args, Py_ssize_t nargs)
     }
     int signal = NORMAL;
     long long lost = 0, acked_bytes = 0;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(results);
-    PyObject **items = PySequence_Fast_ITEMS(results);
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = items[i];
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
-            PyErr_SetString(PyExc_TypeError,
-                            "feed(): each result must be a (send, arrival, size) tuple");
+    /* The size is read again every round and each item is held while it is used: `append`
+     * (and a number's own conversion) may run Python code that changes `results`. */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(results); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(results, i);
+        Py_INCREF(item);
+        int status = feed_one(d, item, append, &signal, &lost, &acked_bytes);
+        Py_DECREF(item);
+        if (status < 0)
             goto fail;
-        }
-        PyObject *arrival_obj = PyTuple_GET_ITEM(item, 1);
-        if (arrival_obj == Py_None) {
-            lost++;
-            continue;
-        }
-        PyObject *size_obj = PyTuple_GET_ITEM(item, 2);
-        PyObject *pair = PyTuple_Pack(2, arrival_obj, size_obj);
-        if (pair == NULL)
-            goto fail;
-        PyObject *appended = PyObject_CallOneArg(append, pair);
-        Py_DECREF(pair);
-        if (appended == NULL)
-            goto fail;
-        Py_DECREF(appended);
-        long long size = PyLong_AsLongLong(size_obj);
-        double send = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 0));
-        double arrival = PyFloat_AsDouble(arrival_obj);
-        if (PyErr_Occurred())
-            goto fail;
-        acked_bytes += size;
-        double *g = d->group;
-        if (!d->has_group || send - g[0] > d->group_span) {
-            signal = d->state;
-            if (d->has_group && (signal = close_group(d)) < 0)
-                goto fail;
-            g[0] = g[1] = send;
-            g[2] = arrival;
-            d->has_group = 1;
-            continue;
-        }
-        if (send > g[1])
-            g[1] = send;
-        if (arrival > g[2])
-            g[2] = arrival;
-        signal = d->state;
     }
     long long removed = 0;
     if (trim_acked(args[1], window, &removed) < 0)

@@ -111,13 +111,14 @@ class BaseTransport:
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Feed one UDP datagram received from ``addr``."""
+        kind = classify(data)
+        if kind in (_RTP, _RTCP):
+            self.receive_media(data, addr, kind == _RTCP, now)  # checks closed itself
+            return
         if self.closed_reason is not None:
             self.stats.dropped_closed += 1
             return
-        kind = classify(data)
-        if kind in (_RTP, _RTCP):
-            self.receive_media(data, addr, kind == _RTCP, now)
-        elif kind == _STUN:
+        if kind == _STUN:
             self._receive_stun(data, addr, now)
             self._after_control(now)
         elif kind == _DTLS:

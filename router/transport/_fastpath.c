@@ -1,7 +1,7 @@
 /*
  * router.transport._fastpath: the router's per-packet loops that Python itself makes slow.
  *
- * Three loops, each the compiled twin of a pure-Python reference that stays in the tree and is
+ * Four loops, each the compiled twin of a pure-Python reference that stays in the tree and is
  * tested against this one on the same inputs (tests/transport/test_fastpath.py):
  *
  *   protect_batch  - SrtpContext.protect_rtp_batch's loop: protect each plain RTP packet with
@@ -13,6 +13,10 @@
  *   send_batch     - UdpDriver._flush: the outbox goes out with sendmmsg(2), up to 64
  *                    datagrams per system call instead of one sendto per datagram.
  *   recv_batch     - UdpDriver._batch's read loop: recvmmsg(2), up to 64 datagrams per call.
+ *   ingest         - TransportMux.receive_datagram over that batch for its commonest case,
+ *                    SRTP from a validated peer: srtp_unprotect (the same libsrtp and session,
+ *                    as for protect_batch) and the peer's rtp_handler, without the mux, the
+ *                    transport's checks in Python or the cffi call; the rest goes to the mux.
  *
  * Plain CPython C API rather than cffi: these loops walk Python lists of bytes and tuples, and
  * a cffi function would need each item converted on the Python side first, which is the very
@@ -402,6 +406,170 @@ done:
     return result;
 }
 
+/* ---- ingest --------------------------------------------------------------------------------- */
+
+/* Attribute names read per datagram (interned once at import). */
+static PyObject *s_closed_reason, *s_rtp_handler, *s_srtp, *s_media_sources, *s_ingest_route,
+    *s_rtp_in, *one;
+
+/* getattr(obj, name) or NULL without an exception when obj has no such attribute. */
+static PyObject *
+optional_attr(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError))
+        PyErr_Clear();
+    return value;
+}
+
+/* One datagram of ingest(): 1 when handled here, 0 when the fallback must take it (nothing was
+ * changed), -1 on a Python error. */
+static int
+ingest_one(PyObject *data, PyObject *addr, PyObject *by_addr, PyObject *now)
+{
+    if (!PyBytes_CheckExact(data))
+        return 0;
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
+    /* RFC 7983: 128..191 is RTP or RTCP; RTCP packet types 192..223 sit in the second byte
+     * (RFC 5761). RTCP, and RTP shorter than its fixed header, take the reference path. */
+    if (n < MIN_RTP || p[0] < 128 || p[0] > 191 || (p[1] >= 192 && p[1] <= 223))
+        return 0;
+    PyObject *peer = PyDict_GetItemWithError(by_addr, addr); /* borrowed */
+    if (peer == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(peer);
+    int handled = 0;
+    PyObject *closed = NULL, *handler = NULL, *srtp = NULL, *sources = NULL, *route = NULL;
+    PyObject *plain = NULL;
+    closed = optional_attr(peer, s_closed_reason);
+    if (closed == NULL || closed != Py_None)
+        goto done;
+    handler = optional_attr(peer, s_rtp_handler);
+    if (handler == NULL || handler == Py_None)
+        goto done;
+    srtp = optional_attr(peer, s_srtp);
+    if (srtp == NULL || srtp == Py_None)
+        goto done;
+    /* The peer's own check (PeerTransport._validated): the address is still nominated. */
+    sources = optional_attr(peer, s_media_sources);
+    if (sources == NULL || !PyDict_Check(sources))
+        goto done;
+    int known = PyDict_Contains(sources, addr);
+    if (known <= 0) {
+        handled = known; /* -1 on error, else leave it to the fallback */
+        goto done;
+    }
+    /* (srtp_unprotect address, srtp_t address, min length, max length, stats, count_status) */
+    route = optional_attr(srtp, s_ingest_route);
+    if (route == NULL || !PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 6)
+        goto done;
+    unsigned long long func_addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(route, 0));
+    unsigned long long session_addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(route, 1));
+    Py_ssize_t min_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(route, 2));
+    Py_ssize_t max_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(route, 3));
+    if (PyErr_Occurred()) {
+        handled = -1;
+        goto done;
+    }
+    if (n < min_length || n > max_length)
+        goto done; /* counted as bad_length by the reference */
+    plain = PyBytes_FromStringAndSize((const char *)p, n);
+    if (plain == NULL) {
+        handled = -1;
+        goto done;
+    }
+    int length = (int)n;
+    srtp_func unprotect = (srtp_func)(uintptr_t)func_addr;
+    int status = unprotect((void *)(uintptr_t)session_addr, PyBytes_AS_STRING(plain), &length);
+    handled = 1;
+    if (status == 0 && (length < MIN_RTP || length > n))
+        status = -1; /* cannot happen with libsrtp; counted as "other" if it ever did */
+    if (status != 0) {
+        PyObject *code = PyLong_FromLong(status);
+        PyObject *counted =
+            code == NULL ? NULL : PyObject_CallOneArg(PyTuple_GET_ITEM(route, 5), code);
+        if (counted == NULL)
+            handled = -1;
+        Py_XDECREF(counted);
+        Py_XDECREF(code);
+        goto done;
+    }
+    if (_PyBytes_Resize(&plain, length) < 0) {
+        handled = -1;
+        goto done;
+    }
+    PyObject *stats = PyTuple_GET_ITEM(route, 4);
+    PyObject *before = PyObject_GetAttr(stats, s_rtp_in);
+    PyObject *after = before == NULL ? NULL : PyNumber_Add(before, one);
+    Py_XDECREF(before);
+    if (after == NULL || PyObject_SetAttr(stats, s_rtp_in, after) < 0) {
+        Py_XDECREF(after);
+        handled = -1;
+        goto done;
+    }
+    Py_DECREF(after);
+    PyObject *args[3] = {peer, plain, now};
+    PyObject *result = PyObject_Vectorcall(handler, args, 3, NULL);
+    if (result == NULL)
+        handled = -1;
+    Py_XDECREF(result);
+done:
+    if (handled >= 0 && PyErr_Occurred())
+        handled = -1;
+    Py_XDECREF(plain);
+    Py_XDECREF(route);
+    Py_XDECREF(sources);
+    Py_XDECREF(srtp);
+    Py_XDECREF(handler);
+    Py_XDECREF(closed);
+    Py_DECREF(peer);
+    return handled;
+}
+
+/* ingest(batch, by_addr, fallback, now) -> None
+ *
+ * TransportMux.receive_datagram over a batch, with its commonest case compiled: SRTP (RTP, not
+ * RTCP) from an address in ``by_addr`` (the mux's table of validated addresses) whose peer is
+ * open, has SRTP keys and an ``rtp_handler``, and still lists the address in its
+ * ``media_sources`` is decrypted here - libsrtp's ``srtp_unprotect`` on the peer's own session,
+ * from ``SrtpContext.ingest_route`` - and handed to ``peer.rtp_handler(peer, plain, now)``,
+ * counted in the context's stats as the reference counts it. Every other datagram (STUN, DTLS,
+ * RTCP, unknown addresses, closed peers, bad lengths) goes to ``fallback(data, addr, now)``, the
+ * mux's Python path, which counts what it drops. Order is kept: each datagram is looked up when
+ * its turn comes, after everything before it changed what it had to. */
+static PyObject *
+ingest(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "ingest(batch: list, by_addr: dict, fallback, now)");
+        return NULL;
+    }
+    PyObject *batch = args[0], *by_addr = args[1], *fallback = args[2], *now = args[3];
+    /* The size is read every round: a handler may run Python code (it must not change the
+     * batch, but nothing here trusts that). */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(batch); i++) {
+        PyObject *item = PyList_GET_ITEM(batch, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_SetString(PyExc_TypeError, "ingest: batch items must be (data, address)");
+            return NULL;
+        }
+        Py_INCREF(item);
+        PyObject *data = PyTuple_GET_ITEM(item, 0), *addr = PyTuple_GET_ITEM(item, 1);
+        int handled = ingest_one(data, addr, by_addr, now);
+        if (handled == 0) {
+            PyObject *call[3] = {data, addr, now};
+            PyObject *result = PyObject_Vectorcall(fallback, call, 3, NULL);
+            handled = result == NULL ? -1 : 1;
+            Py_XDECREF(result);
+        }
+        Py_DECREF(item);
+        if (handled < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"rewrite_one_byte", rewrite_one_byte, METH_VARARGS,
      "rewrite_one_byte(packet, pos, end, table) -> bytes | None | int"},
@@ -411,6 +579,8 @@ static PyMethodDef methods[] = {
      "send_batch(fd, family, items) -> (consumed, errors, stopped)"},
     {"recv_batch", recv_batch, METH_VARARGS,
      "recv_batch(fd, limit, out) -> (received, truncated, error)"},
+    {"ingest", (PyCFunction)(void (*)(void))ingest, METH_FASTCALL,
+     "ingest(batch, by_addr, fallback, now) -> None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -426,6 +596,18 @@ PyInit__fastpath(void)
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
+    s_closed_reason = PyUnicode_InternFromString("closed_reason");
+    s_rtp_handler = PyUnicode_InternFromString("rtp_handler");
+    s_srtp = PyUnicode_InternFromString("srtp");
+    s_media_sources = PyUnicode_InternFromString("media_sources");
+    s_ingest_route = PyUnicode_InternFromString("ingest_route");
+    s_rtp_in = PyUnicode_InternFromString("rtp_in");
+    one = PyLong_FromLong(1);
+    if (s_closed_reason == NULL || s_rtp_handler == NULL || s_srtp == NULL ||
+        s_media_sources == NULL || s_ingest_route == NULL || s_rtp_in == NULL || one == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 ||
         PyModule_AddIntConstant(m, "RECV_SLOT", RECV_SLOT) < 0) {
         Py_DECREF(m);

@@ -9,6 +9,10 @@ the rest in Python's per-packet overhead around libsrtp and the socket (``regio 
 * :func:`send_batch` - :class:`router.transport.udp_driver.UdpDriver`'s flush with
   ``sendmmsg(2)`` (up to 64 datagrams per system call);
 * :func:`recv_batch` - the driver's read loop with ``recvmmsg(2)``;
+* ``ingest`` - the mux's handling of that batch for its commonest datagram, SRTP from a
+  validated peer: ``srtp_unprotect`` on the peer's session and its ``rtp_handler``, with every
+  other datagram passed to ``TransportMux.receive_datagram`` in order (the driver calls it
+  directly when its core is a mux; tests/transport/test_ingest.py runs both on one script);
 * :func:`one_byte_rewriter` - the header-extension id rewrite of Chromium's one-byte form
   (router.forwarding.packet), once per incoming packet and subscriber mapping (~6 %);
 * :func:`fan_out`, :func:`twcc_results` and :func:`read_transport_seq` - the forwarding
@@ -70,7 +74,7 @@ def describe() -> str:
         return f"Python reference path: compiled fast path {_reason}"
     if not enabled():
         return f"Python reference path: compiled fast path switched off ({ENV}=off)"
-    loops = "libsrtp protect, sendmmsg, recvmmsg"
+    loops = "libsrtp protect, sendmmsg, recvmmsg, SRTP ingest"
     missing = []
     if _forwarding_helper("fan_out") is None:
         missing.append("forwarding loops not built (router.forwarding._fanout)")

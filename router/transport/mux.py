@@ -154,6 +154,17 @@ class TransportMux:
         return peer
 
     @property
+    def media_table(self) -> dict[Address, PeerTransport]:
+        """Validated address -> peer (the one dict object this mux keeps for its lifetime).
+
+        The compiled ingest loop (router.transport.fastpath ``ingest``) looks media up here and
+        hands each peer's SRTP straight to its ``rtp_handler``, calling
+        :meth:`receive_datagram` for anything else: the same result as calling
+        :meth:`receive_datagram` for every datagram.
+        """
+        return self._by_addr
+
+    @property
     def outbox(self) -> list[tuple[bytes, Address]]:
         """The one list every peer appends ``(datagram, address)`` to.
 

@@ -68,6 +68,10 @@ class PeerTransport(BaseTransport):
             remote_password=remote_password,
             config=self.config,
         )
+        #: The addresses media is accepted from (ICE-nominated with fresh consent): the agent's
+        #: own table, one object for the peer's lifetime, which the compiled ingest loop
+        #: (router.transport.fastpath) checks as :meth:`_validated` does.
+        self.media_sources: dict[Address, float] = self.ice.nominated
 
     @property
     def local_ufrag(self) -> str:
@@ -89,7 +93,7 @@ class PeerTransport(BaseTransport):
         return self.closed_reason is None and self.ice.can_send(addr)
 
     def _validated(self, addr: Address) -> bool:
-        return addr in self.ice.nominated
+        return addr in self.media_sources
 
     def _receive_stun(self, data: bytes, addr: Address, now: float) -> None:
         response = self.ice.handle_stun(data, addr, now)

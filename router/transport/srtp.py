@@ -23,6 +23,7 @@ server_salt``; the DTLS client writes with the client half.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -149,6 +150,7 @@ class SrtpContext:
         "_out",
         "_outbound",
         "_protect_batch",
+        "ingest_route",
         "profile",
         "stats",
     )
@@ -198,6 +200,17 @@ class SrtpContext:
         # The compiled loop itself, not fastpath.protect_batch: that wrapper's two Python frames
         # cost as much as the loop when a batch holds one packet (most batches at ~9,000 pps).
         self._protect_batch: Any = fastpath.compiled().protect_batch if use_fast else None
+        #: What the compiled ingest loop (router.transport.fastpath, ``ingest``) needs to do
+        #: :meth:`unprotect_rtp`'s work on this context, or None where it must call that method:
+        #: ``(srtp_unprotect address, session address, min length, max length, stats,
+        #: count_status)``. The loop counts ``rtp_in`` on success and calls ``count_status`` with
+        #: libsrtp's status on a refusal; a bad length it leaves to :meth:`unprotect_rtp`.
+        self.ingest_route: tuple[int, int, int, int, SrtpStats, Callable[[int], None]] | None = (
+            (self._in.unprotect_address, self._in.srtp_address, self._min_rtp, _BUFFER,
+             self.stats, self._count_status)
+            if use_fast and self._in is not None
+            else None
+        )  # fmt: skip
 
     @property
     def fast(self) -> bool:

@@ -68,6 +68,7 @@ class DirectSession:
         "srtp",
         "srtp_address",
         "unprotect",
+        "unprotect_address",
         "unprotect_rtcp",
     )
 
@@ -88,6 +89,8 @@ class DirectSession:
         self.srtp_address: int = int(_ffi.cast("uintptr_t", self.srtp))
         protect = _ffi.addressof(_lib, "srtp_protect")
         self.protect_address: int = int(_ffi.cast("uintptr_t", protect))
+        unprotect = _ffi.addressof(_lib, "srtp_unprotect")
+        self.unprotect_address: int = int(_ffi.cast("uintptr_t", unprotect))
 
     def call(self, func: Any, data: bytes) -> tuple[int, bytes | None]:
         """``(status, output)`` for one packet (the slow but complete form of the inlined call)."""

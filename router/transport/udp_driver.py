@@ -88,6 +88,15 @@ class UdpDriver:
         self._send_batch: Callable[[int, int, list[tuple[bytes, Address]]], tuple[int, int, int]]
         self._recv_batch = compiled.recv_batch if compiled else fastpath.recv_batch
         self._send_batch = compiled.send_batch if compiled else fastpath.send_batch
+        # A mux's media table: its peers' SRTP goes through the compiled ingest loop (one C
+        # call per batch: lookup, srtp_unprotect, rtp_handler), everything else through
+        # receive_datagram; the same result as receive_datagram for each datagram.
+        table = getattr(core, "media_table", None)
+        self._ingest: Callable[..., None] | None = None
+        self._media_table: dict[Address, object] | None = None
+        if compiled is not None and isinstance(table, dict):
+            self._ingest = compiled.ingest
+            self._media_table = table
         self._fd = sock.fileno()
         self._family = int(sock.family)
         self.send_errors = 0
@@ -190,8 +199,10 @@ class UdpDriver:
         return count
 
     def _receive_fast(self, now: float) -> int:
-        """The read loop through ``recvmmsg``: the same datagrams, in the same order."""
+        """The read loop through ``recvmmsg``: the same datagrams, in the same order (through
+        the compiled ingest loop when the core is a mux)."""
         receive = self.core.receive_datagram
+        ingest, table = self._ingest, self._media_table
         count = 0
         attempts = 0
         while count < MAX_BATCH and attempts < MAX_BATCH:
@@ -201,8 +212,11 @@ class UdpDriver:
             self.truncated += truncated
             if got and not count and self._on_read is not None:
                 self._on_read()
-            for data, addr in batch:
-                receive(data, addr, now)
+            if ingest is not None:
+                ingest(batch, table, receive, now)
+            else:
+                for data, addr in batch:
+                    receive(data, addr, now)
             count += got
             if not error:
                 break

@@ -20,8 +20,10 @@
  * the common path does not do, it stops and says why, and Python does that one step with the
  * reference code (router.forwarding.routing._copy), then calls again:
  *
- *   NEED_TW_TAIL  the prepared transport-cc tail for this subscriber's mapping is not computed
- *                 yet (Python computes it into tw_tails, once per mapping and packet);
+ *   NEED_TW_TAIL  the transport-cc tail for a mapping with an id table (or a malformed
+ *                 extension block) is not prepared yet (Python computes it into tw_tails,
+ *                 once per mapping and packet). A mapping without a table - the usual case -
+ *                 gets its tail computed here, pointing into the packet (local_transport_tail);
  *   NEED_TAIL     the same for a rewritten tail (ids mapped, abs-send-time added);
  *   SLOW          anything else: a new epoch (re-anchoring), simulcast state, a packet older
  *                 than the subscription's start, a table or ring of an unexpected shape, a
@@ -195,6 +197,59 @@ tuple_int(PyObject *tuple, Py_ssize_t index, long lo, long hi, long *value)
     return 1;
 }
 
+/* The transport-cc tail subscriber_links.transport_tail prepares, computed in place for a
+ * mapping without an id table (the usual case: the subscriber's browser numbers extensions
+ * like the publisher's): what goes in front of the copy's extensions and where the rest of the
+ * packet starts, with no copy of that rest. */
+typedef struct {
+    long b0, two, profile, words;
+    Py_ssize_t rest; /* offset into the packet */
+} LocalTail;
+
+#define ONE_BYTE_PROFILE 0xBEDE
+
+/* 1: `tail` set; 0: the packet cannot take the element (transport_tail's None); -1: leave it
+ * to Python (a table to apply, a key of another shape, or a malformed block it counts). */
+static int
+local_transport_tail(PyObject *key, const unsigned char *packet, Py_ssize_t n, LocalTail *tail)
+{
+    long tw_id;
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2 ||
+        PyTuple_GET_ITEM(key, 0) != Py_None || !tuple_int(key, 1, 0, 255, &tw_id))
+        return -1;
+    long b0 = packet[0];
+    if (b0 & 0x0F)
+        return 0; /* CSRCs */
+    if (!(b0 & 0x10)) {
+        tail->b0 = b0 | 0x10;
+        tail->two = tw_id > 14;
+        tail->profile = tw_id > 14 ? 0x1000 : ONE_BYTE_PROFILE;
+        tail->words = 1;
+        tail->rest = 12;
+        return 1;
+    }
+    if (n < 16)
+        return -1;
+    long profile = (packet[12] << 8) | packet[13];
+    long words = (packet[14] << 8) | packet[15];
+    if (16 + 4 * (Py_ssize_t)words > n || words + 1 > 0xFFFF)
+        return -1;
+    if (profile == ONE_BYTE_PROFILE) {
+        if (tw_id > 14)
+            return 0;
+        tail->two = 0;
+    } else if ((profile & 0xFFF0) == 0x1000) {
+        tail->two = 1;
+    } else {
+        return 0;
+    }
+    tail->b0 = b0;
+    tail->profile = profile;
+    tail->words = words + 1;
+    tail->rest = 16;
+    return 1;
+}
+
 /* One subscription's copy. Returns 1 (queued), 0 (skipped: payload type not forwarded),
  * a stop code + 2 (NEED_TW_TAIL, NEED_TAIL, SLOW: 3..5), or -1 on an error. Everything is
  * checked before the first write, so a stop leaves the subscription as it was. */
@@ -242,28 +297,51 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
     if (tw == NULL)
         return SLOW + 2;
     PyObject *twt = NULL; /* borrowed from tw_tails */
+    LocalTail local;
+    int have_local = 0;
     if (tw != Py_None) {
         PyObject *key = field(d, L, F_TW_KEY);
         if (key == NULL)
             return SLOW + 2;
         twt = tw_tails == Py_None ? NULL : PyDict_GetItemWithError(tw_tails, key);
-        if (twt == NULL)
-            return PyErr_Occurred() ? -1 : NEED_TW_TAIL + 2;
+        if (twt == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            int got = local_transport_tail(key, packet, packet_len, &local);
+            if (got < 0)
+                return NEED_TW_TAIL + 2;
+            if (got == 0)
+                twt = Py_None; /* no element for this packet: the plain copy below */
+            have_local = got;
+        }
     }
-    if (twt != NULL && twt != Py_None) {
+    if (have_local || (twt != NULL && twt != Py_None)) {
         /* (first byte, two-byte form, profile, words, rest): subscriber_links.TransportTail */
         const Layout *K = &link_layout;
         long tb0, two, profile, words;
         long long s, element;
+        const char *rest_bytes;
+        Py_ssize_t rest_len;
         r = resolve(&link_layout, Py_TYPE(tw), link_names, LINK_FIELDS);
         if (r <= 0)
             return r < 0 ? -1 : SLOW + 2;
-        if (!PyTuple_CheckExact(twt) || PyTuple_GET_SIZE(twt) != 5 ||
-            !tuple_int(twt, 0, 0, 255, &tb0) || !tuple_int(twt, 1, 0, 1, &two) ||
-            !tuple_int(twt, 2, 0, 0xFFFF, &profile) || !tuple_int(twt, 3, 0, 0xFFFF, &words) ||
-            !PyBytes_CheckExact(PyTuple_GET_ITEM(twt, 4)))
-            return SLOW + 2;
-        PyObject *rest = PyTuple_GET_ITEM(twt, 4);
+        if (have_local) {
+            tb0 = local.b0;
+            two = local.two;
+            profile = local.profile;
+            words = local.words;
+            rest_bytes = (const char *)packet + local.rest;
+            rest_len = packet_len - local.rest;
+        } else {
+            if (!PyTuple_CheckExact(twt) || PyTuple_GET_SIZE(twt) != 5 ||
+                !tuple_int(twt, 0, 0, 255, &tb0) || !tuple_int(twt, 1, 0, 1, &two) ||
+                !tuple_int(twt, 2, 0, 0xFFFF, &profile) ||
+                !tuple_int(twt, 3, 0, 0xFFFF, &words) ||
+                !PyBytes_CheckExact(PyTuple_GET_ITEM(twt, 4)))
+                return SLOW + 2;
+            rest_bytes = PyBytes_AS_STRING(PyTuple_GET_ITEM(twt, 4));
+            rest_len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(twt, 4));
+        }
         if (!read_ll(tw, K, L_SEQ, &s) || s < 0 || s > (LLONG_MAX >> 1) ||
             !read_ll(d, L, two ? F_TW_ID : F_TW_HDR, &element) || element < 0 || element > 255)
             return SLOW + 2;
@@ -273,7 +351,6 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
             !PyList_CheckExact(sizes) || PyList_GET_SIZE(sent_at) <= slot ||
             PyList_GET_SIZE(sizes) <= slot)
             return SLOW + 2;
-        Py_ssize_t rest_len = PyBytes_GET_SIZE(rest);
         data = PyBytes_FromStringAndSize(NULL, 20 + rest_len);
         if (data == NULL)
             return -1;
@@ -290,7 +367,7 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
             put16(p + 17, (unsigned long)(s & 0xFFFF));
             p[19] = 0;
         }
-        memcpy(p + 20, PyBytes_AS_STRING(rest), (size_t)rest_len);
+        memcpy(p + 20, rest_bytes, (size_t)rest_len);
         if (write_ll(tw, K, L_SEQ, s + 1) < 0) {
             Py_DECREF(data);
             return -1;

@@ -22,8 +22,9 @@
  *
  *   NEED_TW_TAIL  the transport-cc tail for a mapping with an id table (or a malformed
  *                 extension block) is not prepared yet (Python computes it into tw_tails,
- *                 once per mapping and packet). A mapping without a table - the usual case -
- *                 gets its tail computed here, pointing into the packet (local_transport_tail);
+ *                 once per mapping and packet). The usual mappings - no id table, or one over
+ *                 a one-byte-form block - get theirs computed here, pointing into the packet,
+ *                 with the ids mapped in each copy (local_transport_tail);
  *   NEED_TAIL     the same for a rewritten tail (ids mapped, abs-send-time added);
  *   SLOW          anything else: a new epoch (re-anchoring), simulcast state, a packet older
  *                 than the subscription's start, a table or ring of an unexpected shape, a
@@ -197,35 +198,80 @@ tuple_int(PyObject *tuple, Py_ssize_t index, long lo, long hi, long *value)
     return 1;
 }
 
-/* The transport-cc tail subscriber_links.transport_tail prepares, computed in place for a
- * mapping without an id table (the usual case: the subscriber's browser numbers extensions
- * like the publisher's): what goes in front of the copy's extensions and where the rest of the
- * packet starts, with no copy of that rest. */
+/* The transport-cc tail subscriber_links.transport_tail prepares, computed in place for the
+ * usual mappings: no id table, or a table over a one-byte-form block (Chromium's): what goes in
+ * front of the copy's extensions, where the rest of the packet starts (no copy of that rest),
+ * and the table to apply to the copy's elements as rewrite_extensions would. */
 typedef struct {
     long b0, two, profile, words;
-    Py_ssize_t rest; /* offset into the packet */
+    Py_ssize_t rest;             /* offset into the packet */
+    const unsigned char *table;  /* NULL: ids unchanged */
+    Py_ssize_t block;            /* bytes of elements after `rest` the table applies to */
 } LocalTail;
 
 #define ONE_BYTE_PROFILE 0xBEDE
 
+/* rewrite_one_byte's walk over one-byte elements: 0 if the block is well formed, -1 if an
+ * element overruns it (the reference raises RtpDecodeError). With `out`, ids are mapped through
+ * `table` there (0 or 15+: the element is zeroed, as the reference strips it). */
+static int
+walk_one_byte(const unsigned char *in, Py_ssize_t end, const unsigned char *table,
+              unsigned char *out)
+{
+    Py_ssize_t pos = 0;
+    while (pos < end) {
+        unsigned char b = in[pos];
+        int ext_id = b >> 4;
+        if (ext_id == 0) {
+            pos += 1;
+            continue;
+        }
+        if (ext_id == 15)
+            break;
+        Py_ssize_t size = (b & 0x0F) + 1;
+        if (pos + 1 + size > end)
+            return -1;
+        if (out != NULL) {
+            int new_id = table[ext_id];
+            if (new_id != ext_id) {
+                if (new_id >= 1 && new_id <= 14)
+                    out[pos] = (unsigned char)((new_id << 4) | (size - 1));
+                else
+                    memset(out + pos, 0, (size_t)(size + 1));
+            }
+        }
+        pos += 1 + size;
+    }
+    return 0;
+}
+
 /* 1: `tail` set; 0: the packet cannot take the element (transport_tail's None); -1: leave it
- * to Python (a table to apply, a key of another shape, or a malformed block it counts). */
+ * to Python (a table over a two-byte block, a key of another shape, or a malformed block,
+ * which Python counts). */
 static int
 local_transport_tail(PyObject *key, const unsigned char *packet, Py_ssize_t n, LocalTail *tail)
 {
     long tw_id;
-    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2 ||
-        PyTuple_GET_ITEM(key, 0) != Py_None || !tuple_int(key, 1, 0, 255, &tw_id))
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2 || !tuple_int(key, 1, 0, 255, &tw_id))
         return -1;
+    PyObject *table = PyTuple_GET_ITEM(key, 0);
+    tail->table = NULL;
+    tail->block = 0;
+    if (table != Py_None) {
+        if (!PyBytes_CheckExact(table) || PyBytes_GET_SIZE(table) < 256)
+            return -1;
+        tail->table = (const unsigned char *)PyBytes_AS_STRING(table);
+    }
     long b0 = packet[0];
     if (b0 & 0x0F)
         return 0; /* CSRCs */
-    if (!(b0 & 0x10)) {
+    if (!(b0 & 0x10)) { /* no block: nothing for a table to map */
         tail->b0 = b0 | 0x10;
         tail->two = tw_id > 14;
         tail->profile = tw_id > 14 ? 0x1000 : ONE_BYTE_PROFILE;
         tail->words = 1;
         tail->rest = 12;
+        tail->table = NULL;
         return 1;
     }
     if (n < 16)
@@ -235,9 +281,17 @@ local_transport_tail(PyObject *key, const unsigned char *packet, Py_ssize_t n, L
     if (16 + 4 * (Py_ssize_t)words > n || words + 1 > 0xFFFF)
         return -1;
     if (profile == ONE_BYTE_PROFILE) {
+        if (tail->table != NULL) {
+            /* The reference rewrites (and so checks) the block before it looks at tw_id. */
+            if (walk_one_byte(packet + 16, 4 * (Py_ssize_t)words, NULL, NULL) < 0)
+                return -1;
+            tail->block = 4 * (Py_ssize_t)words;
+        }
         if (tw_id > 14)
             return 0;
         tail->two = 0;
+    } else if (tail->table != NULL) {
+        return -1;
     } else if ((profile & 0xFFF0) == 0x1000) {
         tail->two = 1;
     } else {
@@ -297,7 +351,7 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
     if (tw == NULL)
         return SLOW + 2;
     PyObject *twt = NULL; /* borrowed from tw_tails */
-    LocalTail local;
+    LocalTail local = {0};
     int have_local = 0;
     if (tw != Py_None) {
         PyObject *key = field(d, L, F_TW_KEY);
@@ -368,6 +422,8 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
             p[19] = 0;
         }
         memcpy(p + 20, rest_bytes, (size_t)rest_len);
+        if (have_local && local.table != NULL)
+            walk_one_byte((const unsigned char *)rest_bytes, local.block, local.table, p + 20);
         if (write_ll(tw, K, L_SEQ, s + 1) < 0) {
             Py_DECREF(data);
             return -1;

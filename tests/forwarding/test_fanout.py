@@ -182,6 +182,37 @@ def test_the_compiled_loop_runs_in_the_steady_state() -> None:
     assert len(fast.rtp_to_send()) == 150
 
 
+@pytest.mark.parametrize("mapping", [2, 4])
+def test_transport_cc_tails_are_computed_in_the_compiled_loop(mapping: int) -> None:
+    """Subscribers whose transport-cc tail needs no Python: other elements stripped (2) or ids
+    moved (4) over Chromium's one-byte block take one compiled call per packet once anchored
+    (before, each packet stopped once for Python to prepare the tail); the copies match."""
+    fast, ref = _pair([mapping, mapping], [0, 0])
+    calls = 0
+
+    def counting(*args: object) -> int:
+        nonlocal calls
+        calls += 1
+        return compiled(*args)
+
+    rng = random.Random(2)
+    packets = [_packet(200 + i, 3000 * i, "chrome", 96, rng) for i in range(30)]
+    _route(fast, True, packets[0], 1.0)
+    _route(ref, False, packets[0], 1.0)
+    saved = routing._fan_out
+    routing._fan_out = counting
+    try:
+        for i, packet in enumerate(packets[1:], start=1):
+            assert fast.route_rtp("pub", packet, 1.0 + i / 30) == 2
+    finally:
+        routing._fan_out = saved
+    for i, packet in enumerate(packets[1:], start=1):
+        _route(ref, False, packet, 1.0 + i / 30)
+    assert calls == len(packets) - 1
+    assert fast.rtp_to_send() == ref.rtp_to_send()
+    assert _state(fast) == _state(ref)
+
+
 def test_bad_arguments_raise_instead_of_crashing() -> None:
     with pytest.raises(TypeError):
         compiled([], 0)

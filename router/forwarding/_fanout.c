@@ -38,6 +38,7 @@
 #include <structmember.h>
 
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -709,6 +710,355 @@ read_transport_seq(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLong(seq);
 }
 
+/* ---- route ---------------------------------------------------------------------------------- */
+
+/* Forwarder.route_rtp with routing.forward for the packet that is nearly every packet: the
+ * next in order (no gap, no reorder) on a known primary, non-simulcast stream with a forwarded
+ * payload type. Everything is checked before anything is written, so a packet this does not
+ * take is handed back untouched (-1) and Python routes it whole with the reference code. */
+enum { P_STREAMS, P_TWCC, PARTICIPANT_FIELDS };
+static const char *participant_names[PARTICIPANT_FIELDS] = {"streams", "twcc"};
+enum { S_IS_RTX, S_VP8, S_TRACK, S_RECEIVE, S_CACHE, S_OCTETS, S_FANOUT, S_EPOCH, STREAM_FIELDS };
+static const char *stream_names[STREAM_FIELDS] = {
+    "is_rtx", "vp8", "track", "receive", "cache", "octets", "fanout", "epoch",
+};
+enum { K_PTS, TRACK_FIELDS };
+static const char *track_names[TRACK_FIELDS] = {"pts"};
+enum {
+    R_MAX_EXT, R_MAX_DROPOUT, R_SEEN, R_WINDOW_MASK, R_LAST_EXT, R_RECEIVED, R_CLOCK_RATE,
+    R_LAST_TS, R_JITTER, R_LAST_ARRIVAL, RECEIVE_FIELDS
+};
+static const char *receive_names[RECEIVE_FIELDS] = {
+    "max_ext", "max_dropout", "_seen", "_window_mask", "last_ext", "received", "_clock_rate",
+    "last_ts", "jitter", "last_arrival",
+};
+enum { C_MASK, C_PACKETS, C_EXTS, CACHE_FIELDS };
+static const char *cache_names[CACHE_FIELDS] = {"mask", "packets", "exts"};
+enum { W_EXT_ID, W_LAST, W_BASE, W_MAX, W_ARRIVALS, W_SINCE, W_LATE, W_RECORDED, RECORDER_FIELDS };
+static const char *recorder_names[RECORDER_FIELDS] = {
+    "ext_id", "_last", "_base", "_max", "_arrivals", "since", "late", "recorded",
+};
+static Layout participant_layout, stream_layout, track_layout, receive_layout, cache_layout,
+    recorder_layout;
+static PyObject *s_rtp_received, *s_rtp_forwarded;
+
+/* A float field: 1 read; 0 unset or not exactly a float (the reference then runs). */
+static int
+read_double(PyObject *obj, const Layout *layout, int index, double *value)
+{
+    PyObject *x = field(obj, layout, index);
+    if (x == NULL || !PyFloat_CheckExact(x))
+        return 0;
+    *value = PyFloat_AS_DOUBLE(x);
+    return 1;
+}
+
+static int
+write_double(PyObject *obj, const Layout *layout, int index, double value)
+{
+    PyObject *x = PyFloat_FromDouble(value);
+    if (x == NULL)
+        return -1;
+    store(obj, layout, index, x);
+    Py_DECREF(x);
+    return 0;
+}
+
+static int
+exact_int(PyObject *obj, const Layout *layout, int index)
+{
+    PyObject *x = field(obj, layout, index);
+    return x != NULL && PyLong_CheckExact(x);
+}
+
+/* counters.<name> += delta through the generic attribute calls (Counters keeps instance
+ * attributes over class defaults, not slots). */
+static int
+count(PyObject *counters, PyObject *name, PyObject *delta)
+{
+    PyObject *before = PyObject_GetAttr(counters, name);
+    if (before == NULL)
+        return -1;
+    PyObject *after = PyNumber_Add(before, delta);
+    Py_DECREF(before);
+    if (after == NULL)
+        return -1;
+    int r = PyObject_SetAttr(counters, name, after);
+    Py_DECREF(after);
+    return r;
+}
+
+/* 1: every layout this packet touches resolved; 0: an object of another shape (reference). */
+#define RESOLVE(layout, obj, names, count_)                                                  \
+    do {                                                                                     \
+        int r_ = resolve(&(layout), Py_TYPE(obj), (names), (count_));                        \
+        if (r_ < 0)                                                                          \
+            goto error;                                                                      \
+        if (r_ == 0)                                                                         \
+            goto reference;                                                                  \
+    } while (0)
+
+/* route(participant, packet, now, out, counters, ring_mask, max_pending) -> int
+ *
+ * n >= 0: routed, n copies queued (every counter and field the reference touches, written).
+ * -1: not taken, nothing changed: the caller runs the reference route_rtp.
+ * -2 - i: routed up to the fan-out, which stopped at subscription i for a step it leaves to
+ *         Python (as fan_out does): the caller resumes the reference loop there and counts
+ *         rtp_forwarded for the whole packet.
+ * `max_pending` is publisher_feedback.MAX_PENDING, `ring_mask` subscriber_links.RING_MASK. */
+static PyObject *
+route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "route() takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *part = args[0], *packet_obj = args[1], *now_obj = args[2], *out = args[3],
+             *counters = args[4];
+    if (!PyList_CheckExact(out)) {
+        PyErr_SetString(PyExc_TypeError, "route(): out must be a list");
+        return NULL;
+    }
+    long long ring_mask = PyLong_AsLongLong(args[5]);
+    long long max_pending = PyLong_AsLongLong(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *stream = NULL, *key = NULL, *size_obj = NULL, *plen_obj = NULL;
+    long long result = -1;
+    if (ring_mask < 0 || !PyBytes_CheckExact(packet_obj) || !PyFloat_CheckExact(now_obj))
+        goto reference;
+    double now = PyFloat_AS_DOUBLE(now_obj);
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(packet_obj);
+    Py_ssize_t n = PyBytes_GET_SIZE(packet_obj);
+
+    /* The header, as route_rtp reads it (anything malformed: the reference counts it). */
+    if (n < 12)
+        goto reference;
+    long b0 = p[0], b1 = p[1];
+    long long seq = ((long long)p[2] << 8) | p[3];
+    long long ts = ((long long)p[4] << 24) | ((long long)p[5] << 16) | ((long long)p[6] << 8) | p[7];
+    unsigned long ssrc = ((unsigned long)p[8] << 24) | ((unsigned long)p[9] << 16) |
+                         ((unsigned long)p[10] << 8) | p[11];
+    Py_ssize_t hl = 12 + ((b0 & 0x0F) << 2);
+    if (b0 & 0x10) {
+        if (n < hl + 4)
+            goto reference;
+        hl += 4 + ((((Py_ssize_t)p[hl + 2] << 8) | p[hl + 3]) << 2);
+    }
+    Py_ssize_t plen = n - hl;
+    if ((b0 & 0xC0) != 0x80 || plen < 0)
+        goto reference;
+    if (b0 & 0x20) {
+        long pad = p[n - 1];
+        if (pad == 0 || pad > plen)
+            goto reference;
+        plen -= pad;
+    }
+
+    /* Everything this packet touches, checked before the first write. */
+    RESOLVE(participant_layout, part, participant_names, PARTICIPANT_FIELDS);
+    PyObject *streams = field(part, &participant_layout, P_STREAMS);
+    PyObject *twcc = field(part, &participant_layout, P_TWCC);
+    if (streams == NULL || !PyDict_CheckExact(streams) || twcc == NULL)
+        goto reference;
+    key = PyLong_FromUnsignedLong(ssrc);
+    if (key == NULL)
+        goto error;
+    stream = PyDict_GetItemWithError(streams, key);
+    if (stream == NULL) {
+        if (PyErr_Occurred())
+            goto error;
+        goto reference;
+    }
+    Py_INCREF(stream);
+    Py_CLEAR(key);
+    const Layout *S = &stream_layout;
+    RESOLVE(stream_layout, stream, stream_names, STREAM_FIELDS);
+    PyObject *track = field(stream, S, S_TRACK), *rs = field(stream, S, S_RECEIVE);
+    PyObject *cache = field(stream, S, S_CACHE), *fanout = field(stream, S, S_FANOUT);
+    long long epoch;
+    if (field(stream, S, S_IS_RTX) != Py_False || field(stream, S, S_VP8) != Py_False ||
+        track == NULL || rs == NULL || cache == NULL || fanout == NULL ||
+        !PyList_CheckExact(fanout) || !exact_int(stream, S, S_OCTETS) ||
+        !read_ll(stream, S, S_EPOCH, &epoch))
+        goto reference;
+    RESOLVE(track_layout, track, track_names, TRACK_FIELDS);
+    PyObject *pts = field(track, &track_layout, K_PTS);
+    if (pts == NULL || !PyAnySet_CheckExact(pts))
+        goto reference;
+    key = PyLong_FromLong(b1 & 0x7F);
+    if (key == NULL)
+        goto error;
+    int forwarded_pt = PySet_Contains(pts, key);
+    Py_CLEAR(key);
+    if (forwarded_pt < 0)
+        goto error;
+    if (!forwarded_pt)
+        goto reference; /* counted as a bad payload type by the reference */
+
+    const Layout *R = &receive_layout;
+    RESOLVE(receive_layout, rs, receive_names, RECEIVE_FIELDS);
+    long long hi, max_dropout, clock_rate, last_ts;
+    double jitter, last_arrival;
+    if (!read_ll(rs, R, R_MAX_EXT, &hi) || !read_ll(rs, R, R_MAX_DROPOUT, &max_dropout) ||
+        !read_ll(rs, R, R_CLOCK_RATE, &clock_rate) || !read_ll(rs, R, R_LAST_TS, &last_ts) ||
+        !read_double(rs, R, R_JITTER, &jitter) ||
+        !read_double(rs, R, R_LAST_ARRIVAL, &last_arrival) || !exact_int(rs, R, R_SEEN) ||
+        !exact_int(rs, R, R_WINDOW_MASK) || !exact_int(rs, R, R_RECEIVED))
+        goto reference;
+    /* ReceiveStats.update's in-order branch only: the next number, nothing lost before it. */
+    if (hi < 0 || hi > (LLONG_MAX >> 2) || max_dropout < 1 || last_ts < -1 ||
+        last_ts > 0xFFFFFFFFLL || ((((seq - hi + 0x8000) & 0xFFFF) - 0x8000) != 1))
+        goto reference;
+    long long ext = hi + 1;
+
+    const Layout *C = &cache_layout;
+    Py_ssize_t cache_slot = 0;
+    if (cache != Py_None) {
+        long long mask;
+        RESOLVE(cache_layout, cache, cache_names, CACHE_FIELDS);
+        PyObject *packets = field(cache, C, C_PACKETS), *exts = field(cache, C, C_EXTS);
+        if (!read_ll(cache, C, C_MASK, &mask) || mask < 0 || packets == NULL || exts == NULL ||
+            !PyList_CheckExact(packets) || !PyList_CheckExact(exts))
+            goto reference;
+        cache_slot = (Py_ssize_t)(ext & mask);
+        if (cache_slot >= PyList_GET_SIZE(packets) || cache_slot >= PyList_GET_SIZE(exts))
+            goto reference;
+    }
+
+    const Layout *W = &recorder_layout;
+    long long ext_id = 0, tw_last = 0, tw_base = 0, tw_max = 0;
+    PyObject *arrivals = NULL;
+    if (twcc != Py_None) {
+        RESOLVE(recorder_layout, twcc, recorder_names, RECORDER_FIELDS);
+        arrivals = field(twcc, W, W_ARRIVALS);
+        if (!read_ll(twcc, W, W_EXT_ID, &ext_id) || !read_ll(twcc, W, W_LAST, &tw_last) ||
+            !read_ll(twcc, W, W_BASE, &tw_base) || !read_ll(twcc, W, W_MAX, &tw_max) ||
+            arrivals == NULL || !PyDict_CheckExact(arrivals) || !exact_int(twcc, W, W_LATE) ||
+            !exact_int(twcc, W, W_RECORDED) || tw_last > (LLONG_MAX >> 2) ||
+            tw_last < -(LLONG_MAX >> 2))
+            goto reference;
+    }
+
+    /* From here on the packet is ours: route_rtp's and forward's writes, in their order. */
+    if (count(counters, s_rtp_received, one) < 0)
+        goto error;
+    if (twcc != Py_None) { /* TwccRecorder.record */
+        long tw_seq = scan_transport_seq(p, n, ext_id);
+        if (tw_seq >= 0) {
+            long long tw_ext;
+            if (tw_last < 0) {
+                tw_ext = (1LL << 16) + tw_seq;
+                tw_base = tw_ext;
+                if (write_ll(twcc, W, W_BASE, tw_base) < 0)
+                    goto error;
+            } else {
+                tw_ext = tw_last + ((tw_seq - tw_last + 0x8000) & 0xFFFF) - 0x8000;
+            }
+            if (tw_ext > tw_max && write_ll(twcc, W, W_MAX, tw_ext) < 0)
+                goto error;
+            if (write_ll(twcc, W, W_LAST, tw_ext) < 0)
+                goto error;
+            if (tw_ext < tw_base) {
+                if (add_to(twcc, W, W_LATE, one) < 0)
+                    goto error;
+            } else {
+                Py_ssize_t pending = PyDict_GET_SIZE(arrivals);
+                if (pending == 0)
+                    store(twcc, W, W_SINCE, now_obj);
+                if (pending == 0 || pending < max_pending) {
+                    key = PyLong_FromLongLong(tw_ext);
+                    if (key == NULL || PyDict_SetItem(arrivals, key, now_obj) < 0)
+                        goto error;
+                    Py_CLEAR(key);
+                    if (add_to(twcc, W, W_RECORDED, one) < 0)
+                        goto error;
+                }
+            }
+        }
+    }
+    { /* ReceiveStats.update, in-order branch (its _count inlined there, without the
+       * last_ts >= 0 test, as the reference has it) */
+        PyObject *shifted = PyNumber_Lshift(field(rs, R, R_SEEN), one);
+        PyObject *marked = shifted == NULL ? NULL : PyNumber_Or(shifted, one);
+        Py_XDECREF(shifted);
+        PyObject *seen = marked == NULL ? NULL : PyNumber_And(marked, field(rs, R, R_WINDOW_MASK));
+        Py_XDECREF(marked);
+        if (seen == NULL)
+            goto error;
+        store(rs, R, R_SEEN, seen);
+        Py_DECREF(seen);
+        if (write_ll(rs, R, R_MAX_EXT, ext) < 0 || write_ll(rs, R, R_LAST_EXT, ext) < 0 ||
+            add_to(rs, R, R_RECEIVED, one) < 0)
+            goto error;
+        double arrival = now * (double)clock_rate;
+        long long d_ts = ((ts - last_ts + 0x80000000LL) & 0xFFFFFFFFLL) - 0x80000000LL;
+        double updated = jitter + (fabs((arrival - last_arrival) - (double)d_ts) - jitter) / 16.0;
+        if (write_double(rs, R, R_JITTER, updated) < 0 || write_ll(rs, R, R_LAST_TS, ts) < 0 ||
+            write_double(rs, R, R_LAST_ARRIVAL, arrival) < 0)
+            goto error;
+    }
+    if (cache != Py_None) { /* PacketCache.put, inlined in forward */
+        PyObject *ext_obj = PyLong_FromLongLong(ext);
+        if (ext_obj == NULL)
+            goto error;
+        Py_INCREF(packet_obj);
+        PyList_SetItem(field(cache, C, C_PACKETS), cache_slot, packet_obj);
+        PyList_SetItem(field(cache, C, C_EXTS), cache_slot, ext_obj);
+    }
+    plen_obj = PyLong_FromSsize_t(plen);
+    if (plen_obj == NULL || add_to(stream, S, S_OCTETS, plen_obj) < 0)
+        goto error;
+    fanout = field(stream, S, S_FANOUT);
+    if (PyList_GET_SIZE(fanout) == 0) {
+        result = 0;
+        goto done;
+    }
+    size_obj = PyLong_FromSsize_t(n + 4);
+    if (size_obj == NULL)
+        goto error;
+    Py_ssize_t before = PyList_GET_SIZE(out);
+    Py_INCREF(fanout);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fanout); i++) {
+        PyObject *d = PyList_GET_ITEM(fanout, i);
+        Py_INCREF(d);
+        int r = copy_one(d, epoch, ext, ts, b0, b1, p, n, size_obj, plen_obj, now_obj,
+                         ring_mask, out, Py_None, Py_None);
+        Py_DECREF(d);
+        if (r < 0) {
+            Py_DECREF(fanout);
+            goto error;
+        }
+        if (r >= 2) {
+            Py_DECREF(fanout);
+            result = -2 - (long long)i;
+            goto done;
+        }
+    }
+    Py_DECREF(fanout);
+    PyObject *sent = PyLong_FromSsize_t(PyList_GET_SIZE(out) - before);
+    if (sent == NULL)
+        goto error;
+    int counted = count(counters, s_rtp_forwarded, sent);
+    result = PyLong_AsLongLong(sent);
+    Py_DECREF(sent);
+    if (counted < 0)
+        goto error;
+done:
+reference:
+    Py_XDECREF(stream);
+    Py_XDECREF(key);
+    Py_XDECREF(size_obj);
+    Py_XDECREF(plen_obj);
+    return PyLong_FromLongLong(result);
+error:
+    Py_XDECREF(stream);
+    Py_XDECREF(key);
+    Py_XDECREF(size_obj);
+    Py_XDECREF(plen_obj);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"read_transport_seq", (PyCFunction)(void (*)(void))read_transport_seq, METH_FASTCALL,
      "A publisher packet's transport-wide sequence number or -1; see the module source."},
@@ -716,6 +1066,8 @@ static PyMethodDef methods[] = {
      "The (sent, arrival, size) list of one TWCC feedback; see the module source."},
     {"fan_out", (PyCFunction)(void (*)(void))fan_out, METH_FASTCALL,
      "Queue one rewritten copy per subscription of fanout[start:]; see the module source."},
+    {"route", (PyCFunction)(void (*)(void))route, METH_FASTCALL,
+     "Route one in-order RTP packet of a known stream, or -1; see the module source."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -727,7 +1079,9 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__fanout(void)
 {
-    if ((one = PyLong_FromLong(1)) == NULL)
+    if ((one = PyLong_FromLong(1)) == NULL ||
+        (s_rtp_received = PyUnicode_InternFromString("rtp_received")) == NULL ||
+        (s_rtp_forwarded = PyUnicode_InternFromString("rtp_forwarded")) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)

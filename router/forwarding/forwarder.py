@@ -32,8 +32,9 @@ from router.forwarding.counters import Counters, ForwarderStats
 from router.forwarding.layers import LayerChooser, LayerState, probe_packets
 from router.forwarding.links import PublisherLinks
 from router.forwarding.packet import extension_table
+from router.forwarding.publisher_feedback import MAX_PENDING
 from router.forwarding.receive import ReceiveStats
-from router.forwarding.routing import forward, forward_rtx
+from router.forwarding.routing import fan_out_from, forward, forward_rtx
 from router.forwarding.rtcp import (
     keyframe_request,
     receiver_report,
@@ -48,7 +49,7 @@ from router.forwarding.specs import (
     TrackSpec,
 )
 from router.forwarding.state import Downstream, Layer, Participant, Stream, Track
-from router.forwarding.subscriber_links import SubscriberLink
+from router.forwarding.subscriber_links import RING_MASK, SubscriberLink
 from router.rtp import (
     Bye,
     Fir,
@@ -61,11 +62,15 @@ from router.rtp import (
     SenderReport,
     TransportCc,
 )
+from router.transport import fastpath
 
 __all__ = ["Forwarder"]
 
 _HDR: Final = struct.Struct("!BBHII")
 _U16: Final = struct.Struct("!H")
+_route = fastpath.route()
+"""The compiled route of an in-order packet (router/forwarding/_fanout.c), None on the
+reference path."""
 
 
 class Forwarder(RtcpInput):
@@ -396,6 +401,19 @@ class Forwarder(RtcpInput):
 
     def route_rtp(self, publisher: str, packet: bytes | bytearray, now: float) -> int:
         """Route one decrypted RTP packet; returns how many copies were queued."""
+        route = _route
+        if route is not None:
+            # The compiled route takes the next in-order packet of a known stream whole and
+            # hands anything else back untouched (-1) for the reference below.
+            part = self._participants.get(publisher)
+            if part is not None:
+                out = self._rtp_out
+                before = len(out)
+                r = route(part, packet, now, out, self.counters, RING_MASK, MAX_PENDING)
+                if r >= 0:
+                    return r
+                if r < -1:  # taken (so ``packet`` is bytes), its fan-out stopped for Python
+                    return self._resume_fan_out(part, bytes(packet), now, -2 - r, before)
         counters = self.counters
         counters.rtp_received += 1
         part = self._participants.get(publisher)
@@ -441,6 +459,20 @@ class Forwarder(RtcpInput):
         if stream.is_rtx:
             return forward_rtx(stream, packet, hl, plen, now, self._rtp_out, counters)
         return forward(stream, packet, b0, b1, seq, ts, plen, now, self._rtp_out, counters)
+
+    def _resume_fan_out(
+        self, part: Participant, packet: bytes, now: float, start: int, before: int
+    ) -> int:
+        """The compiled route accounted for ``packet`` and stopped its fan-out at subscription
+        ``start``: the reference loop queues the rest (and counts the whole packet)."""
+        b0, b1, _, ts, ssrc = _HDR.unpack_from(packet)
+        hl = 12 + ((b0 & 0x0F) << 2)
+        if b0 & 0x10:
+            hl += 4 + (_U16.unpack_from(packet, hl + 2)[0] << 2)
+        plen = len(packet) - hl - (packet[-1] if b0 & 0x20 else 0)
+        stream = part.streams[ssrc]
+        return fan_out_from(stream, packet, b0, b1, stream.receive.last_ext, ts, plen, now,
+                            self._rtp_out, self.counters, start=start, before=before)  # fmt: skip
 
     def _bind_unknown(
         self, part: Participant, packet: bytes, ssrc: int, pt: int, now: float

@@ -27,11 +27,11 @@ from router.forwarding.state import Participant
 from router.forwarding.transport_seq import read_transport_seq
 from router.rtp import Remb, TransportCc
 
-__all__ = ["RembController", "TwccRecorder"]
+__all__ = ["MAX_PENDING", "RembController", "TwccRecorder"]
 
 _MAX_STATUSES: Final = 1 << 13
 """Statuses per feedback packet at most; a longer span is split over several packets."""
-_MAX_PENDING: Final = 1 << 14
+MAX_PENDING: Final = 1 << 14
 """Arrivals kept between feedbacks at most (a flood is reported in part, never stored whole)."""
 _TICK_US: Final = 250
 _REF_US: Final = 64_000
@@ -92,7 +92,7 @@ class TwccRecorder:
         arrivals = self._arrivals
         if not arrivals:
             self.since = now
-        elif len(arrivals) >= _MAX_PENDING:
+        elif len(arrivals) >= MAX_PENDING:
             return
         arrivals[ext] = now
         self.recorded += 1

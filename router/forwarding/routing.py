@@ -43,7 +43,7 @@ from router.forwarding.vp8 import Vp8Info, vp8_info
 from router.rtp import RtpDecodeError
 from router.transport import fastpath
 
-__all__ = ["anchor", "forward", "forward_rtx"]
+__all__ = ["anchor", "fan_out_from", "forward", "forward_rtx"]
 
 _fan_out = fastpath.fan_out()
 """The compiled per-subscriber loop (router/forwarding/_fanout.c), None on the reference path."""
@@ -152,22 +152,44 @@ def forward(
                 stream.height = info.height
             if stream.waiting:
                 complete_switches(stream)
-    fanout = stream.fanout
-    if not fanout:
+    if not stream.fanout:
         return 0
+    return fan_out_from(stream, packet, b0, b1, ext, ts, plen, now, out, counters, info, ptail)
+
+
+def fan_out_from(
+    stream: Stream,
+    packet: bytes,
+    b0: int,
+    b1: int,
+    ext: int,
+    ts: int,
+    plen: int,
+    now: float,
+    out: Output,
+    counters: Counters,
+    info: Vp8Info | None = None,
+    ptail: int = 0,
+    start: int = 0,
+    before: int | None = None,
+) -> int:
+    """:func:`forward`'s copies for ``stream.fanout[start:]``; counts ``rtp_forwarded`` for
+    every copy queued since ``out`` held ``before`` items (default: now). ``start`` > 0 resumes
+    a fan-out the compiled route (``_fanout.route``) stopped at a step it leaves to Python."""
+    fanout = stream.fanout
     epoch = stream.epoch
     n = len(packet) + 4
+    if before is None:
+        before = len(out)
     # Prepared tails per subscriber mapping, for this packet only; the compiled loop takes None
     # for "none yet", so a packet whose copies need none allocates nothing.
     tails: dict[tuple[bytes | None, int], tuple[int, bytes | memoryview]] | None = None
     tw_tails: dict[tuple[bytes | None, int], TransportTail | None] | None = None
-    sent = 0
     fan = _fan_out
     if fan is not None and info is None and type(packet) is bytes:
         # The compiled loop takes the steady state and stops where it leaves a step to the
         # reference below (see router/forwarding/_fanout.c): the same state changes, in order.
-        before = len(out)
-        i = 0
+        i = start
         while True:
             r = fan(fanout, i, epoch, ext, ts, b0, b1, packet, n, plen, now, RING_MASK, out,
                     tw_tails, tails)  # fmt: skip
@@ -204,15 +226,13 @@ def forward(
                      tw_tails, out, counters) < 0:  # fmt: skip
                 break
             i += 1
-        sent = len(out) - before
     else:
         tails, tw_tails = {}, {}
-        for d in fanout:
-            r = _copy(d, stream, packet, b0, b1, ext, ts, n, plen, now, info, ptail, tails,
-                      tw_tails, out, counters)  # fmt: skip
-            if r < 0:
+        for d in fanout[start:]:
+            if _copy(d, stream, packet, b0, b1, ext, ts, n, plen, now, info, ptail, tails,
+                     tw_tails, out, counters) < 0:  # fmt: skip
                 break
-            sent += r
+    sent = len(out) - before
     counters.rtp_forwarded += sent
     return sent
 

@@ -15,8 +15,10 @@ the rest in Python's per-packet overhead around libsrtp and the socket (``regio 
   directly when its core is a mux; tests/transport/test_ingest.py runs both on one script);
 * :func:`one_byte_rewriter` - the header-extension id rewrite of Chromium's one-byte form
   (router.forwarding.packet), once per incoming packet and subscriber mapping (~6 %);
-* :func:`fan_out`, :func:`twcc_results` and :func:`read_transport_seq` - the forwarding
-  core's per-subscriber copy loop, TWCC feedback walk and transport-wide sequence reader, from
+* :func:`route`, :func:`fan_out`, :func:`twcc_results` and :func:`read_transport_seq` - the
+  forwarding core's route of an in-order packet (sequence and jitter bookkeeping, publisher
+  TWCC record, NACK cache, then the copies), its per-subscriber copy loop, TWCC feedback walk
+  and transport-wide sequence reader, from
   ``router/forwarding/_fanout.c`` (its own module: forwarding code, switched by the same
   ``REGIO_FASTPATH``);
 * :func:`delay_detector` - the bandwidth estimator's packet groups and trend line
@@ -83,8 +85,8 @@ def describe() -> str:
     if missing:
         return f"compiled fast path ({loops}); {'; '.join(missing)}"
     return (
-        f"compiled fast path ({loops}, fan-out, TWCC feedback, transport-wide sequence and "
-        "delay-detector loops)"
+        f"compiled fast path ({loops}, in-order route, fan-out, TWCC feedback, transport-wide "
+        "sequence and delay-detector loops)"
     )
 
 
@@ -179,6 +181,12 @@ def fan_out() -> FanOut | None:
     return _forwarding_helper("fan_out")
 
 
+def route() -> Callable[..., int] | None:
+    """The compiled steady-state ``Forwarder.route_rtp`` (an in-order packet of a known
+    stream, routed whole, or handed back untouched), or None (see fan_out)."""
+    return _forwarding_helper("route")
+
+
 def twcc_results() -> Callable[..., Any] | None:
     """The compiled TWCC feedback loop of ``SubscriberLink.on_twcc``, or None (see fan_out)."""
     return _forwarding_helper("twcc_results")
@@ -218,6 +226,7 @@ __all__ = [
     "protect_batch",
     "read_transport_seq",
     "recv_batch",
+    "route",
     "send_batch",
     "twcc_results",
 ]

@@ -10,6 +10,7 @@ older than a subscription, payload types a subscriber does not take, malformed b
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 import router.forwarding._fanout as _fanout_module
 from router.forwarding import Forwarder, routing, subscriber_links
+from router.forwarding import forwarder as forwarder_module
 from router.forwarding.link_config import LinkConfig
 from router.forwarding.specs import ABS_SEND_TIME, SDES_MID, TRANSPORT_WIDE_CC
 from router.forwarding.state import Downstream, Participant
@@ -30,6 +32,7 @@ from tests.forwarding.helpers import OPUS, VP8, make_forwarder, rtp, subscriptio
 # here at import rather than skipping. Taken from the module itself, so REGIO_FASTPATH=off (the
 # reference path for the rest of the suite) does not turn these comparisons off.
 compiled = _fanout_module.fan_out
+route_compiled = _fanout_module.route
 twcc_compiled = _fanout_module.twcc_results
 read_seq_compiled = _fanout_module.read_transport_seq
 
@@ -64,21 +67,31 @@ def _state(fwd: Forwarder) -> dict[str, object]:
     return {"subs": subs, "links": links, "counters": dict(vars(fwd.counters))}
 
 
-def _route(fwd: Forwarder, fast: bool, packet: bytes, now: float) -> int:
-    saved = routing._fan_out
+def _route(fwd: Forwarder, fast: bool, packet: bytes, now: float, *, whole: bool = False) -> int:
+    """Route with the compiled fan-out (``fast``) or the reference loop; ``whole`` also lets
+    the compiled route take the packet (else the reference route_rtp runs)."""
+    saved, saved_route = routing._fan_out, forwarder_module._route
     routing._fan_out = compiled if fast else None
+    forwarder_module._route = route_compiled if fast and whole else None
     try:
         return fwd.route_rtp("pub", packet, now)
     finally:
-        routing._fan_out = saved
+        routing._fan_out, forwarder_module._route = saved, saved_route
 
 
-def _pair(mappings: list[int], codecs: list[int]) -> tuple[Forwarder, Forwarder]:
+def _pair(
+    mappings: list[int], codecs: list[int], *, twcc: bool = False
+) -> tuple[Forwarder, Forwarder]:
+    """Two forwarders in the same state; ``twcc``: the publisher negotiated transport-cc (the
+    router records its packets' arrivals for feedback)."""
     pair = []
     for _ in range(2):
         fwd = make_forwarder()
         fwd.add_participant("pub")
-        fwd.add_track(video_track(), 0.0)
+        track = video_track()
+        if twcc:
+            track = dataclasses.replace(track, bandwidth_feedback="transport-cc")
+        fwd.add_track(track, 0.0)
         for i, (m, c) in enumerate(zip(mappings, codecs, strict=True)):
             fwd.add_participant(f"s{i}")
             fwd.subscribe(subscription(f"s{i}", ssrc=0xA000 + i, codecs=CODECS[c],
@@ -156,6 +169,82 @@ def test_compiled_fan_out_matches_the_reference(
         assert _state(fast) == _state(ref)
 
 
+def _publisher_state(fwd: Forwarder) -> dict[str, object]:
+    """What the compiled route writes besides the subscriptions: the publisher's streams
+    (sequence and jitter state, NACK cache, octets), its TWCC recorder and the counters."""
+    part = fwd._participants["pub"]
+    streams = {}
+    for ssrc, stream in part.streams.items():
+        rs = stream.receive
+        cache = stream.cache
+        streams[ssrc] = {
+            "receive": {name: getattr(rs, name) for name in type(rs).__slots__},
+            "cache": None if cache is None else (list(cache.packets), list(cache.exts)),
+            "octets": stream.octets,
+            "gaps": None if stream.gaps is None else sorted(stream.gaps.missing.items()),
+        }
+    twcc = part.twcc
+    recorder = None if twcc is None else {name: getattr(twcc, name) for name in twcc.__slots__}
+    return {"streams": streams, "twcc": recorder, "counters": dict(vars(fwd.counters))}
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(MAPPINGS) - 1), st.integers(0, 1)), min_size=0, max_size=4
+    ),
+    steps,
+    st.integers(0, 2**32 - 1),
+)
+def test_compiled_route_matches_the_reference(
+    subs: list[tuple[int, int]], plan: list[tuple[int, int, str, int, bool, float]], seed: int
+) -> None:
+    """The whole route (sequence bookkeeping, jitter, TWCC record, cache, copies) compiled
+    against route_rtp's reference, over in-order packets (which it takes), gaps, duplicates,
+    reordering, restarts, bad payload types, malformed blocks and late joiners (which it
+    hands back, or stops the fan-out on)."""
+    rng = random.Random(seed)
+    fast, ref = _pair([m for m, _ in subs], [c for _, c in subs], twcc=True)
+    assert fast._participants["pub"].twcc is not None
+    seq, ts, now = rng.randrange(0x10000), rng.randrange(2**32), 1.0
+    joined = len(subs)
+    for delta, ts_step, form, pt, join, dt in plan:
+        seq = (seq + delta) & 0xFFFF
+        ts = (ts + ts_step) & 0xFFFFFFFF
+        now += dt
+        if join:
+            for fwd in (fast, ref):
+                fwd.add_participant(f"s{joined}")
+                fwd.subscribe(subscription(f"s{joined}", ssrc=0xA000 + joined,
+                                           extensions=MAPPINGS[joined % len(MAPPINGS)]),
+                              now)  # fmt: skip
+                fwd.rtcp_to_send()
+            joined += 1
+        packet = _packet(seq, ts, form, pt, rng)
+        assert _route(fast, True, packet, now, whole=True) == _route(ref, False, packet, now)
+        assert fast.rtp_to_send() == ref.rtp_to_send()
+        assert _state(fast) == _state(ref)
+        assert _publisher_state(fast) == _publisher_state(ref)
+
+
+def test_the_compiled_route_takes_in_order_packets_whole() -> None:
+    """Not vacuous: in-order Chrome-shaped packets never reach the Python route."""
+    fast, _ = _pair([3, 4], [0, 0], twcc=True)
+    rng = random.Random(3)
+    taken = 0
+    for i in range(40):
+        packet = _packet(500 + i, 3000 * i, "chrome", 96, rng)
+        part = fast._participants["pub"]
+        r = route_compiled(part, packet, 1.0 + i / 30, fast._rtp_out, fast.counters,
+                           subscriber_links.RING_MASK, 1 << 14)  # fmt: skip
+        if r >= 0 or r < -1:
+            taken += 1
+        else:
+            fast.route_rtp("pub", packet, 1.0 + i / 30)
+    assert taken == 39  # all but the first, which starts the stream's numbering
+    assert fast.counters.rtp_received == 40
+
+
 def test_the_compiled_loop_runs_in_the_steady_state() -> None:
     """Not a vacuous comparison: with Chrome-shaped packets and transport-cc subscribers, the
     compiled loop queues the copies itself (Python's ``_copy`` runs only for first copies)."""
@@ -199,13 +288,13 @@ def test_transport_cc_tails_are_computed_in_the_compiled_loop(mapping: int) -> N
     packets = [_packet(200 + i, 3000 * i, "chrome", 96, rng) for i in range(30)]
     _route(fast, True, packets[0], 1.0)
     _route(ref, False, packets[0], 1.0)
-    saved = routing._fan_out
-    routing._fan_out = counting
+    saved, saved_route = routing._fan_out, forwarder_module._route
+    routing._fan_out, forwarder_module._route = counting, None
     try:
         for i, packet in enumerate(packets[1:], start=1):
             assert fast.route_rtp("pub", packet, 1.0 + i / 30) == 2
     finally:
-        routing._fan_out = saved
+        routing._fan_out, forwarder_module._route = saved, saved_route
     for i, packet in enumerate(packets[1:], start=1):
         _route(ref, False, packet, 1.0 + i / 30)
     assert calls == len(packets) - 1

@@ -25,6 +25,10 @@ from router.forwarding.specs import (
 )
 from router.sdp import NegotiatedCodec, OutgoingTrack
 from router.session.media import MediaSink, PublishedTrack
+from router.transport import fastpath
+
+_protect_copies = fastpath.protect_copies()
+"""The compiled flush (router/transport/_fastpath.c), None on the reference path."""
 
 
 def _key(codec: NegotiatedCodec) -> str:
@@ -152,6 +156,14 @@ class ForwarderPlane:
         out = self.forwarder.rtp_to_send()
         if not out:
             return 0
+        sent = 0
+        protect = _protect_copies
+        if protect is not None:
+            # Copies for transports go straight to libsrtp and their outbox in C; the rest
+            # (trunk legs, transports that may not send now) come back for the grouping below.
+            sent, out = protect(out, self._sinks)
+            if not out:
+                return sent
         groups: dict[str, list[bytes]] = {}
         for fid, data in out:
             group = groups.get(fid)
@@ -160,7 +172,6 @@ class ForwarderPlane:
             else:
                 group.append(data)
         sinks = self._sinks
-        sent = 0
         for fid, packets in groups.items():
             sink = sinks.get(fid)
             if sink is not None:

@@ -570,6 +570,170 @@ ingest(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* ---- protect_copies ------------------------------------------------------------------------- */
+
+static PyObject *s_dest, *s_out, *s_protect_route, *s_rtp_out, *s_protect_failures;
+
+/* stats.<name> += 1 (SrtpStats: a slots dataclass of ints). */
+static int
+bump(PyObject *stats, PyObject *name)
+{
+    PyObject *before = PyObject_GetAttr(stats, name);
+    if (before == NULL)
+        return -1;
+    PyObject *after = PyNumber_Add(before, one);
+    Py_DECREF(before);
+    if (after == NULL)
+        return -1;
+    int r = PyObject_SetAttr(stats, name, after);
+    Py_DECREF(after);
+    return r;
+}
+
+/* One copy: 1 queued, 0 refused by libsrtp or too long (counted as protect_batch's caller
+ * counts it), 2 left to Python (the sink is not a transport this knows, or it may not send
+ * now: BaseTransport.send_rtp_batch counts that), -1 on error. */
+static int
+protect_copy(PyObject *sink, PyObject *data)
+{
+    int result = 2;
+    PyObject *dest = NULL, *srtp = NULL, *outbox = NULL, *route = NULL;
+    dest = optional_attr(sink, s_dest);
+    if (dest == NULL || dest == Py_None)
+        goto done;
+    srtp = optional_attr(sink, s_srtp);
+    if (srtp == NULL || srtp == Py_None)
+        goto done;
+    outbox = optional_attr(sink, s_out);
+    if (outbox == NULL || !PyList_CheckExact(outbox))
+        goto done;
+    /* (srtp_protect address, session address, max length, trailer, stats) */
+    route = optional_attr(srtp, s_protect_route);
+    if (route == NULL || !PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 5 ||
+        !PyBytes_CheckExact(data))
+        goto done;
+    unsigned long long func_addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(route, 0));
+    unsigned long long session_addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(route, 1));
+    Py_ssize_t max_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(route, 2));
+    Py_ssize_t trailer = PyLong_AsSsize_t(PyTuple_GET_ITEM(route, 3));
+    PyObject *stats = PyTuple_GET_ITEM(route, 4);
+    if (PyErr_Occurred()) {
+        result = -1;
+        goto done;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    result = 0;
+    if (n < MIN_RTP || n > max_length) {
+        result = bump(stats, s_protect_failures) < 0 ? -1 : 0;
+        goto done;
+    }
+    PyObject *protected = PyBytes_FromStringAndSize(NULL, n + trailer);
+    if (protected == NULL) {
+        result = -1;
+        goto done;
+    }
+    memcpy(PyBytes_AS_STRING(protected), PyBytes_AS_STRING(data), (size_t)n);
+    int length = (int)n;
+    srtp_func protect = (srtp_func)(uintptr_t)func_addr;
+    if (protect((void *)(uintptr_t)session_addr, PyBytes_AS_STRING(protected), &length) != 0 ||
+        length < n || length > n + trailer) {
+        Py_DECREF(protected);
+        result = bump(stats, s_protect_failures) < 0 ? -1 : 0;
+        goto done;
+    }
+    if (_PyBytes_Resize(&protected, length) < 0) {
+        result = -1;
+        goto done;
+    }
+    PyObject *item = PyTuple_Pack(2, protected, dest);
+    Py_DECREF(protected);
+    if (item == NULL || PyList_Append(outbox, item) < 0) {
+        Py_XDECREF(item);
+        result = -1;
+        goto done;
+    }
+    Py_DECREF(item);
+    result = bump(stats, s_rtp_out) < 0 ? -1 : 1;
+done:
+    if (result >= 0 && PyErr_Occurred())
+        result = -1;
+    Py_XDECREF(route);
+    Py_XDECREF(outbox);
+    Py_XDECREF(srtp);
+    Py_XDECREF(dest);
+    return result;
+}
+
+/* protect_copies(copies, sinks) -> (queued, rest)
+ *
+ * ForwarderPlane.flush for the forwarder's queued (participant, plain RTP) copies whose sink
+ * is a transport that may send (BaseTransport.send_rtp_batch's checks; its SRTP context's
+ * ``protect_route``): each is protected with libsrtp's srtp_protect on that sink's session (as
+ * protect_batch does) and queued on the sink's outbox, in the order the forwarder queued them,
+ * which keeps each subscriber's packets in order. Copies for an unknown participant are dropped
+ * (as the reference drops them); ``rest`` holds, in order, the copies for every other sink
+ * (trunk legs, transports that may not send now), for the reference to group and hand on. */
+static PyObject *
+protect_copies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "protect_copies(copies: list, sinks: dict)");
+        return NULL;
+    }
+    PyObject *copies = args[0], *sinks = args[1];
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    /* Sinks Python must handle, so all of a sink's copies take one path (their order holds). */
+    PyObject *deferred = NULL;
+    Py_ssize_t queued = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(copies); i++) {
+        PyObject *item = PyList_GET_ITEM(copies, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_SetString(PyExc_TypeError, "protect_copies: copies must be (participant, rtp)");
+            goto error;
+        }
+        Py_INCREF(item);
+        PyObject *fid = PyTuple_GET_ITEM(item, 0), *data = PyTuple_GET_ITEM(item, 1);
+        PyObject *sink = PyDict_GetItemWithError(sinks, fid); /* borrowed */
+        int r;
+        if (sink == NULL) {
+            r = PyErr_Occurred() ? -1 : 0;
+        } else {
+            int later = deferred == NULL ? 0 : PySet_Contains(deferred, fid);
+            if (later < 0) {
+                r = -1;
+            } else if (later) {
+                r = 2;
+            } else {
+                Py_INCREF(sink);
+                r = protect_copy(sink, data);
+                Py_DECREF(sink);
+                if (r == 2) {
+                    if (deferred == NULL && (deferred = PySet_New(NULL)) == NULL)
+                        r = -1;
+                    else if (PySet_Add(deferred, fid) < 0)
+                        r = -1;
+                }
+            }
+        }
+        if (r == 2 && PyList_Append(rest, item) < 0)
+            r = -1;
+        Py_DECREF(item);
+        if (r < 0)
+            goto error;
+        if (r == 1)
+            queued++;
+    }
+    Py_XDECREF(deferred);
+    PyObject *result = Py_BuildValue("(nN)", queued, rest);
+    return result;
+error:
+    Py_XDECREF(deferred);
+    Py_DECREF(rest);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"rewrite_one_byte", rewrite_one_byte, METH_VARARGS,
      "rewrite_one_byte(packet, pos, end, table) -> bytes | None | int"},
@@ -581,6 +745,8 @@ static PyMethodDef methods[] = {
      "recv_batch(fd, limit, out) -> (received, truncated, error)"},
     {"ingest", (PyCFunction)(void (*)(void))ingest, METH_FASTCALL,
      "ingest(batch, by_addr, fallback, now) -> None"},
+    {"protect_copies", (PyCFunction)(void (*)(void))protect_copies, METH_FASTCALL,
+     "protect_copies(copies, sinks) -> (queued, rest)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -603,6 +769,16 @@ PyInit__fastpath(void)
     s_ingest_route = PyUnicode_InternFromString("ingest_route");
     s_rtp_in = PyUnicode_InternFromString("rtp_in");
     one = PyLong_FromLong(1);
+    s_dest = PyUnicode_InternFromString("_dest");
+    s_out = PyUnicode_InternFromString("_out");
+    s_protect_route = PyUnicode_InternFromString("protect_route");
+    s_rtp_out = PyUnicode_InternFromString("rtp_out");
+    s_protect_failures = PyUnicode_InternFromString("protect_failures");
+    if (s_dest == NULL || s_out == NULL || s_protect_route == NULL || s_rtp_out == NULL ||
+        s_protect_failures == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (s_closed_reason == NULL || s_rtp_handler == NULL || s_srtp == NULL ||
         s_media_sources == NULL || s_ingest_route == NULL || s_rtp_in == NULL || one == NULL) {
         Py_DECREF(m);

@@ -13,6 +13,9 @@ the rest in Python's per-packet overhead around libsrtp and the socket (``regio 
   validated peer: ``srtp_unprotect`` on the peer's session and its ``rtp_handler``, with every
   other datagram passed to ``TransportMux.receive_datagram`` in order (the driver calls it
   directly when its core is a mux; tests/transport/test_ingest.py runs both on one script);
+* :func:`protect_copies` - the media plane's flush of the forwarder's copies: each protected
+  on its subscriber's session and queued on its transport, in order, with copies for anything
+  else (trunk legs, transports that may not send) left to the Python grouping;
 * :func:`one_byte_rewriter` - the header-extension id rewrite of Chromium's one-byte form
   (router.forwarding.packet), once per incoming packet and subscriber mapping (~6 %);
 * :func:`route`, :func:`fan_out`, :func:`twcc_results` and :func:`read_transport_seq` - the
@@ -76,7 +79,7 @@ def describe() -> str:
         return f"Python reference path: compiled fast path {_reason}"
     if not enabled():
         return f"Python reference path: compiled fast path switched off ({ENV}=off)"
-    loops = "libsrtp protect, sendmmsg, recvmmsg, SRTP ingest"
+    loops = "libsrtp protect, sendmmsg, recvmmsg, SRTP ingest, copy flush"
     missing = []
     if _forwarding_helper("fan_out") is None:
         missing.append("forwarding loops not built (router.forwarding._fanout)")
@@ -187,6 +190,15 @@ def route() -> Callable[..., int] | None:
     return _forwarding_helper("route")
 
 
+def protect_copies() -> Callable[..., tuple[int, list[Any]]] | None:
+    """The compiled flush of the forwarder's copies to their transports (``(queued, rest)``;
+    see router/transport/_fastpath.c), or None when the fast path is off."""
+    if not enabled():
+        return None
+    func: Callable[..., tuple[int, list[Any]]] = compiled().protect_copies
+    return func
+
+
 def twcc_results() -> Callable[..., Any] | None:
     """The compiled TWCC feedback loop of ``SubscriberLink.on_twcc``, or None (see fan_out)."""
     return _forwarding_helper("twcc_results")
@@ -224,6 +236,7 @@ __all__ = [
     "log_choice",
     "one_byte_rewriter",
     "protect_batch",
+    "protect_copies",
     "read_transport_seq",
     "recv_batch",
     "route",

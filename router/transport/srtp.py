@@ -152,6 +152,7 @@ class SrtpContext:
         "_protect_batch",
         "ingest_route",
         "profile",
+        "protect_route",
         "stats",
     )
 
@@ -209,6 +210,15 @@ class SrtpContext:
             (self._in.unprotect_address, self._in.srtp_address, self._min_rtp, _BUFFER,
              self.stats, self._count_status)
             if use_fast and self._in is not None
+            else None
+        )  # fmt: skip
+        #: What the compiled flush (router.transport.fastpath, ``protect_copies``) needs to do
+        #: :meth:`protect_rtp_batch`'s work on this context, or None where it must call that
+        #: method: ``(srtp_protect address, session address, max length, trailer, stats)``.
+        self.protect_route: tuple[int, int, int, int, SrtpStats] | None = (
+            (self._out.protect_address, self._out.srtp_address, _MAX_PROTECT_RTP, _TRAILER,
+             self.stats)
+            if use_fast and self._out is not None
             else None
         )  # fmt: skip
 

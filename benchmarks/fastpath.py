@@ -1,7 +1,7 @@
 """``regio bench fastpath``: each compiled loop against its Python reference, same inputs.
 
 The router's compiled fast path (router/transport/fastpath.py) and the forwarding core's
-(router/forwarding/_fanout.c, _gcc.c) replace eight per-packet loops;
+(router/forwarding/_fanout.c, _gcc.c) replace eleven per-packet loops;
 ``regio bench sfu --python-path`` shows what that does to a whole router under load, on a
 machine whose noise is often larger than the difference. This bench isolates each loop in one
 process, same data through both paths, and reports microseconds per item and the ratio:
@@ -10,10 +10,17 @@ process, same data through both paths, and reports microseconds per item and the
 * ``udp send``: the same 256 datagrams to a loopback socket (``sendto`` vs ``sendmmsg``), the
   receiver drained between runs (the kernel's loopback delivery is part of both figures);
 * ``udp receive``: 256 queued datagrams read by the driver (``recvfrom`` vs ``recvmmsg``);
+* ``SRTP ingest``: 64 SRTP video datagrams from a validated peer to its ``rtp_handler``
+  (``TransportMux.receive_datagram`` per datagram, or the compiled ingest loop), per datagram;
 * ``one-byte rewrite``: Chromium's extension block (mid, abs-send-time, transport-cc), two ids
   remapped and one stripped, per incoming packet;
 * ``fan-out``: the forwarder's per-packet work for a Chrome-shaped video packet to 10
   transport-cc subscribers (router/forwarding/_fanout.c's loop or ``routing._copy``), per copy;
+* ``in-order route``: the whole route of the next packet of a stream to 4 transport-cc
+  subscribers (``route_rtp``'s reference around the compiled fan-out, or the compiled route);
+* ``copy flush``: one incoming packet's copies to 4 subscriber transports protected and queued
+  at the end of a batch, as the meeting load's batches mostly are (the media plane's grouping
+  into ``send_rtp_batch``, or the compiled flush), per copy;
 * ``TWCC feedback``: one feedback about 60 packets through ``SubscriberLink.on_twcc`` into the
   estimator (the compiled walk and delay detector, router/forwarding/_gcc.c, or the Python ones);
 * ``transport-wide sequence``: reading a publisher packet's transport-cc number (Chromium's
@@ -206,13 +213,15 @@ def _fan_out(repeats: int, subscribers: int = 10) -> Figure:
     """The forwarder's whole per-packet work (benchmarks.forwarding's Chrome-shaped video
     packet to transport-cc subscribers), with the fan-out loop compiled or not."""
     from benchmarks.forwarding import _setup
+    from router.forwarding import forwarder as forwarder_module
     from router.forwarding import routing
 
     compiled = fastpath.forwarding_compiled().fan_out
     loops = 300
     figures = []
-    saved = routing._fan_out
+    saved, saved_route = routing._fan_out, forwarder_module._route
     try:
+        forwarder_module._route = None  # the fan-out alone: route_rtp's reference around it
         for loop in (None, compiled):
             routing._fan_out = loop
             route = _setup(subscribers)
@@ -223,9 +232,150 @@ def _fan_out(repeats: int, subscribers: int = 10) -> Figure:
 
             figures.append(_best(drive, loops * subscribers, repeats))
     finally:
-        routing._fan_out = saved
+        routing._fan_out, forwarder_module._route = saved, saved_route
     return Figure(f"fan-out (per copy, {subscribers} subscribers, forwarder included)",
                   figures[0], figures[1])
+
+
+def _route(repeats: int, subscribers: int = 4) -> Figure:
+    """An in-order packet's whole route (sequence and jitter bookkeeping, NACK cache, the
+    copies to transport-cc subscribers): the compiled route against route_rtp's reference,
+    both with the compiled fan-out."""
+    from benchmarks.forwarding import _setup
+    from router.forwarding import forwarder as forwarder_module
+
+    compiled = fastpath.forwarding_compiled().route
+    loops = 300
+    figures = []
+    saved = forwarder_module._route
+    try:
+        for loop in (None, compiled):
+            forwarder_module._route = loop
+            route = _setup(subscribers)
+
+            def drive(r: Callable[[], object] = route) -> None:
+                for _ in range(loops):
+                    r()
+
+            figures.append(_best(drive, loops, repeats))
+    finally:
+        forwarder_module._route = saved
+    return Figure(f"in-order route (per packet, {subscribers} subscribers, forwarder included)",
+                  figures[0], figures[1])
+
+
+_SERVER = ("192.0.2.1", 3478)
+_CLIENT = ("192.0.2.2", 50000)
+
+
+def _connected() -> tuple[Any, Any, Any]:
+    """A mux, its peer and the matching client, through ICE and DTLS for real (in memory)."""
+    import random
+
+    from router.transport import ClientTransport, DtlsCertificate, DtlsRole, TransportMux
+
+    server_cert, client_cert = DtlsCertificate.generate(), DtlsCertificate.generate()
+    mux = TransportMux()
+    peer = mux.create_peer(now=0.0, remote_ufrag="benchU", remote_password="bench-password-0123456",
+                           remote_fingerprint=str(client_cert.fingerprint),
+                           certificate=server_cert)  # fmt: skip
+    client = ClientTransport(remote_address=_SERVER, remote_ufrag=peer.local_ufrag,
+                             remote_password=peer.local_password,
+                             remote_fingerprint=str(server_cert.fingerprint),
+                             random=random.Random(1).random, dtls_role=DtlsRole.CLIENT,
+                             local_ufrag="benchU", local_password="bench-password-0123456",
+                             certificate=client_cert, now=0.0)  # fmt: skip
+    client.connect(0.0)
+    now = 0.0
+    for _ in range(100):
+        for data, _dest in mux.datagrams_to_send(now):
+            client.receive_datagram(data, _SERVER, now)
+        for data, _dest in client.datagrams_to_send(now):
+            mux.receive_datagram(data, _CLIENT, now)
+        if client.srtp is not None and peer.srtp is not None:
+            mux.datagrams_to_send(now)
+            while mux.next_event() is not None:
+                pass
+            return mux, peer, client
+        now += 0.05
+        for core in (mux, client):
+            deadline = core.get_timer()
+            if deadline is not None and deadline <= now:
+                core.handle_timer(now)
+    raise RuntimeError("the in-memory ICE/DTLS handshake did not complete")
+
+
+def _ingest(repeats: int) -> Figure:
+    """A batch of 64 SRTP video packets from a validated peer into its rtp_handler: the mux's
+    receive_datagram per datagram against the compiled ingest loop (fresh packets every run:
+    libsrtp's replay check refuses a packet twice)."""
+    mux, _peer, client = _connected()
+    handled: list[bytes] = []
+    mux.set_rtp_handler(lambda _p, plain, _now: handled.append(plain))
+    ingest = fastpath.compiled().ingest
+    sequence = iter(range(1, 1 << 30))
+    receive = mux.receive_datagram
+    figures = []
+    for fast in (False, True):
+        batches: list[list[tuple[bytes, Any]]] = []
+        for _ in range(repeats):
+            batch = []
+            for _ in range(MAX_BATCH):
+                seq = next(sequence)
+                plain = struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 3000, 0x1234)
+                batch.append((client.srtp.protect_rtp(plain + bytes(PAYLOAD)), _CLIENT))
+            batches.append(batch)
+        pending = iter(batches)
+
+        def python(runs: Any = pending) -> None:
+            for data, addr in next(runs):
+                receive(data, addr, 1.0)
+
+        def native(runs: Any = pending) -> None:
+            ingest(next(runs), mux.media_table, receive, 1.0)
+
+        figures.append(_best(native if fast else python, MAX_BATCH, repeats))
+    if len(handled) != 2 * repeats * MAX_BATCH:
+        raise RuntimeError(f"the handler saw {len(handled)} of {2 * repeats * MAX_BATCH}")
+    return Figure("SRTP ingest (per datagram, decrypt to handler)", *figures)
+
+
+def _flush_copies(repeats: int, subscribers: int = 4) -> Figure:
+    """The media plane's end of batch under the meeting load: one incoming packet's copies, one
+    per subscriber transport, protected and queued (ForwarderPlane.flush's grouping into
+    send_rtp_batch, or the compiled loop). With a whole batch per subscriber the grouping
+    amortises its frames over many packets and the two paths cost the same; at ~2 datagrams
+    per wakeup (the meeting load) a batch holds one or two copies per subscriber."""
+    from router.session import forwarder_adapter
+    from router.session.forwarder_adapter import ForwarderPlane
+
+    plane = ForwarderPlane()
+    outboxes = []
+    for i in range(subscribers):
+        mux, peer, _client = _connected()
+        plane._sinks[f"s{i}"] = peer
+        outboxes.append(mux.outbox)
+    packet = _packets()[0]
+    copies = [(f"s{i}", packet) for i in range(subscribers)]
+    loops = 100
+
+    def flush() -> None:
+        for _ in range(loops):
+            plane.forwarder._rtp_out = list(copies)
+            plane.flush()
+        for box in outboxes:
+            box.clear()
+
+    figures = []
+    saved = forwarder_adapter._protect_copies
+    try:
+        for loop in (None, fastpath.compiled().protect_copies):
+            forwarder_adapter._protect_copies = loop
+            figures.append(_best(flush, loops * len(copies), repeats))
+    finally:
+        forwarder_adapter._protect_copies = saved
+    return Figure(f"copy flush (per copy, one packet to {subscribers} subscriber transports)",
+                  *figures)
 
 
 def _twcc(repeats: int) -> Figure:
@@ -294,8 +444,9 @@ def _transport_seq(repeats: int) -> Figure:
 def run(repeats: int = 30) -> list[Figure]:
     """Every case, Python then compiled; RuntimeError (ImportError) if a helper is not built."""
     fastpath.compiled()
-    return [_protect(repeats), _send(repeats), _receive(repeats), _rewrite(repeats),
-            _fan_out(repeats), _twcc(repeats), _transport_seq(repeats)]
+    return [_protect(repeats), _send(repeats), _receive(repeats), _ingest(repeats),
+            _rewrite(repeats), _fan_out(repeats), _route(repeats), _flush_copies(repeats),
+            _twcc(repeats), _transport_seq(repeats)]
 
 
 __all__ = ["Figure", "run"]

@@ -798,6 +798,136 @@ count(PyObject *counters, PyObject *name, PyObject *delta)
             goto reference;                                                                  \
     } while (0)
 
+/* route()'s writes, once every check passed (see route). */
+static PyObject *
+route_written(PyObject *stream, PyObject *rs, PyObject *cache, PyObject *twcc,
+              PyObject *arrivals, PyObject *counters, PyObject *packet_obj, PyObject *now_obj,
+              PyObject *out, const unsigned char *p, Py_ssize_t n, long b0, long b1,
+              long long ts, long long ext, long long epoch, Py_ssize_t plen,
+              Py_ssize_t cache_slot, long long ext_id, long long tw_last, long long tw_base,
+              long long tw_max, long long clock_rate, long long last_ts, double jitter,
+              double last_arrival, long long ring_mask, long long max_pending)
+{
+    const Layout *S = &stream_layout, *R = &receive_layout, *C = &cache_layout,
+                 *W = &recorder_layout;
+    double now = PyFloat_AS_DOUBLE(now_obj);
+    PyObject *key = NULL, *size_obj = NULL, *plen_obj = NULL, *fanout;
+    long long result = -1;
+    if (count(counters, s_rtp_received, one) < 0)
+        goto error;
+    if (twcc != Py_None) { /* TwccRecorder.record */
+        long tw_seq = scan_transport_seq(p, n, ext_id);
+        if (tw_seq >= 0) {
+            long long tw_ext;
+            if (tw_last < 0) {
+                tw_ext = (1LL << 16) + tw_seq;
+                tw_base = tw_ext;
+                if (write_ll(twcc, W, W_BASE, tw_base) < 0)
+                    goto error;
+            } else {
+                tw_ext = tw_last + ((tw_seq - tw_last + 0x8000) & 0xFFFF) - 0x8000;
+            }
+            if (tw_ext > tw_max && write_ll(twcc, W, W_MAX, tw_ext) < 0)
+                goto error;
+            if (write_ll(twcc, W, W_LAST, tw_ext) < 0)
+                goto error;
+            if (tw_ext < tw_base) {
+                if (add_to(twcc, W, W_LATE, one) < 0)
+                    goto error;
+            } else {
+                Py_ssize_t pending = PyDict_GET_SIZE(arrivals);
+                if (pending == 0)
+                    store(twcc, W, W_SINCE, now_obj);
+                if (pending == 0 || pending < max_pending) {
+                    key = PyLong_FromLongLong(tw_ext);
+                    if (key == NULL || PyDict_SetItem(arrivals, key, now_obj) < 0)
+                        goto error;
+                    Py_CLEAR(key);
+                    if (add_to(twcc, W, W_RECORDED, one) < 0)
+                        goto error;
+                }
+            }
+        }
+    }
+    { /* ReceiveStats.update, in-order branch (its _count inlined there, without the
+       * last_ts >= 0 test, as the reference has it) */
+        PyObject *shifted = PyNumber_Lshift(field(rs, R, R_SEEN), one);
+        PyObject *marked = shifted == NULL ? NULL : PyNumber_Or(shifted, one);
+        Py_XDECREF(shifted);
+        PyObject *seen = marked == NULL ? NULL : PyNumber_And(marked, field(rs, R, R_WINDOW_MASK));
+        Py_XDECREF(marked);
+        if (seen == NULL)
+            goto error;
+        store(rs, R, R_SEEN, seen);
+        Py_DECREF(seen);
+        if (write_ll(rs, R, R_MAX_EXT, ext) < 0 || write_ll(rs, R, R_LAST_EXT, ext) < 0 ||
+            add_to(rs, R, R_RECEIVED, one) < 0)
+            goto error;
+        double arrival = now * (double)clock_rate;
+        long long d_ts = ((ts - last_ts + 0x80000000LL) & 0xFFFFFFFFLL) - 0x80000000LL;
+        double updated = jitter + (fabs((arrival - last_arrival) - (double)d_ts) - jitter) / 16.0;
+        if (write_double(rs, R, R_JITTER, updated) < 0 || write_ll(rs, R, R_LAST_TS, ts) < 0 ||
+            write_double(rs, R, R_LAST_ARRIVAL, arrival) < 0)
+            goto error;
+    }
+    if (cache != Py_None) { /* PacketCache.put, inlined in forward */
+        PyObject *ext_obj = PyLong_FromLongLong(ext);
+        if (ext_obj == NULL)
+            goto error;
+        Py_INCREF(packet_obj);
+        PyList_SetItem(field(cache, C, C_PACKETS), cache_slot, packet_obj);
+        PyList_SetItem(field(cache, C, C_EXTS), cache_slot, ext_obj);
+    }
+    plen_obj = PyLong_FromSsize_t(plen);
+    if (plen_obj == NULL || add_to(stream, S, S_OCTETS, plen_obj) < 0)
+        goto error;
+    fanout = field(stream, S, S_FANOUT);
+    if (PyList_GET_SIZE(fanout) == 0) {
+        result = 0;
+        goto done;
+    }
+    size_obj = PyLong_FromSsize_t(n + 4);
+    if (size_obj == NULL)
+        goto error;
+    Py_ssize_t before = PyList_GET_SIZE(out);
+    Py_INCREF(fanout);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fanout); i++) {
+        PyObject *d = PyList_GET_ITEM(fanout, i);
+        Py_INCREF(d);
+        int r = copy_one(d, epoch, ext, ts, b0, b1, p, n, size_obj, plen_obj, now_obj,
+                         ring_mask, out, Py_None, Py_None);
+        Py_DECREF(d);
+        if (r < 0) {
+            Py_DECREF(fanout);
+            goto error;
+        }
+        if (r >= 2) {
+            Py_DECREF(fanout);
+            result = -2 - (long long)i;
+            goto done;
+        }
+    }
+    Py_DECREF(fanout);
+    PyObject *sent = PyLong_FromSsize_t(PyList_GET_SIZE(out) - before);
+    if (sent == NULL)
+        goto error;
+    int counted = count(counters, s_rtp_forwarded, sent);
+    result = PyLong_AsLongLong(sent);
+    Py_DECREF(sent);
+    if (counted < 0)
+        goto error;
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(size_obj);
+    Py_XDECREF(plen_obj);
+    return PyLong_FromLongLong(result);
+error:
+    Py_XDECREF(key);
+    Py_XDECREF(size_obj);
+    Py_XDECREF(plen_obj);
+    return NULL;
+}
+
 /* route(participant, packet, now, out, counters, ring_mask, max_pending) -> int
  *
  * n >= 0: routed, n copies queued (every counter and field the reference touches, written).
@@ -823,11 +953,9 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     long long max_pending = PyLong_AsLongLong(args[6]);
     if (PyErr_Occurred())
         return NULL;
-    PyObject *stream = NULL, *key = NULL, *size_obj = NULL, *plen_obj = NULL;
-    long long result = -1;
+    PyObject *stream = NULL, *key = NULL;
     if (ring_mask < 0 || !PyBytes_CheckExact(packet_obj) || !PyFloat_CheckExact(now_obj))
         goto reference;
-    double now = PyFloat_AS_DOUBLE(now_obj);
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(packet_obj);
     Py_ssize_t n = PyBytes_GET_SIZE(packet_obj);
 
@@ -940,122 +1068,27 @@ route(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto reference;
     }
 
-    /* From here on the packet is ours: route_rtp's and forward's writes, in their order. */
-    if (count(counters, s_rtp_received, one) < 0)
-        goto error;
-    if (twcc != Py_None) { /* TwccRecorder.record */
-        long tw_seq = scan_transport_seq(p, n, ext_id);
-        if (tw_seq >= 0) {
-            long long tw_ext;
-            if (tw_last < 0) {
-                tw_ext = (1LL << 16) + tw_seq;
-                tw_base = tw_ext;
-                if (write_ll(twcc, W, W_BASE, tw_base) < 0)
-                    goto error;
-            } else {
-                tw_ext = tw_last + ((tw_seq - tw_last + 0x8000) & 0xFFFF) - 0x8000;
-            }
-            if (tw_ext > tw_max && write_ll(twcc, W, W_MAX, tw_ext) < 0)
-                goto error;
-            if (write_ll(twcc, W, W_LAST, tw_ext) < 0)
-                goto error;
-            if (tw_ext < tw_base) {
-                if (add_to(twcc, W, W_LATE, one) < 0)
-                    goto error;
-            } else {
-                Py_ssize_t pending = PyDict_GET_SIZE(arrivals);
-                if (pending == 0)
-                    store(twcc, W, W_SINCE, now_obj);
-                if (pending == 0 || pending < max_pending) {
-                    key = PyLong_FromLongLong(tw_ext);
-                    if (key == NULL || PyDict_SetItem(arrivals, key, now_obj) < 0)
-                        goto error;
-                    Py_CLEAR(key);
-                    if (add_to(twcc, W, W_RECORDED, one) < 0)
-                        goto error;
-                }
-            }
-        }
-    }
-    { /* ReceiveStats.update, in-order branch (its _count inlined there, without the
-       * last_ts >= 0 test, as the reference has it) */
-        PyObject *shifted = PyNumber_Lshift(field(rs, R, R_SEEN), one);
-        PyObject *marked = shifted == NULL ? NULL : PyNumber_Or(shifted, one);
-        Py_XDECREF(shifted);
-        PyObject *seen = marked == NULL ? NULL : PyNumber_And(marked, field(rs, R, R_WINDOW_MASK));
-        Py_XDECREF(marked);
-        if (seen == NULL)
-            goto error;
-        store(rs, R, R_SEEN, seen);
-        Py_DECREF(seen);
-        if (write_ll(rs, R, R_MAX_EXT, ext) < 0 || write_ll(rs, R, R_LAST_EXT, ext) < 0 ||
-            add_to(rs, R, R_RECEIVED, one) < 0)
-            goto error;
-        double arrival = now * (double)clock_rate;
-        long long d_ts = ((ts - last_ts + 0x80000000LL) & 0xFFFFFFFFLL) - 0x80000000LL;
-        double updated = jitter + (fabs((arrival - last_arrival) - (double)d_ts) - jitter) / 16.0;
-        if (write_double(rs, R, R_JITTER, updated) < 0 || write_ll(rs, R, R_LAST_TS, ts) < 0 ||
-            write_double(rs, R, R_LAST_ARRIVAL, arrival) < 0)
-            goto error;
-    }
-    if (cache != Py_None) { /* PacketCache.put, inlined in forward */
-        PyObject *ext_obj = PyLong_FromLongLong(ext);
-        if (ext_obj == NULL)
-            goto error;
-        Py_INCREF(packet_obj);
-        PyList_SetItem(field(cache, C, C_PACKETS), cache_slot, packet_obj);
-        PyList_SetItem(field(cache, C, C_EXTS), cache_slot, ext_obj);
-    }
-    plen_obj = PyLong_FromSsize_t(plen);
-    if (plen_obj == NULL || add_to(stream, S, S_OCTETS, plen_obj) < 0)
-        goto error;
-    fanout = field(stream, S, S_FANOUT);
-    if (PyList_GET_SIZE(fanout) == 0) {
-        result = 0;
-        goto done;
-    }
-    size_obj = PyLong_FromSsize_t(n + 4);
-    if (size_obj == NULL)
-        goto error;
-    Py_ssize_t before = PyList_GET_SIZE(out);
-    Py_INCREF(fanout);
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fanout); i++) {
-        PyObject *d = PyList_GET_ITEM(fanout, i);
-        Py_INCREF(d);
-        int r = copy_one(d, epoch, ext, ts, b0, b1, p, n, size_obj, plen_obj, now_obj,
-                         ring_mask, out, Py_None, Py_None);
-        Py_DECREF(d);
-        if (r < 0) {
-            Py_DECREF(fanout);
-            goto error;
-        }
-        if (r >= 2) {
-            Py_DECREF(fanout);
-            result = -2 - (long long)i;
-            goto done;
-        }
-    }
-    Py_DECREF(fanout);
-    PyObject *sent = PyLong_FromSsize_t(PyList_GET_SIZE(out) - before);
-    if (sent == NULL)
-        goto error;
-    int counted = count(counters, s_rtp_forwarded, sent);
-    result = PyLong_AsLongLong(sent);
-    Py_DECREF(sent);
-    if (counted < 0)
-        goto error;
-done:
+    /* From here on the packet is ours: route_rtp's and forward's writes, in their order. The
+     * objects read above are held while written (a counter's attribute call could, in
+     * principle, run code that replaces the slots they were borrowed from). */
+    PyObject *held[] = {rs, cache, twcc, track};
+    for (int h = 0; h < 4; h++)
+        Py_INCREF(held[h]);
+    PyObject *routed = route_written(stream, rs, cache, twcc, arrivals, counters, packet_obj,
+                                     now_obj, out, p, n, b0, b1, ts, ext, epoch, plen,
+                                     cache_slot, ext_id, tw_last, tw_base, tw_max, clock_rate,
+                                     last_ts, jitter, last_arrival, ring_mask, max_pending);
+    for (int h = 0; h < 4; h++)
+        Py_DECREF(held[h]);
+    Py_XDECREF(stream);
+    return routed;
 reference:
     Py_XDECREF(stream);
     Py_XDECREF(key);
-    Py_XDECREF(size_obj);
-    Py_XDECREF(plen_obj);
-    return PyLong_FromLongLong(result);
+    return PyLong_FromLongLong(-1);
 error:
     Py_XDECREF(stream);
     Py_XDECREF(key);
-    Py_XDECREF(size_obj);
-    Py_XDECREF(plen_obj);
     return NULL;
 }
 

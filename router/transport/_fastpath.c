@@ -574,15 +574,19 @@ ingest(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *s_dest, *s_out, *s_protect_route, *s_rtp_out, *s_protect_failures;
 
-/* stats.<name> += 1 (SrtpStats: a slots dataclass of ints). */
+/* stats.<name> += delta (SrtpStats: a slots dataclass of ints). */
 static int
-bump(PyObject *stats, PyObject *name)
+add_stat(PyObject *stats, PyObject *name, Py_ssize_t delta)
 {
+    if (delta == 0)
+        return 0;
     PyObject *before = PyObject_GetAttr(stats, name);
     if (before == NULL)
         return -1;
-    PyObject *after = PyNumber_Add(before, one);
+    PyObject *step = PyLong_FromSsize_t(delta);
+    PyObject *after = step == NULL ? NULL : PyNumber_Add(before, step);
     Py_DECREF(before);
+    Py_XDECREF(step);
     if (after == NULL)
         return -1;
     int r = PyObject_SetAttr(stats, name, after);
@@ -590,14 +594,37 @@ bump(PyObject *stats, PyObject *name)
     return r;
 }
 
-/* One copy: 1 queued, 0 refused by libsrtp or too long (counted as protect_batch's caller
- * counts it), 2 left to Python (the sink is not a transport this knows, or it may not send
- * now: BaseTransport.send_rtp_batch counts that), -1 on error. */
-static int
-protect_copy(PyObject *sink, PyObject *data)
+/* One sink as protect_copies resolved it for this call: where its copies go, with what. */
+typedef struct {
+    PyObject *fid;    /* borrowed from the copies (the forwarder's one string per subscriber) */
+    PyObject *dest;   /* NULL: Python takes this sink's copies */
+    PyObject *outbox;
+    PyObject *stats;
+    srtp_func protect;
+    void *session;
+    Py_ssize_t max_length, trailer, queued, failed;
+    Py_ssize_t head, tail; /* this sink's copies, chained through protect_copies' `next` */
+} SinkRoute;
+
+#define SINK_ROUTES 64
+
+static void
+release_routes(SinkRoute *routes, int count)
 {
-    int result = 2;
-    PyObject *dest = NULL, *srtp = NULL, *outbox = NULL, *route = NULL;
+    for (int i = 0; i < count; i++) {
+        Py_XDECREF(routes[i].dest);
+        Py_XDECREF(routes[i].outbox);
+        Py_XDECREF(routes[i].stats);
+    }
+}
+
+/* Resolve `sink` (BaseTransport.send_rtp_batch's checks and its SRTP context's
+ * protect_route) into `route`; route->dest stays NULL when Python must take its copies. */
+static int
+resolve_sink(PyObject *sink, SinkRoute *route)
+{
+    int result = 0;
+    PyObject *dest = NULL, *srtp = NULL, *outbox = NULL, *found = NULL;
     dest = optional_attr(sink, s_dest);
     if (dest == NULL || dest == Py_None)
         goto done;
@@ -608,60 +635,75 @@ protect_copy(PyObject *sink, PyObject *data)
     if (outbox == NULL || !PyList_CheckExact(outbox))
         goto done;
     /* (srtp_protect address, session address, max length, trailer, stats) */
-    route = optional_attr(srtp, s_protect_route);
-    if (route == NULL || !PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 5 ||
-        !PyBytes_CheckExact(data))
+    found = optional_attr(srtp, s_protect_route);
+    if (found == NULL || !PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 5)
         goto done;
-    unsigned long long func_addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(route, 0));
-    unsigned long long session_addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(route, 1));
-    Py_ssize_t max_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(route, 2));
-    Py_ssize_t trailer = PyLong_AsSsize_t(PyTuple_GET_ITEM(route, 3));
-    PyObject *stats = PyTuple_GET_ITEM(route, 4);
+    unsigned long long func_addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(found, 0));
+    unsigned long long session_addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(found, 1));
+    Py_ssize_t max_length = PyLong_AsSsize_t(PyTuple_GET_ITEM(found, 2));
+    Py_ssize_t trailer = PyLong_AsSsize_t(PyTuple_GET_ITEM(found, 3));
     if (PyErr_Occurred()) {
         result = -1;
         goto done;
     }
-    Py_ssize_t n = PyBytes_GET_SIZE(data);
-    result = 0;
-    if (n < MIN_RTP || n > max_length) {
-        result = bump(stats, s_protect_failures) < 0 ? -1 : 0;
-        goto done;
-    }
-    PyObject *protected = PyBytes_FromStringAndSize(NULL, n + trailer);
-    if (protected == NULL) {
-        result = -1;
-        goto done;
-    }
-    memcpy(PyBytes_AS_STRING(protected), PyBytes_AS_STRING(data), (size_t)n);
-    int length = (int)n;
-    srtp_func protect = (srtp_func)(uintptr_t)func_addr;
-    if (protect((void *)(uintptr_t)session_addr, PyBytes_AS_STRING(protected), &length) != 0 ||
-        length < n || length > n + trailer) {
-        Py_DECREF(protected);
-        result = bump(stats, s_protect_failures) < 0 ? -1 : 0;
-        goto done;
-    }
-    if (_PyBytes_Resize(&protected, length) < 0) {
-        result = -1;
-        goto done;
-    }
-    PyObject *item = PyTuple_Pack(2, protected, dest);
-    Py_DECREF(protected);
-    if (item == NULL || PyList_Append(outbox, item) < 0) {
-        Py_XDECREF(item);
-        result = -1;
-        goto done;
-    }
-    Py_DECREF(item);
-    result = bump(stats, s_rtp_out) < 0 ? -1 : 1;
+    route->protect = (srtp_func)(uintptr_t)func_addr;
+    route->session = (void *)(uintptr_t)session_addr;
+    route->max_length = max_length;
+    route->trailer = trailer;
+    route->stats = PyTuple_GET_ITEM(found, 4);
+    Py_INCREF(route->stats);
+    route->dest = dest;
+    route->outbox = outbox;
+    dest = outbox = NULL; /* the route holds them now */
 done:
-    if (result >= 0 && PyErr_Occurred())
+    if (result == 0 && PyErr_Occurred())
         result = -1;
-    Py_XDECREF(route);
+    Py_XDECREF(found);
     Py_XDECREF(outbox);
     Py_XDECREF(srtp);
     Py_XDECREF(dest);
     return result;
+}
+
+/* One copy on a resolved route: 0 done (queued or counted as a protect failure), -1 error. */
+static int
+protect_one(SinkRoute *route, PyObject *data)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return -1;
+    Py_ssize_t n = view.len;
+    if (n < MIN_RTP || n > route->max_length) {
+        PyBuffer_Release(&view);
+        route->failed++;
+        return 0;
+    }
+    PyObject *protected = PyBytes_FromStringAndSize(NULL, n + route->trailer);
+    if (protected == NULL) {
+        PyBuffer_Release(&view);
+        return -1;
+    }
+    memcpy(PyBytes_AS_STRING(protected), view.buf, (size_t)n);
+    PyBuffer_Release(&view);
+    int length = (int)n;
+    if (route->protect(route->session, PyBytes_AS_STRING(protected), &length) != 0 ||
+        length < n || length > n + route->trailer) {
+        Py_DECREF(protected);
+        route->failed++;
+        return 0;
+    }
+    if (_PyBytes_Resize(&protected, length) < 0)
+        return -1;
+    PyObject *item = PyTuple_Pack(2, protected, route->dest);
+    Py_DECREF(protected);
+    if (item == NULL)
+        return -1;
+    int r = PyList_Append(route->outbox, item);
+    Py_DECREF(item);
+    if (r < 0)
+        return -1;
+    route->queued++;
+    return 0;
 }
 
 /* protect_copies(copies, sinks) -> (queued, rest)
@@ -669,10 +711,13 @@ done:
  * ForwarderPlane.flush for the forwarder's queued (participant, plain RTP) copies whose sink
  * is a transport that may send (BaseTransport.send_rtp_batch's checks; its SRTP context's
  * ``protect_route``): each is protected with libsrtp's srtp_protect on that sink's session (as
- * protect_batch does) and queued on the sink's outbox, in the order the forwarder queued them,
- * which keeps each subscriber's packets in order. Copies for an unknown participant are dropped
- * (as the reference drops them); ``rest`` holds, in order, the copies for every other sink
- * (trunk legs, transports that may not send now), for the reference to group and hand on. */
+ * protect_batch does) and queued on the sink's outbox, sink by sink in the order the sinks
+ * first appear and each sink's copies in the order the forwarder queued them (the reference's
+ * grouping and order); each sink is resolved once per call and its counters (rtp_out,
+ * protect_failures) updated once. Copies for an unknown participant are
+ * dropped (as the reference drops them); ``rest`` holds, in order, the copies for every other
+ * sink (trunk legs, transports that may not send now), for the reference to group and hand on.
+ * No Python code runs between the copies, so a sink's state cannot change during a call. */
 static PyObject *
 protect_copies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -684,52 +729,96 @@ protect_copies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *rest = PyList_New(0);
     if (rest == NULL)
         return NULL;
-    /* Sinks Python must handle, so all of a sink's copies take one path (their order holds). */
-    PyObject *deferred = NULL;
-    Py_ssize_t queued = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(copies); i++) {
+    SinkRoute routes[SINK_ROUTES];
+    int count = 0, last = -1;
+    Py_ssize_t queued = 0, total = PyList_GET_SIZE(copies);
+    /* Pass one chains each copy to its sink; pass two protects sink by sink, in the order
+     * the sinks first appear (the reference's grouping: each libsrtp session's state stays in
+     * cache for its run of packets, and the datagrams leave in the reference's order). */
+    Py_ssize_t *next = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(total ? total : 1));
+    if (next == NULL) {
+        Py_DECREF(rest);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < total; i++) {
         PyObject *item = PyList_GET_ITEM(copies, i);
         if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
             PyErr_SetString(PyExc_TypeError, "protect_copies: copies must be (participant, rtp)");
             goto error;
         }
-        Py_INCREF(item);
-        PyObject *fid = PyTuple_GET_ITEM(item, 0), *data = PyTuple_GET_ITEM(item, 1);
-        PyObject *sink = PyDict_GetItemWithError(sinks, fid); /* borrowed */
-        int r;
-        if (sink == NULL) {
-            r = PyErr_Occurred() ? -1 : 0;
+        PyObject *fid = PyTuple_GET_ITEM(item, 0);
+        SinkRoute *route = NULL;
+        if (last >= 0 && routes[last].fid == fid) {
+            route = &routes[last];
         } else {
-            int later = deferred == NULL ? 0 : PySet_Contains(deferred, fid);
-            if (later < 0) {
-                r = -1;
-            } else if (later) {
-                r = 2;
-            } else {
-                Py_INCREF(sink);
-                r = protect_copy(sink, data);
-                Py_DECREF(sink);
-                if (r == 2) {
-                    if (deferred == NULL && (deferred = PySet_New(NULL)) == NULL)
-                        r = -1;
-                    else if (PySet_Add(deferred, fid) < 0)
-                        r = -1;
+            for (int k = 0; k < count; k++) {
+                if (routes[k].fid == fid) {
+                    route = &routes[k];
+                    last = k;
+                    break;
                 }
             }
         }
-        if (r == 2 && PyList_Append(rest, item) < 0)
-            r = -1;
-        Py_DECREF(item);
-        if (r < 0)
-            goto error;
-        if (r == 1)
-            queued++;
+        if (route == NULL) {
+            PyObject *sink = PyDict_GetItemWithError(sinks, fid); /* borrowed */
+            if (sink == NULL) {
+                if (PyErr_Occurred())
+                    goto error;
+                continue; /* the participant left: dropped, as the reference drops it */
+            }
+            if (count == SINK_ROUTES) { /* more sinks than fit: Python takes the rest */
+                if (PyList_Append(rest, item) < 0)
+                    goto error;
+                continue;
+            }
+            route = &routes[count];
+            memset(route, 0, sizeof(*route));
+            route->fid = fid;
+            route->head = route->tail = -1;
+            Py_INCREF(sink);
+            int r = resolve_sink(sink, route);
+            Py_DECREF(sink);
+            last = count++;
+            if (r < 0)
+                goto error;
+        }
+        if (route->dest == NULL) {
+            /* Python takes every copy of a sink it must take, so its order holds. */
+            if (PyList_Append(rest, item) < 0)
+                goto error;
+            continue;
+        }
+        next[i] = -1;
+        if (route->tail < 0)
+            route->head = i;
+        else
+            next[route->tail] = i;
+        route->tail = i;
     }
-    Py_XDECREF(deferred);
-    PyObject *result = Py_BuildValue("(nN)", queued, rest);
-    return result;
+    for (int k = 0; k < count; k++) {
+        SinkRoute *route = &routes[k];
+        for (Py_ssize_t i = route->dest == NULL ? -1 : route->head; i >= 0; i = next[i]) {
+            /* The list is the caller's: only items pass one checked are read, and nothing
+             * here runs Python code that could change it. */
+            if (protect_one(route, PyTuple_GET_ITEM(PyList_GET_ITEM(copies, i), 1)) < 0)
+                goto error;
+        }
+    }
+    for (int k = 0; k < count; k++) {
+        SinkRoute *route = &routes[k];
+        if (route->dest == NULL)
+            continue;
+        queued += route->queued;
+        if (add_stat(route->stats, s_rtp_out, route->queued) < 0 ||
+            add_stat(route->stats, s_protect_failures, route->failed) < 0)
+            goto error;
+    }
+    release_routes(routes, count);
+    PyMem_Free(next);
+    return Py_BuildValue("(nN)", queued, rest);
 error:
-    Py_XDECREF(deferred);
+    release_routes(routes, count);
+    PyMem_Free(next);
     Py_DECREF(rest);
     return NULL;
 }

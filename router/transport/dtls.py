@@ -72,12 +72,17 @@ def _accept_any(conn: SSL.Connection, cert: object, errno: int, depth: int, ok: 
     return True
 
 
-_contexts: dict[tuple[int, tuple[str, ...]], SSL.Context] = {}
+_contexts: dict[tuple[bytes, tuple[str, ...]], SSL.Context] = {}
 
 
 def _context(certificate: DtlsCertificate, profiles: tuple[SrtpProfile, ...]) -> SSL.Context:
-    """A shared OpenSSL context per certificate and profile list (contexts are costly)."""
-    key = (id(certificate), tuple(p.name for p in profiles))
+    """A shared OpenSSL context per certificate and profile list (contexts are costly).
+
+    Keyed by the certificate's digest, not by the object's ``id()``: CPython reuses the id of
+    a collected certificate for the next one, and a context found under a reused id presented
+    the old certificate, so the peer refused the fingerprint (seen with short-lived clients).
+    """
+    key = (certificate.fingerprint.digest, tuple(p.name for p in profiles))
     ctx = _contexts.get(key)
     if ctx is None:
         ctx = SSL.Context(SSL.DTLS_METHOD)

@@ -326,8 +326,9 @@ def test_bench_fastpath_measures_every_loop_both_ways(
     assert main(["bench", "fastpath", "--repeats", "2", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)["figures"]
     assert [f["case"].split(" (")[0] for f in figures] == [
-        "srtp protect", "udp send", "udp receive", "one-byte extension rewrite", "fan-out",
-        "TWCC feedback, 60 packets", "transport-wide sequence read"]
+        "srtp protect", "udp send", "udp receive", "SRTP ingest", "one-byte extension rewrite",
+        "fan-out", "in-order route", "copy flush", "TWCC feedback, 60 packets",
+        "transport-wide sequence read"]
     assert all(f["python_us"] > 0 and f["compiled_us"] > 0 for f in figures)
     assert main(["bench", "fastpath", "--repeats", "0"]) == 2
     assert "--repeats must be 1-1000" in capsys.readouterr().err

@@ -147,10 +147,16 @@ def _packet(seq: int, ts: int, form: str, pt: int, rng: random.Random) -> bytes:
 def test_compiled_fan_out_matches_the_reference(
     subs: list[tuple[int, int]], plan: list[tuple[int, int, str, int, bool, float]], seed: int
 ) -> None:
-    rng = random.Random(seed)
     fast, ref = _pair([m for m, _ in subs], [c for _, c in subs])
+    _replay(fast, ref, len(subs), plan, random.Random(seed), whole=False)
+
+
+def _replay(fast: Forwarder, ref: Forwarder, joined: int,
+            plan: list[tuple[int, int, str, int, bool, float]], rng: random.Random, *,
+            whole: bool) -> None:
+    """Route ``plan``'s packets through both forwarders (``whole``: the compiled route too, and
+    the publisher's state compared as well) and compare everything after each packet."""
     seq, ts, now = rng.randrange(0x10000), rng.randrange(2**32), 1.0
-    joined = len(subs)
     for delta, ts_step, form, pt, join, dt in plan:
         seq = (seq + delta) & 0xFFFF
         ts = (ts + ts_step) & 0xFFFFFFFF
@@ -164,9 +170,11 @@ def test_compiled_fan_out_matches_the_reference(
                 fwd.rtcp_to_send()
             joined += 1
         packet = _packet(seq, ts, form, pt, rng)
-        assert _route(fast, True, packet, now) == _route(ref, False, packet, now)
+        assert _route(fast, True, packet, now, whole=whole) == _route(ref, False, packet, now)
         assert fast.rtp_to_send() == ref.rtp_to_send()
         assert _state(fast) == _state(ref)
+        if whole:
+            assert _publisher_state(fast) == _publisher_state(ref)
 
 
 def _publisher_state(fwd: Forwarder) -> dict[str, object]:
@@ -203,28 +211,9 @@ def test_compiled_route_matches_the_reference(
     against route_rtp's reference, over in-order packets (which it takes), gaps, duplicates,
     reordering, restarts, bad payload types, malformed blocks and late joiners (which it
     hands back, or stops the fan-out on)."""
-    rng = random.Random(seed)
     fast, ref = _pair([m for m, _ in subs], [c for _, c in subs], twcc=True)
     assert fast._participants["pub"].twcc is not None
-    seq, ts, now = rng.randrange(0x10000), rng.randrange(2**32), 1.0
-    joined = len(subs)
-    for delta, ts_step, form, pt, join, dt in plan:
-        seq = (seq + delta) & 0xFFFF
-        ts = (ts + ts_step) & 0xFFFFFFFF
-        now += dt
-        if join:
-            for fwd in (fast, ref):
-                fwd.add_participant(f"s{joined}")
-                fwd.subscribe(subscription(f"s{joined}", ssrc=0xA000 + joined,
-                                           extensions=MAPPINGS[joined % len(MAPPINGS)]),
-                              now)  # fmt: skip
-                fwd.rtcp_to_send()
-            joined += 1
-        packet = _packet(seq, ts, form, pt, rng)
-        assert _route(fast, True, packet, now, whole=True) == _route(ref, False, packet, now)
-        assert fast.rtp_to_send() == ref.rtp_to_send()
-        assert _state(fast) == _state(ref)
-        assert _publisher_state(fast) == _publisher_state(ref)
+    _replay(fast, ref, len(subs), plan, random.Random(seed), whole=True)
 
 
 @settings(max_examples=300, deadline=None)

@@ -228,7 +228,7 @@ def fan_out_from(
             i += 1
     else:
         tails, tw_tails = {}, {}
-        for d in fanout[start:]:
+        for d in fanout[start:] if start else fanout:
             if _copy(d, stream, packet, b0, b1, ext, ts, n, plen, now, info, ptail, tails,
                      tw_tails, out, counters) < 0:  # fmt: skip
                 break

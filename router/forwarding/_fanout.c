@@ -494,6 +494,32 @@ copy_one(PyObject *d, long long epoch, long long ext, long long ts, long b0, lon
     return 1;
 }
 
+/* The copy loop over fanout[start:]: the index of the first subscription left to Python, with
+ * its code in `stop`, or len(fanout) with DONE; -1 on an error. */
+static Py_ssize_t
+copies_from(PyObject *fanout, Py_ssize_t start, long long epoch, long long ext, long long ts,
+            long b0, long b1, const unsigned char *packet, Py_ssize_t packet_len,
+            PyObject *size_obj, PyObject *plen_obj, PyObject *now_obj, long long ring_mask,
+            PyObject *out, PyObject *tw_tails, PyObject *tails, int *stop)
+{
+    Py_ssize_t i = start;
+    for (; i < PyList_GET_SIZE(fanout); i++) {
+        PyObject *d = PyList_GET_ITEM(fanout, i);
+        Py_INCREF(d);
+        int r = copy_one(d, epoch, ext, ts, b0, b1, packet, packet_len, size_obj, plen_obj,
+                         now_obj, ring_mask, out, tw_tails, tails);
+        Py_DECREF(d);
+        if (r < 0)
+            return -1;
+        if (r >= 2) {
+            *stop = r - 2;
+            return i;
+        }
+    }
+    *stop = DONE;
+    return i;
+}
+
 /* fan_out(fanout, start, epoch, ext, ts, b0, b1, packet, size, plen, now, ring_mask, out,
  *         tw_tails, tails) -> (index << 2) | code
  *
@@ -538,19 +564,11 @@ fan_out(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const unsigned char *packet = (const unsigned char *)PyBytes_AS_STRING(packet_obj);
-    Py_ssize_t i = start;
-    for (; i < PyList_GET_SIZE(fanout); i++) {
-        PyObject *d = PyList_GET_ITEM(fanout, i);
-        Py_INCREF(d);
-        int r = copy_one(d, epoch, ext, ts, b0, b1, packet, packet_len, size_obj, plen_obj,
-                         now_obj, ring_mask, out, tw_tails, tails);
-        Py_DECREF(d);
-        if (r < 0)
-            return NULL;
-        if (r >= 2)
-            return PyLong_FromSsize_t((i << 2) | (r - 2));
-    }
-    return PyLong_FromSsize_t((i << 2) | DONE);
+    int stop;
+    Py_ssize_t i = copies_from(fanout, start, epoch, ext, ts, b0, b1, packet, packet_len,
+                               size_obj, plen_obj, now_obj, ring_mask, out, tw_tails, tails,
+                               &stop);
+    return i < 0 ? NULL : PyLong_FromSsize_t((i << 2) | stop);
 }
 
 /* twcc_results(statuses, deltas, t, base, sent_at, sizes, ring_mask) -> list | None
@@ -813,6 +831,10 @@ route_written(PyObject *stream, PyObject *rs, PyObject *cache, PyObject *twcc,
     double now = PyFloat_AS_DOUBLE(now_obj);
     PyObject *key = NULL, *size_obj = NULL, *plen_obj = NULL, *fanout;
     long long result = -1;
+    /* One object for the extended number: max_ext, last_ext and the cache's entry share it. */
+    PyObject *ext_obj = PyLong_FromLongLong(ext);
+    if (ext_obj == NULL)
+        return NULL;
     if (count(counters, s_rtp_received, one) < 0)
         goto error;
     if (twcc != Py_None) { /* TwccRecorder.record */
@@ -860,8 +882,9 @@ route_written(PyObject *stream, PyObject *rs, PyObject *cache, PyObject *twcc,
             goto error;
         store(rs, R, R_SEEN, seen);
         Py_DECREF(seen);
-        if (write_ll(rs, R, R_MAX_EXT, ext) < 0 || write_ll(rs, R, R_LAST_EXT, ext) < 0 ||
-            add_to(rs, R, R_RECEIVED, one) < 0)
+        store(rs, R, R_MAX_EXT, ext_obj);
+        store(rs, R, R_LAST_EXT, ext_obj);
+        if (add_to(rs, R, R_RECEIVED, one) < 0)
             goto error;
         double arrival = now * (double)clock_rate;
         long long d_ts = ((ts - last_ts + 0x80000000LL) & 0xFFFFFFFFLL) - 0x80000000LL;
@@ -871,9 +894,7 @@ route_written(PyObject *stream, PyObject *rs, PyObject *cache, PyObject *twcc,
             goto error;
     }
     if (cache != Py_None) { /* PacketCache.put, inlined in forward */
-        PyObject *ext_obj = PyLong_FromLongLong(ext);
-        if (ext_obj == NULL)
-            goto error;
+        Py_INCREF(ext_obj);
         Py_INCREF(packet_obj);
         PyList_SetItem(field(cache, C, C_PACKETS), cache_slot, packet_obj);
         PyList_SetItem(field(cache, C, C_EXTS), cache_slot, ext_obj);
@@ -890,24 +911,17 @@ route_written(PyObject *stream, PyObject *rs, PyObject *cache, PyObject *twcc,
     if (size_obj == NULL)
         goto error;
     Py_ssize_t before = PyList_GET_SIZE(out);
+    int stop;
     Py_INCREF(fanout);
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fanout); i++) {
-        PyObject *d = PyList_GET_ITEM(fanout, i);
-        Py_INCREF(d);
-        int r = copy_one(d, epoch, ext, ts, b0, b1, p, n, size_obj, plen_obj, now_obj,
-                         ring_mask, out, Py_None, Py_None);
-        Py_DECREF(d);
-        if (r < 0) {
-            Py_DECREF(fanout);
-            goto error;
-        }
-        if (r >= 2) {
-            Py_DECREF(fanout);
-            result = -2 - (long long)i;
-            goto done;
-        }
-    }
+    Py_ssize_t stopped = copies_from(fanout, 0, epoch, ext, ts, b0, b1, p, n, size_obj,
+                                     plen_obj, now_obj, ring_mask, out, Py_None, Py_None, &stop);
     Py_DECREF(fanout);
+    if (stopped < 0)
+        goto error;
+    if (stop != DONE) {
+        result = -2 - (long long)stopped;
+        goto done;
+    }
     PyObject *sent = PyLong_FromSsize_t(PyList_GET_SIZE(out) - before);
     if (sent == NULL)
         goto error;
@@ -917,11 +931,13 @@ route_written(PyObject *stream, PyObject *rs, PyObject *cache, PyObject *twcc,
     if (counted < 0)
         goto error;
 done:
+    Py_DECREF(ext_obj);
     Py_XDECREF(key);
     Py_XDECREF(size_obj);
     Py_XDECREF(plen_obj);
     return PyLong_FromLongLong(result);
 error:
+    Py_DECREF(ext_obj);
     Py_XDECREF(key);
     Py_XDECREF(size_obj);
     Py_XDECREF(plen_obj);

@@ -1,7 +1,7 @@
 /*
  * router.transport._fastpath: the router's per-packet loops that Python itself makes slow.
  *
- * Four loops, each the compiled twin of a pure-Python reference that stays in the tree and is
+ * Five loops, each the compiled twin of a pure-Python reference that stays in the tree and is
  * tested against this one on the same inputs (tests/transport/test_fastpath.py):
  *
  *   protect_batch  - SrtpContext.protect_rtp_batch's loop: protect each plain RTP packet with
@@ -17,6 +17,8 @@
  *                    SRTP from a validated peer: srtp_unprotect (the same libsrtp and session,
  *                    as for protect_batch) and the peer's rtp_handler, without the mux, the
  *                    transport's checks in Python or the cffi call; the rest goes to the mux.
+ *   protect_copies - ForwarderPlane.flush: the forwarder's copies protected (as protect_batch)
+ *                    and queued on their transports, grouped by subscriber as the reference.
  *
  * Plain CPython C API rather than cffi: these loops walk Python lists of bytes and tuples, and
  * a cffi function would need each item converted on the Python side first, which is the very
@@ -40,6 +42,46 @@ typedef int (*srtp_func)(void *session, void *buffer, int *length);
 
 /* ---- SRTP ----------------------------------------------------------------------------------- */
 
+/* Protect one plain RTP packet with libsrtp's `protect` on `session` and append (srtp, dest) to
+ * `out`: 1 queued, 0 refused (too short, longer than `max_length`, or refused by libsrtp; the
+ * caller counts it), -1 on a Python error. Protected in place inside the output object: one
+ * copy per packet, like the reference path's copy into pylibsrtp's buffer, and none out of it. */
+static int
+protect_into(srtp_func protect, void *session, PyObject *packet, Py_ssize_t max_length,
+             Py_ssize_t trailer, PyObject *dest, PyObject *out)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE) < 0)
+        return -1;
+    Py_ssize_t n = view.len;
+    if (n < MIN_RTP || n > max_length) {
+        PyBuffer_Release(&view);
+        return 0;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, n + trailer);
+    if (result == NULL) {
+        PyBuffer_Release(&view);
+        return -1;
+    }
+    memcpy(PyBytes_AS_STRING(result), view.buf, (size_t)n);
+    PyBuffer_Release(&view);
+    int length = (int)n;
+    if (protect(session, PyBytes_AS_STRING(result), &length) != 0 || length < n ||
+        length > n + trailer) {
+        Py_DECREF(result);
+        return 0;
+    }
+    if (_PyBytes_Resize(&result, length) < 0)
+        return -1;
+    PyObject *item = PyTuple_Pack(2, result, dest);
+    Py_DECREF(result);
+    if (item == NULL)
+        return -1;
+    int appended = PyList_Append(out, item);
+    Py_DECREF(item);
+    return appended < 0 ? -1 : 1;
+}
+
 static PyObject *
 protect_batch(PyObject *self, PyObject *args)
 {
@@ -54,42 +96,11 @@ protect_batch(PyObject *self, PyObject *args)
     Py_ssize_t failed = 0;
     Py_ssize_t count = PyList_GET_SIZE(packets);
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *packet = PyList_GET_ITEM(packets, i);
-        Py_buffer view;
-        if (PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE) < 0)
+        int r = protect_into(protect, session, PyList_GET_ITEM(packets, i), max_length, trailer,
+                             dest, out);
+        if (r < 0)
             return NULL;
-        Py_ssize_t n = view.len;
-        if (n < MIN_RTP || n > max_length) {
-            PyBuffer_Release(&view);
-            failed++;
-            continue;
-        }
-        /* Protect in place inside the output object: one copy per packet, like the reference
-         * path's copy into pylibsrtp's buffer, and no second copy out of it. */
-        PyObject *result = PyBytes_FromStringAndSize(NULL, n + trailer);
-        if (result == NULL) {
-            PyBuffer_Release(&view);
-            return NULL;
-        }
-        memcpy(PyBytes_AS_STRING(result), view.buf, (size_t)n);
-        PyBuffer_Release(&view);
-        int length = (int)n;
-        if (protect(session, PyBytes_AS_STRING(result), &length) != 0 || length < n ||
-            length > n + trailer) {
-            Py_DECREF(result);
-            failed++;
-            continue;
-        }
-        if (_PyBytes_Resize(&result, length) < 0)
-            return NULL;
-        PyObject *item = PyTuple_Pack(2, result, dest);
-        Py_DECREF(result);
-        if (item == NULL)
-            return NULL;
-        int appended = PyList_Append(out, item);
-        Py_DECREF(item);
-        if (appended < 0)
-            return NULL;
+        failed += r == 0;
     }
     return PyLong_FromSsize_t(failed);
 }
@@ -410,7 +421,7 @@ done:
 
 /* Attribute names read per datagram (interned once at import). */
 static PyObject *s_closed_reason, *s_rtp_handler, *s_srtp, *s_media_sources, *s_ingest_route,
-    *s_rtp_in, *one;
+    *s_rtp_in;
 
 /* getattr(obj, name) or NULL without an exception when obj has no such attribute. */
 static PyObject *
@@ -420,6 +431,26 @@ optional_attr(PyObject *obj, PyObject *name)
     if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError))
         PyErr_Clear();
     return value;
+}
+
+/* stats.<name> += delta (SrtpStats: a slots dataclass of ints). */
+static int
+add_stat(PyObject *stats, PyObject *name, Py_ssize_t delta)
+{
+    if (delta == 0)
+        return 0;
+    PyObject *before = PyObject_GetAttr(stats, name);
+    if (before == NULL)
+        return -1;
+    PyObject *step = PyLong_FromSsize_t(delta);
+    PyObject *after = step == NULL ? NULL : PyNumber_Add(before, step);
+    Py_DECREF(before);
+    Py_XDECREF(step);
+    if (after == NULL)
+        return -1;
+    int r = PyObject_SetAttr(stats, name, after);
+    Py_DECREF(after);
+    return r;
 }
 
 /* One datagram of ingest(): 1 when handled here, 0 when the fallback must take it (nothing was
@@ -499,16 +530,10 @@ ingest_one(PyObject *data, PyObject *addr, PyObject *by_addr, PyObject *now)
         handled = -1;
         goto done;
     }
-    PyObject *stats = PyTuple_GET_ITEM(route, 4);
-    PyObject *before = PyObject_GetAttr(stats, s_rtp_in);
-    PyObject *after = before == NULL ? NULL : PyNumber_Add(before, one);
-    Py_XDECREF(before);
-    if (after == NULL || PyObject_SetAttr(stats, s_rtp_in, after) < 0) {
-        Py_XDECREF(after);
+    if (add_stat(PyTuple_GET_ITEM(route, 4), s_rtp_in, 1) < 0) {
         handled = -1;
         goto done;
     }
-    Py_DECREF(after);
     PyObject *args[3] = {peer, plain, now};
     PyObject *result = PyObject_Vectorcall(handler, args, 3, NULL);
     if (result == NULL)
@@ -573,26 +598,6 @@ ingest(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 /* ---- protect_copies ------------------------------------------------------------------------- */
 
 static PyObject *s_dest, *s_out, *s_protect_route, *s_rtp_out, *s_protect_failures;
-
-/* stats.<name> += delta (SrtpStats: a slots dataclass of ints). */
-static int
-add_stat(PyObject *stats, PyObject *name, Py_ssize_t delta)
-{
-    if (delta == 0)
-        return 0;
-    PyObject *before = PyObject_GetAttr(stats, name);
-    if (before == NULL)
-        return -1;
-    PyObject *step = PyLong_FromSsize_t(delta);
-    PyObject *after = step == NULL ? NULL : PyNumber_Add(before, step);
-    Py_DECREF(before);
-    Py_XDECREF(step);
-    if (after == NULL)
-        return -1;
-    int r = PyObject_SetAttr(stats, name, after);
-    Py_DECREF(after);
-    return r;
-}
 
 /* One sink as protect_copies resolved it for this call: where its copies go, with what. */
 typedef struct {
@@ -669,40 +674,14 @@ done:
 static int
 protect_one(SinkRoute *route, PyObject *data)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-        return -1;
-    Py_ssize_t n = view.len;
-    if (n < MIN_RTP || n > route->max_length) {
-        PyBuffer_Release(&view);
-        route->failed++;
-        return 0;
-    }
-    PyObject *protected = PyBytes_FromStringAndSize(NULL, n + route->trailer);
-    if (protected == NULL) {
-        PyBuffer_Release(&view);
-        return -1;
-    }
-    memcpy(PyBytes_AS_STRING(protected), view.buf, (size_t)n);
-    PyBuffer_Release(&view);
-    int length = (int)n;
-    if (route->protect(route->session, PyBytes_AS_STRING(protected), &length) != 0 ||
-        length < n || length > n + route->trailer) {
-        Py_DECREF(protected);
-        route->failed++;
-        return 0;
-    }
-    if (_PyBytes_Resize(&protected, length) < 0)
-        return -1;
-    PyObject *item = PyTuple_Pack(2, protected, route->dest);
-    Py_DECREF(protected);
-    if (item == NULL)
-        return -1;
-    int r = PyList_Append(route->outbox, item);
-    Py_DECREF(item);
+    int r = protect_into(route->protect, route->session, data, route->max_length,
+                         route->trailer, route->dest, route->outbox);
     if (r < 0)
         return -1;
-    route->queued++;
+    if (r)
+        route->queued++;
+    else
+        route->failed++;
     return 0;
 }
 
@@ -797,17 +776,14 @@ protect_copies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     for (int k = 0; k < count; k++) {
         SinkRoute *route = &routes[k];
-        for (Py_ssize_t i = route->dest == NULL ? -1 : route->head; i >= 0; i = next[i]) {
+        if (route->dest == NULL)
+            continue;
+        for (Py_ssize_t i = route->head; i >= 0; i = next[i]) {
             /* The list is the caller's: only items pass one checked are read, and nothing
              * here runs Python code that could change it. */
             if (protect_one(route, PyTuple_GET_ITEM(PyList_GET_ITEM(copies, i), 1)) < 0)
                 goto error;
         }
-    }
-    for (int k = 0; k < count; k++) {
-        SinkRoute *route = &routes[k];
-        if (route->dest == NULL)
-            continue;
         queued += route->queued;
         if (add_stat(route->stats, s_rtp_out, route->queued) < 0 ||
             add_stat(route->stats, s_protect_failures, route->failed) < 0)
@@ -857,7 +833,6 @@ PyInit__fastpath(void)
     s_media_sources = PyUnicode_InternFromString("media_sources");
     s_ingest_route = PyUnicode_InternFromString("ingest_route");
     s_rtp_in = PyUnicode_InternFromString("rtp_in");
-    one = PyLong_FromLong(1);
     s_dest = PyUnicode_InternFromString("_dest");
     s_out = PyUnicode_InternFromString("_out");
     s_protect_route = PyUnicode_InternFromString("protect_route");
@@ -869,7 +844,7 @@ PyInit__fastpath(void)
         return NULL;
     }
     if (s_closed_reason == NULL || s_rtp_handler == NULL || s_srtp == NULL ||
-        s_media_sources == NULL || s_ingest_route == NULL || s_rtp_in == NULL || one == NULL) {
+        s_media_sources == NULL || s_ingest_route == NULL || s_rtp_in == NULL) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,7 +1,7 @@
 """``regio bench fastpath``: each compiled loop against its Python reference, same inputs.
 
 The router's compiled fast path (router/transport/fastpath.py) and the forwarding core's
-(router/forwarding/_fanout.c, _gcc.c) replace eleven per-packet loops;
+(router/forwarding/_fanout.c, _gcc.c) replace thirteen per-packet loops;
 ``regio bench sfu --python-path`` shows what that does to a whole router under load, on a
 machine whose noise is often larger than the difference. This bench isolates each loop in one
 process, same data through both paths, and reports microseconds per item and the ratio:
@@ -24,7 +24,11 @@ process, same data through both paths, and reports microseconds per item and the
 * ``TWCC feedback``: one feedback about 60 packets through ``SubscriberLink.on_twcc`` into the
   estimator (the compiled walk and delay detector, router/forwarding/_gcc.c, or the Python ones);
 * ``transport-wide sequence``: reading a publisher packet's transport-cc number (Chromium's
-  extension block), per packet.
+  extension block), per packet;
+* ``TWCC decode``: a subscriber's feedback about 60 packets (runs, a status vector, small and
+  large deltas) parsed into statuses and deltas (router/rtp/_twcc.c or the Python loops);
+* ``TWCC build``: the feedback the router sends a publisher every 50 ms, 50 packets with 3 lost,
+  from its arrival times to the wire bytes.
 
 Each case runs ``repeats`` times and keeps the fastest (least disturbed by other processes).
 """
@@ -441,12 +445,75 @@ def _transport_seq(repeats: int) -> Figure:
                   _best(native, loops, repeats))
 
 
+def _with_twcc_codec(compiled: object, run: Callable[[], None]) -> Callable[[], None]:
+    """``run`` with the TWCC codec's compiled loops set to ``compiled`` (None: the reference)."""
+    from router.forwarding import publisher_feedback
+    from router.rtp import twcc
+
+    def wrapped() -> None:
+        saved = twcc._compiled, publisher_feedback._arrival_deltas
+        twcc._compiled = compiled  # type: ignore[assignment]
+        publisher_feedback._arrival_deltas = getattr(compiled, "arrival_deltas", None)
+        try:
+            run()
+        finally:
+            twcc._compiled, publisher_feedback._arrival_deltas = saved
+
+    return wrapped
+
+
+def _twcc_codec() -> Any:
+    from router.rtp import twcc
+
+    module = twcc.compiled_twcc()
+    if module is None:
+        raise RuntimeError("the compiled TWCC codec is not built (router/rtp/_twcc.c)")
+    return module
+
+
+def _twcc_decode(repeats: int) -> Figure:
+    """A subscriber's TWCC feedback about 60 packets, decoded as the RTCP parser does."""
+    from router.rtp import TransportCc
+
+    statuses = bytes([1] * 20 + [0] * 3 + [1, 2, 1, 1, 0, 1, 1] + [1] * 28 + [2] * 2)
+    deltas = tuple([4] * 20 + [3, -20, 5, 6, 7, 8] + [4] * 28 + [-20, 300])
+    wire = TransportCc(1, 2, 100, 1000, 0, statuses, deltas).build()
+    body = memoryview(wire)[4:]
+    loops = 300
+
+    def decode() -> None:
+        for _ in range(loops):
+            TransportCc.decode(15, body, wire)
+
+    return Figure("TWCC decode, 60 packets (per feedback)",
+                  _best(_with_twcc_codec(None, decode), loops, repeats),
+                  _best(_with_twcc_codec(_twcc_codec(), decode), loops, repeats))
+
+
+def _twcc_build(repeats: int) -> Figure:
+    """The feedback for one publisher's 50 ms: 50 arrivals (3 lost) to wire bytes."""
+    from router.forwarding.publisher_feedback import TwccRecorder
+
+    base = 70_000
+    arrivals = {base + i: 1000.0 + 0.001 * i for i in range(50) if i not in (7, 8, 30)}
+    recorder = TwccRecorder(3)
+    loops = 300
+
+    def build() -> None:
+        for _ in range(loops):
+            recorder._packet(0x1234, base, base + 50, arrivals)
+
+    return Figure("TWCC build for a publisher, 50 packets (per feedback)",
+                  _best(_with_twcc_codec(None, build), loops, repeats),
+                  _best(_with_twcc_codec(_twcc_codec(), build), loops, repeats))
+
+
 def run(repeats: int = 30) -> list[Figure]:
     """Every case, Python then compiled; RuntimeError (ImportError) if a helper is not built."""
     fastpath.compiled()
     return [_protect(repeats), _send(repeats), _receive(repeats), _ingest(repeats),
             _rewrite(repeats), _fan_out(repeats), _route(repeats), _flush_copies(repeats),
-            _twcc(repeats), _transport_seq(repeats)]
+            _twcc(repeats), _transport_seq(repeats), _twcc_decode(repeats), _twcc_build(repeats)]
 
 
 __all__ = ["Figure", "run"]

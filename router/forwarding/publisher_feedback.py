@@ -26,8 +26,9 @@ from router.forwarding.link_config import LinkConfig
 from router.forwarding.state import Participant
 from router.forwarding.transport_seq import read_transport_seq
 from router.rtp import Remb, TransportCc
+from router.rtp.twcc import compiled_twcc, statuses_for
 
-__all__ = ["MAX_PENDING", "RembController", "TwccRecorder"]
+__all__ = ["MAX_PENDING", "RembController", "TwccRecorder", "py_arrival_deltas"]
 
 _MAX_STATUSES: Final = 1 << 13
 """Statuses per feedback packet at most; a longer span is split over several packets."""
@@ -35,6 +36,36 @@ MAX_PENDING: Final = 1 << 14
 """Arrivals kept between feedbacks at most (a flood is reported in part, never stored whole)."""
 _TICK_US: Final = 250
 _REF_US: Final = 64_000
+
+
+def py_arrival_deltas(
+    arrivals: dict[int, float], base: int, stop: int
+) -> tuple[int, bytes, tuple[int, ...]]:
+    """Reference time (64 ms units, not wrapped), statuses and receive deltas (250 µs ticks)
+    for extended numbers ``base..stop-1``; ``base`` must have arrived. Each delta is relative to
+    the previous received packet and the rounding error is carried, as libwebrtc does.
+    ``router/rtp/_twcc.c`` has the compiled twin (tests/forwarding/test_publisher_feedback.py
+    compares them)."""
+    first_us = int(arrivals[base] * 1e6)
+    ref = first_us // _REF_US
+    prev = ref * _REF_US
+    deltas: list[int | None] = []
+    for ext in range(base, stop):
+        t = arrivals.get(ext)
+        if t is None:
+            deltas.append(None)
+            continue
+        ticks = round((int(t * 1e6) - prev) / _TICK_US)
+        ticks = max(-0x8000, min(0x7FFF, ticks))
+        prev += ticks * _TICK_US
+        deltas.append(ticks)
+    statuses, received = statuses_for(deltas)
+    return ref, statuses, received
+
+
+_compiled = compiled_twcc()
+_arrival_deltas = None if _compiled is None else _compiled.arrival_deltas
+""":func:`py_arrival_deltas`, compiled, or None on the reference path."""
 
 
 class TwccRecorder:
@@ -126,23 +157,12 @@ class TwccRecorder:
         return out
 
     def _packet(self, sender_ssrc: int, base: int, stop: int, arrivals: dict[int, float]) -> bytes:
-        first_us = int(arrivals[base] * 1e6)
-        ref = first_us // _REF_US
-        prev = ref * _REF_US
-        deltas: list[int | None] = []
-        for ext in range(base, stop):
-            t = arrivals.get(ext)
-            if t is None:
-                deltas.append(None)
-                continue
-            ticks = round((int(t * 1e6) - prev) / _TICK_US)
-            ticks = max(-0x8000, min(0x7FFF, ticks))
-            prev += ticks * _TICK_US
-            deltas.append(ticks)
+        fast = None if _arrival_deltas is None else _arrival_deltas(arrivals, base, stop)
+        ref, statuses, deltas = py_arrival_deltas(arrivals, base, stop) if fast is None else fast
         count = self._fb_count
         self._fb_count = (count + 1) & 0xFF
-        packet = TransportCc.from_deltas(
-            sender_ssrc, self.media_ssrc, base & 0xFFFF, ref & 0x7FFFFF, count, deltas
+        packet = TransportCc(
+            sender_ssrc, self.media_ssrc, base & 0xFFFF, ref & 0x7FFFFF, count, statuses, deltas
         )
         return packet.build()
 

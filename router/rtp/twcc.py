@@ -19,6 +19,11 @@ The model is what a bandwidth estimator wants, not the chunking: one status byte
 so round trips are equal by value while the chunk choice may differ from the sender's.
 The status count is bounded by 16 bits, so the largest allocation a hostile packet can cause
 is a 64 KiB ``bytes``.
+
+The chunk and delta loops (:func:`py_decode_fci`, :func:`py_encode_fci`) have compiled twins in
+``router/rtp/_twcc.c``, used unless ``REGIO_FASTPATH=off``: a router decodes every feedback its
+subscribers send and builds one for each publisher every 50 ms. The twins hand anything the
+reference would refuse back to it, so every error is the reference's.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Final
 
+from router.compiled_switch import switched_off
 from router.rtp.errors import RtcpDecodeError, RtcpEncodeError
 from router.rtp.rtcp_common import PT_RTPFB, RtcpPacket, check_u8, check_u16, check_u32, rtcp_header
 
@@ -39,6 +46,10 @@ __all__ = [
     "STATUS_RECEIVED_NO_DELTA",
     "STATUS_SMALL_DELTA",
     "TransportCc",
+    "compiled_twcc",
+    "py_decode_fci",
+    "py_encode_fci",
+    "statuses_for",
 ]
 
 Buffer = bytes | bytearray | memoryview
@@ -57,6 +68,20 @@ _HEAD: Final = struct.Struct("!IIHHI")
 _U16: Final = struct.Struct("!H")
 _I16: Final = struct.Struct("!h")
 _MAX_RUN: Final = 0x1FFF
+
+_compiled: ModuleType | None
+try:
+    import router.rtp._twcc as _built
+
+    _compiled = None if switched_off() else _built
+except ImportError:  # pragma: no cover - depends on the machine's build
+    _compiled = None
+
+
+def compiled_twcc() -> ModuleType | None:
+    """``router.rtp._twcc`` (decode_fci, encode_fci, arrival_deltas) when it is built and the
+    fast path is on, else None."""
+    return _compiled
 
 
 def _decode_chunks(body: Buffer, count: int) -> tuple[bytes, int]:
@@ -82,6 +107,74 @@ def _decode_chunks(body: Buffer, count: int) -> tuple[bytes, int]:
                 statuses.append((chunk >> shift) & 3)
         pos += 2
     return bytes(statuses), pos
+
+
+def py_decode_fci(body: Buffer, count: int) -> tuple[bytes, tuple[int, ...]]:
+    """Statuses and receive deltas of a feedback body (its fixed part is the first 16 bytes);
+    RtcpDecodeError if they are truncated or followed by more than 3 bytes of padding."""
+    end = len(body)
+    statuses, pos = _decode_chunks(body, count)
+    need = pos + statuses.count(STATUS_SMALL_DELTA) + 2 * statuses.count(STATUS_LARGE_DELTA)
+    if need > end:
+        raise RtcpDecodeError(
+            f"RTCP TWCC receive deltas truncated: need {need} body bytes, body has {end}"
+        )
+    deltas = []
+    for status in statuses:
+        if status == STATUS_SMALL_DELTA:
+            deltas.append(body[pos])
+            pos += 1
+        elif status == STATUS_LARGE_DELTA:
+            deltas.append(_I16.unpack_from(body, pos)[0])
+            pos += 2
+    if end - pos > 3:
+        raise RtcpDecodeError(
+            f"RTCP TWCC has {end - pos} bytes after receive deltas, at most 3 padding allowed"
+        )
+    return statuses, tuple(deltas)
+
+
+def py_encode_fci(statuses: bytes, deltas: Sequence[int]) -> bytes:
+    """Packet chunks, receive deltas and zero padding to follow the 16-byte fixed part;
+    RtcpEncodeError for a status over 3, deltas not matching the statuses, or a delta that does
+    not fit its symbol."""
+    for status in statuses:
+        if status > STATUS_RECEIVED_NO_DELTA:
+            raise RtcpEncodeError(f"RTCP TWCC status {status} is not 0, 1, 2 or 3")
+    with_delta = statuses.count(1) + statuses.count(2)
+    if with_delta != len(deltas):
+        raise RtcpEncodeError(
+            f"RTCP TWCC has {with_delta} statuses with a delta but {len(deltas)} deltas"
+        )
+    out = bytearray(_encode_chunks(statuses))
+    it = iter(deltas)
+    for status in statuses:
+        if status == STATUS_SMALL_DELTA:
+            delta = next(it)
+            if not 0 <= delta <= 255:
+                raise RtcpEncodeError(f"RTCP TWCC small delta {delta} out of range 0..255")
+            out.append(delta)
+        elif status == STATUS_LARGE_DELTA:
+            delta = next(it)
+            if not -0x8000 <= delta <= 0x7FFF:
+                raise RtcpEncodeError(f"RTCP TWCC large delta {delta} out of range -32768..32767")
+            out += _I16.pack(delta)
+    out += bytes(-len(out) % 4)
+    return bytes(out)
+
+
+def statuses_for(deltas: Sequence[int | None]) -> tuple[bytes, tuple[int, ...]]:
+    """Statuses and received deltas for one entry per packet (None if lost, else its delta in
+    250 µs ticks): the small symbol for 0..255, the large one otherwise."""
+    statuses = bytearray()
+    received = []
+    for delta in deltas:
+        if delta is None:
+            statuses.append(STATUS_NOT_RECEIVED)
+        else:
+            statuses.append(STATUS_SMALL_DELTA if 0 <= delta <= 255 else STATUS_LARGE_DELTA)
+            received.append(delta)
+    return bytes(statuses), tuple(received)
 
 
 def _run_length(statuses: bytes, i: int) -> int:
@@ -156,23 +249,9 @@ class TransportCc(RtcpPacket):
 
         Picks the small symbol for deltas 0..255 and the large one otherwise.
         """
-        statuses = bytearray()
-        received = []
-        for delta in deltas:
-            if delta is None:
-                statuses.append(STATUS_NOT_RECEIVED)
-            else:
-                statuses.append(STATUS_SMALL_DELTA if 0 <= delta <= 255 else STATUS_LARGE_DELTA)
-                received.append(delta)
-        return cls(
-            sender_ssrc,
-            media_ssrc,
-            base_seq,
-            reference_time,
-            fb_pkt_count,
-            bytes(statuses),
-            tuple(received),
-        )
+        statuses, received = statuses_for(deltas)
+        return cls(sender_ssrc, media_ssrc, base_seq, reference_time, fb_pkt_count, statuses,
+                   received)
 
     def packet_results(self) -> list[tuple[int, int, int | None]]:
         """``(sequence number, status, delta or None)`` per reported packet (seq wrapped)."""
@@ -195,40 +274,17 @@ class TransportCc(RtcpPacket):
             raise RtcpEncodeError(
                 f"RTCP TWCC reference time {self.reference_time} out of range -8388608..8388607"
             )
-        for status in self.statuses:
-            if status > STATUS_RECEIVED_NO_DELTA:
-                raise RtcpEncodeError(f"RTCP TWCC status {status} is not 0, 1, 2 or 3")
-        with_delta = self.statuses.count(1) + self.statuses.count(2)
-        if with_delta != len(self.deltas):
-            raise RtcpEncodeError(
-                f"RTCP TWCC has {with_delta} statuses with a delta but {len(self.deltas)} deltas"
-            )
-        out = bytearray(
-            _HEAD.pack(
-                self.sender_ssrc,
-                self.media_ssrc,
-                self.base_seq,
-                len(self.statuses),
-                ((self.reference_time & 0xFFFFFF) << 8) | self.fb_pkt_count,
-            )
-        )
-        out += _encode_chunks(self.statuses)
-        it = iter(self.deltas)
-        for status in self.statuses:
-            if status == STATUS_SMALL_DELTA:
-                delta = next(it)
-                if not 0 <= delta <= 255:
-                    raise RtcpEncodeError(f"RTCP TWCC small delta {delta} out of range 0..255")
-                out.append(delta)
-            elif status == STATUS_LARGE_DELTA:
-                delta = next(it)
-                if not -0x8000 <= delta <= 0x7FFF:
-                    raise RtcpEncodeError(
-                        f"RTCP TWCC large delta {delta} out of range -32768..32767"
-                    )
-                out += _I16.pack(delta)
-        out += bytes(-len(out) % 4)
-        return rtcp_header(_FMT, PT_RTPFB, len(out)) + bytes(out)
+        tail = None if _compiled is None else _compiled.encode_fci(self.statuses, self.deltas)
+        if tail is None:
+            tail = py_encode_fci(self.statuses, self.deltas)
+        out = _HEAD.pack(
+            self.sender_ssrc,
+            self.media_ssrc,
+            self.base_seq,
+            len(self.statuses),
+            ((self.reference_time & 0xFFFFFF) << 8) | self.fb_pkt_count,
+        ) + tail
+        return rtcp_header(_FMT, PT_RTPFB, len(out)) + out
 
     @classmethod
     def decode(cls, count: int, body: Buffer, raw: bytes) -> TransportCc:
@@ -240,22 +296,6 @@ class TransportCc(RtcpPacket):
         reference_time = ref >> 8
         if reference_time & 0x800000:
             reference_time -= 0x1000000
-        statuses, pos = _decode_chunks(body, status_count)
-        need = pos + statuses.count(STATUS_SMALL_DELTA) + 2 * statuses.count(STATUS_LARGE_DELTA)
-        if need > end:
-            raise RtcpDecodeError(
-                f"RTCP TWCC receive deltas truncated: need {need} body bytes, body has {end}"
-            )
-        deltas = []
-        for status in statuses:
-            if status == STATUS_SMALL_DELTA:
-                deltas.append(body[pos])
-                pos += 1
-            elif status == STATUS_LARGE_DELTA:
-                deltas.append(_I16.unpack_from(body, pos)[0])
-                pos += 2
-        if end - pos > 3:
-            raise RtcpDecodeError(
-                f"RTCP TWCC has {end - pos} bytes after receive deltas, at most 3 padding allowed"
-            )
-        return cls(sender, media, base_seq, reference_time, ref & 0xFF, statuses, tuple(deltas))
+        fast = None if _compiled is None else _compiled.decode_fci(body, status_count)
+        statuses, deltas = py_decode_fci(body, status_count) if fast is None else fast
+        return cls(sender, media, base_seq, reference_time, ref & 0xFF, statuses, deltas)

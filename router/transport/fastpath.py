@@ -25,7 +25,10 @@ the rest in Python's per-packet overhead around libsrtp and the socket (``regio 
   ``router/forwarding/_fanout.c`` (its own module: forwarding code, switched by the same
   ``REGIO_FASTPATH``);
 * :func:`delay_detector` - the bandwidth estimator's packet groups and trend line
-  (router.forwarding.gcc_delay), from ``router/forwarding/_gcc.c``.
+  (router.forwarding.gcc_delay), from ``router/forwarding/_gcc.c``;
+* the transport-cc codec's chunk and delta loops and the walk that turns a publisher's arrival
+  times into feedback, from ``router/rtp/_twcc.c`` (router.rtp.twcc picks them up itself: the
+  codec does not import transports).
 
 The pure-Python loops stay where they were and are the reference: the tests run both on the
 same inputs (byte-identical SRTP output for the same keys and packets; the same datagrams on the
@@ -37,17 +40,15 @@ router logs one line saying so and runs the reference path.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Final
+from typing import Any
 
 from control.logs import get_logger
+from router.compiled_switch import ENV, switched_off
+from router.rtp import twcc
 
 log = get_logger("router.fastpath")
-
-ENV: Final = "REGIO_FASTPATH"
-"""``off`` (or ``0``/``no``) forces the Python reference path."""
 
 _module: ModuleType | None
 _reason: str
@@ -70,7 +71,7 @@ def built() -> bool:
 
 def enabled() -> bool:
     """Whether the compiled loops are used (built, and not switched off by ``REGIO_FASTPATH``)."""
-    return _module is not None and os.environ.get(ENV, "").lower() not in ("off", "0", "no")
+    return _module is not None and not switched_off()
 
 
 def describe() -> str:
@@ -85,11 +86,13 @@ def describe() -> str:
         missing.append("forwarding loops not built (router.forwarding._fanout)")
     if delay_detector() is None:
         missing.append("delay detector not built (router.forwarding._gcc)")
+    if twcc.compiled_twcc() is None:
+        missing.append("TWCC codec loops not built (router.rtp._twcc)")
     if missing:
         return f"compiled fast path ({loops}); {'; '.join(missing)}"
     return (
         f"compiled fast path ({loops}, in-order route, fan-out, TWCC feedback, transport-wide "
-        "sequence and delay-detector loops)"
+        "sequence, delay-detector and TWCC codec loops)"
     )
 
 

@@ -1,0 +1,9 @@
+"""Type stub for the compiled helper ``router/rtp/_twcc.c``."""
+
+def decode_fci(
+    body: bytes | bytearray | memoryview, count: int
+) -> tuple[bytes, tuple[int, ...]] | None: ...
+def encode_fci(statuses: bytes, deltas: tuple[int, ...]) -> bytes | None: ...
+def arrival_deltas(
+    arrivals: dict[int, float], base: int, stop: int
+) -> tuple[int, bytes, tuple[int, ...]] | None: ...

@@ -1,9 +1,10 @@
 """The ceiling: a bare Python fan-out relay with SRTP, ``python -m benchmarks.sfu.relay``.
 
 It does the least a media server must do per packet and nothing else WebRTC (no STUN, DTLS,
-RTP rewriting, NACK cache, feedback): wait until the socket is readable (Trio, like the router's
-UdpDriver), drain it in batches of at most the driver's ``MAX_BATCH`` (up to its
-``DRAIN_ROUNDS`` back to back while each finds input), decrypt each datagram
+RTP rewriting, NACK cache, feedback): wait until the socket is readable (Trio, or a plain
+``poll`` while Trio has nothing else to do, like the router's UdpDriver), drain it in batches
+of at most the driver's ``MAX_BATCH`` (up to its ``DRAIN_ROUNDS`` back to back while each finds
+input), decrypt each datagram
 (SRTP or SRTCP) and encrypt it once per destination: publishers' RTP and RTCP go to every
 subscriber of the room, subscribers' RTCP to the room's publishers. Its socket gets the router's
 buffer sizes (``enlarge_socket_buffers``) and the runner pins it like the router, and it reads
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 import trio
 
 from router.transport import fastpath
+from router.transport.direct_wait import direct_wait
 from router.transport.srtp import AEAD_AES_128_GCM, SrtpContext
 from router.transport.udp_driver import DRAIN_ROUNDS, MAX_BATCH, enlarge_socket_buffers
 
@@ -85,8 +87,14 @@ class Relay:
         sock = self.sock
         batched = fastpath.enabled()
         fd, family = sock.fileno(), sock.family
+        # As the router's driver: a plain poll() instead of Trio's wait while Trio has nothing
+        # else to do (router/transport/direct_wait.py), on the fast path only.
+        direct = direct_wait(fd) if batched else None
         while True:
-            await trio.lowlevel.wait_readable(sock)
+            if direct is None or not direct.ready():
+                await trio.lowlevel.wait_readable(sock)
+                if direct is not None:
+                    direct.scheduled()
             # As the router's driver: batches back to back while each finds input, at most
             # DRAIN_ROUNDS before waiting on Trio again.
             for _ in range(DRAIN_ROUNDS):

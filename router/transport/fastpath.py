@@ -80,7 +80,7 @@ def describe() -> str:
         return f"Python reference path: compiled fast path {_reason}"
     if not enabled():
         return f"Python reference path: compiled fast path switched off ({ENV}=off)"
-    loops = "libsrtp protect, sendmmsg, recvmmsg, SRTP ingest, copy flush"
+    loops = "libsrtp protect, sendmmsg, recvmmsg, SRTP ingest, copy flush, poll past Trio when idle"
     missing = []
     if _forwarding_helper("fan_out") is None:
         missing.append("forwarding loops not built (router.forwarding._fanout)")

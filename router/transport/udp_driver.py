@@ -8,8 +8,9 @@ caller, and send everything queued with plain non-blocking ``sendto``, awaiting 
 when the kernel pushes back. No Trio checkpoint per packet, no task per peer or per timer.
 
 The socket is a stdlib socket in non-blocking mode; Trio is used only to wait on it, through
-``trio.lowlevel.wait_readable``/``wait_writable``. Time is ``trio.current_time()``, so tests can
-run the drivers under ``trio.testing.MockClock``.
+``trio.lowlevel.wait_readable``/``wait_writable`` (on the fast path, while Trio has nothing
+else to do, a plain ``poll`` past its scheduler: router/transport/direct_wait.py). Time is
+``trio.current_time()``, so tests can run the drivers under ``trio.testing.MockClock``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trio
 
 from router.transport import fastpath
 from router.transport.client import ClientTransport
+from router.transport.direct_wait import DirectWait, direct_wait
 from router.transport.events import Address, TransportEvent
 from router.transport.mux import TransportMux
 from router.transport.peer import PeerTransport
@@ -116,6 +118,9 @@ class UdpDriver:
         self._shared = isinstance(shared, list)
         self._pending: list[tuple[bytes, Address]] = shared if isinstance(shared, list) else []
         self._wait_scope: trio.CancelScope | None = None
+        #: The wait that skips Trio's scheduler while it has nothing else to do (fast path
+        #: only; router/transport/direct_wait.py), made when :meth:`run` starts.
+        self.direct: DirectWait | None = None
 
     def notify(self) -> None:
         """Wake the loop after an API call on the core (new output or a new timer)."""
@@ -130,33 +135,50 @@ class UdpDriver:
         the old one fired (timer due, or :meth:`notify`). Between waits there is no checkpoint:
         ``wait_readable``/``wait_writable`` are the loop's only ones. After a batch the socket
         is read once more, and up to :data:`DRAIN_ROUNDS` batches run per wakeup while each
-        finds input.
+        finds input. On the fast path the loop waits with a plain ``poll`` instead while Trio
+        has nothing else to do (router/transport/direct_wait.py): no checkpoint then, but at
+        least one every :data:`~router.transport.direct_wait.DIRECT_SPAN`.
         """
         sock, core = self.sock, self.core
-        while True:
-            self.scopes += 1
-            with trio.CancelScope() as scope:
-                self._wait_scope = scope
-                while True:
-                    deadline = core.get_timer()
-                    if deadline is None:
-                        deadline = math.inf
-                    if deadline != scope.deadline:
-                        # Trio's setter runs a context manager even for an unchanged value:
-                        # ~5 % of the router's CPU under the meeting load when set per wakeup.
-                        scope.deadline = deadline
-                    self.waits += 1
-                    if self._pending:
-                        await trio.lowlevel.wait_writable(sock)
-                    else:
-                        await trio.lowlevel.wait_readable(sock)
-                    self._batch()
-                    rounds = 1
-                    while rounds < DRAIN_ROUNDS and not self._pending and self._batch(again=True):
-                        rounds += 1
-                    self.extra_rounds += rounds - 1
-            self._wait_scope = None
-            self._batch()
+        self.direct = direct_wait(self._fd) if self.fast else None
+        installed = self.direct
+        try:
+            while True:
+                self.scopes += 1
+                with trio.CancelScope() as scope:
+                    self._wait_scope = scope
+                    while True:
+                        deadline = core.get_timer()
+                        if deadline is None:
+                            deadline = math.inf
+                        if deadline != scope.deadline:
+                            # Trio's setter runs a context manager even for an unchanged
+                            # value: ~5 % of the router's CPU under the meeting load when set
+                            # per wakeup.
+                            scope.deadline = deadline
+                        self.waits += 1
+                        direct = self.direct
+                        # direct.ready() blocks in poll() while Trio has nothing else to do
+                        # and says whether the socket alone is ready (the scope's deadline is
+                        # one of Trio's: a due one sends the loop through Trio too).
+                        if self._pending or direct is None or not direct.ready():
+                            if self._pending:
+                                await trio.lowlevel.wait_writable(sock)
+                            else:
+                                await trio.lowlevel.wait_readable(sock)
+                            if direct is not None:
+                                direct.scheduled()
+                        self._batch()
+                        rounds = 1
+                        while (rounds < DRAIN_ROUNDS and not self._pending
+                               and self._batch(again=True)):
+                            rounds += 1
+                        self.extra_rounds += rounds - 1
+                self._wait_scope = None
+                self._batch()
+        finally:
+            if installed is not None:
+                trio.lowlevel.remove_instrument(installed)
 
     def _batch(self, *, again: bool = False) -> int:
         """Read up to :data:`MAX_BATCH` datagrams, run due timers, hand events on, send;

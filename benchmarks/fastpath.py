@@ -1,7 +1,8 @@
 """``regio bench fastpath``: each compiled loop against its Python reference, same inputs.
 
-The router's compiled fast path (router/transport/fastpath.py) and the forwarding core's
-(router/forwarding/_fanout.c, _gcc.c) replace thirteen per-packet loops;
+The router's compiled fast path (router/transport/fastpath.py), the forwarding core's
+(router/forwarding/_fanout.c, _gcc.c) and the TWCC codec's (router/rtp/_twcc.c) replace
+thirteen per-packet loops, and the driver's direct wait skips Trio's scheduler;
 ``regio bench sfu --python-path`` shows what that does to a whole router under load, on a
 machine whose noise is often larger than the difference. This bench isolates each loop in one
 process, same data through both paths, and reports microseconds per item and the ratio:
@@ -28,7 +29,10 @@ process, same data through both paths, and reports microseconds per item and the
 * ``TWCC decode``: a subscriber's feedback about 60 packets (runs, a status vector, small and
   large deltas) parsed into statuses and deltas (router/rtp/_twcc.c or the Python loops);
 * ``TWCC build``: the feedback the router sends a publisher every 50 ms, 50 packets with 3 lost,
-  from its arrival times to the wire bytes.
+  from its arrival times to the wire bytes;
+* ``wakeup``: a datagram every millisecond from another thread, the receiving loop's CPU per
+  wakeup waiting through ``trio.lowlevel.wait_readable`` or with the driver's direct wait
+  (router/transport/direct_wait.py), another task asleep beside it as in the router.
 
 Each case runs ``repeats`` times and keeps the fastest (least disturbed by other processes).
 """
@@ -508,12 +512,69 @@ def _twcc_build(repeats: int) -> Figure:
                   _best(_with_twcc_codec(_twcc_codec(), build), loops, repeats))
 
 
+def _wakeup(repeats: int, wakeups: int = 100) -> Figure:
+    """CPU of the receiving thread per wakeup, one datagram a millisecond (the best of
+    ``repeats`` runs of ``wakeups`` each; thread time, so the sender's CPU is not in it)."""
+    import threading
+
+    import trio
+
+    from router.transport.direct_wait import direct_wait
+
+    receiver, sender = _socket(), _socket()
+    target = receiver.getsockname()
+
+    def pace(stop: threading.Event) -> None:
+        while not stop.is_set():
+            sender.sendto(b"x" * PAYLOAD, target)
+            time.sleep(0.001)
+
+    async def loop(direct: bool) -> float:
+        wait = direct_wait(receiver.fileno()) if direct else None
+        if direct and wait is None:
+            raise RuntimeError("the direct wait is not available with this Trio")
+        count = 0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            await trio.lowlevel.wait_readable(receiver)
+            _drain(receiver)
+            start = time.thread_time()
+            while count < wakeups:
+                if wait is None or not wait.ready():
+                    await trio.lowlevel.wait_readable(receiver)
+                    if wait is not None:
+                        wait.scheduled()
+                _drain(receiver)
+                count += 1
+            cpu = time.thread_time() - start
+            nursery.cancel_scope.cancel()
+        if wait is not None:
+            trio.lowlevel.remove_instrument(wait)
+        return round(cpu / count * 1e6, 3)
+
+    figures = []
+    stop = threading.Event()
+    thread = threading.Thread(target=pace, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        for direct in (False, True):
+            figures.append(min(trio.run(loop, direct) for _ in range(max(1, repeats // 3))))
+    finally:
+        stop.set()
+        thread.join()
+        receiver.close()
+        sender.close()
+    return Figure("wakeup (per datagram at 1 kHz: Trio's wait, then the direct wait)",
+                  figures[0], figures[1])
+
+
 def run(repeats: int = 30) -> list[Figure]:
     """Every case, Python then compiled; RuntimeError (ImportError) if a helper is not built."""
     fastpath.compiled()
     return [_protect(repeats), _send(repeats), _receive(repeats), _ingest(repeats),
             _rewrite(repeats), _fan_out(repeats), _route(repeats), _flush_copies(repeats),
-            _twcc(repeats), _transport_seq(repeats), _twcc_decode(repeats), _twcc_build(repeats)]
+            _twcc(repeats), _transport_seq(repeats), _twcc_decode(repeats), _twcc_build(repeats),
+            _wakeup(repeats)]
 
 
 __all__ = ["Figure", "run"]

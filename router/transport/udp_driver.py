@@ -178,7 +178,9 @@ class UdpDriver:
                 self._batch()
         finally:
             if installed is not None:
-                trio.lowlevel.remove_instrument(installed)
+                # KeyError: Trio dropped it already (an instrument that raised is removed).
+                with contextlib.suppress(KeyError):
+                    trio.lowlevel.remove_instrument(installed)
 
     def _batch(self, *, again: bool = False) -> int:
         """Read up to :data:`MAX_BATCH` datagrams, run due timers, hand events on, send;

@@ -329,7 +329,7 @@ def test_bench_fastpath_measures_every_loop_both_ways(
         "srtp protect", "udp send", "udp receive", "SRTP ingest", "one-byte extension rewrite",
         "fan-out", "in-order route", "copy flush", "TWCC feedback, 60 packets",
         "transport-wide sequence read", "TWCC decode, 60 packets",
-        "TWCC build for a publisher, 50 packets"]
+        "TWCC build for a publisher, 50 packets", "wakeup"]
     assert all(f["python_us"] > 0 and f["compiled_us"] > 0 for f in figures)
     assert main(["bench", "fastpath", "--repeats", "0"]) == 2
     assert "--repeats must be 1-1000" in capsys.readouterr().err

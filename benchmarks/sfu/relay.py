@@ -95,9 +95,10 @@ class Relay:
                 await trio.lowlevel.wait_readable(sock)
                 if direct is not None:
                     direct.scheduled()
-            # As the router's driver: batches back to back while each finds input, at most
-            # DRAIN_ROUNDS before waiting on Trio again.
-            for _ in range(DRAIN_ROUNDS):
+            # As the router's driver: through Trio, batches back to back while each finds
+            # input, at most DRAIN_ROUNDS before waiting on Trio again; with the direct wait,
+            # one batch per wait.
+            for _ in range(DRAIN_ROUNDS if direct is None else 1):
                 batch: list[tuple[bytes, Address]] = []
                 if batched:
                     fastpath.recv_batch(fd, MAX_BATCH, batch)

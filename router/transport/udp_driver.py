@@ -41,7 +41,8 @@ MAX_BATCH: Final = 64
 #: takes long enough (~170 µs under the meeting load) that the next packets of a video frame
 #: have usually arrived meanwhile, and a Trio wakeup costs ~50 µs here (an ``epoll`` round
 #: trip, the task switch and its bookkeeping) where the extra read costs ~2. Bounded so the
-#: signaling and timer tasks still run at least every few milliseconds under a flood.
+#: signaling and timer tasks still run at least every few milliseconds under a flood. Only when
+#: the loop waits through Trio: the direct wait's ``poll`` finds waiting input at no such cost.
 DRAIN_ROUNDS: Final = 4
 
 
@@ -73,12 +74,15 @@ class UdpDriver:
         after_batch: Callable[[], None],
         *,
         fast: bool | None = None,
+        direct: bool = True,
         on_read: Callable[[], None] | None = None,
     ) -> None:
         """``fast`` forces (True) or avoids (False) the compiled ``recvmmsg``/``sendmmsg`` loops
-        (router.transport.fastpath); default: when built and not switched off. ``on_read`` is
-        called once per batch, when its first datagrams have been read and before the core
-        sees them (the router's forwarding-latency histogram starts there)."""
+        (router.transport.fastpath); default: when built and not switched off. ``direct``:
+        wait past Trio's scheduler when it has nothing else to do (router/transport/
+        direct_wait.py; on the fast path only). ``on_read`` is called once per batch, when its
+        first datagrams have been read and before the core sees them (the router's
+        forwarding-latency histogram starts there)."""
         sock.setblocking(False)
         self.sock = sock
         self.core = core
@@ -121,6 +125,7 @@ class UdpDriver:
         #: The wait that skips Trio's scheduler while it has nothing else to do (fast path
         #: only; router/transport/direct_wait.py), made when :meth:`run` starts.
         self.direct: DirectWait | None = None
+        self._use_direct = direct
 
     def notify(self) -> None:
         """Wake the loop after an API call on the core (new output or a new timer)."""
@@ -136,11 +141,12 @@ class UdpDriver:
         ``wait_readable``/``wait_writable`` are the loop's only ones. After a batch the socket
         is read once more, and up to :data:`DRAIN_ROUNDS` batches run per wakeup while each
         finds input. On the fast path the loop waits with a plain ``poll`` instead while Trio
-        has nothing else to do (router/transport/direct_wait.py): no checkpoint then, but at
-        least one every :data:`~router.transport.direct_wait.DIRECT_SPAN`.
+        has nothing else to do (router/transport/direct_wait.py): no checkpoint then (but at
+        least one every :data:`~router.transport.direct_wait.DIRECT_SPAN`), and no extra read
+        after a batch, since that ``poll`` returns at once when input is waiting.
         """
         sock, core = self.sock, self.core
-        self.direct = direct_wait(self._fd) if self.fast else None
+        self.direct = direct_wait(self._fd) if self.fast and self._use_direct else None
         installed = self.direct
         try:
             while True:
@@ -169,6 +175,11 @@ class UdpDriver:
                             if direct is not None:
                                 direct.scheduled()
                         self._batch()
+                        if direct is not None:
+                            # The next ready() sees input that came during the batch without
+                            # sleeping: an extra read here would only cost (~4 % of the
+                            # router's CPU under the meeting load).
+                            continue
                         rounds = 1
                         while (rounds < DRAIN_ROUNDS and not self._pending
                                and self._batch(again=True)):

@@ -222,9 +222,13 @@ async def test_driver_reuses_its_cancel_scope_and_flushes_the_shared_outbox() ->
     server.close()
 
 
-async def test_input_arriving_during_a_batch_is_read_without_waiting_on_trio() -> None:
+@pytest.mark.parametrize("direct", [False, True])
+async def test_input_arriving_during_a_batch_is_read_without_waiting_on_trio(
+    direct: bool,
+) -> None:
     """A datagram that arrives while a batch is processed is read right after it (no Trio
-    wakeup), at most DRAIN_ROUNDS batches in a row; an empty extra read ends the run quietly."""
+    wakeup): through Trio, by an extra read, at most DRAIN_ROUNDS batches in a row (an empty
+    extra read ends the run quietly); with the direct wait, by its next poll()."""
     server = udp_socket()
     core = _Echo()
     feeder = udp_socket()
@@ -238,7 +242,7 @@ async def test_input_arriving_during_a_batch_is_read_without_waiting_on_trio() -
             remaining[0] -= 1
             feeder.sendto(b"more", target)
 
-    driver = UdpDriver(server, core, after_batch)
+    driver = UdpDriver(server, core, after_batch, fast=True, direct=direct)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(driver.run)
         await trio.testing.wait_all_tasks_blocked()
@@ -247,11 +251,19 @@ async def test_input_arriving_during_a_batch_is_read_without_waiting_on_trio() -
             while driver.datagrams_out < 3 * DRAIN_ROUNDS + 1:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
-    # Every datagram got its own batch, and one wakeup served up to DRAIN_ROUNDS of them.
+    # Every datagram got its own batch.
     assert batches[0] == driver.datagrams_in == 3 * DRAIN_ROUNDS + 1
-    assert driver.extra_rounds >= 2 * DRAIN_ROUNDS
-    assert driver.waits * DRAIN_ROUNDS >= batches[0]
-    assert driver.waits < batches[0]
+    if not direct:
+        # One wakeup served up to DRAIN_ROUNDS of them.
+        assert driver.direct is None
+        assert driver.extra_rounds >= 2 * DRAIN_ROUNDS
+        assert driver.waits * DRAIN_ROUNDS >= batches[0]
+        assert driver.waits < batches[0]
+    else:
+        # No extra reads: the waits that found input at once skipped Trio's scheduler.
+        assert driver.direct is not None and driver.extra_rounds == 0
+        assert driver.direct.direct >= 2 * DRAIN_ROUNDS
+        assert driver.direct.through_trio < batches[0] - 2 * DRAIN_ROUNDS
     feeder.close()
     server.close()
 

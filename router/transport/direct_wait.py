@@ -92,7 +92,9 @@ class DirectWait(trio.abc.Instrument):
         if timeout <= 0:
             return False
         events = self._poller.poll(math.ceil(timeout * 1000))
-        if len(events) != 1 or events[0][0] != self._fd:
+        # Readable and nothing else: an error alone (ICMP), or a descriptor closed under the
+        # driver, goes through Trio, which reports it to the driver as before.
+        if len(events) != 1 or events[0][0] != self._fd or not events[0][1] & select.POLLIN:
             return False
         self.direct += 1
         return True

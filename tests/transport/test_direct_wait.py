@@ -182,6 +182,22 @@ def test_other_io_deadlines_threads_and_idle_waiters_get_the_loop_back() -> None
         sock.close()
 
 
+def test_a_socket_closed_under_the_wait_goes_through_trio() -> None:
+    media, sender = _socket(), _socket()
+
+    async def main() -> None:
+        wait = direct_wait(media.fileno())
+        assert wait is not None
+        sender.sendto(b"m", media.getsockname())
+        await _through_trio(wait, media)
+        media.close()  # poll() reports POLLNVAL: never "readable", so never a busy loop
+        assert not wait.ready()
+        trio.lowlevel.remove_instrument(wait)
+
+    trio.run(main)
+    sender.close()
+
+
 def test_the_driver_goes_through_trio_at_least_every_span() -> None:
     media, sender = _socket(), _socket()
 

@@ -7,7 +7,9 @@
  * per-feedback work cost ~85 us per TWCC feedback of ~56 packets (13 ms of every second of
  * router time): a loop over every acknowledged packet and, per closed group, the trend-line
  * update, in bytecode with a boxed float per operation; then as long again trimming the
- * acknowledged-bytes window one packet at a time.
+ * acknowledged-bytes window one packet at a time. That window now lives here too (a ring of
+ * doubles, not a deque of tuples made and freed per packet: still ~4 % of the router's busy
+ * samples while it was a deque kept in Python).
  *
  * The Python class is the reference and the definition: the fields below are its fields, and
  * every floating-point operation is the one it does, in the same order, so both give the same
@@ -24,6 +26,7 @@
 #include <string.h>
 
 #define MAX_WINDOW 64
+#define MAX_ACKED_LIMIT (1 << 20)
 #define NORMAL 0
 #define OVERUSE 1
 #define UNDERUSE 2
@@ -44,6 +47,12 @@ typedef struct {
     int start, len;
     double x0, y0, sx, sy, sxx, sxy;
     long added;
+    /* the acknowledged window (the reference's deque of (arrival, size)): a ring of
+     * `ack_len` entries from `ack_head`, at most `max_acked`, growing as needed */
+    double *ack_at;
+    long long *ack_size;
+    Py_ssize_t ack_head, ack_len, ack_cap, max_acked;
+    long long ack_bytes;
 } Detector;
 
 static void
@@ -179,15 +188,22 @@ static int
 Detector_init(Detector *d, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"group_span", "window", "smoothing", "gain", "overuse_time",
-                            "k_up", "k_down", "threshold", NULL};
+                            "k_up", "k_down", "threshold", "max_acked", NULL};
     double threshold;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "diddddd" "d:DelayDetector", names,
+    Py_ssize_t max_acked;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "diddddd" "dn:DelayDetector", names,
                                      &d->group_span, &d->window, &d->smoothing, &d->gain,
-                                     &d->overuse_time, &d->k_up, &d->k_down, &threshold))
+                                     &d->overuse_time, &d->k_up, &d->k_down, &threshold,
+                                     &max_acked))
         return -1;
     if (d->window < 2 || d->window > MAX_WINDOW) {
         PyErr_Format(PyExc_ValueError, "DelayDetector window %d must be in 2..%d", d->window,
                      MAX_WINDOW);
+        return -1;
+    }
+    if (max_acked < 1 || max_acked > MAX_ACKED_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "DelayDetector max_acked %zd must be in 1..%d",
+                     max_acked, MAX_ACKED_LIMIT);
         return -1;
     }
     d->state = NORMAL;
@@ -197,83 +213,89 @@ Detector_init(Detector *d, PyObject *args, PyObject *kwargs)
     d->start = d->len = 0;
     d->x0 = d->y0 = d->sx = d->sy = d->sxx = d->sxy = 0.0;
     d->added = 0;
+    d->max_acked = max_acked;
+    d->ack_head = d->ack_len = 0;
+    d->ack_bytes = 0;
     return 0;
 }
 
-/* The first element of acked[index], a (arrival, size) pair; -1 with an exception. */
-static int
-pair_item(PyObject *acked, Py_ssize_t index, int which, PyObject **out)
+static void
+Detector_dealloc(Detector *d)
 {
-    PyObject *pair = PySequence_GetItem(acked, index);
-    if (pair == NULL)
-        return -1;
-    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
-        Py_DECREF(pair);
-        PyErr_SetString(PyExc_TypeError, "feed(): acked must hold (arrival, size) tuples");
-        return -1;
+    PyMem_Free(d->ack_at);
+    PyMem_Free(d->ack_size);
+    Py_TYPE(d)->tp_free((PyObject *)d);
+}
+
+static Py_ssize_t
+ack_slot(const Detector *d, Py_ssize_t i)
+{
+    return (d->ack_head + i) % d->ack_cap;
+}
+
+/* The oldest acknowledged packet leaves the window. */
+static void
+ack_pop(Detector *d)
+{
+    d->ack_bytes -= d->ack_size[d->ack_head];
+    d->ack_head = (d->ack_head + 1) % d->ack_cap;
+    d->ack_len--;
+}
+
+/* Append (arrival, size), dropping the oldest first when the window is full (the reference's
+ * order). 0, or -1 with MemoryError. */
+static int
+ack_push(Detector *d, double arrival, long long size)
+{
+    if (d->ack_len >= d->max_acked)
+        ack_pop(d);
+    if (d->ack_len == d->ack_cap) {
+        Py_ssize_t cap = d->ack_cap ? 2 * d->ack_cap : 256;
+        if (cap > d->max_acked)
+            cap = d->max_acked;
+        double *at = PyMem_Malloc((size_t)cap * sizeof(double));
+        long long *sizes = PyMem_Malloc((size_t)cap * sizeof(long long));
+        if (at == NULL || sizes == NULL) {
+            PyMem_Free(at);
+            PyMem_Free(sizes);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < d->ack_len; i++) {
+            at[i] = d->ack_at[ack_slot(d, i)];
+            sizes[i] = d->ack_size[ack_slot(d, i)];
+        }
+        PyMem_Free(d->ack_at);
+        PyMem_Free(d->ack_size);
+        d->ack_at = at;
+        d->ack_size = sizes;
+        d->ack_cap = cap;
+        d->ack_head = 0;
     }
-    *out = PyTuple_GET_ITEM(pair, which);
-    Py_INCREF(*out);
-    Py_DECREF(pair);
+    Py_ssize_t slot = (d->ack_head + d->ack_len) % d->ack_cap;
+    d->ack_at[slot] = arrival;
+    d->ack_size[slot] = size;
+    d->ack_len++;
+    d->ack_bytes += size;
     return 0;
 }
 
-/* Drop what arrived more than `window` before the newest from acked's front (the reference's
- * trim loop); adds the bytes dropped to *removed. */
-static int
-trim_acked(PyObject *acked, double window, long long *removed)
+/* Drop what arrived more than `window` before the newest from the front (the reference's
+ * trim loop). */
+static void
+trim_acked(Detector *d, double window)
 {
-    Py_ssize_t n = PySequence_Size(acked);
-    if (n < 0)
-        return -1;
-    if (n == 0)
-        return 0;
-    PyObject *newest;
-    if (pair_item(acked, n - 1, 0, &newest) < 0)
-        return -1;
-    double limit = PyFloat_AsDouble(newest) - window;
-    Py_DECREF(newest);
-    if (PyErr_Occurred())
-        return -1;
-    PyObject *popleft = NULL;
-    int status = -1;
-    while (n > 0) {
-        PyObject *oldest;
-        if (pair_item(acked, 0, 0, &oldest) < 0)
-            goto done;
-        double arrival = PyFloat_AsDouble(oldest);
-        Py_DECREF(oldest);
-        if (PyErr_Occurred())
-            goto done;
-        if (!(arrival < limit))
-            break;
-        if (popleft == NULL && (popleft = PyObject_GetAttrString(acked, "popleft")) == NULL)
-            goto done;
-        PyObject *dropped = PyObject_CallNoArgs(popleft);
-        if (dropped == NULL)
-            goto done;
-        long long size = -1;
-        if (PyTuple_Check(dropped) && PyTuple_GET_SIZE(dropped) == 2)
-            size = PyLong_AsLongLong(PyTuple_GET_ITEM(dropped, 1));
-        else
-            PyErr_SetString(PyExc_TypeError, "feed(): acked must hold (arrival, size) tuples");
-        Py_DECREF(dropped);
-        if (size == -1 && PyErr_Occurred())
-            goto done;
-        *removed += size;
-        n--;
-    }
-    status = 0;
-done:
-    Py_XDECREF(popleft);
-    return status;
+    if (d->ack_len == 0)
+        return;
+    double limit = d->ack_at[ack_slot(d, d->ack_len - 1)] - window;
+    while (d->ack_len > 0 && d->ack_at[d->ack_head] < limit)
+        ack_pop(d);
 }
 
 /* One (send, arrival, size) result of feed(): the reference loop's body. 0, or -1 with an
  * exception. */
 static int
-feed_one(Detector *d, PyObject *item, PyObject *append, int *signal, long long *lost,
-         long long *acked_bytes)
+feed_one(Detector *d, PyObject *item, int *signal, long long *lost)
 {
     if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
         PyErr_SetString(PyExc_TypeError,
@@ -285,21 +307,13 @@ feed_one(Detector *d, PyObject *item, PyObject *append, int *signal, long long *
         (*lost)++;
         return 0;
     }
-    PyObject *size_obj = PyTuple_GET_ITEM(item, 2);
-    long long size = PyLong_AsLongLong(size_obj);
+    long long size = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 2));
     double send = PyFloat_AsDouble(PyTuple_GET_ITEM(item, 0));
     double arrival = PyFloat_AsDouble(arrival_obj);
     if (PyErr_Occurred())
         return -1;
-    PyObject *pair = PyTuple_Pack(2, arrival_obj, size_obj);
-    if (pair == NULL)
+    if (ack_push(d, arrival, size) < 0)
         return -1;
-    PyObject *appended = PyObject_CallOneArg(append, pair);
-    Py_DECREF(pair);
-    if (appended == NULL)
-        return -1;
-    Py_DECREF(appended);
-    *acked_bytes += size;
     double *g = d->group;
     if (!d->has_group || send - g[0] > d->group_span) {
         *signal = d->state;
@@ -318,47 +332,49 @@ feed_one(Detector *d, PyObject *item, PyObject *append, int *signal, long long *
     return 0;
 }
 
-/* feed(results, acked, window) -> (signal, lost, bytes): see gcc_delay.DelayDetector. */
+/* feed(results, window) -> (signal, lost): see gcc_delay.DelayDetector. */
 static PyObject *
 Detector_feed(Detector *d, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "feed() takes 3 arguments (%zd given)", nargs);
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "feed() takes 2 arguments (%zd given)", nargs);
         return NULL;
     }
-    double window = PyFloat_AsDouble(args[2]);
+    double window = PyFloat_AsDouble(args[1]);
     if (window == -1.0 && PyErr_Occurred())
         return NULL;
     PyObject *results = PySequence_Fast(args[0], "feed(): results must be a sequence");
     if (results == NULL)
         return NULL;
-    PyObject *append = PyObject_GetAttrString(args[1], "append");
-    if (append == NULL) {
-        Py_DECREF(results);
-        return NULL;
-    }
     int signal = NORMAL;
-    long long lost = 0, acked_bytes = 0;
-    /* The size is read again every round and each item is held while it is used: `append`
-     * (and a number's own conversion) may run Python code that changes `results`. */
+    long long lost = 0;
+    /* The size is read again every round and each item is held while it is used: a number's
+     * own conversion may run Python code that changes `results`. */
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(results); i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(results, i);
         Py_INCREF(item);
-        int status = feed_one(d, item, append, &signal, &lost, &acked_bytes);
+        int status = feed_one(d, item, &signal, &lost);
         Py_DECREF(item);
-        if (status < 0)
-            goto fail;
+        if (status < 0) {
+            Py_DECREF(results);
+            return NULL;
+        }
     }
-    long long removed = 0;
-    if (trim_acked(args[1], window, &removed) < 0)
-        goto fail;
-    Py_DECREF(append);
     Py_DECREF(results);
-    return Py_BuildValue("(iLL)", signal, lost, acked_bytes - removed);
-fail:
-    Py_DECREF(append);
-    Py_DECREF(results);
-    return NULL;
+    trim_acked(d, window);
+    return Py_BuildValue("(iL)", signal, lost);
+}
+
+/* acked_bitrate() -> float: see gcc_delay.DelayDetector. */
+static PyObject *
+Detector_acked_bitrate(Detector *d, PyObject *Py_UNUSED(ignored))
+{
+    if (d->ack_len < 2)
+        return PyFloat_FromDouble(0.0);
+    double span = d->ack_at[ack_slot(d, d->ack_len - 1)] - d->ack_at[d->ack_head];
+    if (0.1 > span) /* Python's max(span, 0.1), NaN included */
+        span = 0.1;
+    return PyFloat_FromDouble(8.0 * (double)d->ack_bytes / span);
 }
 
 static PyObject *
@@ -392,8 +408,23 @@ Detector_fields(Detector *d, PyObject *Py_UNUSED(ignored))
         }
         PyTuple_SET_ITEM(trend, i, point);
     }
+    PyObject *acked = PyTuple_New(d->ack_len);
+    if (acked == NULL) {
+        Py_DECREF(trend);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < d->ack_len; i++) {
+        Py_ssize_t slot = ack_slot(d, i);
+        PyObject *entry = Py_BuildValue("(dL)", d->ack_at[slot], d->ack_size[slot]);
+        if (entry == NULL) {
+            Py_DECREF(trend);
+            Py_DECREF(acked);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(acked, i, entry);
+    }
     return Py_BuildValue(
-        "{s:i,s:N,s:N,s:d,s:d,s:N,s:d,s:N,s:N,s:(ddddddl)}",
+        "{s:i,s:N,s:N,s:d,s:d,s:N,s:d,s:N,s:N,s:(ddddddl),s:N,s:L}",
         "state", d->state,
         "group", triple(d->has_group, d->group),
         "prev_group", triple(d->has_prev, d->prev),
@@ -403,12 +434,15 @@ Detector_fields(Detector *d, PyObject *Py_UNUSED(ignored))
         "threshold", d->threshold,
         "overuse_since", optional(d->has_overuse, d->overuse_since),
         "trend", trend,
-        "fit", d->x0, d->y0, d->sx, d->sy, d->sxx, d->sxy, d->added);
+        "fit", d->x0, d->y0, d->sx, d->sy, d->sxx, d->sxy, d->added,
+        "acked", acked, "acked_bytes", d->ack_bytes);
 }
 
 static PyMethodDef Detector_methods[] = {
     {"feed", (PyCFunction)(void (*)(void))Detector_feed, METH_FASTCALL,
-     "feed(results, acked, window) -> (signal, lost, bytes); see gcc_delay.DelayDetector."},
+     "feed(results, window) -> (signal, lost); see gcc_delay.DelayDetector."},
+    {"acked_bitrate", (PyCFunction)Detector_acked_bitrate, METH_NOARGS,
+     "acked_bitrate() -> float; see gcc_delay.DelayDetector."},
     {"fields", (PyCFunction)Detector_fields, METH_NOARGS,
      "Every internal field, named as in gcc_delay.PyDelayDetector.fields()."},
     {NULL, NULL, 0, NULL},
@@ -428,6 +462,7 @@ static PyTypeObject DetectorType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Detector_init,
+    .tp_dealloc = (destructor)Detector_dealloc,
     .tp_methods = Detector_methods,
     .tp_members = Detector_members,
 };

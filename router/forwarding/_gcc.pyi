@@ -1,7 +1,5 @@
 """Type stub for the compiled helper ``router/forwarding/_gcc.c``."""
 
-from collections import deque
-
 class DelayDetector:
     state: int
     def __init__(
@@ -14,11 +12,10 @@ class DelayDetector:
         k_up: float,
         k_down: float,
         threshold: float,
+        max_acked: int,
     ) -> None: ...
     def feed(
-        self,
-        results: list[tuple[float, float | None, int]],
-        acked: deque[tuple[float, int]],
-        window: float,
-    ) -> tuple[int, int, int]: ...
+        self, results: list[tuple[float, float | None, int]], window: float
+    ) -> tuple[int, int]: ...
+    def acked_bitrate(self) -> float: ...
     def fields(self) -> dict[str, object]: ...

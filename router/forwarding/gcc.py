@@ -18,7 +18,6 @@ number), plus RR fraction-lost and REMB when the subscriber sends them.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Final
 
 from router.forwarding.gcc_delay import NORMAL, OVERUSE, UNDERUSE, FeedbackResult, make_detector
@@ -35,8 +34,6 @@ class SendSideEstimator:
     """Delay- and loss-based estimate of what one subscriber's downlink carries (bits/s)."""
 
     __slots__ = (
-        "_acked",
-        "_acked_bytes",
         "_delay",
         "_delay_rate",
         "_last_decrease",
@@ -60,8 +57,6 @@ class SendSideEstimator:
         self.remb: int | None = None
         self.last_loss = 0.0
         self.updates = 0
-        self._acked: deque[tuple[float, int]] = deque()
-        self._acked_bytes = 0
         self._delay = make_detector()
         self._last_increase: float | None = None
         self._last_decrease = -1.0
@@ -84,11 +79,7 @@ class SendSideEstimator:
 
     def acked_bitrate(self) -> float:
         """What the subscriber acknowledged receiving over the last half second (bits/s)."""
-        acked = self._acked
-        if len(acked) < 2:
-            return 0.0
-        span = max(acked[-1][0] - acked[0][0], 0.1)
-        return 8.0 * self._acked_bytes / span
+        return self._delay.acked_bitrate()
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -97,8 +88,7 @@ class SendSideEstimator:
         if not results:
             return
         self.updates += 1
-        signal, lost, change = self._delay.feed(results, self._acked, _ACK_WINDOW)
-        self._acked_bytes += change
+        signal, lost = self._delay.feed(results, _ACK_WINDOW)
         self._loss_lost += lost
         self._loss_total += len(results)
         if self._loss_since is None:

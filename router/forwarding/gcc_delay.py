@@ -24,6 +24,7 @@ from router.transport import fastpath
 
 __all__ = [
     "GROUP_SPAN",
+    "MAX_ACKED",
     "NORMAL",
     "OVERUSE",
     "TREND_WINDOW",
@@ -49,6 +50,11 @@ K_UP: Final = 0.0087
 K_DOWN: Final = 0.039
 INITIAL_THRESHOLD: Final = 12.5
 """Compared with the slope x window x gain, like libwebrtc's (whose unit is ms/ms)."""
+MAX_ACKED: Final = 8192
+"""Acknowledged packets kept for the acknowledged bitrate at most (~16,000 packets a second to
+one subscriber over the half-second window): the arrival times are the subscriber's word, and
+feedback that never advances them, or acknowledges the same packets again and again, must not
+grow the window without end."""
 
 FeedbackResult = tuple[float, "float | None", int]
 """``(send time, arrival time or None if lost, size in bytes)`` of one reported packet."""
@@ -61,14 +67,17 @@ class DelayDetector(Protocol):
     def state(self) -> int:
         """NORMAL, OVERUSE or UNDERUSE, as of the last closed group that reached the detector."""
 
-    def feed(
-        self, results: list[FeedbackResult], acked: deque[tuple[float, int]], window: float
-    ) -> tuple[int, int, int]:
+    def feed(self, results: list[FeedbackResult], window: float) -> tuple[int, int]:
         """One feedback packet's packets, in transport sequence order: every acknowledged one
-        is appended to ``acked`` as ``(arrival, size)``, then what arrived more than ``window``
-        seconds before the newest is dropped from its front. Returns ``(signal, lost, bytes)``:
-        the detector's verdict after the last acknowledged packet (NORMAL if none was), the
-        packets reported lost, and how many bytes ``acked`` holds more than before."""
+        joins the acknowledged window as ``(arrival, size)`` (the oldest leaves first when it
+        holds :data:`MAX_ACKED`), then what arrived more than ``window`` seconds before the
+        newest is dropped from its front. Returns ``(signal, lost)``: the detector's verdict
+        after the last acknowledged packet (NORMAL if none was) and the packets reported
+        lost."""
+
+    def acked_bitrate(self) -> float:
+        """Bits per second over the acknowledged window: 0.0 below two packets, else its bytes
+        over the span of its arrivals (at least 0.1 s)."""
 
     def fields(self) -> dict[str, object]:
         """Every internal field, for the tests that compare the two implementations."""
@@ -145,6 +154,8 @@ class PyDelayDetector:
 
     __slots__ = (
         "_accumulated",
+        "_acked",
+        "_acked_bytes",
         "_first_arrival",
         "_group",
         "_overuse_since",
@@ -168,15 +179,16 @@ class PyDelayDetector:
         self._first_arrival: float | None = None
         self._threshold = INITIAL_THRESHOLD
         self._overuse_since: float | None = None
+        self._acked: deque[tuple[float, int]] = deque()
+        self._acked_bytes = 0
 
-    def feed(
-        self, results: list[FeedbackResult], acked: deque[tuple[float, int]], window: float
-    ) -> tuple[int, int, int]:
+    def feed(self, results: list[FeedbackResult], window: float) -> tuple[int, int]:
         """See :class:`DelayDetector`."""
         lost = 0
-        acked_bytes = 0
+        acked_bytes = self._acked_bytes
         signal = NORMAL
-        append = acked.append
+        acked = self._acked
+        append, popleft = acked.append, acked.popleft
         # The groups, inlined (one method call per acknowledged packet was ~a third of this
         # loop): a packet sent more than GROUP_SPAN after its group's first closes it.
         group = self._group
@@ -184,6 +196,8 @@ class PyDelayDetector:
             if arrival is None:
                 lost += 1
                 continue
+            if len(acked) >= MAX_ACKED:
+                acked_bytes -= popleft()[1]
             append((arrival, size))
             acked_bytes += size
             if group is None or send - group[0] > GROUP_SPAN:
@@ -199,8 +213,17 @@ class PyDelayDetector:
             signal = self.state
         self._group = group
         while acked and acked[0][0] < acked[-1][0] - window:
-            acked_bytes -= acked.popleft()[1]
-        return signal, lost, acked_bytes
+            acked_bytes -= popleft()[1]
+        self._acked_bytes = acked_bytes
+        return signal, lost
+
+    def acked_bitrate(self) -> float:
+        """See :class:`DelayDetector`."""
+        acked = self._acked
+        if len(acked) < 2:
+            return 0.0
+        span = max(acked[-1][0] - acked[0][0], 0.1)
+        return 8.0 * self._acked_bytes / span
 
     def fields(self) -> dict[str, object]:
         """See :class:`DelayDetector`."""
@@ -216,6 +239,8 @@ class PyDelayDetector:
             "overuse_since": self._overuse_since,
             "trend": tuple(self._trend),
             "fit": (fit.x0, fit.y0, fit.sx, fit.sy, fit.sxx, fit.sxy, fit.added),
+            "acked": tuple(self._acked),
+            "acked_bytes": self._acked_bytes,
         }
 
     def _close_group(self, group: list[float]) -> int:
@@ -265,7 +290,7 @@ def make_detector() -> DelayDetector:
     if compiled is not None:
         detector: DelayDetector = compiled(
             GROUP_SPAN, TREND_WINDOW, SMOOTHING, TREND_GAIN, OVERUSE_TIME, K_UP, K_DOWN,
-            INITIAL_THRESHOLD,
+            INITIAL_THRESHOLD, MAX_ACKED,
         )  # fmt: skip
         return detector
     return PyDelayDetector()

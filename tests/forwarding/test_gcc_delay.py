@@ -1,13 +1,12 @@
 """The compiled delay detector (router/forwarding/_gcc.c) against its Python reference
 (router.forwarding.gcc_delay.PyDelayDetector): the same feedback gives the same verdicts and
-the same value of every field, bit for bit, after every call.
+the same value of every field, bit for bit, after every call, the acknowledged window and its
+bitrate included.
 
 The compiled module is imported directly, so a missing build fails here instead of skipping.
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +28,7 @@ def _compiled() -> compiled.DelayDetector:
     return compiled.DelayDetector(
         gcc_delay.GROUP_SPAN, gcc_delay.TREND_WINDOW, gcc_delay.SMOOTHING, gcc_delay.TREND_GAIN,
         gcc_delay.OVERUSE_TIME, gcc_delay.K_UP, gcc_delay.K_DOWN, gcc_delay.INITIAL_THRESHOLD,
+        gcc_delay.MAX_ACKED,
     )  # fmt: skip
 
 
@@ -52,15 +52,13 @@ def _feedback(
 
 def _run_both(batches: list[list[FeedbackResult]], window: float = 0.5) -> list[int]:
     reference, twin = PyDelayDetector(), _compiled()
-    acked_ref: deque[tuple[float, int]] = deque()
-    acked_twin: deque[tuple[float, int]] = deque()
     states = []
     for batch in batches:
-        expected = reference.feed(batch, acked_ref, window)
-        assert twin.feed(batch, acked_twin, window) == expected
+        expected = reference.feed(batch, window)
+        assert twin.feed(batch, window) == expected
         assert twin.fields() == reference.fields()
         assert twin.state == reference.state
-        assert list(acked_twin) == list(acked_ref)
+        assert twin.acked_bitrate() == reference.acked_bitrate()
         states.append(reference.state)
     return states
 
@@ -127,11 +125,30 @@ def test_the_estimator_gives_the_same_estimates_on_either_detector() -> None:
 def test_bad_input_is_refused_with_a_clear_error() -> None:
     twin = _compiled()
     with pytest.raises(TypeError, match="tuple"):
-        twin.feed([(1.0, 2.0)], deque(), 0.5)  # type: ignore[list-item]
+        twin.feed([(1.0, 2.0)], 0.5)  # type: ignore[list-item]
     with pytest.raises(TypeError, match="sequence"):
-        twin.feed(5, deque(), 0.5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="3 arguments"):
-        twin.feed([], deque())  # type: ignore[call-arg]
+        twin.feed(5, 0.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="2 arguments"):
+        twin.feed([])  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="window"):
-        compiled.DelayDetector(0.005, 1000, 0.9, 4.0, 0.05, 0.0087, 0.039, 12.5)
+        compiled.DelayDetector(0.005, 1000, 0.9, 4.0, 0.05, 0.0087, 0.039, 12.5, 100)
+    with pytest.raises(ValueError, match="max_acked"):
+        compiled.DelayDetector(0.005, 20, 0.9, 4.0, 0.05, 0.0087, 0.039, 12.5, 0)
     assert twin.fields() == PyDelayDetector().fields()  # nothing changed
+
+
+def test_feedback_that_never_advances_cannot_grow_the_acknowledged_window() -> None:
+    """A subscriber's arrival times are its own word: feedback acknowledging the same instant
+    again and again keeps at most MAX_ACKED packets, in both detectors, with the same bytes."""
+    reference, twin = PyDelayDetector(), _compiled()
+    batch: list[FeedbackResult] = [(1.0 + 0.001 * i, 7.0, 1000 + i) for i in range(3000)]
+    for _ in range(4):
+        assert twin.feed(batch, 0.5) == reference.feed(batch, 0.5)
+    fields = reference.fields()
+    assert twin.fields() == fields
+    acked = fields["acked"]
+    assert isinstance(acked, tuple) and len(acked) == gcc_delay.MAX_ACKED
+    assert fields["acked_bytes"] == sum(size for _, size in acked)
+    assert twin.acked_bitrate() == reference.acked_bitrate() == 8.0 * sum(
+        size for _, size in acked
+    ) / 0.1

@@ -4,7 +4,7 @@ Why: a router under the meeting load wakes ~1,200 times a second for ~2 datagram
 on this machine one wakeup through ``trio.lowlevel.wait_readable`` costs ~48 µs of CPU against
 ~19 µs for a blocking ``poll(2)`` on the same socket (the scheduler's loop in Python, the
 ``epoll_ctl`` that re-arms Trio's one-shot registration, the task switch). Measured inside a
-router under that load, switching between the two every two seconds: ~16 % of its CPU.
+router under that load, switching between the two every two seconds: 12-16 % of its CPU.
 
 How: while nothing else in the Trio run is runnable, the driver blocks in one ``poll(2)`` on
 its socket *and on Trio's own epoll descriptor* (``select.poll``, the GIL released), with

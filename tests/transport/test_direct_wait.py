@@ -40,6 +40,16 @@ async def _through_trio(wait: DirectWait, sock: socket.socket) -> None:
     wait.scheduled()
 
 
+async def _one_through_trio(
+    wait: DirectWait, media: socket.socket, sender: socket.socket, *, drain: bool = True
+) -> None:
+    """A datagram waited for through Trio (the next ready() starts from a fresh batch)."""
+    sender.sendto(b"m", media.getsockname())
+    await _through_trio(wait, media)
+    if drain:
+        media.recv(10)
+
+
 def test_refused_outside_a_run_and_under_a_mock_clock() -> None:
     media = _socket()
     assert direct_wait(media.fileno()) is None
@@ -114,9 +124,7 @@ def test_other_io_deadlines_threads_and_idle_waiters_get_the_loop_back() -> None
     async def main() -> None:
         wait = direct_wait(media.fileno())
         assert wait is not None
-        sender.sendto(b"m", media.getsockname())
-        await _through_trio(wait, media)
-        media.recv(10)
+        await _one_through_trio(wait, media, sender)
 
         async with trio.open_nursery() as nursery:
             # Another socket becomes readable while the driver is in poll().
@@ -128,9 +136,7 @@ def test_other_io_deadlines_threads_and_idle_waiters_get_the_loop_back() -> None
 
             nursery.start_soon(reader)
             await trio.testing.wait_all_tasks_blocked()
-            sender.sendto(b"m", media.getsockname())
-            await _through_trio(wait, media)  # alone again: the reader is blocked
-            media.recv(10)
+            await _one_through_trio(wait, media, sender)  # alone again: the reader is blocked
             threading.Timer(0.02, sender.sendto, (b"o", other.getsockname())).start()
             assert not wait.ready()  # Trio's epoll descriptor turned readable
             await got.wait()
@@ -145,26 +151,20 @@ def test_other_io_deadlines_threads_and_idle_waiters_get_the_loop_back() -> None
 
             nursery.start_soon(sleeper)
             await trio.testing.wait_all_tasks_blocked()
-            sender.sendto(b"m", media.getsockname())
-            await _through_trio(wait, media)
-            media.recv(10)
+            await _one_through_trio(wait, media, sender)
             assert not wait.ready()  # poll() timed out at the sleeper's deadline
             await woke.wait()
 
             # A thread hands Trio work while the driver is in poll().
             token = trio.lowlevel.current_trio_token()
             called = trio.Event()
-            sender.sendto(b"m", media.getsockname())
-            await _through_trio(wait, media)
-            media.recv(10)
+            await _one_through_trio(wait, media, sender)
             threading.Timer(0.02, token.run_sync_soon, (called.set,)).start()
             assert not wait.ready()
             await called.wait()
 
             # A task runnable now.
-            sender.sendto(b"m", media.getsockname())
-            await _through_trio(wait, media)
-            media.recv(10)
+            await _one_through_trio(wait, media, sender)
             nursery.start_soon(trio.sleep, 0)
             assert not wait.ready()
 
@@ -188,8 +188,7 @@ def test_a_socket_closed_under_the_wait_goes_through_trio() -> None:
     async def main() -> None:
         wait = direct_wait(media.fileno())
         assert wait is not None
-        sender.sendto(b"m", media.getsockname())
-        await _through_trio(wait, media)
+        await _one_through_trio(wait, media, sender, drain=False)
         media.close()  # poll() reports POLLNVAL: never "readable", so never a busy loop
         assert not wait.ready()
         trio.lowlevel.remove_instrument(wait)
@@ -204,8 +203,7 @@ def test_the_driver_goes_through_trio_at_least_every_span() -> None:
     async def main() -> None:
         wait = direct_wait(media.fileno())
         assert wait is not None
-        sender.sendto(b"m", media.getsockname())
-        await _through_trio(wait, media)
+        await _one_through_trio(wait, media, sender, drain=False)
         start = time.monotonic()
         # The socket stays readable (never drained): ready() says yes until the span is over.
         while wait.ready():

@@ -13,7 +13,8 @@ setup: system-packages $(STAMP)
 system-packages:
 	@sh infra/scripts/system-packages.sh
 
-$(STAMP): pyproject.toml router/transport/_fastpath.c router/forwarding/_fanout.c router/forwarding/_gcc.c
+$(STAMP): pyproject.toml router/transport/_fastpath.c router/forwarding/_fanout.c \
+		router/forwarding/_gcc.c router/rtp/_twcc.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

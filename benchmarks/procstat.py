@@ -77,14 +77,28 @@ def host_busy_cpu_seconds(proc: Path = Path("/proc")) -> float:
     Subtracting the server's and the generator's share over a window leaves what *other*
     processes used: on a shared machine that is the noise a reader needs to see.
     """
-    try:
-        first = (proc / "stat").read_text().splitlines()[0].split()
-    except (OSError, IndexError):
+    ticks = _host_ticks(proc)
+    if len(ticks) < 8:
         return 0.0
-    ticks = [int(v) for v in first[1:]]
     # user nice system idle iowait irq softirq steal (guest time is already in user).
     busy = sum(ticks[:8]) - ticks[3] - ticks[4]
     return busy / _TICKS_PER_SECOND
+
+
+def host_steal_cpu_seconds(proc: Path = Path("/proc")) -> float:
+    """CPU seconds the hypervisor gave this machine's cores to other guests since boot (the
+    ``steal`` column of ``/proc/stat``): time in which nothing here ran, whatever its priority,
+    so every server's latency in such a window carries it."""
+    ticks = _host_ticks(proc)
+    return ticks[7] / _TICKS_PER_SECOND if len(ticks) >= 8 else 0.0
+
+
+def _host_ticks(proc: Path) -> list[int]:
+    try:
+        first = (proc / "stat").read_text().splitlines()[0].split()
+        return [int(v) for v in first[1:]]
+    except (OSError, IndexError, ValueError):
+        return []
 
 
 def process_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
@@ -174,6 +188,7 @@ def pin(pid: int, cpus: set[int]) -> bool:
 
 __all__ = [
     "host_busy_cpu_seconds",
+    "host_steal_cpu_seconds",
     "pin",
     "process_cpu_seconds",
     "process_name",

@@ -9,7 +9,9 @@ and TWCC feedback through :class:`benchmarks.media.ReceiverFeedback`.
 
 As in :mod:`benchmarks.sfu.pump`, everything is synchronous and batched: per 1 ms tick the due
 packets of every publisher leave back to back, RTCP is polled every 10 ms, and ``epoll``
-drains every readable socket until ``BlockingIOError``.
+drains every readable socket until ``BlockingIOError``. Besides that latency, each packet's
+latency to the kernel's receive stamp on the subscriber's socket is measured too: the server's
+share alone (see :func:`_read`).
 """
 
 from __future__ import annotations
@@ -49,8 +51,14 @@ from router.transport import fastpath
 RTCP_EVERY_NS = 10_000_000
 _BATCH = 256
 #: The compiled ``recvmmsg`` loop when the router's fast path is built and on, else None.
-_RECV_BATCH: Callable[[int, int, list[tuple[bytes, Address]]], tuple[int, int, int]] | None = (
+_RECV_BATCH: Callable[[int, int, list[tuple[bytes, Address]], list[int]],
+                      tuple[int, int, int]] | None = (
     fastpath.compiled().recv_batch if fastpath.enabled() else None)
+#: Linux's socket option for nanosecond kernel receive stamps (``SCM_TIMESTAMPNS``; the
+#: ``socket`` module does not name it; 35 in asm-generic, the compiled helper's own copy wins).
+SO_TIMESTAMPNS: int = fastpath.compiled().SO_TIMESTAMPNS if fastpath.enabled() else 35
+_STAMP_SPACE = socket.CMSG_SPACE(16)
+_TIMESPEC = struct.Struct("=qq")
 #: Payload types a subscriber counts as retransmissions (RTX), not as media.
 RTX_PAYLOAD_TYPES = frozenset({97})
 
@@ -130,6 +138,7 @@ def run(senders: list[MeetingSender], receivers: list[MeetingReceiver], *, start
             s.publisher.resume(start_s, load.video_bps)
         bases.update((stream.stream, stream.next_number) for stream in s.publisher.streams)
     for r in receivers:
+        stamp_arrivals(r.sock)
         r.seen = {stream: bytearray(1024) for stream in r.streams}
         r.received = r.octets = r.duplicates = r.corrupt = r.retransmissions = 0
         r.feedback.nack_probability = load.nack_probability
@@ -142,6 +151,7 @@ def run(senders: list[MeetingSender], receivers: list[MeetingReceiver], *, start
     for fd in by_fd:
         poller.register(fd, select.EPOLLIN)
     histogram: dict[int, int] = {}
+    queued_histogram: dict[int, int] = {}
     sent_per_stream: dict[int, int] = {}
     buffer = bytearray(65536)
     view = memoryview(buffer)
@@ -180,13 +190,13 @@ def run(senders: list[MeetingSender], receivers: list[MeetingReceiver], *, start
             _send_rtcp(senders, receivers, now_s)
         now = time.monotonic_ns()
         _receive(poller.poll((TICK_NS - (now - start_ns) % TICK_NS) / 1e9), by_fd, view,
-                 histogram, bases)
+                 histogram, bases, queued_histogram)
         now = time.monotonic_ns()
         if timers is not None and now >= next_timer:
             timers()
             next_timer = now + TIMER_EVERY_NS
     expected = sum(sent_per_stream.get(stream, 0) for r in receivers for stream in r.streams)
-    drain(lambda: _receive(poller.poll(0.01), by_fd, view, histogram, bases),
+    drain(lambda: _receive(poller.poll(0.01), by_fd, view, histogram, bases, queued_histogram),
           lambda: sum(r.received for r in receivers) >= expected)
     end = time.monotonic_ns()
     cpu = time.process_time() - cpu0
@@ -196,7 +206,8 @@ def run(senders: list[MeetingSender], receivers: list[MeetingReceiver], *, start
         duplicates=sum(r.duplicates for r in receivers),
         corrupt=sum(r.corrupt for r in receivers), send_errors=send_errors,
         first_send_ns=first_send, last_send_ns=last_send, end_ns=end, cpu_seconds=cpu,
-        latency_us=histogram, delivered_octets=sum(r.octets for r in receivers),
+        latency_us=histogram, queued_latency_us=queued_histogram,
+        delivered_octets=sum(r.octets for r in receivers),
         retransmissions=sum(r.retransmissions for r in receivers),
         keyframe_requests=sum(s.keyframe_requests for s in senders),
     )  # fmt: skip
@@ -223,35 +234,60 @@ def _send_one_rtcp(sock: socket.socket, srtp: Srtp | None, dest: Address,
             sock.sendto(data, dest)
 
 
-def _read(sock: socket.socket, fd: int, view: memoryview) -> list[tuple[bytes, Address, int]]:
-    """Everything queued on one socket, each datagram with its arrival stamp (ns).
+def _read(sock: socket.socket, fd: int,
+          view: memoryview) -> list[tuple[bytes, Address, int, int]]:
+    """Everything queued on one socket, each datagram with two arrival stamps (ns, monotonic):
+    when the generator read it, and when the kernel queued it on the socket.
+
+    The second (``SO_TIMESTAMPNS``, set by :func:`stamp_arrivals`) is the server's side of the
+    latency: a loopback datagram is queued on the subscriber's socket inside the server's send
+    call, so it excludes the time the datagram then waits for this one-core generator to come
+    round to that socket. The kernel stamps on ``CLOCK_REALTIME``; the offset to
+    ``CLOCK_MONOTONIC`` is read once per call. A datagram without a stamp gets the read's.
 
     With the router's compiled fast path, ``recvmmsg`` reads up to 256 datagrams per call and
     one stamp after the call serves them all (they were all queued by then, as each one is when
     ``recvfrom`` returns): the generator's per-datagram cost bounds the rates a bench can show.
     """
-    out: list[tuple[bytes, Address, int]] = []
+    out: list[tuple[bytes, Address, int, int]] = []
+    offset = time.time_ns() - time.monotonic_ns()
     if _RECV_BATCH is not None:
         while True:
             batch: list[tuple[bytes, Address]] = []
-            got, _, error = _RECV_BATCH(fd, _BATCH, batch)
+            stamps: list[int] = []
+            got, _, error = _RECV_BATCH(fd, _BATCH, batch, stamps)
             arrived = time.monotonic_ns()
-            out += [(data, addr, arrived) for data, addr in batch]
+            out += [(data, addr, arrived, stamp - offset if stamp else arrived)
+                    for (data, addr), stamp in zip(batch, stamps, strict=True)]
             if got < _BATCH and not error:
                 return out
     while True:
         try:
-            n, addr = sock.recvfrom_into(view)
+            n, ancillary, _, addr = sock.recvmsg_into([view], _STAMP_SPACE)
         except (BlockingIOError, InterruptedError):
             return out
         except OSError:
             continue
-        out.append((bytes(view[:n]), addr, time.monotonic_ns()))
+        arrived = time.monotonic_ns()
+        queued = arrived
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                queued = seconds * 1_000_000_000 + nanoseconds - offset
+        out.append((bytes(view[:n]), addr, arrived, queued))
+
+
+def stamp_arrivals(sock: socket.socket) -> None:
+    """Have the kernel stamp each datagram this socket receives (see :func:`_read`). Set before
+    the window starts: Linux turns the stamping on for the first socket asynchronously."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
 
 def _receive(events: list[tuple[int, int]], by_fd: dict[int, MeetingSender | MeetingReceiver],
-             view: memoryview, histogram: dict[int, int], bases: dict[int, int]) -> int:
-    """Drain every readable socket; returns how many datagrams arrived."""
+             view: memoryview, histogram: dict[int, int], bases: dict[int, int],
+             queued_histogram: dict[int, int]) -> int:
+    """Drain every readable socket; returns how many datagrams arrived. ``histogram`` gets
+    each media packet's latency to its decrypt, ``queued_histogram`` to its kernel stamp."""
     count = 0
     for fd, _ in events:
         owner = by_fd[fd]
@@ -260,7 +296,7 @@ def _receive(events: list[tuple[int, int]], by_fd: dict[int, MeetingSender | Mee
         sender = owner if isinstance(owner, MeetingSender) else None
         datagrams = _read(sock, fd, view)
         count += len(datagrams)
-        for data, addr, arrived in datagrams:
+        for data, addr, arrived, queued in datagrams:
             if not 128 <= data[0] <= 191:
                 if owner.control is not None:
                     owner.control(data, addr)  # STUN or DTLS: the transport core's business
@@ -299,6 +335,8 @@ def _receive(events: list[tuple[int, int]], by_fd: dict[int, MeetingSender | Mee
             receiver.feedback.on_rtp(arrived / 1e9, plain)
             micros = (arrived - stamp) // 1000
             histogram[micros] = histogram.get(micros, 0) + 1
+            micros = (queued - stamp) // 1000
+            queued_histogram[micros] = queued_histogram.get(micros, 0) + 1
     return count
 
 

@@ -84,6 +84,9 @@ class PumpResult:
     retransmissions: int = 0
     #: PLI/FIR the publishers received from the server.
     keyframe_requests: int = 0
+    #: ``--load meeting``: latency to the kernel's receive stamp on the subscriber's socket
+    #: (the server's share, without the generator's own queueing), as ``latency_us``.
+    queued_latency_us: dict[int, int] = field(default_factory=dict)
 
 
 def run(senders: list[Sender], receivers: list[Receiver], *, start_ns: int, seconds: float,

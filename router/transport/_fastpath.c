@@ -12,7 +12,8 @@
  *                    use and no second libsrtp (or its headers) is needed to build this.
  *   send_batch     - UdpDriver._flush: the outbox goes out with sendmmsg(2), up to 64
  *                    datagrams per system call instead of one sendto per datagram.
- *   recv_batch     - UdpDriver._batch's read loop: recvmmsg(2), up to 64 datagrams per call.
+ *   recv_batch     - UdpDriver._batch's read loop: recvmmsg(2), up to 64 datagrams per call
+ *                    (optionally with each datagram's kernel receive time, for the bench).
  *   ingest         - TransportMux.receive_datagram over that batch for its commonest case,
  *                    SRTP from a validated peer: srtp_unprotect (the same libsrtp and session,
  *                    as for protect_batch) and the peer's rtp_handler, without the mux, the
@@ -259,23 +260,50 @@ send_batch(PyObject *self, PyObject *args)
 
 static char recv_buffers[CHUNK][RECV_SLOT];
 
-/* recv_batch(fd, limit, out) -> (received, truncated, error)
+/* The kernel's receive time of one datagram (SCM_TIMESTAMPNS, CLOCK_REALTIME) in ns, or 0 when
+ * the socket does not have SO_TIMESTAMPNS on. */
+static long long
+kernel_stamp(struct msghdr *header)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(header); c != NULL; c = CMSG_NXTHDR(header, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec when;
+            memcpy(&when, CMSG_DATA(c), sizeof(when));
+            return (long long)when.tv_sec * 1000000000LL + when.tv_nsec;
+        }
+    }
+    return 0;
+}
+
+/* recv_batch(fd, limit, out, stamps=None) -> (received, truncated, error)
  *
  * Appends up to ``limit`` (data, address) tuples to ``out``. A datagram longer than the slot
  * (9,216 bytes; media is at most ~1,500) is dropped and counted in ``truncated``. ``error`` is
  * 0, or the errno that ended the read other than "would block" (the reference's recvfrom
- * ignores it too: ICMP errors surface on reads). */
+ * ignores it too: ICMP errors surface on reads). With a ``stamps`` list, each datagram's
+ * kernel receive time (see kernel_stamp) is appended to it too: the load generator's measure
+ * of when a server's copy reached the subscriber, whatever the generator was busy with. */
 static PyObject *
 recv_batch(PyObject *self, PyObject *args)
 {
     int fd;
     Py_ssize_t limit;
-    PyObject *out;
-    if (!PyArg_ParseTuple(args, "inO!", &fd, &limit, &PyList_Type, &out))
+    PyObject *out, *stamps = Py_None;
+    if (!PyArg_ParseTuple(args, "inO!|O", &fd, &limit, &PyList_Type, &out, &stamps))
         return NULL;
+    if (stamps != Py_None && !PyList_Check(stamps)) {
+        PyErr_SetString(PyExc_TypeError, "stamps must be a list or None");
+        return NULL;
+    }
+    int stamped = stamps != Py_None;
     struct mmsghdr messages[CHUNK];
     struct iovec vectors[CHUNK];
     struct sockaddr_storage addresses[CHUNK];
+    static union {
+        char buffer[CMSG_SPACE(sizeof(struct timespec)) + 64];
+        struct cmsghdr align;
+    } controls[CHUNK];
     Py_ssize_t received = 0, truncated = 0;
     int error = 0;
     PyObject *last_addr = NULL;
@@ -292,6 +320,10 @@ recv_batch(PyObject *self, PyObject *args)
             messages[i].msg_hdr.msg_namelen = sizeof(addresses[i]);
             messages[i].msg_hdr.msg_iov = &vectors[i];
             messages[i].msg_hdr.msg_iovlen = 1;
+            if (stamped) {
+                messages[i].msg_hdr.msg_control = controls[i].buffer;
+                messages[i].msg_hdr.msg_controllen = sizeof(controls[i].buffer);
+            }
         }
         int got = recvmmsg(fd, messages, (unsigned int)k, MSG_DONTWAIT, NULL);
         if (got < 0) {
@@ -344,6 +376,15 @@ recv_batch(PyObject *self, PyObject *args)
                 return NULL;
             }
             Py_DECREF(item);
+            if (stamped) {
+                PyObject *stamp = PyLong_FromLongLong(kernel_stamp(header));
+                if (stamp == NULL || PyList_Append(stamps, stamp) < 0) {
+                    Py_XDECREF(stamp);
+                    Py_XDECREF(last_addr);
+                    return NULL;
+                }
+                Py_DECREF(stamp);
+            }
             received++;
         }
         if (got < k)
@@ -807,7 +848,7 @@ static PyMethodDef methods[] = {
     {"send_batch", send_batch, METH_VARARGS,
      "send_batch(fd, family, items) -> (consumed, errors, stopped)"},
     {"recv_batch", recv_batch, METH_VARARGS,
-     "recv_batch(fd, limit, out) -> (received, truncated, error)"},
+     "recv_batch(fd, limit, out, stamps=None) -> (received, truncated, error)"},
     {"ingest", (PyCFunction)(void (*)(void))ingest, METH_FASTCALL,
      "ingest(batch, by_addr, fallback, now) -> None"},
     {"protect_copies", (PyCFunction)(void (*)(void))protect_copies, METH_FASTCALL,
@@ -849,7 +890,8 @@ PyInit__fastpath(void)
         return NULL;
     }
     if (PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 ||
-        PyModule_AddIntConstant(m, "RECV_SLOT", RECV_SLOT) < 0) {
+        PyModule_AddIntConstant(m, "RECV_SLOT", RECV_SLOT) < 0 ||
+        PyModule_AddIntConstant(m, "SO_TIMESTAMPNS", SO_TIMESTAMPNS) < 0) {
         Py_DECREF(m);
         return NULL;
     }

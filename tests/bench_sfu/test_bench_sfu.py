@@ -24,7 +24,8 @@ PHASE_FIELDS = {
     "latency_p50_us", "latency_p99_us", "latency_p999_us", "latency_max_us", "server_cpu_s",
     "server_cpu_pct", "server_cpu_us_per_packet", "server_cpu_ms_per_mb", "generator_cpu_s",
     "generator_cpu_pct", "server_kernel_drops", "client_kernel_drops", "retransmissions",
-    "keyframe_requests", "other_cpu_pct", "server_cpu_wait_pct",
+    "keyframe_requests", "other_cpu_pct", "server_cpu_wait_pct", "queued_p50_us",
+    "queued_p99_us", "queued_p999_us", "steal_cpu_pct",
 }  # fmt: skip
 
 
@@ -57,13 +58,15 @@ def test_short_meeting_sweep_accounts_for_every_packet(
     assert document["plots"] == [str(tmp_path / "sfu.png")]
     assert (tmp_path / "sfu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"machine", "spec", "pinned", "sfu", "relay", "janus", "ratio", "sweep",
-            "sustained_forwarded_pps", "router_pps_per_core_estimate"} <= set(document)
+            "sustained_forwarded_pps", "sustained_forwarded_pps_at_socket",
+            "router_pps_per_core_estimate"} <= set(document)
     assert document["spec"]["load"] == "meeting" and document["janus"] is None
     for phase in ("sfu", "relay"):
         windows = document["sweep"][phase]
         assert 1 <= len(windows) <= 2
-        if len(windows) == 1:  # the sweep stops at the first step beyond its limits
-            assert windows[0]["loss_pct"] > 0.1 or windows[0]["latency_p99_us"] > 5000
+        if len(windows) == 1:  # the sweep stops at the first step beyond both its limits
+            assert windows[0]["loss_pct"] > 0.1 or (windows[0]["latency_p99_us"] > 5000
+                                                    and windows[0]["queued_p99_us"] > 5000)
         for figures in windows:
             assert set(figures) == PHASE_FIELDS
             assert figures["sent"] > 50  # audio and video of one publisher for a second
@@ -73,6 +76,11 @@ def test_short_meeting_sweep_accounts_for_every_packet(
             assert figures["expected"] - figures["delivered"] <= drops
             assert figures["duplicates"] == 0 and figures["corrupt"] == 0
             assert figures["latency_p50_us"] is not None
+            # The kernel stamped each copy on the subscriber's socket before the generator
+            # read it: the server's share is never more than the whole.
+            for share, whole in (("queued_p50_us", "latency_p50_us"),
+                                 ("queued_p99_us", "latency_p99_us")):
+                assert 0 <= figures[share] <= figures[whole]
             assert figures["server_cpu_ms_per_mb"] is not None
     text = results_file.read_text()
     assert "regio bench sfu --load meeting --rooms 1 --publishers 1 --subscribers 2" in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 
 import pytest
 import trio
@@ -284,6 +285,33 @@ async def test_recvmmsg_drops_and_counts_oversized_datagrams() -> None:
     assert driver.truncated == 1
     server.close()
     client.close()
+
+
+def test_recvmmsg_stamps_each_datagram_with_the_kernel_receive_time() -> None:
+    """The bench's measure of when a server's copy reached a subscriber: with SO_TIMESTAMPNS,
+    each datagram's stamp lies between its send and the read; without it, 0."""
+    helper = fastpath.compiled()
+    stamped, plain, client = udp_socket(), udp_socket(), udp_socket()
+    stamped.setsockopt(socket.SOL_SOCKET, helper.SO_TIMESTAMPNS, 1)
+    time.sleep(0.05)  # Linux turns stamping on for the first such socket asynchronously
+    before = time.time_ns()
+    for i in range(100):  # more than one recvmmsg chunk
+        client.sendto(bytes([i]), stamped.getsockname())
+        client.sendto(bytes([i]), plain.getsockname())
+    after = time.time_ns()
+    out: list[tuple[bytes, tuple[str, int]]] = []
+    stamps: list[int] = []
+    assert helper.recv_batch(stamped.fileno(), 1000, out, stamps) == (100, 0, 0)
+    assert [d for d, _ in out] == [bytes([i]) for i in range(100)]
+    assert len(stamps) == 100 and stamps == sorted(stamps)
+    assert before <= stamps[0] and stamps[-1] <= after
+    stamps.clear()
+    assert helper.recv_batch(plain.fileno(), 1000, [], stamps) == (100, 0, 0)
+    assert stamps == [0] * 100
+    with pytest.raises(TypeError, match="stamps must be a list or None"):
+        helper.recv_batch(plain.fileno(), 10, [], ())
+    for sock in (stamped, plain, client):
+        sock.close()
 
 
 @pytest.mark.parametrize("setting", ["on", "off"])

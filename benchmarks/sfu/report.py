@@ -173,7 +173,7 @@ def record(outcome: BenchReport, command: str, plots: list[str] | None = None) -
              "; latency = publisher send -> subscriber decrypt, same clock; socket = publisher "
              "send -> the kernel's receive stamp on the subscriber's socket (the server's share, "
              "without the time a copy waits for the one-core generator); steal = CPU the "
-             f"hypervisor gave other guests (part of other CPU); loss includes kernel drops; "
+             f"hypervisor gave other guests (/proc/stat); loss includes kernel drops; "
              f"{machine.load_note()}; "
              + "; ".join(ratio_lines(outcome)) + f"; {GOAL}")
     if plots:

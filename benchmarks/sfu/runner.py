@@ -184,8 +184,8 @@ class PhaseReport:
     retransmissions: int
     keyframe_requests: int
     other_cpu_pct: float
-    #: CPU time the hypervisor gave to other guests, every core, % of one core (part of
-    #: ``other_cpu_pct``): stalls no process here can avoid, in every server's latency.
+    #: CPU time the hypervisor gave to other guests, every core, % of one core (``steal`` in
+    #: /proc/stat): stalls no process here can avoid, in every server's latency.
     steal_cpu_pct: float
     #: Time the server was runnable but not running (other processes had its CPU), % of the
     #: window: high values mean loss and latency came from the machine, not the server.

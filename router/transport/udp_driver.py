@@ -33,9 +33,12 @@ from router.transport.peer import PeerTransport
 _BUFFER_SIZE: Final = 65536
 #: Datagrams handled per batch before sending and waiting again, so one flood cannot starve
 #: timers and output. Copies go out only at the end of a batch, so a batch's processing time
-#: is latency for all of it: 64 datagrams fan out to ~500 copies (~7 ms at 46,000 forwarded
-#: packets/s), where 256 held output back ~30 ms when the router fell behind.
-MAX_BATCH: Final = 64
+#: is latency for all of it: 16 datagrams fan out to ~130 copies (~1.5 ms of work at 40,000
+#: forwarded packets/s). 256 held output back ~30 ms when the router fell behind; against 64,
+#: 16 took the p99 to the subscriber's socket at ~39,000 pps from 4.6-7.6 to 3.3-4.6 ms
+#: (`regio bench sfu`, quiet windows) at no CPU cost the bench could see: with the direct
+#: wait, the next batch costs one ``poll``.
+MAX_BATCH: Final = 16
 #: Batches run back to back before the loop waits on Trio again, while each finds input (the
 #: socket is read once more right after a batch is sent; an empty read ends the run). A batch
 #: takes long enough (~170 µs under the meeting load) that the next packets of a video frame

@@ -24,7 +24,7 @@ from router.transport.base import BaseTransport
 from router.transport.client import ClientTransport
 from router.transport.events import Address
 from router.transport.peer import PeerTransport
-from router.transport.udp_driver import UdpDriver
+from router.transport.udp_driver import MAX_BATCH, UdpDriver
 from tests.transport.wiring import CLIENT_ADDR, Network, connect, make_pair
 
 STRANGER: Address = ("203.0.113.99", 40000)
@@ -250,12 +250,17 @@ async def test_the_driver_hands_srtp_from_a_real_socket_to_the_handler() -> None
     try:
         # The peer validated CLIENT_ADDR in the wired run; the loopback address is its alias.
         addr = client_sock.getsockname()
-        side.peer.media_sources[addr] = side.net.now + 1000.0
+        # The wired run's clock started at 0 and the driver runs on Trio's: the peer's consent
+        # moves to Trio's time, or its timer (run between batches) would find it lapsed.
+        ice = side.peer.ice
+        assert ice is not None
+        ice.nominated = {a: trio.current_time() for a in ice.nominated}
+        side.peer.media_sources[addr] = trio.current_time() + 1000.0
         side.mux.media_table[addr] = side.peer
         driver = UdpDriver(server, side.mux, lambda: None, fast=True)
         srtp = side.client.srtp
         assert srtp is not None
-        packets = [_rtp(seq, 900) for seq in range(1, 31)]
+        packets = [_rtp(seq, 900) for seq in range(1, 2 * MAX_BATCH + 3)]  # three batches
         for packet in packets:
             client_sock.sendto(srtp.protect_rtp(packet) or b"", server.getsockname())
         async with trio.open_nursery() as nursery:

@@ -55,10 +55,15 @@ def add_command(kinds: Any) -> None:
     parser.add_argument("--size", type=int, default=200,
                         help="--load audio: RTP payload bytes (default 200)")
     parser.add_argument("--sweep", action="store_true",
-                        help="raise the rate (x1.5 per step, same connections) until loss "
-                        "> 0.1 %% or p99 > 5 ms; report the highest sustainable forwarded pps")
+                        help="raise the rate (x--sweep-factor per step, same connections) "
+                        "until loss > 0.1 %% or p99 > 5 ms, both to decrypt and to the "
+                        "subscriber's socket; report the highest sustainable forwarded pps "
+                        "by each")
     parser.add_argument("--sweep-steps", type=int, default=10,
                         help="--sweep: at most this many steps (default 10)")
+    parser.add_argument("--sweep-factor", type=float, default=1.5,
+                        help="--sweep: rate factor of each step over the previous (1.05-4, "
+                        "default 1.5)")
     parser.add_argument("--sweep-all", action="store_true",
                         help="--sweep: run every step, also past the limits (curves to plot)")
     parser.add_argument("--rounds", type=int, default=1,
@@ -102,6 +107,8 @@ def _flags(args: argparse.Namespace) -> str:
     if args.sweep:
         flags += " --sweep" + (f" --sweep-steps {args.sweep_steps}"
                                if args.sweep_steps != 10 else "")
+        flags += (f" --sweep-factor {args.sweep_factor:g}"
+                  if args.sweep_factor != 1.5 else "")
         flags += " --sweep-all" if args.sweep_all else ""
     if args.rounds != 1:
         flags += f" --rounds {args.rounds}"
@@ -125,7 +132,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                      size=args.size, client_workers=args.client_workers,
                      relay=not args.no_relay, pin=not args.no_pin, load=args.load,
                      video_kbps=args.video_kbps, sweep=args.sweep, targets=targets,
-                     sweep_steps=args.sweep_steps, sweep_all=args.sweep_all,
+                     sweep_steps=args.sweep_steps, sweep_factor=args.sweep_factor,
+                     sweep_all=args.sweep_all,
                      rounds=args.rounds, router_workers=args.workers,
                      compare_workers=args.compare_workers)
     problems = spec.problems()

@@ -76,6 +76,8 @@ class BenchSpec:
     sweep: bool = False
     targets: tuple[str, ...] = ("regio", "relay")
     sweep_steps: int = SWEEP_STEPS
+    #: Rate factor of each sweep step over the previous one.
+    sweep_factor: float = SWEEP_STEP
     #: Run every sweep step, also past the limits (curves for --plot).
     sweep_all: bool = False
     #: Repeat every server's phase this many times, interleaved (regio, relay, janus, regio,
@@ -120,6 +122,11 @@ class BenchSpec:
             out.append(f"servers must be distinct among {', '.join(TARGETS)} and include regio")
         if not 1 <= self.sweep_steps <= 30:
             out.append("--sweep-steps must be 1-30")
+        if not 1.05 <= self.sweep_factor <= 4:  # also refuses NaN
+            out.append("--sweep-factor must be 1.05-4")
+        elif self.sweep_factor ** (self.sweep_steps - 1) > 1000:
+            out.append("--sweep-factor ** (--sweep-steps - 1) must stay within 1000x the "
+                       "first step's rate")
         if not 1 <= self.router_workers <= MAX_ROUTER_WORKERS:
             out.append(f"--workers must be 1-{MAX_ROUTER_WORKERS}")
         if ("regio-workers" in self.targets) != (self.compare_workers > 0):
@@ -134,13 +141,16 @@ class BenchSpec:
             out.append("--rounds and --sweep do not combine (a sweep is already a series)")
         if self.sweep_all and not self.sweep:
             out.append("--sweep-all needs --sweep")
+        if self.sweep_factor != SWEEP_STEP and not self.sweep:
+            out.append("--sweep-factor needs --sweep")
         if "janus" in self.targets and self.load != "meeting":
             out.append("--target janus needs --load meeting (Janus VideoRoom wants video)")
         return out
 
     def rates(self) -> list[float]:
         """Rate factors of the windows: 1, or the sweep's rising steps."""
-        return [SWEEP_STEP**i for i in range(self.sweep_steps)] if self.sweep else [1.0]
+        return ([self.sweep_factor**i for i in range(self.sweep_steps)] if self.sweep
+                else [1.0])
 
 
 @dataclass(slots=True)

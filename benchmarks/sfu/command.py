@@ -139,8 +139,13 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     problems = spec.problems()
     if args.plot and not args.plot.lower().endswith(".png"):
         problems.append("--plot must name a .png file")
-    if args.plot and not Path(args.plot).resolve().parent.is_dir():
-        problems.append(f"--plot: directory {Path(args.plot).parent} does not exist")
+    for option, path in (("--plot", args.plot), ("--profile", args.profile)):
+        if not path:
+            continue
+        if Path(path).is_dir():
+            problems.append(f"{option} must name a file, not the directory {path}")
+        elif not Path(path).resolve().parent.is_dir():
+            problems.append(f"{option}: directory {Path(path).parent} does not exist")
     if problems:
         raise CliError("; ".join(problems))
     return spec

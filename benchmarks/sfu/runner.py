@@ -107,6 +107,8 @@ class BenchSpec:
             out.append("--pps and --seconds must be positive")
         if self.seconds > 600:
             out.append("--seconds must be at most 600")
+        if 0 < self.seconds < 0.5:
+            out.append("--seconds must be at least 0.5 (CPU time is counted in 10 ms ticks)")
         if self.rooms * (self.publishers + self.subscribers) > 2000:
             out.append("at most 2000 participants (rooms x (publishers + subscribers))")
         if not 16 <= self.size <= 1200:

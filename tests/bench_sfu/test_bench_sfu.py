@@ -117,6 +117,9 @@ def test_short_audio_run_still_measures_the_old_case(
         (["--rooms", "500", "--subscribers", "5"], "at most 2000 participants"),
         (["--video-kbps", "10"], "--video-kbps must be 50-50000"),
         (["--seconds", "1000"], "--seconds must be at most 600"),
+        (["--seconds", "0.001"], "--seconds must be at least 0.5"),
+        (["--profile", "/nonexistent-dir/x.txt"], "--profile: directory"),
+        (["--profile", "/tmp"], "--profile must name a file"),
         (["--sweep", "--sweep-steps", "0"], "--sweep-steps must be 1-30"),
         (["--sweep", "--sweep-factor", "1"], "--sweep-factor must be 1.05-4"),
         (["--sweep", "--sweep-factor", "nan"], "--sweep-factor must be 1.05-4"),
@@ -142,6 +145,17 @@ def test_bad_arguments_get_one_clear_line(
     assert status == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_directory_is_no_plot_or_profile_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, no_leftover_processes: None,
+) -> None:
+    directory = tmp_path / "figure.png"
+    directory.mkdir()
+    for option in ("--plot", "--profile"):
+        status, _, err = run_cli(capsys, option, str(directory))
+        assert status == 2
+        assert f"{option} must name a file, not the directory" in err
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -36,8 +36,10 @@ def build_config(args: argparse.Namespace) -> RouterConfig:
 
     config = load_process_config(args, RouterConfig, "router")
     require_region(config.region)
-    if config.workers < 0:
-        raise CliError("--workers must be at least 1 (or 0: one per core)")
+    from router.workers import MAX_WORKERS
+
+    if not 0 <= config.workers <= MAX_WORKERS:
+        raise CliError(f"--workers must be 1-{MAX_WORKERS} (or 0: one per core)")
     if config.workers == 0:
         from router.workers import default_workers
 
@@ -98,12 +100,34 @@ def build_config(args: argparse.Namespace) -> RouterConfig:
         raise CliError("--trunk-paths must be loss-aware or direct")
     if not 0 <= config.trunk_port <= 65535:
         raise CliError("--trunk-port must be 0-65535")
+    _check_worker_ports(config)
     signaling_host = split_host_port(config.signaling)[0] if config.signaling else config.listen
     if not config.tls_cert and not _loopback(signaling_host.strip("[]")):
         raise CliError("plain ws signaling only on loopback: give --tls-cert/--tls-key for wss")
     if not args.etcd and not config.token_key:
         raise CliError("give --etcd URL (cluster) or --token-key KID:SECRET (standalone)")
     return config
+
+
+def _check_worker_ports(config: RouterConfig) -> None:
+    """Every worker's ports exist: worker k moves each fixed port by k (``--port`` by 3k,
+    router.workers.worker_overrides), so the last one must still be a port."""
+    from router.node import split_host_port
+
+    last = config.workers - 1
+    if not last:
+        return
+    if config.port:
+        fixed = [("--port", config.port + 2, 3)]
+    else:
+        fixed = [("--udp-port", config.udp_port, 1)]
+        fixed += [(f"--{name}", split_host_port(value)[1], 1)
+                  for name in ("signaling", "metrics") if (value := getattr(config, name))]
+    fixed.append(("--trunk-port", config.trunk_port, 1))
+    for option, port, step in fixed:
+        if port and port + step * last > 65535:
+            raise CliError(f"{option}: {config.workers} workers would need ports up to "
+                           f"{port + step * last}, past 65535")
 
 
 def _loopback(host: str) -> bool:

@@ -50,12 +50,17 @@ RESTART_DELAY = 0.5
 _SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
+#: The most worker processes one node runs: each is a whole router (~60 MB, its own ports).
+MAX_WORKERS = 64
+
+
 def default_workers() -> int:
-    """One worker per core this process may run on (at least one)."""
+    """One worker per core this process may run on (at least one, at most MAX_WORKERS)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return min(MAX_WORKERS, max(1, cores))
 
 
 def worker_environment() -> dict[str, str]:
@@ -205,5 +210,5 @@ def run_workers(argv: Sequence[str], config: RouterConfig, count: int) -> int:
     return trio.run(Supervisor(argv, config, count).run)
 
 
-__all__ = ["NODE_PLACEHOLDER", "Supervisor", "base_node_id", "default_workers", "run_workers",
-           "worker_environment", "worker_overrides"]
+__all__ = ["MAX_WORKERS", "NODE_PLACEHOLDER", "Supervisor", "base_node_id", "default_workers",
+           "run_workers", "worker_environment", "worker_overrides"]

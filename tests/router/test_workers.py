@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -193,6 +194,33 @@ def test_workers_default_to_the_cores_this_process_may_use() -> None:
     assert build_config(build_parser().parse_args([*common, "--workers", "3"])).workers == 3
     plan = command_for(NodePlan("r1", "router", "eu-central", 17000), "http://127.0.0.1:2379", ())
     assert build_config(build_parser().parse_args(plan[3:])).workers == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--workers", "-1"], "--workers must be 1-64 (or 0: one per core)"),
+        (["--workers", "1000"], "--workers must be 1-64"),
+        # --port P: worker k takes P+3k..P+3k+2.
+        (["--workers", "4", "--port", "65528"], "--port: 4 workers would need ports up to 65539"),
+        (["--workers", "3", "--udp-port", "65534"], "--udp-port: 3 workers would need"),
+        (["--workers", "2", "--signaling", "127.0.0.1:65535"], "--signaling: 2 workers"),
+        (["--workers", "2", "--trunk-port", "65535"], "--trunk-port: 2 workers"),
+    ],
+)
+def test_nonsense_worker_counts_and_ports_are_refused(extra: list[str], message: str) -> None:
+    """Bad input gets a precise error before any worker starts (1,000 workers once started)."""
+    from control.cli import build_parser
+    from control.clierror import CliError
+    from router.cli import build_config
+
+    common = ["router", "--region", "eu-central", "--token-key", "k1:c2VjcmV0",
+              "--listen", "127.0.0.1"]
+    with pytest.raises(CliError, match=re.escape(message)):
+        build_config(build_parser().parse_args([*common, *extra]))
+    # The last worker's ports (65529-65531) exist: allowed.
+    assert build_config(build_parser().parse_args(
+        [*common, "--workers", "4", "--port", "65520"])).workers == 4
 
 
 async def test_standalone_workers_serve_on_their_own_ports_and_stop_together() -> None:

@@ -75,10 +75,11 @@ def add_commands(subparsers: Any) -> None:
     fast = kinds.add_parser(
         "fastpath",
         help="each compiled per-packet loop of the router against its Python reference",
-        description="Run the router's four compiled loops (SRTP protect batch, sendmmsg, "
-        "recvmmsg, one-byte extension rewrite) and their Python "
-        "reference loops on the same data in one process; microseconds per item and the "
-        "ratio. Needs the helper `make setup` builds.",
+        description="Run each of the router's compiled loops (SRTP protect and ingest, "
+        "sendmmsg, recvmmsg, extension rewrite, fan-out, in-order route, copy flush, TWCC "
+        "decode/build and feedback, transport-wide sequence read, the driver's wakeup) and its "
+        "Python reference on the same data in one process; microseconds per item and the "
+        "ratio. Needs the helpers `make setup` builds.",
     )
     fast.add_argument("--repeats", type=int, default=30,
                       help="runs per case, the fastest kept (default 30)")

@@ -359,7 +359,7 @@ class NodeRegistration:
                 await trio.sleep(self.config.retry_delay)
                 continue
             wait = self._last_load_write + self.config.load_interval - time.monotonic()
-            if wait > 0:
+            if wait > 0 and not self._need_claim:  # taking our key back is never delayed
                 await trio.sleep(wait)
             try:
                 await self._write()
@@ -390,7 +390,9 @@ class NodeRegistration:
                     log.warning("lease of %s unconfirmed for > TTL: %s",
                                 self._record.node_id, exc)
                 continue
-            if ttl > 0 and not self._need_claim:
+            # A live lease with a claim pending (our key deleted or taken while registered)
+            # is no loss: the sync loop, already woken, takes the key back on this lease.
+            if ttl > 0 and (not self._need_claim or self.state == "registered"):
                 self._last_ok = time.monotonic()
                 if self.state == "lost":
                     # etcd came back and kept our lease alive: make sure the record is there.

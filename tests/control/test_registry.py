@@ -169,3 +169,33 @@ async def test_deleted_key_is_restored_on_same_lease(client: EtcdClient,
                 break
             await trio.sleep(0.05)
     assert reg.state == "registered" and kv.lease == lease
+
+
+async def test_a_taken_key_under_a_live_lease_is_no_lease_loss(client: EtcdClient,
+                                                               nursery: trio.Nursery) -> None:
+    """Another writer's record, or a deleted key, while our lease lives: the key is taken back
+    on the same lease at once, and no renewal in between calls that a lost lease (it once
+    did: a renewal seeing the pending claim reported "lease expired" and went to "lost")."""
+    reg = NodeRegistration(client, new_record("holder", "router", "eu-north", "EEA"),
+                           RegistryConfig(ttl=1))  # a renewal every 0.33 s
+    await nursery.start(reg.run)
+    lease = reg.lease
+    key = schema.node_key("holder")
+    for round_ in range(6):
+        if round_ % 2:
+            await client.delete(key)
+        else:
+            older = reg.record.with_changes(instance=f"{round_:016x}",
+                                            started_at=reg.record.started_at - 5)
+            await client.put(key, older.encode())
+        with trio.fail_after(0.8):  # well under the load-update interval (1 s)
+            while True:
+                kv = await client.get(key)
+                if kv is not None and NodeRecord.decode(kv.value).instance == \
+                        reg.record.instance:
+                    break
+                await trio.sleep(0.02)
+        assert kv.lease == lease
+        await trio.sleep(0.4)  # at least one renewal after the claim
+        assert reg.state == "registered"
+    assert reg.lease_losses == 0 and reg.lease == lease

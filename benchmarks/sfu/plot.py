@@ -49,7 +49,7 @@ def plot(outcome: BenchReport, path: Path) -> list[Path]:
     latency.set_yscale("log")
     for axes in (cpu, latency):
         axes.grid(True, alpha=0.3)
-        axes.legend()
+        axes.legend(fontsize="small")
     spec = outcome.spec
     figure.suptitle(f"regio bench sfu --load {spec.load}: {spec.rooms} rooms x "
                     f"{spec.publishers} publishers x {spec.subscribers} subscribers"

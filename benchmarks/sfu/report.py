@@ -39,7 +39,7 @@ ROWS: list[tuple[str, str]] = [
     ("retransmissions received (RTX)", "retransmissions"),
     ("keyframe requests at publishers", "keyframe_requests"),
     ("other processes' CPU % (noise)", "other_cpu_pct"),
-    ("of which stolen by the hypervisor, %", "steal_cpu_pct"),
+    ("stolen by the hypervisor, % of a core", "steal_cpu_pct"),
     ("server waited for its CPU, % of window", "server_cpu_wait_pct"),
 ]
 
@@ -89,9 +89,13 @@ def ratio_lines(outcome: BenchReport) -> list[str]:
         out.append(f"router p99 latency / Janus's: "
                    f"{outcome.sfu.latency_p99_us / janus.latency_p99_us:.2f}x")
     if outcome.spec.sweep:
-        for label in outcome.phases:
+        for label, windows in outcome.phases.items():
+            # --load audio has no socket stamps: only the decrypt figure means anything.
+            stamped = any(w.queued_p99_us is not None for w in windows)
             for at_socket, latency in ((False, "p99 to decrypt"),
                                        (True, "p99 to the subscriber's socket")):
+                if at_socket and not stamped:
+                    continue
                 best = outcome.sustained(label, at_socket)
                 figure = (f"{best.forwarded_pps:,.0f} forwarded pps (rate x{best.rate:g}, "
                           f"server CPU {best.server_cpu_pct:.0f} % of a core)" if best

@@ -110,24 +110,23 @@ def build_config(args: argparse.Namespace) -> RouterConfig:
 
 
 def _check_worker_ports(config: RouterConfig) -> None:
-    """Every worker's ports exist: worker k moves each fixed port by k (``--port`` by 3k,
-    router.workers.worker_overrides), so the last one must still be a port."""
-    from router.node import split_host_port
+    """Every worker's ports exist. Worker k's ports come from router.workers.worker_overrides,
+    and the last worker's are the highest, so its flags are the ones checked."""
+    from router.workers import worker_overrides
 
-    last = config.workers - 1
-    if not last:
+    if config.workers < 2:
         return
-    if config.port:
-        fixed = [("--port", config.port + 2, 3)]
-    else:
-        fixed = [("--udp-port", config.udp_port, 1)]
-        fixed += [(f"--{name}", split_host_port(value)[1], 1)
-                  for name in ("signaling", "metrics") if (value := getattr(config, name))]
-    fixed.append(("--trunk-port", config.trunk_port, 1))
-    for option, port, step in fixed:
-        if port and port + step * last > 65535:
+    flags = worker_overrides(config, "check", config.workers - 1, config.workers)
+    for option, value in zip(flags[::2], flags[1::2], strict=True):
+        if option in ("--signaling", "--metrics"):
+            port = int(value.rpartition(":")[2])
+        elif option in ("--port", "--udp-port", "--trunk-port"):
+            port = int(value) + (2 if option == "--port" else 0)  # --port P: P to P+2
+        else:
+            continue
+        if port > 65535:
             raise CliError(f"{option}: {config.workers} workers would need ports up to "
-                           f"{port + step * last}, past 65535")
+                           f"{port}, past 65535")
 
 
 def _loopback(host: str) -> bool:

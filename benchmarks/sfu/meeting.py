@@ -124,7 +124,8 @@ def run(senders: list[MeetingSender], receivers: list[MeetingReceiver], *, start
         seconds: float, load: MeetingLoad, seed: int = 0,
         timers: Callable[[], None] | None = None) -> PumpResult:
     """Publish for ``seconds`` from ``start_ns``, receive until everything arrived or the
-    drain gives up, and count."""
+    drain gives up, and count. The receivers' sockets carry :func:`stamp_arrivals` already
+    (the worker sets it once per session); without it the socket latency is the read's."""
     rng = random.Random(seed)
     start_s = start_ns / 1e9
     bases: dict[int, int] = {}
@@ -138,7 +139,6 @@ def run(senders: list[MeetingSender], receivers: list[MeetingReceiver], *, start
             s.publisher.resume(start_s, load.video_bps)
         bases.update((stream.stream, stream.next_number) for stream in s.publisher.streams)
     for r in receivers:
-        stamp_arrivals(r.sock)
         r.seen = {stream: bytearray(1024) for stream in r.streams}
         r.received = r.octets = r.duplicates = r.corrupt = r.retransmissions = 0
         r.feedback.nack_probability = load.nack_probability

@@ -177,7 +177,9 @@ async def test_a_taken_key_under_a_live_lease_is_no_lease_loss(client: EtcdClien
     on the same lease, and no renewal in between calls that a lost lease (it once did: a
     renewal seeing the pending claim reported "lease expired" and went to "lost")."""
     reg = NodeRegistration(client, new_record("holder", "router", "eu-north", "EEA"),
-                           RegistryConfig(ttl=1))  # a renewal every 0.33 s
+                           # A renewal every 0.33 s; a take-back held to the load-update
+                           # interval would take up to 30 s and miss the bound below.
+                           RegistryConfig(ttl=1, load_interval=30.0))
     await nursery.start(reg.run)
     lease = reg.lease
     key = schema.node_key("holder")
